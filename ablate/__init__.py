@@ -1,0 +1,1 @@
+"""ablate: controlled multi-seed ablation studies of MLPs on MNIST."""

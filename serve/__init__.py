@@ -1,0 +1,1 @@
+"""serve: the best trained MLP over HTTP."""
