@@ -114,7 +114,8 @@ def init_weight(name: str, scale: float | None, truncated: bool, fan_in: int, fa
     """
     w = torch.empty(fan_in, fan_out)
     variance_scaling = {  # name -> (variance numerator, denominator)
-        "glorot_uniform": (1.0, (fan_in + fan_out) / 2), "glorot_normal": (1.0, (fan_in + fan_out) / 2),
+        "glorot_uniform": (1.0, (fan_in + fan_out) / 2),
+        "glorot_normal": (1.0, (fan_in + fan_out) / 2),
         "he_uniform": (2.0, fan_in), "he_normal": (2.0, fan_in),
         "lecun_uniform": (1.0, fan_in), "lecun_normal": (1.0, fan_in),
     }

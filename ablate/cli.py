@@ -1,0 +1,127 @@
+"""The `ablate` command line: thin wrappers, one library call per command.
+
+User mistakes print one line and exit 2; runtime failures exit 1.
+"""
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+
+from ablate.errors import UserError
+
+app = typer.Typer(
+    help="Controlled multi-seed ablation studies of MLPs on MNIST, with a statistical verdict.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="The MNIST data set.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+err = Console(stderr=True)
+
+
+def _guard(fn: Callable[[], Any]) -> Any:
+    """Run a command body: a UserError is one line and exit 2; Ctrl-C exits 130."""
+    try:
+        return fn()
+    except UserError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: finished runs are stored; rerun the same command to go on.")
+        raise typer.Exit(130) from None
+
+
+@data_app.command("fetch")
+def data_fetch(
+    from_path: Annotated[Path | None, typer.Option(
+        "--from", help="Read MNIST from here instead of downloading: a folder with the four "
+        "IDX .gz files, a Keras mnist.npz, or mnist_train.csv/mnist_test.csv.")] = None,
+) -> None:
+    """Put MNIST into the cache (ABLATE_DATA_DIR, else ~/.cache/ablate), checksummed."""
+    from ablate import data
+
+    path = _guard(lambda: data.fetch(from_path, log=lambda m: err.print(m)))
+    console.print(f"MNIST ready: {path}")
+
+
+@app.command()
+def study(
+    study_file: Annotated[Path, typer.Argument(help="The study file, e.g. studies/dropout.toml.")],
+    out: Annotated[Path, typer.Option(help="Runs go to OUT/<study name>/.")] = Path("runs"),
+    seeds: Annotated[int | None, typer.Option(help="Use seeds 0..N-1 instead of the file's.")
+                     ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Train N epochs instead of the file's.")
+                      ] = None,
+    subset: Annotated[int | None, typer.Option(
+        help="Train on the first N images of a fixed stratified order (smoke runs).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; train nothing.")
+                       ] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Forget earlier runs of this study.")
+                     ] = False,
+) -> None:
+    """Train every arm of a study over its seeds, store every run, summarise.
+
+    Rerunning skips runs already finished with the same config, so an interrupted
+    study resumes where it stopped.
+    """
+    from ablate.study import StudyOptions, run_study
+
+    options = StudyOptions(out=out, seeds=seeds, epochs=epochs, subset=subset, device=device,
+                           dry_run=dry_run, fresh=fresh, progress=sys.stderr.isatty())
+    code = _guard(lambda: run_study(study_file, options, console))
+    raise typer.Exit(code)
+
+
+@app.command()
+def runs(
+    run_dir: Annotated[Path, typer.Argument(help="A study's run directory, e.g. runs/dropout.")],
+    format: Annotated[Literal["table", "csv", "json"], typer.Option(
+        "--format", help="table, csv or json.")] = "table",
+) -> None:
+    """List every run of a study with its status and final metrics."""
+    from ablate import tables
+    from ablate.store import Store
+
+    store = _guard(lambda: Store.open_existing(run_dir))
+    rows = store.runs()
+    if format == "table":
+        console.print(tables.runs_table(rows))
+    else:
+        typer.echo(tables.runs_csv(rows) if format == "csv" else tables.runs_json(rows),
+                   nl=format == "json")
+
+
+@app.command()
+def summary(
+    study_file: Annotated[Path, typer.Argument(help="The study file.")],
+    arm: Annotated[str | None, typer.Option(help="Only this arm.")] = None,
+) -> None:
+    """Print a Keras-style parameter table for each arm of a study."""
+    from ablate.spec import load_study
+    from ablate.tables import keras_summary
+
+    def show() -> None:
+        spec = load_study(study_file)
+        for a in [spec.arm(arm)] if arm else spec.arms:
+            console.print(keras_summary(a))
+
+    _guard(show)
+
+
+@app.command()
+def check(
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    examples: Annotated[int, typer.Option(help="Hypothesis examples per property.")] = 50,
+) -> None:
+    """Check the engine's layer math against a float64 reference on this machine."""
+    from ablate import checks
+
+    raise typer.Exit(_guard(lambda: checks.main(device=device, examples=examples)))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,230 @@
+"""The run store: one SQLite file per study (WAL), plus one checkpoint per run.
+
+A run's row moves pending -> running -> done | failed | diverged. The driver is the
+only writer; every state change is one transaction, so a kill -9 at any moment leaves
+a store that a rerun completes with no run lost or duplicated. Checkpoints are
+safetensors files with a JSON sidecar, written to a temporary file and renamed.
+"""
+
+import json
+import math
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import save_file
+from torch import Tensor
+
+DB_NAME = "runs.sqlite"
+STATUSES = ("pending", "running", "done", "failed", "diverged")
+FINISHED = ("done", "diverged")  # a rerun with the same config does not repeat these
+METRIC_COLUMNS = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    arm TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    config_hash TEXT NOT NULL,
+    config TEXT NOT NULL,                 -- resolved RunConfig as JSON
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'diverged')),
+    device TEXT,
+    started REAL,                         -- unix time
+    seconds REAL,                         -- this run's share of its cohort's wall time
+    epochs INTEGER,                       -- epochs trained
+    best_epoch INTEGER,                   -- epoch whose weights were kept (on validation)
+    train_loss REAL, val_loss REAL, val_accuracy REAL, test_loss REAL, test_accuracy REAL,
+    checkpoint TEXT,                      -- path relative to the run directory
+    error TEXT,
+    PRIMARY KEY (arm, seed)
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    arm TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    train_loss REAL, train_accuracy REAL, val_loss REAL, val_accuracy REAL,
+    seconds REAL,
+    grad_norms TEXT NOT NULL,             -- JSON list, one per Dense layer
+    weight_norms TEXT NOT NULL,           -- JSON list, one per Dense layer
+    PRIMARY KEY (arm, seed, epoch)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    arm: str
+    seed: int
+    config_hash: str
+    status: str
+    device: str | None
+    seconds: float | None
+    epochs: int | None
+    best_epoch: int | None
+    train_loss: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    test_loss: float | None
+    test_accuracy: float | None
+    checkpoint: str | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _finite(x: float) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+class Store:
+    """A study's run directory: `runs.sqlite` and `checkpoints/`."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.dir / DB_NAME, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    @classmethod
+    def open_existing(cls, run_dir: Path) -> "Store":
+        """Open a run directory that must already hold a store (for `runs`, `report`...)."""
+        if not (Path(run_dir) / DB_NAME).is_file():
+            from ablate.errors import UserError
+            raise UserError(f"{run_dir}: no {DB_NAME} here; run `ablate study STUDY.toml` first "
+                            "or point at runs/<study name>/")
+        return cls(run_dir)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta -------------------------------------------------------------------------
+    def set_meta(self, **values: Any) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                           [(k, json.dumps(v)) for k, v in values.items()])
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # -- runs -------------------------------------------------------------------------
+    def is_finished(self, arm: str, seed: int, config_hash: str) -> bool:
+        """True when (arm, seed) already finished (done or diverged) with this config."""
+        row = self.db.execute("SELECT config_hash, status FROM runs WHERE arm = ? AND seed = ?",
+                              (arm, seed)).fetchone()
+        return bool(row and row[0] == config_hash and row[1] in FINISHED)
+
+    def queue(self, arm: str, seed: int, config_hash: str, config: dict[str, Any]) -> None:
+        """(Re)queue (arm, seed) as pending for this config, dropping any older epochs."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM epochs WHERE arm = ? AND seed = ?", (arm, seed))
+            db.execute("INSERT OR REPLACE INTO runs (arm, seed, config_hash, config, status) "
+                       "VALUES (?, ?, ?, ?, 'pending')",
+                       (arm, seed, config_hash, json.dumps(config, sort_keys=True)))
+
+    def mark(self, arm: str, seeds: list[int], status: str, *, device: str | None = None,
+             error: str | None = None) -> None:
+        assert status in STATUSES
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE runs SET status = ?, device = COALESCE(?, device), error = ?, "
+                "started = CASE WHEN ? = 'running' THEN ? ELSE started END "
+                "WHERE arm = ? AND seed = ?",
+                [(status, device, error, status, time.time(), arm, s) for s in seeds])
+
+    def requeue_interrupted(self) -> int:
+        """Runs left `running` by a killed driver go back to `pending`."""
+        with self.transaction() as db:
+            return db.execute("UPDATE runs SET status = 'pending' WHERE status = 'running'"
+                              ).rowcount
+
+    def finish(self, arm: str, seed: int, *, status: str, seconds: float, epochs: list[dict],
+               best_epoch: int, metrics: dict[str, float], checkpoint: str | None) -> None:
+        """Record a finished run and its per-epoch metrics in one transaction."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM epochs WHERE arm = ? AND seed = ?", (arm, seed))
+            db.executemany(
+                "INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(arm, seed, e["epoch"], _finite(e["train_loss"]), _finite(e["train_accuracy"]),
+                  _finite(e["val_loss"]), _finite(e["val_accuracy"]), e["seconds"],
+                  json.dumps([_finite(x) for x in e["grad_norms"]]),
+                  json.dumps([_finite(x) for x in e["weight_norms"]])) for e in epochs])
+            db.execute(
+                "UPDATE runs SET status = ?, seconds = ?, epochs = ?, best_epoch = ?, "
+                "train_loss = ?, val_loss = ?, val_accuracy = ?, test_loss = ?, "
+                "test_accuracy = ?, checkpoint = ?, error = NULL WHERE arm = ? AND seed = ?",
+                (status, seconds, len(epochs), best_epoch,
+                 *[_finite(metrics[k]) for k in METRIC_COLUMNS], checkpoint, arm, seed))
+
+    def runs(self) -> list[Run]:
+        cols = ", ".join(Run.__dataclass_fields__)
+        rows = self.db.execute(f"SELECT {cols} FROM runs ORDER BY arm, seed").fetchall()
+        return [Run(*row) for row in rows]
+
+    def run_config(self, arm: str, seed: int) -> dict[str, Any]:
+        row = self.db.execute("SELECT config FROM runs WHERE arm = ? AND seed = ?",
+                              (arm, seed)).fetchone()
+        return json.loads(row[0])
+
+    def epochs(self, arm: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM epochs" + (" WHERE arm = ?" if arm else "") + \
+              " ORDER BY arm, seed, epoch"
+        cur = self.db.execute(sql, (arm,) if arm else ())
+        names = [d[0] for d in cur.description]
+        out = []
+        for row in cur.fetchall():
+            rec = dict(zip(names, row, strict=True))
+            rec["grad_norms"] = json.loads(rec["grad_norms"])
+            rec["weight_norms"] = json.loads(rec["weight_norms"])
+            out.append(rec)
+        return out
+
+    # -- checkpoints ------------------------------------------------------------------
+    def checkpoint_path(self, arm: str, seed: int) -> Path:
+        slug = re.sub(r"[^A-Za-z0-9._=+-]", "_", arm)
+        return self.dir / "checkpoints" / slug / f"seed-{seed}.safetensors"
+
+    def write_checkpoint(self, arm: str, seed: int, state: dict[str, Tensor],
+                         sidecar: dict[str, Any]) -> str:
+        """Write weights and their JSON sidecar atomically; return the path relative to
+        the run directory. The sidecar is written last, so its presence means complete."""
+        import hashlib
+
+        path = self.checkpoint_path(arm, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+        _fsync(tmp)
+        os.replace(tmp, path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        side = path.with_suffix(".json")
+        tmp = side.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({**sidecar, "weights_sha256": digest}, indent=2,
+                                  sort_keys=True))
+        _fsync(tmp)
+        os.replace(tmp, side)
+        return str(path.relative_to(self.dir))
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())

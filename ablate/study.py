@@ -1,0 +1,104 @@
+"""`ablate study`: plan, train what is missing, record, summarise, report."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ablate import runner
+from ablate.spec import Study, load_study
+from ablate.store import Store
+from ablate.tables import arm_summary
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    out: Path = Path("runs")  # a study writes to <out>/<study name>/
+    seeds: int | None = None  # seeds 0..N-1 instead of the file's seeds
+    epochs: int | None = None  # epochs instead of the file's
+    subset: int | None = None  # first N training images of a fixed stratified order
+    device: str = "auto"
+    dry_run: bool = False
+    fresh: bool = False
+    progress: bool = True
+
+
+def run_study(path: Path, options: StudyOptions, console: Console) -> int:
+    """Run a study file to the end; returns the exit code (0, or 1 if runs failed)."""
+    study = load_study(path).with_overrides(seeds=options.seeds, epochs=options.epochs)
+    device = runner.resolve_device(options.device)
+    run_dir = options.out / study.name
+    if options.fresh and not options.dry_run:
+        runner.reset_run_dir(run_dir)
+    store = Store(run_dir)
+    try:
+        return _run(study, store, options, device, console, path)
+    finally:
+        store.close()
+
+
+def _run(study: Study, store: Store, options: StudyOptions, device, console: Console,
+         path: Path) -> int:
+    plan = runner.plan_study(study, store, options.subset, dry_run=options.dry_run)
+    console.print(f"[bold]{study.name}[/]: {study.question}")
+    console.print(_plan_table(study, plan))
+    if options.dry_run:
+        est = runner.estimate_seconds(plan, device)
+        console.print(f"{plan.runs} runs to train in {len(plan.cohorts)} cohorts "
+                      f"({plan.skipped} already done) on {device}; estimated {est / 60:.1f} min. "
+                      "Dry run: nothing trained.")
+        return 0
+    store.set_meta(study_file=str(path), study_source=Path(path).read_text(encoding="utf-8"),
+                   name=study.name, question=study.question, metric=study.metric,
+                   rope=study.rope, validation=study.validation, subset=options.subset,
+                   seeds=list(study.seeds), arms=[a.name for a in study.arms],
+                   baseline=study.baseline.name, device=str(device),
+                   provenance=runner.provenance(device))
+    failed = 0
+    if plan.cohorts:
+        data, checksums = runner.load_data(study, options.subset, device,
+                                           progress=options.progress)
+        store.set_meta(data_sha256=checksums)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("steps"), TimeElapsedColumn(), TextColumn("ETA"),
+                      TimeRemainingColumn(), console=console,
+                      disable=not options.progress) as bar:
+            task = bar.add_task(f"training {plan.runs} runs", total=plan.total_steps)
+            failed = runner.execute(
+                study, store, plan, runner.InProcessExecutor(data), device, checksums,
+                on_step=lambda k: bar.advance(task, k),
+                on_cohort=lambda t, r: console.print(
+                    f"  {t.arm.name}: {len(t.seeds)} seeds in {r.seconds:.0f} s"))
+    else:
+        console.print(f"Nothing to do: all {plan.skipped} runs are finished with this config.")
+    console.print(arm_summary(study, store.runs()))
+    console.print(f"Runs stored in {store.dir}/")
+    if failed:
+        console.print(f"[red]{failed} runs failed[/]; see `ablate runs {store.dir}`; "
+                      "rerun the same command to retry them.")
+    return 1 if failed else 0
+
+
+def _plan_table(study: Study, plan: runner.Plan) -> Table:
+    todo = {t.arm.name: 0 for t in plan.cohorts}
+    for t in plan.cohorts:
+        todo[t.arm.name] += len(t.seeds)
+    table = Table(title=f"plan: {len(study.arms)} arms x {len(study.seeds)} seeds")
+    for col in ("arm", "layers", "optimizer", "epochs", "to run"):
+        table.add_column(col)
+    for arm in study.arms:
+        c = arm.config
+        layers = "-".join(f"{lay.units}{'BN' if lay.batch_norm != 'off' else ''}"
+                          f"{'D' if lay.dropout else ''}" for lay in c.layers)
+        table.add_row(arm.name, layers, f"{c.optimizer.name} lr={c.optimizer.lr:g}",
+                      str(c.epochs), str(todo.get(arm.name, 0)))
+    return table
