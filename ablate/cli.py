@@ -113,6 +113,49 @@ def summary(
 
 
 @app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A study's run directory, e.g. runs/dropout.")],
+) -> None:
+    """Write RUN_DIR/report.md, report.html and report.json: the statistical verdict."""
+    from ablate.report import write_report
+
+    paths = _guard(lambda: write_report(run_dir))
+    for path in paths:
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A study's run directory.")],
+    arm: Annotated[str | None, typer.Option(help="Best run of this arm (default: any arm).")
+                   ] = None,
+    to: Annotated[Path | None, typer.Option(
+        help="Output .safetensors file (a .json sidecar goes beside it).")] = None,
+) -> None:
+    """Export the run best on the study's validation metric (never on test) for serving."""
+    from serve.export import export_best
+
+    path = _guard(lambda: export_best(run_dir, arm=arm, to=to))
+    console.print(f"exported {path} (+ {path.with_suffix('.json').name})")
+
+
+@app.command()
+def serve(
+    source: Annotated[Path, typer.Argument(
+        help="A run directory (its best model is exported on the fly) or an exported "
+        ".safetensors model.")],
+    host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    name: Annotated[str, typer.Option(help="Model name in the inference API.")] = "mnist",
+) -> None:
+    """Serve a model over HTTP: Open Inference Protocol, /v1/predict and a drawing page."""
+    from serve.app import run_server
+
+    _guard(lambda: run_server(source, host=host, port=port, name=name))
+
+
+@app.command()
 def check(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     examples: Annotated[int, typer.Option(help="Hypothesis examples per property.")] = 50,
