@@ -65,9 +65,9 @@ def prepare_data(mnist: Mnist, validation: int, subset: int | None,
     )
 
 
-def scale(x: Tensor) -> Tensor:
-    """uint8 pixels -> float32 in [0, 1], divided by 255 as the notebook did."""
-    return x.float().div_(255.0)
+def scale(x: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """uint8 pixels -> floats in [0, 1], divided by 255 as the notebook did."""
+    return x.to(dtype).div_(255.0)
 
 
 @dataclass
@@ -100,7 +100,8 @@ class CohortResult:
     seconds: float
 
 
-def _evaluate(model: CohortMLP, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+def _evaluate(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype
+              ) -> tuple[Tensor, Tensor]:
     """Mean loss and accuracy per replica on shared data: x (n, 784) uint8 -> (S,), (S,)."""
     S, n = model.replicas, len(y)
     loss = torch.zeros(S, device=x.device, dtype=torch.float64)
@@ -108,7 +109,7 @@ def _evaluate(model: CohortMLP, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     model.eval()
     with torch.inference_mode():
         for i in range(0, n, EVAL_CHUNK):
-            xb, yb = scale(x[i:i + EVAL_CHUNK]), y[i:i + EVAL_CHUNK]
+            xb, yb = scale(x[i:i + EVAL_CHUNK], dtype), y[i:i + EVAL_CHUNK]
             logits = model(xb.expand(S, *xb.shape))  # (S, b, 10)
             logp = F.log_softmax(logits, dim=-1)
             target = yb.expand(S, -1)
@@ -125,18 +126,20 @@ def _better(metric: str, new: float, best: float) -> bool:
 
 
 def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, select_on: str,
-                 on_step: Callable[[int], None] | None = None) -> CohortResult:
+                 on_step: Callable[[int], None] | None = None,
+                 dtype: torch.dtype = torch.float32) -> CohortResult:
     """Train `len(seeds)` replicas of `config` for `config.epochs` epochs.
 
     `select_on` names the validation metric ("val_accuracy" or "val_loss") whose best
     epoch's weights are kept; with no validation split the last epoch is kept.
-    `on_step(k)` is called after every k optimizer steps (for progress bars).
+    `on_step(k)` is called after every k optimizer steps (for progress bars). `dtype`
+    float64 is for exactness tests; studies train in float32.
     """
     device, S = data.device, len(seeds)
     start = time.perf_counter()
     dropout_gens = [rng.generator(s, "dropout", device=device) for s in seeds]
     order_gens = [rng.generator(s, "data", device=device) for s in seeds]
-    model = CohortMLP(config, seeds, dropout_gens).to(device)
+    model = CohortMLP(config, seeds, dropout_gens).to(device=device, dtype=dtype)
     params = list(model.parameters())
     opt = Optimizer(config.optimizer, config.conventions, params)
     dense_weights = [layer.weight for layer in model.dense]
@@ -158,7 +161,7 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
         steps = 0
         for i in range(0, n, B):
             idx = perms[:, i:i + B]  # (S, b): each replica its own minibatch
-            xb, yb = scale(data.x_train[idx]), data.y_train[idx]  # (S, b, 784), (S, b)
+            xb, yb = scale(data.x_train[idx], dtype), data.y_train[idx]  # (S, b, 784), (S, b)
             logits = model(xb)  # (S, b, 10)
             nll = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none")  # (S, b)
             per_replica = nll.mean(1)  # (S,)
@@ -178,7 +181,7 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
             on_step(steps % 20)
 
         train_loss = loss_sum / n
-        val_loss, val_acc = (_evaluate(model, data.x_val, data.y_val) if has_val else
+        val_loss, val_acc = (_evaluate(model, data.x_val, data.y_val, dtype) if has_val else
                              (torch.full((S,), math.nan, dtype=torch.float64),) * 2)
         with torch.no_grad():
             weight_norms = torch.stack([w.detach().square().sum((1, 2)).sqrt()
@@ -207,8 +210,8 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
                 best[s], best_epoch[s] = value, epoch
                 best_state[s] = replica_state(model, s)
 
-    return CohortResult(_finish(model, seeds, data, alive, best_state, best_epoch, history),
-                        history, time.perf_counter() - start)
+    replicas = _finish(model, seeds, data, alive, best_state, best_epoch, history, dtype)
+    return CohortResult(replicas, history, time.perf_counter() - start)
 
 
 @torch.no_grad()
@@ -221,14 +224,14 @@ def _bury(model: CohortMLP, opt: Optimizer, dead: Tensor) -> None:
 
 def _finish(model: CohortMLP, seeds: list[int], data: DeviceData, alive: Tensor,
             best_state: list[dict[str, Tensor]], best_epoch: list[int],
-            history: list[Epoch]) -> list[ReplicaResult]:
+            history: list[Epoch], dtype: torch.dtype) -> list[ReplicaResult]:
     """Load each replica's kept weights, measure them on validation and test."""
     for s, state in enumerate(best_state):
         load_replica_state(model, s, state)
     has_val = len(data.y_val) > 0
-    test_loss, test_acc = _evaluate(model, data.x_test, data.y_test)
+    test_loss, test_acc = _evaluate(model, data.x_test, data.y_test, dtype)
     if has_val:
-        val_loss, val_acc = _evaluate(model, data.x_val, data.y_val)
+        val_loss, val_acc = _evaluate(model, data.x_val, data.y_val, dtype)
     out = []
     for s, seed in enumerate(seeds):
         ok = bool(alive[s])
