@@ -197,6 +197,14 @@ def parse_study(text: str, source: str = "<study>") -> Study:
     validation = top.int_("validation", 10_000)
     if validation >= 60_000:
         top.fail("validation", f"expected fewer than 60000 images, got {validation}")
+    if validation == 0 and metric.startswith("val_"):
+        top.fail("metric", f"{metric!r} needs a validation split, but validation = 0; use "
+                           "metric = \"test_accuracy\" (what the notebook watched) or set "
+                           "validation = 10000")
+    if validation > 0 and metric.startswith("test_"):
+        top.fail("metric", f"{metric!r} would compare arms on the test set; compare on "
+                           "\"val_accuracy\" or \"val_loss\" (the test set is reported, "
+                           "never tuned on)")
     design = top.str_("design", "one_at_a_time", ("one_at_a_time", "factorial"))
     base = top.data.get("base", {})
     _Table(base, "base", source, BASE_KEYS)

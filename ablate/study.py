@@ -1,8 +1,10 @@
 """`ablate study`: plan, train what is missing, record, summarise, report."""
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -16,7 +18,7 @@ from rich.table import Table
 
 from ablate import runner
 from ablate.spec import Study, load_study
-from ablate.store import Store
+from ablate.store import DB_NAME, Store
 from ablate.tables import arm_summary
 
 
@@ -37,8 +39,16 @@ def run_study(path: Path, options: StudyOptions, console: Console) -> int:
     study = load_study(path).with_overrides(seeds=options.seeds, epochs=options.epochs)
     device = runner.resolve_device(options.device)
     run_dir = options.out / study.name
+    if options.dry_run and not (run_dir / DB_NAME).exists():
+        with tempfile.TemporaryDirectory() as scratch:  # a dry run leaves nothing behind
+            return _with_store(Path(scratch), study, options, device, console, path)
     if options.fresh and not options.dry_run:
         runner.reset_run_dir(run_dir)
+    return _with_store(run_dir, study, options, device, console, path)
+
+
+def _with_store(run_dir: Path, study: Study, options: StudyOptions, device: torch.device,
+                console: Console, path: Path) -> int:
     store = Store(run_dir)
     try:
         return _run(study, store, options, device, console, path)
@@ -46,8 +56,8 @@ def run_study(path: Path, options: StudyOptions, console: Console) -> int:
         store.close()
 
 
-def _run(study: Study, store: Store, options: StudyOptions, device, console: Console,
-         path: Path) -> int:
+def _run(study: Study, store: Store, options: StudyOptions, device: torch.device,
+         console: Console, path: Path) -> int:
     plan = runner.plan_study(study, store, options.subset, dry_run=options.dry_run)
     console.print(f"[bold]{study.name}[/]: {study.question}")
     console.print(_plan_table(study, plan))
