@@ -103,9 +103,8 @@ def select_metric(study: Study) -> str:
 def plan_study(study: Study, store: Store, subset: int | None, *, dry_run: bool = False
                ) -> Plan:
     """Every (arm, seed) not yet finished with its current config, grouped by arm into
-    cohorts. Unless `dry_run`, they are queued in the store (a changed config re-queues)."""
-    if not dry_run:
-        store.requeue_interrupted()
+    cohorts. Unless `dry_run`, they are queued in the store: a changed config, and a run
+    left `running` or `failed` by an earlier driver, go back to pending."""
     settings = data_settings(study, subset)
     cohorts, skipped = [], 0
     for arm in study.arms:

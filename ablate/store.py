@@ -151,12 +151,6 @@ class Store:
                 "WHERE arm = ? AND seed = ?",
                 [(status, device, error, status, time.time(), arm, s) for s in seeds])
 
-    def requeue_interrupted(self) -> int:
-        """Runs left `running` by a killed driver go back to `pending`."""
-        with self.transaction() as db:
-            return db.execute("UPDATE runs SET status = 'pending' WHERE status = 'running'"
-                              ).rowcount
-
     def finish(self, arm: str, seed: int, *, status: str, seconds: float, epochs: list[dict],
                best_epoch: int, metrics: dict[str, float], checkpoint: str | None) -> None:
         """Record a finished run and its per-epoch metrics in one transaction."""
