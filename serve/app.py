@@ -1,0 +1,380 @@
+"""The Litestar app: Open Inference Protocol, `/v1/predict`, the drawing page, metrics.
+
+`create_app` loads and verifies the model before the app exists (a bad model never
+serves); the batcher starts with the app and the service reports ready only then.
+`run_server` is `ablate serve`: export on the fly from a run directory, then uvicorn.
+"""
+
+import asyncio
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import torch
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State, UploadFile
+from litestar.exceptions import HTTPException
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from ablate.errors import UserError
+from serve import openapi, preprocess, protocol
+from serve.batcher import Batcher
+from serve.config import ServeConfig, from_env
+from serve.errors import ApiError, bad_request
+from serve.metrics import CONTENT_TYPE, Metrics
+from serve.predictor import Predictor
+from serve.protocol import Error
+
+STATIC = Path(__file__).parent / "static"
+SERVER_NAME, SERVER_VERSION = "ablate-serve", "0.1.0"
+METHODS = frozenset({"GET", "POST", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+log = logging.getLogger("serve")
+
+_STATUS_WORDS = {400: "bad request", 404: "not found", 405: "method not allowed",
+                 413: "request body too large", 415: "unsupported media type",
+                 500: "internal error"}
+
+
+class PredictRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pixels: msgspec.Raw | None = None
+    image: str | None = None
+    show_input: bool = False
+
+
+class PredictResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    digit: int
+    probabilities: list[float]
+    model_name: str
+    model_version: str
+    input: list[int] | None = None  # the 28x28 input the model saw, 0..255, if asked
+
+
+class ModelInfo(msgspec.Struct, frozen=True):
+    name: str
+    version: str
+    study: str
+    question: str
+    arm: str
+    seed: int
+    selected_on: str
+    metrics: dict[str, float | None]
+    labels: list[str]
+
+
+def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None = None
+               ) -> Litestar:
+    """An app serving the exported model at `model_path` as `name`.
+
+    Raises `UserError` (via `ModelError`) when the model is missing, corrupt, tampered
+    with or fails its self-test: nothing is served then."""
+    config = config or ServeConfig()
+    predictor = Predictor.load(model_path)
+    metrics = Metrics()
+    card = predictor.card
+    metrics.model.labels(name, card.version, card.provenance.study, card.provenance.arm,
+                         str(card.provenance.seed)).set(1)
+    batcher = Batcher(predictor.predict, config.batching, metrics)
+    limits = config.limits
+    version = predictor.version
+    page = (STATIC / "index.html").read_bytes()
+    info = ModelInfo(name=name, version=version, study=card.provenance.study,
+                     question=card.provenance.question, arm=card.provenance.arm,
+                     seed=card.provenance.seed, selected_on=card.provenance.selected_on,
+                     metrics=card.provenance.metrics, labels=card.labels)
+
+    def check_model(model: str, model_version: str | None = None) -> None:
+        # Never quote the client's name or version back.
+        if model != name:
+            raise ApiError(404, f"no such model; this server serves {name!r}")
+        if model_version is not None and model_version != version:
+            raise ApiError(404, f"no such version; model {name!r} has version {version!r}")
+
+    @get("/", include_in_schema=False)
+    async def index() -> Response[bytes]:
+        return Response(page, media_type="text/html; charset=utf-8")
+
+    @get("/v2", tags=["Open Inference Protocol"], summary="Server metadata")
+    async def server_metadata() -> protocol.ServerMetadata:
+        return protocol.ServerMetadata(SERVER_NAME, SERVER_VERSION, [])
+
+    @get("/v2/health/live", tags=["Open Inference Protocol"], summary="Server live")
+    async def live() -> protocol.Live:
+        return protocol.Live(live=True)
+
+    @get("/v2/health/ready", tags=["Open Inference Protocol"], summary="Server ready",
+         responses=openapi.errors(503))
+    async def ready() -> Response[protocol.Ready]:
+        ok = batcher.running
+        return Response(protocol.Ready(ready=ok, live=True), status_code=200 if ok else 503)
+
+    @get("/v2/models/{model:str}", tags=["Open Inference Protocol"], summary="Model metadata",
+         responses=openapi.errors(404))
+    async def model_metadata(model: str) -> protocol.ModelMetadata:
+        check_model(model)
+        return protocol.model_metadata(name, version)
+
+    @get("/v2/models/{model:str}/versions/{model_version:str}",
+         tags=["Open Inference Protocol"], summary="Model version metadata",
+         responses=openapi.errors(404))
+    async def model_version_metadata(model: str, model_version: str) -> protocol.ModelMetadata:
+        check_model(model, model_version)
+        return protocol.model_metadata(name, version)
+
+    @get("/v2/models/{model:str}/ready", tags=["Open Inference Protocol"],
+         summary="Model ready", responses=openapi.errors(404, 503))
+    async def model_ready(model: str) -> Response[protocol.ModelReady]:
+        check_model(model)
+        ok = batcher.running
+        return Response(protocol.ModelReady(name, ok), status_code=200 if ok else 503)
+
+    @get("/v2/models/{model:str}/versions/{model_version:str}/ready",
+         tags=["Open Inference Protocol"], summary="Model version ready",
+         responses=openapi.errors(404, 503))
+    async def model_version_ready(model: str, model_version: str
+                                  ) -> Response[protocol.ModelReady]:
+        check_model(model, model_version)
+        ok = batcher.running
+        return Response(protocol.ModelReady(name, ok), status_code=200 if ok else 503)
+
+    async def infer(request: Request, model: str, model_version: str | None
+                    ) -> protocol.InferenceResponse:
+        check_model(model, model_version)
+        parsed = protocol.parse_request(await _body(request), limits.max_items)
+        probs = await batcher.infer(parsed.x)
+        return protocol.response(name, version, parsed, probs)
+
+    infer_errors = openapi.errors(400, 404, 413, 503)
+
+    @post("/v2/models/{model:str}/infer", tags=["Open Inference Protocol"], summary="Infer",
+          status_code=200, operation_class=openapi.InferOperation, responses=infer_errors)
+    async def model_infer(request: Request, model: str) -> protocol.InferenceResponse:
+        return await infer(request, model, None)
+
+    @post("/v2/models/{model:str}/versions/{model_version:str}/infer",
+          tags=["Open Inference Protocol"], summary="Infer with a model version",
+          status_code=200, operation_class=openapi.InferOperation, responses=infer_errors)
+    async def model_version_infer(request: Request, model: str, model_version: str
+                                  ) -> protocol.InferenceResponse:
+        return await infer(request, model, model_version)
+
+    @post("/v1/predict", tags=["Friendly"], summary="Predict one digit", status_code=200,
+          operation_class=openapi.PredictOperation,
+          responses=openapi.errors(400, 413, 415, 503))
+    async def predict(request: Request) -> PredictResponse:
+        """One digit: JSON pixels (used as given), or a PNG/JPEG (JSON base64, a
+        multipart upload, or the raw body) prepared the way MNIST was."""
+        x, show = await _predict_input(request, limits)
+        probs = (await batcher.infer(x[None, :]))[0]
+        return PredictResponse(
+            digit=int(probs.argmax()), probabilities=probs.tolist(), model_name=name,
+            model_version=version,
+            input=np.rint(x * 255).astype(np.uint8).tolist() if show else None)
+
+    @get("/v1/model", tags=["Friendly"], summary="What model this is")
+    async def model_info() -> ModelInfo:
+        return info
+
+    @get("/metrics", tags=["Operations"], summary="Prometheus metrics")
+    async def prometheus() -> Response[bytes]:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    handlers: list[Any] = [
+        index, server_metadata, live, ready, model_metadata, model_version_metadata,
+        model_ready, model_version_ready, model_infer, model_version_infer, predict,
+        model_info, prometheus,
+        create_static_files_router(path="/static", directories=[STATIC]),
+    ]
+    return Litestar(
+        route_handlers=handlers,
+        on_startup=[batcher.start],
+        on_shutdown=[batcher.stop],
+        middleware=[_metrics_middleware(metrics)],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error,
+                            Exception: _internal_error},
+        request_max_body_size=limits.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="ablate digit service", version=SERVER_VERSION, path="/schema",
+            description="The best MNIST model of an ablate study: the Open Inference "
+            "Protocol (V2) REST API, a friendly /v1/predict, a drawing page at /.",
+            render_plugins=[SwaggerRenderPlugin()]),
+        state=State({"model_version": version}),
+        debug=False,
+    )
+
+
+async def _body(request: Request) -> bytes:
+    try:
+        return await request.body()
+    except HTTPException:
+        raise
+    except Exception:  # the client went away mid-body
+        raise bad_request("the request body could not be read") from None
+
+
+async def _predict_input(request: Request, limits: Any) -> tuple[np.ndarray, bool]:
+    """The (784,) float32 input of a /v1/predict request, and whether to show it."""
+    kind = request.content_type[0].lower()
+    if kind == "multipart/form-data":
+        try:
+            form = await request.form()
+        except HTTPException as e:
+            if e.status_code == 413:
+                raise
+            raise bad_request("malformed multipart form") from None
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise bad_request("multipart form: send the picture as a file field named 'image'")
+        data = await upload.read()
+        return await asyncio.to_thread(preprocess.prepare_image, data, limits), False
+    if kind in ("image/png", "image/jpeg"):
+        data = await _body(request)
+        return await asyncio.to_thread(preprocess.prepare_image, data, limits), False
+    if kind not in ("application/json", "text/plain", ""):
+        raise ApiError(415, "send application/json, multipart/form-data, image/png or "
+                       "image/jpeg")
+    body = await _body(request)
+    if not body.strip():
+        raise bad_request('empty body: send {"pixels": [...]} or {"image": "<base64>"}')
+    try:
+        req = msgspec.json.decode(body, type=PredictRequest)
+    except msgspec.ValidationError as e:
+        raise bad_request(f"not a predict request: {e}") from None
+    except (msgspec.DecodeError, RecursionError):
+        raise bad_request("malformed JSON: the body must be one JSON object") from None
+    if (req.pixels is None) == (req.image is None):
+        raise bad_request("send exactly one of 'pixels' and 'image'")
+    if req.pixels is not None:
+        return preprocess.pixels_input(_pixels(bytes(req.pixels))), req.show_input
+    assert req.image is not None
+    data = _base64(req.image)
+    return await asyncio.to_thread(preprocess.prepare_image, data, limits), req.show_input
+
+
+_PIXEL_DECODERS = (msgspec.json.Decoder(list[float]), msgspec.json.Decoder(list[list[float]]))
+
+
+def _pixels(raw: bytes) -> np.ndarray:
+    for decoder in _PIXEL_DECODERS:
+        try:
+            values = decoder.decode(raw)
+        except msgspec.ValidationError:
+            continue
+        except (msgspec.DecodeError, RecursionError):
+            break
+        try:
+            return np.asarray(values, dtype=np.float64)
+        except ValueError:
+            break
+    raise bad_request("pixels must be 784 numbers or 28 rows of 28")
+
+
+def _base64(text: str) -> bytes:
+    import base64
+    import binascii
+
+    if text.startswith("data:"):
+        head, _, text = text.partition(",")
+        if not head.endswith(";base64"):
+            raise bad_request("image: a data: URL must be base64-encoded")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("image: not valid base64") from None
+
+
+def _error_response(status: int, message: str, headers: dict[str, str] | None = None
+                    ) -> Response[Error]:
+    return Response(Error(message), status_code=status, headers=headers)
+
+
+def _api_error(_: Request, exc: ApiError) -> Response[Error]:
+    return _error_response(exc.status, exc.message, exc.headers)
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response[Error]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("internal error answering %s: %s", _endpoint(request.scope),
+                  type(exc).__name__)
+    if status == 413:
+        limit = request.app.request_max_body_size
+        return _error_response(413, f"request body too large: at most {limit:,} bytes")
+    if status == 405:
+        return _error_response(405, "method not allowed on this path",
+                               dict(exc.headers or {}))
+    return _error_response(status, _STATUS_WORDS.get(status, "request failed"))
+
+
+def _internal_error(request: Request, exc: Exception) -> Response[Error]:
+    log.error("internal error answering %s: %s", _endpoint(request.scope), type(exc).__name__)
+    return _error_response(500, "internal error")
+
+
+def _endpoint(scope: Scope) -> str:
+    """The route template that matched (never the raw path, which the client chose)."""
+    return str(scope.get("path_template") or "unmatched")
+
+
+def _metrics_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            start, status = time.perf_counter(), 500
+
+            async def send_status(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await app(scope, receive, send_status)
+            finally:
+                method = scope["method"] if scope["method"] in METHODS else "OTHER"
+                metrics.observe_request(_endpoint(scope), method, status,
+                                        time.perf_counter() - start)
+        return middleware
+    return factory
+
+
+def resolve_model(source: Path, workdir: Path) -> Path:
+    """A model file to serve: `source` itself, or the best run of a run directory
+    exported into `workdir`."""
+    from serve.export import export_best
+
+    source = Path(source)
+    if source.is_dir():
+        return export_best(source, to=workdir / "model.safetensors")
+    if not source.exists():
+        raise UserError(f"{source}: no such file or directory; give a study's run directory "
+                        "(e.g. runs/dropout) or a model from `ablate export`")
+    return source
+
+
+def run_server(source: Path, host: str = "127.0.0.1", port: int = 8000, name: str = "mnist",
+               config: ServeConfig | None = None) -> None:
+    """`ablate serve`: serve `source` (run directory or exported model) until Ctrl-C."""
+    import uvicorn
+
+    config = config or from_env(os.environ)
+    torch.set_num_threads(config.threads)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    with tempfile.TemporaryDirectory(prefix="ablate-serve-") as tmp:
+        model = resolve_model(source, Path(tmp))
+        app = create_app(model, name, config)
+        log.info("serving %s (version %s) as %r on http://%s:%d/", model,
+                 app.state["model_version"], name, host, port)
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="info",
+                    server_header=False)
+

@@ -1,0 +1,53 @@
+"""A real, tiny study run directory trained on the committed MNIST subset.
+
+The tests and the load benchmark need a finished study (store + checkpoints) without
+the full MNIST cache, which CI may lack. This trains the dropout study's two arms
+through the real runner (`runner.plan_study` + `runner.execute`), on the subset's first
+`subset` training images, in a few seconds on a CPU.
+"""
+
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ablate import runner
+from ablate.config import OptimizerConfig
+from ablate.data import load_npz
+from ablate.spec import load_study
+from ablate.store import Store
+from ablate.train import prepare_data
+from tests.data_fixtures import SUBSET, subset_expected
+
+STUDY_FILE = Path(__file__).resolve().parents[2] / "studies" / "dropout.toml"
+
+
+def make_run_dir(out: Path, *, seeds: int = 2, epochs: int = 3, subset: int = 1500,
+                 validation: int = 500) -> Path:
+    """Train the dropout study (seeds 0..seeds-1) into `out/<study name>/`; return it.
+
+    The subset has 2,000 training images: `validation` of them are held out (fixed,
+    stratified) and the first `subset` of the rest are trained on.
+    """
+    study = load_study(STUDY_FILE).with_overrides(seeds=seeds, epochs=epochs)
+    # Adam (Keras defaults) instead of the notebook's SGD: a usable model in a few epochs.
+    adam = OptimizerConfig("adam", lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7)
+    study = replace(study, validation=validation, arms=tuple(
+        replace(a, config=replace(a.config, optimizer=adam)) for a in study.arms))
+    device = torch.device("cpu")
+    store = Store(out / study.name)
+    try:
+        plan = runner.plan_study(study, store, subset)
+        mnist = load_npz(SUBSET, subset_expected())
+        data = prepare_data(mnist, study.validation, subset, device)
+        store.set_meta(name=study.name, question=study.question, metric=study.metric,
+                       rope=study.rope, validation=study.validation, subset=subset,
+                       seeds=list(study.seeds), arms=[a.name for a in study.arms],
+                       baseline=study.baseline.name, device=str(device),
+                       data_sha256=mnist.checksums())
+        failed = runner.execute(study, store, plan, runner.InProcessExecutor(data), device,
+                                mnist.checksums(), on_step=lambda k: None)
+        assert failed == 0, "training the fixture study failed"
+    finally:
+        store.close()
+    return out / study.name
