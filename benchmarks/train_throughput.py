@@ -1,0 +1,110 @@
+"""Training throughput: ablate's cohort engine vs a plain per-run PyTorch loop.
+
+Both train the notebook's model 1 (512-BN-Drop, 128-BN-Drop, 64-BN, 10 softmax; SGD lr
+0.01, batch 128) on real MNIST images, in this one process, alternating, so machine
+noise hits both alike. (a) is one 10-seed cohort; (b) is the loop most people write:
+a DataLoader over a TensorDataset, nn.Sequential, torch.optim.SGD, `.item()` each step.
+Throughput is training images per second summed over seeds; the engine's FLOP rate is
+reported as a fraction of this machine's fp32 matmul rate, measured here too.
+
+    python benchmarks/train_throughput.py [--images 12800] [--rounds 3] [--device cpu]
+
+The last line reads `speedup: N.NNx` (engine over plain loop, medians).
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from ablate import data
+from ablate.model import layer_sizes
+from ablate.runner import matmul_flops, resolve_device
+from ablate.spec import load_study
+from ablate.train import DeviceData, prepare_data, train_cohort
+
+SEEDS = list(range(10))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def engine_round(config, d: DeviceData) -> float:  # noqa: ANN001
+    """Images per second (all seeds) of one epoch of a 10-seed cohort."""
+    _sync(d.device)
+    t0 = time.perf_counter()
+    train_cohort(config, SEEDS, d, select_on="val_accuracy")
+    _sync(d.device)
+    return len(SEEDS) * len(d.y_train) / (time.perf_counter() - t0)
+
+
+def plain_round(d: DeviceData, seed: int) -> float:
+    """Images per second of one epoch of one run, written the usual way."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(784, 512), nn.ReLU(), nn.BatchNorm1d(512), nn.Dropout(0.5),
+        nn.Linear(512, 128), nn.ReLU(), nn.BatchNorm1d(128), nn.Dropout(0.5),
+        nn.Linear(128, 64), nn.ReLU(), nn.BatchNorm1d(64),
+        nn.Linear(64, 10)).to(d.device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = d.x_train.float() / 255
+    loader = DataLoader(TensorDataset(x, d.y_train), batch_size=128, shuffle=True)
+    _sync(d.device)
+    t0 = time.perf_counter()
+    total = 0.0
+    for xb, yb in loader:
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item()
+    _sync(d.device)
+    return len(d.y_train) / (time.perf_counter() - t0)
+
+
+def train_flops_per_image(config) -> float:  # noqa: ANN001
+    """Matmul FLOPs per training image: forward, weight gradient, and input gradient
+    (not needed for the first layer, whose input is data)."""
+    total = 0
+    for i, (fan_in, fan_out) in enumerate(layer_sizes(config)):
+        macs = fan_in * fan_out
+        total += 2 * macs * (2 if i == 0 else 3)
+    return float(total)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=12_800, help="training images per epoch")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    config = load_study("studies/dropout.toml").with_overrides(epochs=1).baseline.config
+    d = prepare_data(data.load(progress=False), 10_000, args.images, device)
+    d = DeviceData(d.x_train, d.y_train, d.x_val[:2000], d.y_val[:2000], d.x_test[:0],
+                   d.y_test[:0])
+    peak = matmul_flops(device, n=2048 if device.type == "cuda" else 1024)
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"fp32 matmul: {peak / 1e9:.1f} GFLOP/s; {args.images} images/epoch; "
+          f"{len(SEEDS)} seeds per cohort")
+    engine_round(config, d), plain_round(d, 0)  # warm-up
+    engine, plain = [], []
+    for r in range(args.rounds):
+        engine.append(engine_round(config, d))
+        plain.append(plain_round(d, r))
+        print(f"round {r + 1}: engine {engine[-1]:,.0f} img/s, plain loop {plain[-1]:,.0f} img/s")
+    e, p = statistics.median(engine), statistics.median(plain)
+    rate = e * train_flops_per_image(config)
+    print(f"median: engine {e:,.0f} img/s, plain loop {p:,.0f} img/s")
+    print(f"engine FLOP rate: {rate / 1e9:.1f} GFLOP/s = {rate / peak:.0%} of measured fp32 matmul")
+    print(f"speedup: {e / p:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
