@@ -25,7 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
 from ablate.report_analysis import Curves  # noqa: E402
-from ablate.report_text import DECISION_COLOURS, Units, fmt_p, join  # noqa: E402
+from ablate.report_text import DECISION_COLOURS, Units, fmt_p, join, p_clause  # noqa: E402
 from ablate.stats import Contrast, Friedman  # noqa: E402
 
 DPI = 100  # 9-inch-wide figures -> 900 px, sharp in a 1000 px page column
@@ -352,7 +352,6 @@ def cd_diagram(fr: Friedman, colours: Mapping[str, str]) -> Plot:
     cliques = cd_cliques(ranks, fr.cd)
     fig = Figure(figsize=(9, 2.4 + 0.3 * (k + len(cliques))), layout="constrained")
     ax = fig.subplots()
-    ax.set_xlim(0.5, k + 0.5)
     ax.hlines(0, 1, k, color="black", lw=1.5)
     for r in range(1, k + 1):
         ax.vlines(r, 0, 0.12, color="black", lw=1)
@@ -361,12 +360,12 @@ def cd_diagram(fr: Friedman, colours: Mapping[str, str]) -> Plot:
     ax.hlines(0.75, 1, 1 + fr.cd, color="black", lw=2.5)
     ax.text(1 + fr.cd / 2, 0.85, f"CD = {fr.cd:.2f}", ha="center", va="bottom", fontsize=9)
     half = math.ceil(k / 2)
-    for idx, (arm, r) in enumerate(zip(arms, ranks, strict=True)):
+    for idx, (arm, rank) in enumerate(zip(arms, ranks, strict=True)):
         left = idx < half
         y = -0.5 - 0.35 * (idx if left else k - 1 - idx)
         x_text = 0.6 if left else k + 0.4
-        ax.plot([r, r, x_text], [0, y, y], color=colours.get(arm, "black"), lw=1.5)
-        ax.text(x_text + (0.05 if not left else -0.05), y, f"{arm} ({r:.2f})",
+        ax.plot([rank, rank, x_text], [0, y, y], color=colours.get(arm, "black"), lw=1.5)
+        ax.text(x_text + (0.05 if not left else -0.05), y, f"{arm} ({rank:.2f})",
                 ha="left" if not left else "right", va="center", fontsize=9,
                 color=colours.get(arm, "black"), weight="bold")
     for m, (i, j) in enumerate(cliques):
@@ -377,7 +376,7 @@ def cd_diagram(fr: Friedman, colours: Mapping[str, str]) -> Plot:
     # The labels sit outside [0.5, k + 0.5]; widen the view so they are not cut off.
     ax.set_xlim(-1.8, k + 2.8)
     verdict = "ranks differ" if fr.p_value < fr.alpha else "no rank difference shown"
-    title = (f"Friedman χ² = {fr.statistic:.2f}, p = {fmt_p(fr.p_value)} ({verdict}): "
+    title = (f"Friedman χ² = {fr.statistic:.2f}, {p_clause(fr.p_value)} ({verdict}): "
              f"{arms[0]} ranks best; bars join arms within the Nemenyi CD")
     _title(fig, title)
     return Plot("critical_difference", title, "Critical-difference diagram: average rank of "

@@ -177,7 +177,7 @@ def load(store: Store) -> StudyData:
     planned = set(study.seeds)
     runs = tuple(r for r in store.runs() if r.arm in arm_names and r.seed in planned)
     # The stored config is what was trained (`--epochs` overrides the file's epochs).
-    first = {}
+    first: dict[str, int] = {}
     for r in runs:
         first.setdefault(r.arm, r.seed)
     return StudyData(study=study, meta=meta, runs=runs,
@@ -201,10 +201,10 @@ def analyse(data: StudyData, *, alpha: float = ALPHA) -> Analysis:
     for arm in arm_names:
         for seed in study.seeds:
             run = by_key.get((arm, seed))
-            value = getattr(run, metric) if run is not None else None
+            value: float | None = getattr(run, metric) if run is not None else None
             ok = run is not None and run.status == "done" and value is not None \
                 and math.isfinite(value)
-            values[arm][seed] = float(value) if ok else None
+            values[arm][seed] = value if ok else None
             if not ok:
                 status = "missing" if run is None else run.status
                 error = None if run is None else run.error

@@ -21,6 +21,7 @@ from ablate.report_text import (
     fmt_p,
     headline,
     join,
+    p_clause,
     reason_text,
 )
 
@@ -94,8 +95,8 @@ def build(a: Analysis, u: Units, plots: Sequence[Plot]) -> Document:
         sections.append(Section(
             "More than two arms: Friedman and critical difference",
             paragraphs=(
-                f"Friedman test with seeds as blocks: χ² = {fr.statistic:.3f}, p = "
-                f"{fmt_p(fr.p_value)} over {len(fr.arms)} arms and {fr.n} seeds. Nemenyi "
+                f"Friedman test with seeds as blocks: χ² = {fr.statistic:.3f}, "
+                f"{p_clause(fr.p_value)} over {len(fr.arms)} arms and {fr.n} seeds. Nemenyi "
                 f"critical difference of average ranks at alpha {fr.alpha:g}: CD = "
                 f"{fr.cd:.3f} (q = {fr.q_alpha:.3f}); two arms differ when their average "
                 "ranks differ by at least the CD.",),

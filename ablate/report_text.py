@@ -49,12 +49,17 @@ class Units:
         if not math.isfinite(x):
             return "n/a"
         x *= self.scale
-        return f"{x:.2f}" if self.accuracy else f"{x:.3g}"
+        if self.accuracy:
+            return f"{x:.2f}"
+        # Losses: four decimals (ROPEs are ~0.01); tiny nonzero values keep two digits.
+        return f"{x:.2g}" if 0 < abs(x) < 5e-5 else f"{x:.4f}"
 
     def signed(self, x: float) -> str:
-        """A signed difference: '+0.42', '-0.42', '0.00'."""
+        """A signed difference: '+0.42', '-0.42', '0.00' (no sign when it rounds to 0)."""
         s = self.number(x)
-        return s if s.startswith("-") or s == "n/a" or float(s) == 0 else "+" + s
+        if s == "n/a" or float(s) == 0:
+            return s.lstrip("-")
+        return s if s.startswith("-") else "+" + s
 
     def amount(self, x: float) -> str:
         """A magnitude with its unit: '0.42 points', '0.0123'."""
