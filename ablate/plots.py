@@ -22,7 +22,12 @@ matplotlib.use("Agg")  # reports are written on headless machines: never open a 
 import numpy as np  # noqa: E402
 import scipy.stats as st  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+)
 
 from ablate.report_analysis import Curves  # noqa: E402
 from ablate.report_text import DECISION_COLOURS, Units, fmt_p, join, p_clause  # noqa: E402
@@ -136,7 +141,7 @@ def learning_curves(curves: Mapping[str, Curves], colours: Mapping[str, str], u:
     panels = [("train_loss", "Training loss"), ("val_loss", "Validation loss")]
     if u.accuracy:
         panels.append(("val_accuracy", "Validation accuracy (%)"))
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    fig = Figure(figsize=(9, 3.6 + 0.2 * math.ceil(len(curves) / 4)), layout="constrained")
     axes = fig.subplots(1, len(panels))
     final: dict[str, float] = {}
     for ax, (key, label) in zip(axes, panels, strict=True):
@@ -156,7 +161,10 @@ def learning_curves(curves: Mapping[str, Curves], colours: Mapping[str, str], u:
         ax.set_ylabel(label if key.endswith("accuracy") else "Cross-entropy (nats)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, frameon=False)
+    # One legend for all panels, below them, so it never hides a curve.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)),
+               fontsize=8, frameon=False)
     if final:
         best = min(final, key=final.__getitem__)
         title = (f"Learning curves: final validation loss lowest for {best} "
@@ -277,9 +285,11 @@ def _grad_finding(curves: Mapping[str, Curves]) -> str:
     return f"Gradient norms per layer stay within {span}: no vanishing or exploding gradients"
 
 
-def _one_decade(g: np.ndarray) -> bool:
-    finite = g[np.isfinite(g) & (g > 0)]
-    return finite.size > 0 and float(finite.max() / finite.min()) < 10.0
+def _decades(curves: Mapping[str, Curves]) -> float:
+    """How many powers of ten the positive, finite gradient norms span."""
+    vals = np.concatenate([c.grad_norms.ravel() for c in curves.values()] or [np.empty(0)])
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    return float(np.log10(vals.max() / vals.min())) if vals.size else 0.0
 
 
 def grad_norms(curves: Mapping[str, Curves], colours: Mapping[str, str]) -> Plot:
@@ -287,11 +297,12 @@ def grad_norms(curves: Mapping[str, Curves], colours: Mapping[str, str]) -> Plot
     import warnings
 
     arms = list(curves)
-    cols = min(3, len(arms))
+    cols = 2 if len(arms) == 4 else min(3, len(arms))  # 2x2 for a 2x2 factorial
     rows = math.ceil(len(arms) / cols)
-    fig = Figure(figsize=(9, 2.9 * rows + 0.6), layout="constrained")
+    fig = Figure(figsize=(9, 2.9 * rows + 0.9), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
     cmap = matplotlib.colormaps["viridis"]
+    decades = _decades(curves)
     for ax, arm in zip(axes, arms, strict=False):
         c = curves[arm]
         g = c.grad_norms  # (n_seeds, n_epochs, n_layers)
@@ -309,10 +320,11 @@ def grad_norms(curves: Mapping[str, Curves], colours: Mapping[str, str]) -> Plot
                     marker="o" if c.epochs.size < 8 else None, ms=3)
             ax.fill_between(c.epochs, np.exp(lo), np.exp(hi), color=colour, alpha=0.15, lw=0)
         ax.set_yscale("log")
-        # Plain numbers ("0.5", "6"), not "6x10^0"; minor labels only within a decade.
+        # Plain numbers at 1-2-5 steps ("0.2", "0.5", "1"), not "6x10^0"; over many
+        # decades, powers of ten only so the labels do not collide.
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades < 4 else (1.0,)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}") if _one_decade(g)
-                                     else NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_title(arm, fontsize=10, color=colours[arm], weight="bold")
         ax.set_xlabel("Epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -320,7 +332,9 @@ def grad_norms(curves: Mapping[str, Curves], colours: Mapping[str, str]) -> Plot
     for ax in axes[len(arms):]:
         ax.axis("off")
     axes[0].set_ylabel("RMS ‖∂L/∂W‖ per epoch (log)")
-    axes[0].legend(fontsize=7, frameon=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(6, max(1, len(labels))),
+               fontsize=8, frameon=False)
     title = _grad_finding(curves)
     _title(fig, title)
     return Plot("grad_norms", title, "Gradient norm of each Dense layer's weights per epoch "

@@ -92,7 +92,7 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
     m = a.meta
     fam = a.family.to_dict()
     contrasts = []
-    for c, v in zip(fam["contrasts"], doc.verdicts, strict=True):
+    for c, v in zip(fam["contrasts"], doc.verdicts, strict=False):  # then the lost arms
         e = a.effects[c["arm"]]
         contrasts.append({**c, "kind": e.kind, "sentence": v.sentence, "why": v.why,
                           "diffs": e.diffs})
@@ -136,6 +136,7 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
         "diverged": by_status["diverged"],
         "unfinished": by_status["unfinished"],
         "dropped_seeds": a.dropped,
+        "excluded_arms": a.lost,
         "seeds_needed": {
             "power": 0.8, "rope": a.family.rope,
             "per_contrast": {c.arm: c.seeds_needed for c in a.family.contrasts},

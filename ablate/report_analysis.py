@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,6 +129,7 @@ class Analysis:
     dropped: tuple[int, ...]  # planned seeds left out of every contrast
     factorial: tuple[str, str] | None  # (factor A, factor B) when analysed as a 2x2
     training_seconds: float
+    lost: tuple[str, ...] = field(default=())  # arms with no completed run, left out
     notes: tuple[str, ...] = field(default=())  # report-level sentences (pairing, design)
 
     @property
@@ -211,7 +213,16 @@ def analyse(data: StudyData, *, alpha: float = ALPHA) -> Analysis:
                 if run is not None and run.status == "done":
                     error = f"{metric} was not recorded"
                 failures.append(Failure(arm, seed, status, error))
-    paired = complete_pairs(values)
+    # An arm with no usable seed at all (every run diverged, say) is left out rather than
+    # emptying every contrast; the baseline cannot be left out.
+    usable = [a for a in arm_names if any(v is not None for v in values[a].values())]
+    lost = [a for a in arm_names if a not in usable]
+    if arm_names[0] in lost or len(usable) < 2:
+        who = "the baseline arm" if arm_names[0] in lost else "fewer than two arms"
+        raise UserError(f"{who} ({', '.join(lost)}) has no completed run, so there is "
+                        "nothing to compare; see `ablate runs RUN_DIR` and rerun the study "
+                        "to retry failed runs")
+    paired = complete_pairs({a: values[a] for a in usable})
     if not paired.seeds:
         listed = "; ".join(f"{f.arm} seed {f.seed} {f.status}" for f in failures[:6])
         raise UserError(f"no seed completed in every arm, so there is nothing to compare "
@@ -220,7 +231,7 @@ def analyse(data: StudyData, *, alpha: float = ALPHA) -> Analysis:
 
     rng = report_rng(study.name)
     higher = METRICS[metric]
-    factorial = _factorial_factors(study)
+    factorial = _factorial_factors(study) if not lost else None
     if factorial is not None:
         family, effects = _factorial(study, factorial, paired.scores, metric, rope, rng,
                                      higher, alpha)
@@ -229,9 +240,14 @@ def analyse(data: StudyData, *, alpha: float = ALPHA) -> Analysis:
                          higher_is_better=higher, alpha=alpha, correction=CORRECTION)
         effects = {a.name: Effect(a.name, "arm", _changes(study.arms[0].levels, a.levels),
                                   None, paired.scores[a.name] - paired.scores[arm_names[0]])
-                   for a in study.arms[1:]}
+                   for a in study.arms[1:] if a.name in usable}
 
     notes = []
+    for arm in lost:
+        counts = Counter(f.status for f in failures if f.arm == arm)
+        how = ", ".join(f"{k} {status}" for status, k in sorted(counts.items()))
+        notes.append(f"Arm {arm} has no completed run ({how}): it is left out of every "
+                     "contrast.")
     if paired.dropped:
         notes.append(
             f"The analysis uses the {len(paired.seeds)} seeds that completed in every arm "
@@ -244,14 +260,16 @@ def analyse(data: StudyData, *, alpha: float = ALPHA) -> Analysis:
                      "arm; main effects and interactions are reported for 2x2 designs only.")
     return Analysis(
         study=study, meta=data.meta, family=family, effects=effects,
-        arms=tuple(_arm_summary(a.name, a.levels, paired.scores[a.name], paired.seeds,
+        arms=tuple(_arm_summary(a.name, a.levels, paired.scores.get(a.name, np.empty(0)),
+                                paired.seeds if a.name in usable else (),
                                 [r for r in data.runs if r.arm == a.name], by_key)
                    for a in study.arms),
         seeds=paired.seeds, scores=paired.scores,
-        curves={a: _curves(data.epochs.get(a, ()), paired.seeds) for a in arm_names},
+        curves={a: _curves(data.epochs.get(a, ()), paired.seeds) for a in usable},
         configs=data.configs,
         failures=tuple(failures), dropped=paired.dropped, factorial=factorial,
         training_seconds=float(sum(r.seconds or 0.0 for r in data.runs)),
+        lost=tuple(lost),
         notes=tuple(notes),
     )
 
@@ -312,6 +330,8 @@ def _arm_summary(arm: str, levels: tuple[tuple[str, str], ...], scores: np.ndarr
                  seeds: tuple[int, ...], runs: list[Run],
                  by_key: Mapping[tuple[str, int], Run]) -> ArmSummary:
     n = scores.size
+    if n == 0:  # an arm left out: counts only
+        scores = np.full(1, np.nan)
     sd = float(scores.std(ddof=1)) if n >= 2 else math.nan
     if n >= 2 and sd > 0:
         low, high = st.t.interval(0.95, n - 1, loc=scores.mean(), scale=sd / math.sqrt(n))

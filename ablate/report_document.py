@@ -8,6 +8,7 @@ cannot say different things.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -71,7 +72,10 @@ def build(a: Analysis, u: Units, plots: Sequence[Plot]) -> Document:
     verdicts = tuple(
         Verdict(f"{c.arm} vs {c.baseline}", c.decision, effect_sentence(c, a.effects[c.arm], u),
                 reason_text(c, u, len(a.family.contrasts)))
-        for c in a.family.contrasts)
+        for c in a.family.contrasts) + tuple(
+        Verdict(arm, "excluded", f"{arm}: no completed run, so it is in no contrast.",
+                _lost_reason(a, arm))
+        for arm in a.lost)
     results = Section(
         "Contrasts", paragraphs=(
             f"Paired by seed: each contrast's per-seed differences (n = {a.family.n}) are "
@@ -126,6 +130,12 @@ def build(a: Analysis, u: Units, plots: Sequence[Plot]) -> Document:
         answer=answer_paragraph(a, u), sections=tuple(sections))
 
 
+def _lost_reason(a: Analysis, arm: str) -> str:
+    statuses = [f.status for f in a.failures if f.arm == arm]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
+    return f"Its runs: {counts}. See the failed and diverged runs below."
+
+
 def _pick(by_name: dict[str, Plot], *names: str) -> tuple[Plot, ...]:
     return tuple(by_name[n] for n in names if n in by_name)
 
@@ -149,6 +159,8 @@ def _contrast_table(a: Analysis, u: Units) -> Table:
 
 def _arm_table(a: Analysis, u: Units) -> Table:
     def spread(mean: float, sd: float, pct: bool) -> str:
+        if not math.isfinite(mean):
+            return "n/a"
         if pct:
             return f"{mean * 100:.2f} ± {fmt_float(sd * 100)}"
         return f"{mean:.4f} ± {fmt_float(sd, 4)}"

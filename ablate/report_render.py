@@ -14,6 +14,7 @@ from ablate.plots import Plot
 from ablate.report_document import Document, Section, Table
 from ablate.report_text import DECISION_COLOURS
 
+EXCLUDED_COLOUR = "#333333"  # an arm with no completed run: not a decision, a fact
 FILES_DIR = "report_files"  # PNGs referenced by report.md, beside it in the run directory
 
 
@@ -139,7 +140,7 @@ def _html_section(s: Section) -> str:
 def html(doc: Document) -> str:
     rows = []
     for v in doc.verdicts:
-        colour = DECISION_COLOURS[v.decision]
+        colour = DECISION_COLOURS.get(v.decision, EXCLUDED_COLOUR)
         rows.append(
             f'<div class="v"><span class="badge" style="background:{colour}">'
             f"{escape(v.decision.upper())}</span><div><p class=\"what\">{escape(v.contrast)}"

@@ -102,6 +102,11 @@ def fmt_float(x: float, digits: int = 2) -> str:
     return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 seed', '3 seeds'."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def join(words: Sequence[str]) -> str:
     """'a', 'a and b', 'a, b and c'."""
     if not words:
@@ -191,7 +196,7 @@ def reason_text(c: Contrast, u: Units, m: int) -> str:
     n_min, n_min_m = min_seeds_for_sign_flip(c.alpha), min_seeds_for_sign_flip(c.alpha, m)
     beyond = c.ci_low > c.rope or c.ci_high < -c.rope
     if c.n < n_min:
-        why = (f"With {c.n} paired seeds no test can reach p < {c.alpha:g} (the smallest "
+        why = (f"With {plural(c.n, 'paired seed')} no test can reach p < {c.alpha:g} (the smallest "
                f"possible sign-flip p is 2/2^{c.n} = {2.0 ** (1 - c.n):.3g}), so this report "
                f"gives intervals only; use at least {n_min} seeds.")
     elif c.n < n_min_m:
@@ -240,20 +245,24 @@ def answer_paragraph(a: Analysis, u: Units) -> str:
                         f"correction (smallest possible Holm p {holm_floor(n, m, alpha):.3g}); "
                         f"use at least {min_seeds_for_sign_flip(alpha, m)} seeds.")
         elif n < min_seeds_for_sign_flip(alpha):
-            body.append(f"With {n} paired seeds no test can reach p < {alpha:g}, so this "
+            body.append(f"With {plural(n, 'paired seed')} no test can reach p < {alpha:g}, so this "
                         f"report gives intervals only; use at least "
                         f"{min_seeds_for_sign_flip(alpha)} seeds.")
-    tail = (f"Paired by seed over {a.family.n} seeds"
+    tail = (f"Paired by seed over {plural(a.family.n, 'seed')}"
             + (f" (seeds {join([str(s) for s in a.dropped])} left out: a run failed, diverged "
                "or did not finish)" if a.dropped else "") + ".")
+    if a.lost:
+        tail += (f" Left out entirely, with no completed run: {join(list(a.lost))}.")
     return " ".join([lead, *body, tail])
 
 
 def headline(a: Analysis) -> str:
     """A one-line title for the verdict box and the forest plot."""
     cs = a.family.contrasts
+    lost = f"; no completed run: {join(list(a.lost))}" if a.lost else ""
     if len(cs) == 1:
         c = cs[0]
-        return f"{c.arm} vs {c.baseline}: {c.decision}"
+        return f"{c.arm} vs {c.baseline}: {c.decision}{lost}"
     counts = {d: sum(c.decision == d for c in cs) for d in DECISION_COLOURS}
-    return ", ".join(f"{k} {d}" for d, k in counts.items() if k) + f" of {len(cs)} contrasts"
+    return (", ".join(f"{k} {d}" for d, k in counts.items() if k)
+            + f" of {len(cs)} contrasts{lost}")

@@ -443,6 +443,25 @@ def test_below_six_seeds_gives_intervals_only_and_says_why(tmp_path: Path) -> No
     assert report["answer"].startswith("Not settled yet.")
 
 
+def test_an_arm_that_never_finished_is_left_out_and_shown(tmp_path: Path) -> None:
+    scores = draw({"optimizer=sgd": 0.0, "optimizer=momentum": -0.03, "optimizer=adam": 0.0},
+                  range(6), base=0.08, sd_seed=0.004, sd_noise=0.001, seed=6, grid=1e-6)
+    broken = {("optimizer=adam", s): "diverged" for s in range(6)}
+    run_dir = make_store(tmp_path, THREE_LEVELS.replace("seeds = 10", "seeds = 6"), scores,
+                         broken)
+    write_report(run_dir)
+    report = read_json(run_dir / "report.json")
+    assert [c["arm"] for c in report["contrasts"]] == ["optimizer=momentum"]
+    assert report["excluded_arms"] == ["optimizer=adam"]
+    assert len(report["diverged"]) == 6 and report["dropped_seeds"] == []
+    assert report["friedman"] is None  # two arms left: no omnibus test
+    assert "no completed run: optimizer=adam" in report["headline"]
+    html = (run_dir / "report.html").read_text()
+    assert "EXCLUDED" in html[:html.index("<h2>Answer</h2>")]
+    adam = next(s for s in report["arms"] if s["arm"] == "optimizer=adam")
+    assert (adam["n"], adam["diverged"], adam["mean"]) == (0, 6, None)
+
+
 def test_no_complete_pair_is_a_user_error(tmp_path: Path) -> None:
     scores = draw({"dropout=on": 0.0, "dropout=off": 0.0}, range(2), base=0.97,
                   sd_seed=0.002, sd_noise=0.001, seed=5)
