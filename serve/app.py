@@ -22,6 +22,7 @@ from litestar.datastructures import State, UploadFile
 from litestar.exceptions import HTTPException
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,7 +46,7 @@ _STATUS_WORDS = {400: "bad request", 404: "not found", 405: "method not allowed"
 
 
 class PredictRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    pixels: msgspec.Raw | None = None
+    pixels: msgspec.Raw = msgspec.Raw(b"")  # empty: absent (msgspec decodes Raw | None as null)
     image: str | None = None
     show_input: bool = False
 
@@ -118,20 +119,21 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
 
     @get("/v2/models/{model:str}", tags=["Open Inference Protocol"], summary="Model metadata",
          responses=openapi.errors(404))
-    async def model_metadata(model: str) -> protocol.ModelMetadata:
+    async def model_metadata(model: FromPath[str]) -> protocol.ModelMetadata:
         check_model(model)
         return protocol.model_metadata(name, version)
 
     @get("/v2/models/{model:str}/versions/{model_version:str}",
          tags=["Open Inference Protocol"], summary="Model version metadata",
          responses=openapi.errors(404))
-    async def model_version_metadata(model: str, model_version: str) -> protocol.ModelMetadata:
+    async def model_version_metadata(model: FromPath[str], model_version: FromPath[str]
+                                     ) -> protocol.ModelMetadata:
         check_model(model, model_version)
         return protocol.model_metadata(name, version)
 
     @get("/v2/models/{model:str}/ready", tags=["Open Inference Protocol"],
          summary="Model ready", responses=openapi.errors(404, 503))
-    async def model_ready(model: str) -> Response[protocol.ModelReady]:
+    async def model_ready(model: FromPath[str]) -> Response[protocol.ModelReady]:
         check_model(model)
         ok = batcher.running
         return Response(protocol.ModelReady(name, ok), status_code=200 if ok else 503)
@@ -139,7 +141,7 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
     @get("/v2/models/{model:str}/versions/{model_version:str}/ready",
          tags=["Open Inference Protocol"], summary="Model version ready",
          responses=openapi.errors(404, 503))
-    async def model_version_ready(model: str, model_version: str
+    async def model_version_ready(model: FromPath[str], model_version: FromPath[str]
                                   ) -> Response[protocol.ModelReady]:
         check_model(model, model_version)
         ok = batcher.running
@@ -156,14 +158,14 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
 
     @post("/v2/models/{model:str}/infer", tags=["Open Inference Protocol"], summary="Infer",
           status_code=200, operation_class=openapi.InferOperation, responses=infer_errors)
-    async def model_infer(request: Request, model: str) -> protocol.InferenceResponse:
+    async def model_infer(request: Request, model: FromPath[str]) -> protocol.InferenceResponse:
         return await infer(request, model, None)
 
     @post("/v2/models/{model:str}/versions/{model_version:str}/infer",
           tags=["Open Inference Protocol"], summary="Infer with a model version",
           status_code=200, operation_class=openapi.InferOperation, responses=infer_errors)
-    async def model_version_infer(request: Request, model: str, model_version: str
-                                  ) -> protocol.InferenceResponse:
+    async def model_version_infer(request: Request, model: FromPath[str],
+                                  model_version: FromPath[str]) -> protocol.InferenceResponse:
         return await infer(request, model, model_version)
 
     @post("/v1/predict", tags=["Friendly"], summary="Predict one digit", status_code=200,
@@ -247,13 +249,17 @@ async def _predict_input(request: Request, limits: Any) -> tuple[np.ndarray, boo
     try:
         req = msgspec.json.decode(body, type=PredictRequest)
     except msgspec.ValidationError as e:
+        if "unknown field" in str(e):  # msgspec would quote the client's key
+            raise bad_request("unknown field: a predict request has only 'pixels', 'image' "
+                              "and 'show_input'") from None
         raise bad_request(f"not a predict request: {e}") from None
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         raise bad_request("malformed JSON: the body must be one JSON object") from None
-    if (req.pixels is None) == (req.image is None):
+    pixels = bytes(req.pixels)
+    if (not pixels or pixels == b"null") == (req.image is None):
         raise bad_request("send exactly one of 'pixels' and 'image'")
-    if req.pixels is not None:
-        return preprocess.pixels_input(_pixels(bytes(req.pixels))), req.show_input
+    if req.image is None:
+        return preprocess.pixels_input(_pixels(pixels)), req.show_input
     assert req.image is not None
     data = _base64(req.image)
     return await asyncio.to_thread(preprocess.prepare_image, data, limits), req.show_input
@@ -268,7 +274,7 @@ def _pixels(raw: bytes) -> np.ndarray:
             values = decoder.decode(raw)
         except msgspec.ValidationError:
             continue
-        except (msgspec.DecodeError, RecursionError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             break
         try:
             return np.asarray(values, dtype=np.float64)

@@ -83,7 +83,7 @@ class ResponseOutput(msgspec.Struct, frozen=True):
     name: str
     shape: list[int]
     datatype: str
-    data: list[float] | list[int]
+    data: list[int | float]  # row-major, flattened
 
 
 class InferenceResponse(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -125,7 +125,7 @@ def parse_request(body: bytes, max_items: int) -> Inference:
         request = _request_decoder.decode(body)
     except msgspec.ValidationError as e:
         raise bad_request(f"not an inference request: {e}") from None
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         raise bad_request("malformed JSON: the body must be one JSON object, nested at "
                           "most a few levels deep") from None
     if request.id is not None and len(request.id) > MAX_ID:
@@ -187,7 +187,7 @@ def _decode_data(raw: bytes, datatype: str, depth: int, size: int) -> np.ndarray
             values = _decoder(element, d).decode(raw)
         except msgspec.ValidationError:
             continue
-        except (msgspec.DecodeError, RecursionError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             raise bad_request("malformed JSON in data") from None
         try:
             # float64 first: range checks before the cast, so 1e39 is refused, not inf

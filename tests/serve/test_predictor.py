@@ -1,0 +1,143 @@
+"""Loading: only safetensors + JSON, sha256 checked, self-tested; predictions vs an oracle."""
+
+import hashlib
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ablate.data import load_npz
+from serve.predictor import ModelError, Predictor
+from tests.data_fixtures import SUBSET, subset_expected
+from tests.serve import oracle
+
+
+def test_predictions_match_a_float64_oracle(model_path: Path) -> None:
+    mnist = load_npz(SUBSET, subset_expected())
+    x = (mnist.x_test[:64].reshape(64, 784) / 255.0).astype(np.float32)
+    got = Predictor.load(model_path).predict(x)
+    want = oracle.forward(model_path, x)
+    # float32 vs float64 through 784->512->128->64->10: logit errors ~1e-6 relative,
+    # so probabilities agree to ~1e-6; 2e-5 leaves room, and a wrong layer order, BN
+    # formula or transposed kernel is off by >1e-2.
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    assert got.dtype == np.float32 and got.shape == (64, 10)
+    # The model learned something: the subset's test digits, better than chance.
+    assert (got.argmax(1) == mnist.y_test[:64]).mean() > 0.6
+
+
+def test_rows_do_not_depend_on_the_batch(model_path: Path) -> None:
+    """Micro-batching must not change a request's answer beyond float rounding."""
+    p = Predictor.load(model_path)
+    x = np.random.default_rng(0).random((16, 784), dtype=np.float32)
+    alone = np.concatenate([p.predict(x[i:i + 1]) for i in range(16)])
+    np.testing.assert_allclose(p.predict(x), alone, atol=1e-6)  # BLAS blocking only
+
+
+def _card(path: Path) -> dict:
+    return json.loads(path.with_suffix(".json").read_text())
+
+
+def _write_card(path: Path, card: dict) -> None:
+    path.with_suffix(".json").write_text(json.dumps(card))
+
+
+def test_missing_files(model_copy: Path) -> None:
+    with pytest.raises(ModelError, match="no such file"):
+        Predictor.load(model_copy.with_name("nope.safetensors"))
+    model_copy.with_suffix(".json").unlink()
+    with pytest.raises(ModelError, match="no such file"):
+        Predictor.load(model_copy)
+
+
+def test_a_changed_byte_is_caught_by_the_sha256(model_copy: Path) -> None:
+    data = bytearray(model_copy.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    model_copy.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        Predictor.load(model_copy)
+
+
+def test_truncated_weights_with_a_matching_sha_are_not_readable(model_copy: Path) -> None:
+    data = model_copy.read_bytes()[:1000]
+    model_copy.write_bytes(data)
+    card = _card(model_copy)
+    card["weights_sha256"] = hashlib.sha256(data).hexdigest()
+    card["version"] = card["weights_sha256"][:12]
+    _write_card(model_copy, card)
+    with pytest.raises(ModelError, match="safetensors"):
+        Predictor.load(model_copy)
+
+
+def test_retrained_weights_with_a_forged_sha_fail_the_self_test(model_path: Path,
+                                                                model_copy: Path) -> None:
+    """Someone swaps the weights and updates the sha256: the probes catch it."""
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(model_copy))
+    tensors["blocks.0.weight"] = tensors["blocks.0.weight"] * np.float32(1.5)
+    save_file(tensors, str(model_copy))
+    card = _card(model_copy)
+    card["weights_sha256"] = hashlib.sha256(model_copy.read_bytes()).hexdigest()
+    card["version"] = card["weights_sha256"][:12]
+    _write_card(model_copy, card)
+    with pytest.raises(ModelError, match="self-test failed"):
+        Predictor.load(model_copy)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda c: c.pop("self_test"), "not a valid model card"),
+    (lambda c: c.update(format="other/9"), "format"),
+    (lambda c: c.update(version="0" * 12), "version"),
+    (lambda c: c["architecture"]["config"]["layers"].pop(), "do not fit"),
+    (lambda c: c["architecture"]["config"].update(bn_eps=0.5), "self-test failed"),
+    (lambda c: c["self_test"]["probabilities"][0].reverse(), "self-test failed"),
+    (lambda c: c["self_test"].update(inputs=["!!"]), "self-test is malformed"),
+    (lambda c: c.update(surprise=1), "not a valid model card"),
+])
+def test_a_tampered_card_is_refused(model_copy: Path, edit, words: str) -> None:
+    card = _card(model_copy)
+    edit(card)
+    _write_card(model_copy, card)
+    with pytest.raises(ModelError, match=words):
+        Predictor.load(model_copy)
+
+
+def test_a_corrupt_card_is_refused(model_copy: Path) -> None:
+    model_copy.with_suffix(".json").write_bytes(b"\x00{not json")
+    with pytest.raises(ModelError, match="not a valid model card"):
+        Predictor.load(model_copy)
+
+
+def test_a_pickle_is_never_unpickled(model_path: Path, tmp_path: Path) -> None:
+    """A pickle posing as the weights, with a card that vouches for it: loading must
+    fail without running it."""
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (marker.write_text, ("ran",))
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(pickle.dumps(Exploit()))
+    card = _card(model_path)
+    card["weights_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    card["version"] = card["weights_sha256"][:12]
+    _write_card(path, card)
+    with pytest.raises(ModelError, match="safetensors"):
+        Predictor.load(path)
+    assert not marker.exists()
+
+
+def test_serve_refuses_a_tampered_model_with_one_line(model_copy: Path) -> None:
+    data = bytearray(model_copy.read_bytes())
+    data[-3] ^= 1
+    model_copy.write_bytes(bytes(data))
+    out = subprocess.run([sys.executable, "-m", "ablate.cli", "serve", str(model_copy),
+                          "--port", "1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "sha256" in out.stderr and "Traceback" not in out.stderr
