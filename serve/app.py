@@ -208,7 +208,7 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
             description="The best MNIST model of an ablate study: the Open Inference "
             "Protocol (V2) REST API, a friendly /v1/predict, a drawing page at /.",
             render_plugins=[SwaggerRenderPlugin()]),
-        state=State({"model_version": version}),
+        state=State({"model_version": version, "metrics": metrics}),
         debug=False,
     )
 
@@ -308,6 +308,9 @@ def _api_error(_: Request, exc: ApiError) -> Response[Error]:
 
 def _http_error(request: Request, exc: HTTPException) -> Response[Error]:
     status = exc.status_code
+    if "path_template" not in request.scope:  # routing failed: the middleware never ran
+        method = request.scope["method"] if request.scope["method"] in METHODS else "OTHER"
+        request.app.state["metrics"].observe_request("unmatched", method, status, None)
     if status >= 500:
         log.error("internal error answering %s: %s", _endpoint(request.scope),
                   type(exc).__name__)

@@ -1,0 +1,176 @@
+"""The micro-batcher, with a stand-in model that records every forward pass."""
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from serve.batcher import Batcher
+from serve.config import BatchConfig
+from serve.errors import ApiError
+from serve.metrics import Metrics
+
+
+class Model:
+    """predict(x) -> x[:, :10] (so each request can check it got its own rows); records
+    batch sizes; optionally slow (sleeps in the inference thread)."""
+
+    def __init__(self, seconds: float = 0.0, fail: bool = False) -> None:
+        self.seconds, self.fail = seconds, fail
+        self.batches: list[int] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with self.lock:
+            self.batches.append(len(x))
+        if self.seconds:
+            time.sleep(self.seconds)
+        if self.fail:
+            raise RuntimeError("boom")
+        return x[:, :10].copy()
+
+
+def images(n: int, tag: float) -> np.ndarray:
+    return np.full((n, 784), tag, dtype=np.float32)
+
+
+async def started(model: Model, **config: object) -> tuple[Batcher, Metrics]:
+    metrics = Metrics()
+    b = Batcher(model, BatchConfig(**config), metrics)  # type: ignore[arg-type]
+    await b.start()
+    return b, metrics
+
+
+def value(metrics: Metrics, name: str) -> float:
+    return float(metrics.registry.get_sample_value(name) or 0.0)
+
+
+def test_concurrent_requests_share_forward_passes_and_get_their_own_rows() -> None:
+    async def main() -> None:
+        model = Model(seconds=0.02)
+        b, m = await started(model, max_batch=64, max_wait_ms=5)
+        xs = [images(1 + i % 3, float(i)) for i in range(30)]
+        outs = await asyncio.gather(*(b.infer(x) for x in xs))
+        for x, out in zip(xs, outs, strict=True):
+            np.testing.assert_array_equal(out, x[:, :10])  # exactly its own rows
+        total = sum(len(x) for x in xs)
+        assert sum(model.batches) == total and len(model.batches) < len(xs) / 3
+        assert value(m, "ablate_inference_items_total") == total
+        assert value(m, "ablate_inference_batches_total") == len(model.batches)
+        assert value(m, "ablate_inference_batch_size_count") == len(model.batches)
+        assert value(m, "ablate_inference_queue_seconds_count") == len(xs)
+        assert value(m, "ablate_inference_queue_depth") == 0
+        await b.stop()
+    asyncio.run(main())
+
+
+def test_batches_hold_whole_requests_up_to_max_batch() -> None:
+    async def main() -> None:
+        model = Model(seconds=0.01)
+        b, _ = await started(model, max_batch=8, max_wait_ms=5)
+        await asyncio.gather(*(b.infer(images(3, i)) for i in range(12)),
+                             b.infer(images(20, 99)))  # bigger than max_batch: runs alone
+        assert all(s % 3 == 0 and s <= 8 for s in model.batches if s != 20)
+        assert 20 in model.batches and sum(model.batches) == 56
+        await b.stop()
+    asyncio.run(main())
+
+
+def test_batching_off_runs_each_request_alone() -> None:
+    async def main() -> None:
+        model = Model(seconds=0.005)
+        b, _ = await started(model, enabled=False)
+        await asyncio.gather(*(b.infer(images(2, i)) for i in range(10)))
+        assert model.batches == [2] * 10
+        await b.stop()
+    asyncio.run(main())
+
+
+def test_a_lone_request_does_not_wait_for_company() -> None:
+    async def main() -> None:
+        model = Model()
+        b, _ = await started(model, max_wait_ms=1000)
+        for _ in range(3):
+            t0 = time.perf_counter()
+            await b.infer(images(1, 0))
+            # max_wait is 1 s; a lone request must not sit it out (100 ms: a loaded CI
+            # machine's scheduling noise, far below the wait it would otherwise take).
+            assert time.perf_counter() - t0 < 0.1
+        await b.stop()
+    asyncio.run(main())
+
+
+def test_under_concurrency_a_batch_is_held_open_to_fill() -> None:
+    async def main() -> None:
+        model = Model()
+        b, _ = await started(model, max_batch=64, max_wait_ms=400)
+        await asyncio.gather(b.infer(images(1, 0)), b.infer(images(1, 1)))  # concurrent now
+        model.batches.clear()
+
+        async def trickle(i: int) -> np.ndarray:
+            await asyncio.sleep(0.01 * i)  # one every 10 ms, well inside the 400 ms wait
+            return await b.infer(images(1, i))
+
+        await asyncio.gather(*(trickle(i) for i in range(10)))
+        # Without holding the batch open each would run alone (the model is instant).
+        assert len(model.batches) <= 3 and sum(model.batches) == 10
+        await b.stop()
+    asyncio.run(main())
+
+
+def test_a_full_queue_refuses_with_503_and_retry_after() -> None:
+    async def main() -> None:
+        model = Model(seconds=0.2)
+        b, m = await started(model, max_queue=4, max_batch=4)
+        first = asyncio.create_task(b.infer(images(4, 0)))  # taken by the worker
+        await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(b.infer(images(4, 1)))  # fills the queue
+        await asyncio.sleep(0)
+        with pytest.raises(ApiError) as e:
+            await b.infer(images(1, 2))
+        assert e.value.status == 503 and e.value.headers == {"Retry-After": "1"}
+        assert value(m, "ablate_inference_rejected_total") == 1
+        await asyncio.gather(first, waiting)
+        await b.stop()
+    asyncio.run(main())
+
+
+def test_requests_whose_client_left_are_skipped() -> None:
+    async def main() -> None:
+        model = Model(seconds=0.1)
+        b, m = await started(model)
+        busy = asyncio.create_task(b.infer(images(1, 0)))
+        await asyncio.sleep(0.02)
+        gone = asyncio.create_task(b.infer(images(5, 1)))
+        await asyncio.sleep(0)
+        gone.cancel()
+        await busy
+        await b.infer(images(2, 2))
+        assert 5 not in model.batches and 7 not in model.batches
+        assert value(m, "ablate_inference_queue_depth") == 0
+        await b.stop()
+    asyncio.run(main())
+
+
+def test_a_failing_forward_pass_fails_its_requests_only() -> None:
+    async def main() -> None:
+        model = Model(fail=True)
+        b, _ = await started(model)
+        with pytest.raises(ApiError) as e:
+            await b.infer(images(1, 0))
+        assert e.value.status == 500
+        model.fail = False
+        np.testing.assert_array_equal(await b.infer(images(1, 3)), images(1, 3)[:, :10])
+        await b.stop()
+    asyncio.run(main())
+
+
+def test_not_started_is_503() -> None:
+    async def main() -> None:
+        b = Batcher(Model(), BatchConfig(), Metrics())
+        with pytest.raises(ApiError) as e:
+            await b.infer(images(1, 0))
+        assert e.value.status == 503
+    asyncio.run(main())
