@@ -364,7 +364,9 @@ def cd_diagram(fr: Friedman, colours: Mapping[str, str]) -> Plot:
     ranks = [fr.avg_ranks[i] for i in order]
     k = len(arms)
     cliques = cd_cliques(ranks, fr.cd)
-    fig = Figure(figsize=(9, 2.4 + 0.3 * (k + len(cliques))), layout="constrained")
+    half = math.ceil(k / 2)  # labels: best half on the left, the rest on the right
+    fig = Figure(figsize=(9, 1.4 + 0.45 * (half + 1) + 0.1 * len(cliques)),
+                 layout="constrained")
     ax = fig.subplots()
     ax.hlines(0, 1, k, color="black", lw=1.5)
     for r in range(1, k + 1):
@@ -373,7 +375,6 @@ def cd_diagram(fr: Friedman, colours: Mapping[str, str]) -> Plot:
     # The CD bar, drawn from rank 1, so its length reads against the axis.
     ax.hlines(0.75, 1, 1 + fr.cd, color="black", lw=2.5)
     ax.text(1 + fr.cd / 2, 0.85, f"CD = {fr.cd:.2f}", ha="center", va="bottom", fontsize=9)
-    half = math.ceil(k / 2)
     for idx, (arm, rank) in enumerate(zip(arms, ranks, strict=True)):
         left = idx < half
         y = -0.5 - 0.35 * (idx if left else k - 1 - idx)
