@@ -23,6 +23,8 @@ from ablate.report_text import Units, headline
 from ablate.store import Store
 
 SCHEMA = 1  # bump when report.json's keys change meaning
+FIGURE_NAMES = frozenset({"forest", "slopes", "distributions", "learning_curves", "grad_norms",
+                          "interaction", "critical_difference"})
 
 
 def write_report(run_dir: Path) -> list[Path]:
@@ -47,6 +49,10 @@ def write_report(run_dir: Path) -> list[Path]:
     files.mkdir(exist_ok=True)
     for p in figures:
         _write(files / f"{p.name}.png", p.png)
+    for stale in FIGURE_NAMES - {p.name for p in figures}:
+        # A figure an earlier report drew but this one does not (e.g. an arm now left
+        # out): remove it so report_files/ matches report.md.
+        (files / f"{stale}.png").unlink(missing_ok=True)
     paths = [run_dir / "report.md", run_dir / "report.html", run_dir / "report.json"]
     _write(paths[0], markdown(doc).encode())
     _write(paths[1], html(doc).encode())

@@ -252,7 +252,9 @@ def test_writes_three_files_with_the_required_keys(worse: tuple[Path, dict, dict
     md = (run_dir / "report.md").read_text()
     for png in re.findall(r"\]\((report_files/[^)]+\.png)\)", md):
         assert (run_dir / png).stat().st_size > 5000, png
-    assert len(re.findall(r"\]\(report_files/", md)) >= 5  # forest, slopes, dist, curves, grads
+    assert len(re.findall(r"\]\(report_files/", md)) == 5  # forest, slopes, dist, curves, grads
+    assert sorted(p.name for p in (run_dir / "report_files").iterdir()) == sorted(
+        f"{f['name']}.png" for f in report["figures"])
 
 
 def test_report_is_deterministic(worse: tuple[Path, dict, dict], tmp_path: Path) -> None:
