@@ -1,5 +1,8 @@
 """The report's figures, drawn from the decision object so they agree with its text.
 
+The figures every study gets live here; the critical-difference diagram (more than two
+arms) and the 2x2 interaction plot are in `report_design_plots`.
+
 Each function takes arrays (and, where it colours a verdict, the `Contrast`s that carry
 it) and returns a `Plot`: PNG bytes plus a title that states the finding. Figures use
 matplotlib's object API on the Agg backend (no display, no pyplot global state), one
@@ -30,8 +33,8 @@ from matplotlib.ticker import (  # noqa: E402
 )
 
 from ablate.report_analysis import Curves  # noqa: E402
-from ablate.report_text import DECISION_COLOURS, Units, fmt_p, join, p_clause  # noqa: E402
-from ablate.stats import Contrast, Friedman  # noqa: E402
+from ablate.report_text import DECISION_COLOURS, Units, fmt_p, join  # noqa: E402
+from ablate.stats import Contrast  # noqa: E402
 
 DPI = 100  # 9-inch-wide figures -> 900 px, sharp in a 1000 px page column
 # Baseline in near-black, then Okabe-Ito-like hues that avoid the decision colours
@@ -58,13 +61,13 @@ def arm_colours(arms: Sequence[str]) -> dict[str, str]:
     return {a: ARM_PALETTE[i % len(ARM_PALETTE)] for i, a in enumerate(arms)}
 
 
-def _title(fig: Figure, text: str, size: float = 11) -> None:
+def put_title(fig: Figure, text: str, size: float = 11) -> None:
     """A bold suptitle wrapped to the figure's width (about 9.5 px per character)."""
     chars = max(30, int(fig.get_figwidth() * DPI / (0.86 * size)))
     fig.suptitle(textwrap.fill(text, chars), fontsize=size, weight="bold")
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     # No "Software" chunk: the bytes depend only on the data and the matplotlib version.
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
@@ -130,9 +133,9 @@ def forest(contrasts: Sequence[Contrast], u: Units, title: str) -> Plot:
     ax.grid(axis="x", alpha=0.3)
     side.axis("off")
     side.set_xlim(0, 1)
-    _title(fig, title, 12)
+    put_title(fig, title, 12)
     return Plot("forest", title, "Forest plot: mean paired difference and 95% CI of each "
-                "contrast against the region of practical equivalence", _png(fig))
+                "contrast against the region of practical equivalence", png(fig))
 
 
 def learning_curves(curves: Mapping[str, Curves], colours: Mapping[str, str], u: Units,
@@ -171,12 +174,12 @@ def learning_curves(curves: Mapping[str, Curves], colours: Mapping[str, str], u:
                  f"({final[best]:.3f}); bands are 95% CIs over {n_seeds} seeds")
     else:
         title = "Learning curves: no finite losses recorded"
-    _title(fig, title)
+    put_title(fig, title)
     return Plot("learning_curves", title, "Training and validation loss per epoch for each "
-                "arm, mean over seeds with a 95% confidence band", _png(fig))
+                "arm, mean over seeds with a 95% confidence band", png(fig))
 
 
-def _tick(arm: str) -> str:
+def tick(arm: str) -> str:
     """Arm names of factorial cells ('a=x,b=y') on one line per factor."""
     return arm.replace(",", ",\n")
 
@@ -208,7 +211,7 @@ def slopes(scores: Mapping[str, np.ndarray], baseline: str, colours: Mapping[str
         ax.scatter(np.ones_like(vals), vals, color=colours[arm], s=18, zorder=3)
         ax.plot([0, 1], [base.mean(), vals.mean()], color="black", lw=2.5, marker="s", ms=6,
                 alpha=0.8, zorder=4, label="mean over seeds")
-        ax.set_xticks([0, 1], [_tick(baseline), _tick(arm)], fontsize=9)
+        ax.set_xticks([0, 1], [tick(baseline), tick(arm)], fontsize=9)
         ax.set_xlim(-0.3, 1.3)
         k = int(better.sum())
         decision = (decisions or {}).get(arm)
@@ -224,10 +227,10 @@ def slopes(scores: Mapping[str, np.ndarray], baseline: str, colours: Mapping[str
     axes[0].legend(fontsize=8, frameon=False)
     title = ("Paired by seed: one line per seed, green where the arm beat the baseline, red "
              "where it lost")
-    _title(fig, title)
+    put_title(fig, title)
     return Plot("slopes", f"{title}. Seeds improved: {', '.join(summary)}",
                 "Slope plot: one line per seed from the baseline's score to the arm's score",
-                _png(fig))
+                png(fig))
 
 
 def distributions(scores: Mapping[str, np.ndarray], colours: Mapping[str, str],
@@ -249,7 +252,7 @@ def distributions(scores: Mapping[str, np.ndarray], colours: Mapping[str, str],
         ax.scatter(i + jitter, vals, color=colours[arm], s=22, zorder=3)
         ax.scatter([i], [vals.mean()], marker="D", color="white", edgecolor="black", s=45,
                    zorder=4)
-    ax.set_xticks(range(len(arms)), [_tick(a) for a in arms], fontsize=9)
+    ax.set_xticks(range(len(arms)), [tick(a) for a in arms], fontsize=9)
     ax.set_ylabel(u.name.capitalize() + (" (%)" if u.accuracy else " (nats)"))
     ax.grid(axis="y", alpha=0.3)
     means = {a: float(v.mean()) for a, v in zip(arms, data, strict=True)}
@@ -257,9 +260,9 @@ def distributions(scores: Mapping[str, np.ndarray], colours: Mapping[str, str],
     shown = f"{means[best]:.2f}%" if u.accuracy else f"{means[best]:.4f}"
     title = (f"Per-arm {u.name} over {data[0].size} seeds: best mean {best} ({shown}); "
              "diamond = mean")
-    _title(fig, title)
+    put_title(fig, title)
     return Plot("distributions", title, "Distribution of the metric per arm: box plot and "
-                "one dot per seed", _png(fig))
+                "one dot per seed", png(fig))
 
 
 def _grad_finding(curves: Mapping[str, Curves]) -> str:
@@ -336,98 +339,6 @@ def grad_norms(curves: Mapping[str, Curves], colours: Mapping[str, str]) -> Plot
     fig.legend(handles, labels, loc="outside lower center", ncols=min(6, max(1, len(labels))),
                fontsize=8, frameon=False)
     title = _grad_finding(curves)
-    _title(fig, title)
+    put_title(fig, title)
     return Plot("grad_norms", title, "Gradient norm of each Dense layer's weights per epoch "
-                "(geometric mean over seeds, 95% band), one panel per arm", _png(fig))
-
-
-def cd_cliques(ranks: Sequence[float], cd: float) -> list[tuple[int, int]]:
-    """Maximal runs (i, j) of rank-sorted arms whose ranks differ by less than cd.
-
-    ranks: (k,) sorted ascending. Arms in a run are not significantly different
-    (Nemenyi: significant when the average ranks differ by at least the CD).
-    """
-    out: list[tuple[int, int]] = []
-    for i in range(len(ranks)):
-        j = i
-        while j + 1 < len(ranks) and ranks[j + 1] - ranks[i] < cd:
-            j += 1
-        if j > i and not any(a <= i and j <= b for a, b in out):
-            out.append((i, j))
-    return out
-
-
-def cd_diagram(fr: Friedman, colours: Mapping[str, str]) -> Plot:
-    """Critical-difference diagram: average ranks (1 = best), bars join arms within CD."""
-    order = sorted(range(len(fr.arms)), key=lambda i: fr.avg_ranks[i])
-    arms = [fr.arms[i] for i in order]
-    ranks = [fr.avg_ranks[i] for i in order]
-    k = len(arms)
-    cliques = cd_cliques(ranks, fr.cd)
-    half = math.ceil(k / 2)  # labels: best half on the left, the rest on the right
-    fig = Figure(figsize=(9, 1.4 + 0.45 * (half + 1) + 0.1 * len(cliques)),
-                 layout="constrained")
-    ax = fig.subplots()
-    ax.hlines(0, 1, k, color="black", lw=1.5)
-    for r in range(1, k + 1):
-        ax.vlines(r, 0, 0.12, color="black", lw=1)
-        ax.text(r, 0.18, str(r), ha="center", va="bottom", fontsize=9)
-    # The CD bar, drawn from rank 1, so its length reads against the axis.
-    ax.hlines(0.75, 1, 1 + fr.cd, color="black", lw=2.5)
-    ax.text(1 + fr.cd / 2, 0.85, f"CD = {fr.cd:.2f}", ha="center", va="bottom", fontsize=9)
-    for idx, (arm, rank) in enumerate(zip(arms, ranks, strict=True)):
-        left = idx < half
-        y = -0.5 - 0.35 * (idx if left else k - 1 - idx)
-        x_text = 0.6 if left else k + 0.4
-        ax.plot([rank, rank, x_text], [0, y, y], color=colours.get(arm, "black"), lw=1.5)
-        ax.text(x_text + (0.05 if not left else -0.05), y, f"{arm} ({rank:.2f})",
-                ha="left" if not left else "right", va="center", fontsize=9,
-                color=colours.get(arm, "black"), weight="bold")
-    for m, (i, j) in enumerate(cliques):
-        y = -0.25 - 0.12 * m
-        ax.hlines(y, ranks[i] - 0.03, ranks[j] + 0.03, color="#444444", lw=4)
-    ax.set_ylim(-0.6 - 0.35 * half, 1.2)
-    ax.axis("off")
-    # The labels sit outside [0.5, k + 0.5]; widen the view so they are not cut off.
-    ax.set_xlim(-1.8, k + 2.8)
-    verdict = "ranks differ" if fr.p_value < fr.alpha else "no rank difference shown"
-    title = (f"Friedman χ² = {fr.statistic:.2f}, {p_clause(fr.p_value)} ({verdict}): "
-             f"{arms[0]} ranks best; bars join arms within the Nemenyi CD")
-    _title(fig, title)
-    return Plot("critical_difference", title, "Critical-difference diagram: average rank of "
-                "each arm over seeds (1 = best); arms joined by a bar are not significantly "
-                "different", _png(fig))
-
-
-def interaction(cells: Mapping[tuple[str, str], np.ndarray], arm_of: Mapping[tuple[str, str], str],
-                factors: tuple[str, str], levels: tuple[tuple[str, str], tuple[str, str]],
-                colours: Mapping[str, str], u: Units, contrast: Contrast) -> Plot:
-    """2x2 interaction plot: factor A on x, one line per level of B, mean and 95% CI."""
-    (a0, a1), (b0, b1) = levels
-    scale = 100.0 if u.accuracy else 1.0
-    fig = Figure(figsize=(6.5, 4), layout="constrained")
-    ax = fig.subplots()
-    for b, style in ((b0, "-"), (b1, "--")):
-        means, errs = [], []
-        for a in (a0, a1):
-            v = cells[a, b] * scale
-            half = (st.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
-                    if v.size > 1 else 0.0)
-            means.append(v.mean())
-            errs.append(half)
-        ax.plot([0, 1], means, color="#555555", ls=style, lw=1.8,
-                label=f"{factors[1]}={b}")
-        for x, a, m, e in zip((0, 1), (a0, a1), means, errs, strict=True):
-            ax.errorbar([x], [m], yerr=[e], fmt="o", ms=8, capsize=4,
-                        color=colours[arm_of[a, b]])
-    ax.set_xticks([0, 1], [f"{factors[0]}={a0}", f"{factors[0]}={a1}"])
-    ax.set_xlim(-0.4, 1.4)
-    ax.set_ylabel(u.name.capitalize() + (" (%)" if u.accuracy else " (nats)"))
-    ax.legend(fontsize=9, frameon=False)
-    ax.grid(axis="y", alpha=0.3)
-    title = (f"Interaction {contrast.decision}: {u.signed(contrast.mean_diff)}"
-             f"{' points' if u.accuracy else ''} (Holm p {fmt_p(contrast.p_holm)}); "
-             "parallel lines = additive")
-    _title(fig, title)
-    return Plot("interaction", title, "Interaction plot of the 2x2 factorial: mean and 95% CI "
-                "of each cell", _png(fig))
+                "(geometric mean over seeds, 95% band), one panel per arm", png(fig))

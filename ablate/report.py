@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ablate import plots
+from ablate import plots, report_design_plots
 from ablate.report_analysis import Analysis, analyse, jsonable, load
 from ablate.report_document import Document, build
 from ablate.report_render import FILES_DIR, html, markdown
@@ -86,10 +86,11 @@ def make_plots(a: Analysis, u: Units) -> list[plots.Plot]:
                   for arm in a.study.arms}
         cells = {key: a.scores[name] for key, name in arm_of.items()}
         inter = next(c for c in a.family.contrasts if a.effects[c.arm].kind == "interaction")
-        out.append(plots.interaction(cells, arm_of, a.factorial, levels,  # type: ignore[arg-type]
-                                     colours, u, inter))
+        out.append(report_design_plots.interaction(
+            cells, arm_of, a.factorial, levels,  # type: ignore[arg-type]
+            colours, u, inter))
     if a.family.friedman is not None:
-        out.append(plots.cd_diagram(a.family.friedman, colours))
+        out.append(report_design_plots.cd_diagram(a.family.friedman, colours))
     return out
 
 

@@ -15,7 +15,7 @@ import pytest
 import scipy.stats as st
 from PIL import Image
 
-from ablate import plots
+from ablate import plots, report_design_plots
 from ablate.report_analysis import Curves
 from ablate.report_text import DECISION_COLOURS, Units
 from ablate.stats import compare, friedman
@@ -152,7 +152,7 @@ def test_grad_norms_ignore_missing_values() -> None:
     ([1.0, 2.0, 3.0], 1.0, []),  # a gap of exactly the CD is significant (Demsar 2006)
 ])
 def test_cd_cliques_by_hand(ranks: list[float], cd: float, expected: list) -> None:
-    assert plots.cd_cliques(ranks, cd) == expected
+    assert report_design_plots.cd_cliques(ranks, cd) == expected
 
 
 def test_cd_diagram_names_the_best_arm() -> None:
@@ -160,7 +160,7 @@ def test_cd_diagram_names_the_best_arm() -> None:
     table = np.stack([0.95 + rng.normal(0, 0.001, 10), 0.97 + rng.normal(0, 0.001, 10),
                       0.96 + rng.normal(0, 0.001, 10)], axis=1)  # (seeds, arms)
     fr = friedman(table, ["sgd", "adam", "momentum"])
-    p = plots.cd_diagram(fr, plots.arm_colours(fr.arms))
+    p = report_design_plots.cd_diagram(fr, plots.arm_colours(fr.arms))
     assert "adam ranks best" in p.title and "p < 0.001" in p.title
     assert colour_count(pixels(p), plots.arm_colours(fr.arms)["adam"], tol=30) > 30
 
@@ -178,8 +178,9 @@ def test_interaction_plot_title_reports_the_contrast() -> None:
     fam = compare_contrasts(vectors, metric="val_accuracy", rope=0.002,
                             rng=np.random.default_rng(1), n_bootstrap=999)
     inter = fam.contrasts[2]
-    p = plots.interaction(cells, arm_of, ("dropout", "bn"), (("on", "off"), ("after", "off")),
-                          plots.arm_colours(list(arm_of.values())), ACC, inter)
+    p = report_design_plots.interaction(
+        cells, arm_of, ("dropout", "bn"), (("on", "off"), ("after", "off")),
+        plots.arm_colours(list(arm_of.values())), ACC, inter)
     assert p.title.startswith(f"Interaction {inter.decision}: +0.30 points")
     assert pixels(p).std() > 10
 
