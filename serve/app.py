@@ -185,9 +185,10 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
     async def model_info() -> ModelInfo:
         return info
 
-    @get("/metrics", tags=["Operations"], summary="Prometheus metrics")
-    async def prometheus() -> Response[bytes]:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+    @get("/metrics", tags=["Operations"], summary="Prometheus metrics",
+         media_type=CONTENT_TYPE)  # Litestar adds the charset
+    async def prometheus() -> bytes:
+        return metrics.render()
 
     handlers: list[Any] = [
         index, server_metadata, live, ready, model_metadata, model_version_metadata,

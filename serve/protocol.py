@@ -8,7 +8,7 @@ bounded, and its error messages never quote the request.
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -83,7 +83,7 @@ class ResponseOutput(msgspec.Struct, frozen=True):
     name: str
     shape: list[int]
     datatype: str
-    data: list[int | float]  # row-major, flattened
+    data: list[float]  # row-major, flattened (INT64 outputs hold ints: JSON numbers too)
 
 
 class InferenceResponse(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -217,8 +217,8 @@ def response(name: str, version: str, request: Inference, probs: np.ndarray
             outputs.append(ResponseOutput("probabilities", [n, 10], "FP32",
                                           probs.ravel().tolist()))
         else:
-            outputs.append(ResponseOutput("label", [n], "INT64",
-                                          probs.argmax(axis=1).tolist()))
+            labels = cast(list[float], probs.argmax(axis=1).tolist())  # ints, encoded as such
+            outputs.append(ResponseOutput("label", [n], "INT64", labels))
     return InferenceResponse(model_name=name, outputs=outputs, model_version=version,
                              id=request.id)
 

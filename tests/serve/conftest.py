@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,15 +62,15 @@ def free_port() -> int:
 def start_server(source: Path, port: int, env: dict[str, str] | None = None,
                  timeout: float = 60.0) -> subprocess.Popen[bytes]:
     """`ablate serve SOURCE --port PORT` in a subprocess, returned once it is ready."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ablate.cli", "serve", str(source), "--port", str(port)],
-        env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with tempfile.TemporaryFile() as log:  # a pipe nobody reads would stall a chatty server
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ablate.cli", "serve", str(source), "--port", str(port)],
+            env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     url = f"http://127.0.0.1:{port}/v2/health/ready"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise RuntimeError(f"ablate serve exited with {proc.returncode}:\n{out}")
+            raise RuntimeError(f"ablate serve exited with {proc.returncode}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return proc
