@@ -3,7 +3,6 @@
 User mistakes print one line and exit 2; runtime failures exit 1.
 """
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -62,6 +61,7 @@ def study(
                        ] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Forget earlier runs of this study.")
                      ] = False,
+    report: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
 ) -> None:
     """Train every arm of a study over its seeds, store every run, summarise.
 
@@ -71,7 +71,7 @@ def study(
     from ablate.study import StudyOptions, run_study
 
     options = StudyOptions(out=out, seeds=seeds, epochs=epochs, subset=subset, device=device,
-                           dry_run=dry_run, fresh=fresh, progress=sys.stderr.isatty())
+                           dry_run=dry_run, fresh=fresh, report=report)
     code = _guard(lambda: run_study(study_file, options, console))
     raise typer.Exit(code)
 

@@ -17,6 +17,8 @@ from rich.progress import (
 from rich.table import Table
 
 from ablate import runner
+from ablate.errors import UserError
+from ablate.report import write_report
 from ablate.spec import Study, load_study
 from ablate.store import DB_NAME, Store
 from ablate.tables import arm_summary
@@ -32,6 +34,7 @@ class StudyOptions:
     dry_run: bool = False
     fresh: bool = False
     progress: bool = True
+    report: bool = True  # write report.{md,html,json} at the end
 
 
 def run_study(path: Path, options: StudyOptions, console: Console) -> int:
@@ -92,6 +95,12 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
         console.print(f"Nothing to do: all {plan.skipped} runs are finished with this config.")
     console.print(arm_summary(study, store.runs()))
     console.print(f"Runs stored in {store.dir}/")
+    if options.report and any(r.status == "done" for r in store.runs()):
+        try:
+            for written in write_report(store.dir):
+                console.print(f"wrote {written}")
+        except UserError as exc:  # e.g. every seed of the baseline diverged
+            console.print(f"[yellow]no report[/]: {exc}")
     if failed:
         console.print(f"[red]{failed} runs failed[/]; see `ablate runs {store.dir}`; "
                       "rerun the same command to retry them.")

@@ -182,12 +182,14 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
 
         train_loss = loss_sum / n
         val_loss, val_acc = (_evaluate(model, data.x_val, data.y_val, dtype) if has_val else
-                             (torch.full((S,), math.nan, dtype=torch.float64),) * 2)
+                             (torch.full((S,), math.nan, dtype=torch.float64, device=device),) * 2)
         with torch.no_grad():
             weight_norms = torch.stack([w.detach().square().sum((1, 2)).sqrt()
                                         for w in dense_weights], 1)
-        bad = ~torch.isfinite(train_loss) | (has_val and ~torch.isfinite(val_loss))
-        newly_dead = bad.to(device) & alive
+        bad = ~torch.isfinite(train_loss)
+        if has_val:
+            bad |= ~torch.isfinite(val_loss)
+        newly_dead = bad & alive
         if newly_dead.any():
             _bury(model, opt, newly_dead)
             alive &= ~newly_dead

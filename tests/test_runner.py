@@ -4,6 +4,7 @@ Every test drives the real CLI (in-process, or in a real subprocess for the sign
 on the committed MNIST subset; see tests/study_harness.py.
 """
 
+import hashlib
 import json
 import os
 import signal
@@ -66,7 +67,9 @@ def test_study_stores_every_run_and_a_rerun_does_no_work(cli: CliRunner, study_f
         weights = load_file(run_dir / "checkpoints" / arm / f"seed-{seed}.safetensors")
         assert side["arm"] == arm and side["seed"] == seed and len(side["weights_sha256"]) == 64
         assert weights["blocks.0.weight"].shape == (784, 128)
-    second = cli.invoke(app, ["study", str(study_file), "--out", str(out)])
+    report = json.loads((run_dir / "report.json").read_text())
+    assert {c["arm"] for c in report["contrasts"]} == set(ARMS) - {"dropout=on"}
+    second = cli.invoke(app, ["study", str(study_file), "--out", str(out), "--no-report"])
     assert second.exit_code == 0 and "Nothing to do" in second.output
     assert _rows(run_dir) == rows  # same started times: nothing retrained
 
@@ -74,11 +77,12 @@ def test_study_stores_every_run_and_a_rerun_does_no_work(cli: CliRunner, study_f
 def test_a_changed_arm_reruns_and_the_others_do_not(cli: CliRunner, study_file: Path,
                                                     tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    assert cli.invoke(app, ["study", str(study_file), "--out", str(out)]).exit_code == 0
+    study = ["study", str(study_file), "--out", str(out), "--no-report"]
+    assert cli.invoke(app, study).exit_code == 0
     before = {(a, s): t for a, s, _, t in _rows(out / "tiny")}
     study_file.write_text(TINY_STUDY.replace("levels.high = { dropout = 0.6 }",
                                              "levels.high = { dropout = 0.7 }"))
-    result = cli.invoke(app, ["study", str(study_file), "--out", str(out)])
+    result = cli.invoke(app, study)
     assert result.exit_code == 0, result.output
     after = {(a, s): t for a, s, _, t in _rows(out / "tiny")}
     changed = {k for k in before if before[k] != after[k]}
@@ -88,7 +92,8 @@ def test_a_changed_arm_reruns_and_the_others_do_not(cli: CliRunner, study_file: 
 def test_runs_json_has_the_contract_keys(cli: CliRunner, study_file: Path,
                                          tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    assert cli.invoke(app, ["study", str(study_file), "--out", str(out), "--seeds", "1"]
+    assert cli.invoke(app, ["study", str(study_file), "--out", str(out), "--seeds", "1",
+                          "--no-report"]
                       ).exit_code == 0
     result = cli.invoke(app, ["runs", str(out / "tiny"), "--format", "json"])
     runs = json.loads(result.output)
@@ -130,24 +135,30 @@ def _start(study_file: Path, out: Path) -> subprocess.Popen:
     # 40 epochs make each cohort take a few seconds, so a signal lands mid-study.
     return subprocess.Popen(
         [sys.executable, "-m", "tests.study_harness", "study", str(study_file), "--out", str(out),
-         "--epochs", "40"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+         "--epochs", "40", "--no-report"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-def _wait_for_first_done(proc: subprocess.Popen, run_dir: Path, limit: float = 120) -> None:
+def _wait_for_first_done(proc: subprocess.Popen, run_dir: Path, limit: float = 300) -> None:
+    """Poll the store until one run is done and another is running; fail otherwise."""
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            proc.communicate()
-            raise AssertionError("the study finished before it could be interrupted")
-        if (run_dir / DB_NAME).exists():
-            statuses = [st for _, _, st, _ in _rows(run_dir)]
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError("the study finished before it could be interrupted")
+            try:
+                statuses = [st for _, _, st, _ in _rows(run_dir)]
+            except sqlite3.OperationalError:  # not created yet, or being created
+                statuses = []
             if "done" in statuses and "running" in statuses:
                 return
-        time.sleep(0.05)
-    proc.kill()
-    proc.communicate()
-    raise AssertionError("no run finished in time")
+            time.sleep(0.05)
+        raise AssertionError("no run finished in time")
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
 
 
 def test_kill_9_then_rerun_completes_with_nothing_lost_or_duplicated(
@@ -161,14 +172,19 @@ def test_kill_9_then_rerun_completes_with_nothing_lost_or_duplicated(
     killed = _rows(run_dir)
     done_before = {(a, s): t for a, s, st, t in killed if st == "done"}
     assert done_before and any(st == "running" for _, _, st, _ in killed)
-    assert not list(run_dir.glob("checkpoints/*/*.tmp"))  # no half-written checkpoint visible
+    for (arm, seed) in done_before:  # every run marked done has its complete checkpoint
+        side = json.loads((run_dir / "checkpoints" / arm / f"seed-{seed}.json").read_text())
+        weights = (run_dir / "checkpoints" / arm / f"seed-{seed}.safetensors").read_bytes()
+        assert hashlib.sha256(weights).hexdigest() == side["weights_sha256"]
 
-    result = cli.invoke(app, ["study", str(study_file), "--out", str(out), "--epochs", "40"])
+    result = cli.invoke(app, ["study", str(study_file), "--out", str(out), "--epochs", "40",
+                              "--no-report"])
     assert result.exit_code == 0, result.output
     rows = _rows(run_dir)
     assert len(rows) == 8 and {st for _, _, st, _ in rows} == {"done"}
     assert {(a, s): t for a, s, _, t in rows if (a, s) in done_before} == done_before
     assert set(_epoch_counts(run_dir).values()) == {40}  # no epoch recorded twice
+    assert not list(run_dir.glob("checkpoints/*/*.tmp"))  # a write cut short was redone
 
 
 def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(cli: CliRunner, study_file: Path,
@@ -183,6 +199,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(cli: CliRunner, study_file: Pa
     assert b"interrupted" in output and b"Traceback" not in output
     statuses = {st for _, _, st, _ in _rows(run_dir)}
     assert "running" not in statuses and "done" in statuses and "pending" in statuses
-    result = cli.invoke(app, ["study", str(study_file), "--out", str(out), "--epochs", "40"])
+    result = cli.invoke(app, ["study", str(study_file), "--out", str(out), "--epochs", "40",
+                              "--no-report"])
     assert result.exit_code == 0
     assert {st for _, _, st, _ in _rows(run_dir)} == {"done"}
