@@ -50,7 +50,7 @@ function point(ev) {
 
 function stroke(a, b) {
   ctx.strokeStyle = "#000";
-  ctx.lineWidth = 22;  // about MNIST's stroke width relative to the digit's 20px box
+  ctx.lineWidth = 26;  // ~2.5 px once the digit is fitted to 20 px: MNIST's stroke width
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   ctx.beginPath();

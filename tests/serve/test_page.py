@@ -1,0 +1,99 @@
+"""The drawing page in real headless Chromium: draw a stroke, see a prediction.
+
+Needs Debian's `chromium` (/usr/bin/chromium, or ABLATE_CHROMIUM); Playwright drives
+it (no browser download). Missing Chromium fails the test: CI installs it.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+CHROMIUM = Path(os.environ.get("ABLATE_CHROMIUM", "/usr/bin/chromium"))
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's with `apt-get install -y "
+                    "chromium` (or point ABLATE_CHROMIUM at one)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def open_page(browser: Browser, url: str, **context: object) -> tuple[Page, list[str]]:
+    ctx = browser.new_context(viewport={"width": 900, "height": 800}, **context)  # type: ignore[arg-type]
+    page = ctx.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "/")
+    page.wait_for_function("document.getElementById('m-study').textContent !== '…'")
+    assert not errors, errors
+    return page, requested
+
+
+def predictions(page: Page) -> int:
+    return int(page.evaluate("Number(document.body.dataset.predictions || 0)"))
+
+
+def shown(page: Page) -> tuple[str, list[float]]:
+    digit = page.locator("#digit").inner_text()
+    probs = [float(p) for p in page.eval_on_selector_all(
+        "#bars li", "lis => lis.map(li => li.dataset.p)")]
+    return digit, probs
+
+
+def test_draw_a_one_with_the_mouse(browser: Browser, live_server: str,
+                                   tmp_path_factory: pytest.TempPathFactory) -> None:
+    page, requested = open_page(browser, live_server)
+    assert page.locator("#m-study").inner_text() == "dropout"
+    assert page.locator("#m-arm").inner_text().startswith("dropout=")
+    assert page.locator("#m-val").inner_text().endswith("%")
+    box = page.locator("#pad").bounding_box()
+    assert box is not None
+    x = box["x"] + box["width"] * 0.5
+    page.mouse.move(x, box["y"] + box["height"] * 0.15)
+    page.mouse.down()
+    for i in range(1, 21):  # a vertical stroke, top to bottom: a "1"
+        page.mouse.move(x + i * 0.3, box["y"] + box["height"] * (0.15 + 0.035 * i))
+    page.mouse.up()
+    page.wait_for_function("Number(document.body.dataset.predictions || 0) > 0")
+    page.wait_for_timeout(300)  # let the last in-flight update land
+    digit, probs = shown(page)
+    assert len(probs) == 10 and abs(sum(probs) - 1) < 1e-3
+    assert digit == str(max(range(10), key=lambda d: probs[d]))
+    assert digit == "1", probs  # the model reads a plain vertical stroke as a one
+    page.screenshot(path=str(tmp_path_factory.mktemp("page") / "draw.png"))
+    # Everything came from this server: the page works offline.
+    assert requested and all(u.startswith(live_server) for u in requested), requested
+    page.locator("#clear").click()
+    assert page.locator("#digit").inner_text() == "?"
+
+
+def test_draw_with_a_finger(browser: Browser, live_server: str) -> None:
+    page, _ = open_page(browser, live_server, has_touch=True, is_mobile=True)
+    box = page.locator("#pad").bounding_box()
+    assert box is not None
+    cdp = page.context.new_cdp_session(page)
+    cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"] * 0.3
+    import math
+    ring = [(cx + r * 0.7 * math.sin(2 * math.pi * k / 24), cy - r * math.cos(2 * math.pi * k / 24))
+            for k in range(25)]  # an upright ellipse: a "0"
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart",
+                                          "touchPoints": [{"x": ring[0][0], "y": ring[0][1]}]})
+    for px, py in ring[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove",
+                                              "touchPoints": [{"x": px, "y": py}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    page.wait_for_function("Number(document.body.dataset.predictions || 0) > 0")
+    digit, probs = shown(page)
+    assert digit in "0123456789" and len(digit) == 1 and len(probs) == 10
+    assert predictions(page) >= 1
