@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
@@ -25,6 +24,7 @@ from ablate.layers import Activation, CohortBatchNorm, CohortDropout, CohortLine
 from ablate.model import CohortMLP
 from ablate.optim import Optimizer
 from ablate.reference import Array
+from ablate.train import replica_losses
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,9 @@ def softmax(z: Tensor) -> Tensor:
 
 
 def cohort_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    """The cohort loss as `ablate.train` computes it: the sum over replicas of each replica's
-    mean cross-entropy, which keeps replicas' gradients independent.
-
-    logits (S, B, C), labels (S, B) int64 -> scalar.
-    """
-    nll = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")  # (S, B)
-    return nll.mean(1).sum()
+    """The cohort training loss, as `ablate.train` computes it: logits (S, B, C), labels
+    (S, B) int64 -> the scalar sum of the replicas' mean cross-entropies."""
+    return replica_losses(logits, labels).sum()
 
 
 def _mlp(config: RunConfig, seeds: Sequence[int], gens: list[torch.Generator]) -> nn.Module:

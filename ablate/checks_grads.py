@@ -214,7 +214,8 @@ def oracle_mlp(config: RunConfig, state: dict[str, ref.Array],
         at = f"blocks.{len(out)}."
         out.append(ref.BatchNorm(state[at + "weight"], state[at + "bias"],
                                  state[at + "running_mean"], state[at + "running_var"],
-                                 config.bn_eps, config.bn_momentum))
+                                 config.bn_eps, config.bn_momentum,
+                                 bessel=config.conventions == "torch"))
 
     for layer in (*config.layers, None):
         i = len(out)

@@ -121,9 +121,10 @@ def cross_entropy_gradient(engine: Engine, device: torch.device,
 
 
 def _bn(engine: Engine, S: int, F: int, momentum: float, eps: float, r: np.random.Generator,
-        dtype: str, device: torch.device) -> tuple[CohortBatchNorm, dict[str, ref.Array]]:
+        dtype: str, device: torch.device, bessel: bool = True
+        ) -> tuple[CohortBatchNorm, dict[str, ref.Array]]:
     """A BN layer with random gamma (|gamma| in [0.5, 2]), beta and running statistics."""
-    bn = engine.batchnorm(S, F, momentum, eps)
+    bn = engine.batchnorm(S, F, momentum, eps, bessel=bessel)
     sign = np.where(r.random((S, F)) < 0.5, -1.0, 1.0)
     state = {"weight": sign * r.uniform(0.5, 2.0, (S, F)), "bias": r.normal(0, 1, (S, F)),
              "running_mean": r.normal(0, 1, (S, F)), "running_var": r.uniform(0.2, 3, (S, F))}
@@ -174,19 +175,21 @@ def batchnorm_training(engine: Engine, device: torch.device, hs: settings | None
 
 
 def batchnorm_running(engine: Engine, device: torch.device, hs: settings | None = None) -> Outcome:
-    """Running statistics after 1-3 training steps: mean and *unbiased* variance, and the
-    Keras momentum form agrees with the torch form after conversion (0.99 -> 0.01)."""
-    tr = Tracker("running stats unbiased; keras = torch momentum", "batch norm")
+    """Running statistics after 1-3 training steps: the mean, and the variance from the
+    unbiased batch estimate (torch, bessel) or the biased one (keras); the Keras momentum
+    form agrees with the torch form after conversion (0.99 -> 0.01)."""
+    tr = Tracker("running stats (torch unbiased, keras biased)", "batch norm")
 
     @given(S=replicas, B=st.integers(2, 8), F=dims, steps=st.integers(1, 3),
-           keras_momentum=st.floats(0.6, 0.999), dtype=dtypes, seed=seeds)
+           keras_momentum=st.floats(0.6, 0.999), dtype=dtypes, seed=seeds,
+           bessel=st.booleans())
     def prop(S: int, B: int, F: int, steps: int, keras_momentum: float, dtype: str,
-             seed: int) -> None:
+             seed: int, bessel: bool) -> None:
         tr.example(S=S, B=B, F=F, steps=steps, keras_momentum=keras_momentum, dtype=dtype,
-                   seed=seed)
+                   seed=seed, bessel=bessel)
         r = np.random.default_rng(seed)
         m = ref.keras_to_torch_momentum(keras_momentum)
-        bn, p = _bn(engine, S, F, m, 1e-3, r, dtype, device)
+        bn, p = _bn(engine, S, F, m, 1e-3, r, dtype, device, bessel)
         bn.train()
         keras = {"mean": p["running_mean"].copy(), "var": p["running_var"].copy()}
         torch_form = dict(keras)
@@ -196,7 +199,7 @@ def batchnorm_running(engine: Engine, device: torch.device, hs: settings | None 
                 bn(tensor(x, dtype, device))
             stats = [ref.batch_stats(x[s]) for s in range(S)]
             batch = {"mean": np.stack([st[0] for st in stats]),
-                     "var": np.stack([st[2] for st in stats])}  # unbiased
+                     "var": np.stack([st[2 if bessel else 1] for st in stats])}
             for k in keras:
                 keras[k] = ref.running_update(keras[k], batch[k], keras_momentum, "keras")
                 torch_form[k] = ref.running_update(torch_form[k], batch[k], m, "torch")
@@ -204,7 +207,7 @@ def batchnorm_running(engine: Engine, device: torch.device, hs: settings | None 
         for k in keras:
             tr.close(torch_form[k], keras[k], F64_CHAIN, f"oracle: torch form = keras form ({k})")
         tr.close(bn.get_buffer("running_mean"), keras["mean"], tol, "running mean")
-        tr.close(bn.get_buffer("running_var"), keras["var"], tol, "running variance (unbiased)")
+        tr.close(bn.get_buffer("running_var"), keras["var"], tol, "running variance")
 
     return tr.run(prop, hs)
 

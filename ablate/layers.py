@@ -30,13 +30,18 @@ class CohortBatchNorm(nn.Module):
     """Batch normalization over the batch axis, separately for each replica and feature.
 
     `momentum` is the weight of the new batch statistic (PyTorch's form; Keras's 0.99
-    is 0.01 here). Training normalizes with the biased batch variance and updates the
-    running variance with the unbiased one, as both frameworks do.
+    is 0.01 here). Training normalizes with the biased batch variance; the running
+    variance tracks the unbiased batch variance (PyTorch, `bessel=True`) or the biased
+    one (Keras, whose BatchNormalization averages `ops.moments`' variance).
     """
 
-    def __init__(self, replicas: int, features: int, momentum: float, eps: float) -> None:
+    running_mean: Tensor  # (S, F)
+    running_var: Tensor  # (S, F)
+
+    def __init__(self, replicas: int, features: int, momentum: float, eps: float,
+                 bessel: bool = True) -> None:
         super().__init__()
-        self.momentum, self.eps = momentum, eps
+        self.momentum, self.eps, self.bessel = momentum, eps, bessel
         self.weight = nn.Parameter(torch.ones(replicas, features))  # gamma
         self.bias = nn.Parameter(torch.zeros(replicas, features))  # beta
         self.register_buffer("running_mean", torch.zeros(replicas, features))
@@ -47,9 +52,11 @@ class CohortBatchNorm(nn.Module):
             var, mean = torch.var_mean(x, dim=1, correction=0, keepdim=True)  # (S, 1, F)
             with torch.no_grad():
                 n = x.shape[1]
-                unbiased = var.squeeze(1) * (n / max(n - 1, 1))
+                # A batch of one has no unbiased variance; torch refuses it, we fall back
+                # to the biased one (0) rather than divide by zero.
+                correction = n / (n - 1) if self.bessel and n > 1 else 1.0
                 self.running_mean.lerp_(mean.squeeze(1), self.momentum)
-                self.running_var.lerp_(unbiased, self.momentum)
+                self.running_var.lerp_(var.squeeze(1) * correction, self.momentum)
         else:
             mean, var = self.running_mean.unsqueeze(1), self.running_var.unsqueeze(1)
         scale = torch.rsqrt(var + self.eps) * self.weight.unsqueeze(1)  # (S, 1, F)
@@ -66,8 +73,8 @@ class CohortDropout(nn.Module):
 
     def __init__(self, p: float, generators: list[torch.Generator]) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
         self.p, self.generators = p, generators
 
     def forward(self, x: Tensor) -> Tensor:  # (S, B, F)
@@ -76,7 +83,8 @@ class CohortDropout(nn.Module):
         u = torch.empty_like(x)
         for s, g in enumerate(self.generators):
             u[s].uniform_(generator=g)
-        return x * (u >= self.p) * (1.0 / (1.0 - self.p))
+        scale = 1.0 / (1.0 - self.p) if self.p < 1.0 else 0.0  # p = 1: zeros, not NaN
+        return x * (u >= self.p) * scale
 
 
 class Activation(nn.Module):

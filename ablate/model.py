@@ -63,7 +63,8 @@ class CohortMLP(nn.Module):
             if i == len(config.layers):
                 break
             layer = config.layers[i]
-            bn = CohortBatchNorm(S, layer.units, config.bn_momentum, config.bn_eps)
+            bn = CohortBatchNorm(S, layer.units, config.bn_momentum, config.bn_eps,
+                                 bessel=config.conventions == "torch")
             if layer.batch_norm == "before":
                 blocks.append(bn)
             blocks.append(Activation(layer.activation, config.leaky_slope))

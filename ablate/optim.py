@@ -21,6 +21,7 @@ Keras forms follow Keras 3; PyTorch forms follow torch.optim (a test compares th
 """
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -31,9 +32,10 @@ from ablate.config import OptimizerConfig
 class Optimizer:
     """One optimizer over a list of cohort parameters; `step()` after `backward()`."""
 
-    def __init__(self, config: OptimizerConfig, conventions: str, params: list[Tensor]) -> None:
+    def __init__(self, config: OptimizerConfig, conventions: str,
+                 params: Sequence[Tensor]) -> None:
         self.c, self.keras = config, conventions == "keras"
-        self.params = params
+        self.params = list(params)
         self.t = 0
         init = config.initial_accumulator or 0.0
         zeros = lambda: [torch.zeros_like(p) for p in params]  # noqa: E731

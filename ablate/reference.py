@@ -421,6 +421,7 @@ class BatchNorm:
     running_var: Array  # (F,)
     eps: float
     momentum: float
+    bessel: bool = True  # running variance from the unbiased (torch) or biased (keras) estimate
     grads: dict[str, Array] = field(default_factory=dict)
     x: Array | None = None
     cache: BatchNormCache | None = None  # None after an eval-mode forward
@@ -431,9 +432,10 @@ class BatchNorm:
             return batchnorm_eval(x, self.weight, self.bias, self.running_mean,
                                   self.running_var, self.eps)
         y, self.cache = batchnorm_train(x, self.weight, self.bias, self.eps)
-        mean, _, unbiased = batch_stats(x)
+        mean, biased, unbiased = batch_stats(x)
         self.running_mean = running_update(self.running_mean, mean, self.momentum, "torch")
-        self.running_var = running_update(self.running_var, unbiased, self.momentum, "torch")
+        self.running_var = running_update(self.running_var, unbiased if self.bessel else biased,
+                                          self.momentum, "torch")
         return y
 
     def backward(self, dy: Array) -> Array:

@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ablate.config import (
     ACTIVATIONS,
@@ -124,7 +124,7 @@ class _Table:
     def key_path(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
-    def fail(self, path: str, message: str) -> None:
+    def fail(self, path: str, message: str) -> NoReturn:
         raise SpecError(f"{self.source}: {path or '(top level)'}: {message}")
 
     def has(self, key: str) -> bool:
@@ -226,8 +226,8 @@ def _seeds(top: _Table) -> tuple[int, ...]:
         if len(set(value)) != len(value):
             top.fail("seeds", "expected distinct seeds, got duplicates")
         return tuple(value)
-    return top.fail("seeds", "expected a count >= 1 or a non-empty list of "  # type: ignore[func-returns-value]
-                             f"non-negative integers, got {_kind(value)}")
+    top.fail("seeds", "expected a count >= 1 or a non-empty list of non-negative integers, "
+                      f"got {_kind(value)}")
 
 
 def _factors(data: object, source: str) -> list[tuple[Factor, dict[str, Mapping[str, Any]]]]:
@@ -263,7 +263,8 @@ def _arms(base: Mapping[str, Any], factors: list[tuple[Factor, dict[str, Mapping
             combos += [baseline[:i] + ((f.name, lv),) + baseline[i + 1:]
                        for lv in f.levels if lv != f.baseline]
     overrides = {f.name: ov for f, ov in factors}
-    arms, seen = [], {}
+    arms: list[Arm] = []
+    seen: dict[RunConfig, str] = {}
     for combo in combos:
         merged = dict(base)
         where = "base"

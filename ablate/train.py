@@ -100,6 +100,14 @@ class CohortResult:
     seconds: float
 
 
+def replica_losses(logits: Tensor, labels: Tensor) -> Tensor:
+    """Each replica's mean cross-entropy: logits (S, B, C), labels (S, B) -> (S,).
+
+    The training loss is their sum, so each replica's gradient is exactly its own.
+    """
+    return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(1)
+
+
 def _evaluate(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype
               ) -> tuple[Tensor, Tensor]:
     """Mean loss and accuracy per replica on shared data: x (n, 784) uint8 -> (S,), (S,)."""
@@ -163,8 +171,7 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
             idx = perms[:, i:i + B]  # (S, b): each replica its own minibatch
             xb, yb = scale(data.x_train[idx], dtype), data.y_train[idx]  # (S, b, 784), (S, b)
             logits = model(xb)  # (S, b, 10)
-            nll = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none")  # (S, b)
-            per_replica = nll.mean(1)  # (S,)
+            per_replica = replica_losses(logits, yb)  # (S,)
             opt.zero_grad()
             (per_replica * weight).sum().backward()
             opt.step()

@@ -77,7 +77,8 @@ class PlantedBatchNorm(CohortBatchNorm):
                 var, mean = var.detach(), mean.detach()
             if self.training:
                 with torch.no_grad():
-                    stat = torch.var(x, dim=dims, correction=0 if self.biased_running_var else 1,
+                    unbiased = self.bessel and not self.biased_running_var
+                    stat = torch.var(x, dim=dims, correction=1 if unbiased else 0,
                                      keepdim=True).expand(x.shape[0], 1, -1)
                     weight = 1.0 - self.momentum if self.reversed_momentum else self.momentum
                     self.get_buffer("running_mean").lerp_(mean.squeeze(1), weight)

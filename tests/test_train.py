@@ -71,6 +71,20 @@ class _Dropout(nn.Module):
         return x * keep / (1 - self.p)
 
 
+class _KerasBatchNorm(nn.BatchNorm1d):
+    """Keras's BatchNormalization: nn.BatchNorm1d's normalization, but the moving variance
+    averages the biased batch variance (Keras uses `ops.moments`), not the unbiased one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        var, mean = torch.var_mean(x, dim=0, correction=0)
+        with torch.no_grad():
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var, self.momentum)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
 def _reference_model(config: RunConfig, seed: int) -> nn.Sequential:
     acts = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "sigmoid": nn.Sigmoid(),
             "elu": nn.ELU(), "gelu": nn.GELU(), "leaky_relu": nn.LeakyReLU(config.leaky_slope)}
@@ -86,7 +100,8 @@ def _reference_model(config: RunConfig, seed: int) -> nn.Sequential:
         if i == len(config.layers):
             break
         layer = config.layers[i]
-        bn = nn.BatchNorm1d(layer.units, eps=config.bn_eps, momentum=config.bn_momentum)
+        norm = _KerasBatchNorm if config.conventions == "keras" else nn.BatchNorm1d
+        bn = norm(layer.units, eps=config.bn_eps, momentum=config.bn_momentum)
         if layer.batch_norm == "before":
             modules.append(bn)
         modules.append(acts[layer.activation])
