@@ -22,7 +22,9 @@ class CohortLinear(nn.Module):
         self.weight = nn.Parameter(weight)  # (S, fan_in, fan_out)
         self.bias = nn.Parameter(bias)  # (S, fan_out)
 
-    def forward(self, x: Tensor) -> Tensor:  # (S, B, fan_in) -> (S, B, fan_out)
+    def forward(self, x: Tensor) -> Tensor:  # (S, B, fan_in) or shared (B, fan_in)
+        if x.dim() == 2:  # the same rows for every replica (evaluation): one broadcast matmul
+            return torch.matmul(x, self.weight) + self.bias.unsqueeze(1)  # (S, B, fan_out)
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
 
 

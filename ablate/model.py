@@ -78,7 +78,8 @@ class CohortMLP(nn.Module):
     def replicas(self) -> int:
         return len(self.seeds)
 
-    def forward(self, x: Tensor) -> Tensor:  # (S, B, 784) in [0, 1] -> logits (S, B, 10)
+    def forward(self, x: Tensor) -> Tensor:
+        """(S, B, 784) per-replica rows, or (B, 784) shared by all, in [0, 1] -> (S, B, 10)."""
         return self.blocks(x)
 
 

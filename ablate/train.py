@@ -118,7 +118,7 @@ def _evaluate(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype
     with torch.inference_mode():
         for i in range(0, n, EVAL_CHUNK):
             xb, yb = scale(x[i:i + EVAL_CHUNK], dtype), y[i:i + EVAL_CHUNK]
-            logits = model(xb.expand(S, *xb.shape))  # (S, b, 10)
+            logits = model(xb)  # (b, 784) shared by every replica -> (S, b, 10)
             logp = F.log_softmax(logits, dim=-1)
             target = yb.expand(S, -1)
             loss += -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).double().sum(1)
@@ -180,7 +180,7 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
                 correct += (logits.argmax(-1) == yb).sum(1)
                 for j, w in enumerate(dense_weights):
                     assert w.grad is not None
-                    grad_sq[:, j] += w.grad.square().sum((1, 2)).double()
+                    grad_sq[:, j] += torch.linalg.vector_norm(w.grad, dim=(1, 2)).double() ** 2
             steps += 1
             if on_step is not None and steps % 20 == 0:
                 on_step(20)
@@ -191,7 +191,7 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
         val_loss, val_acc = (_evaluate(model, data.x_val, data.y_val, dtype) if has_val else
                              (torch.full((S,), math.nan, dtype=torch.float64, device=device),) * 2)
         with torch.no_grad():
-            weight_norms = torch.stack([w.detach().square().sum((1, 2)).sqrt()
+            weight_norms = torch.stack([torch.linalg.vector_norm(w, dim=(1, 2))
                                         for w in dense_weights], 1)
         bad = ~torch.isfinite(train_loss)
         if has_val:
