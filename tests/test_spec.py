@@ -205,3 +205,16 @@ def test_mutated_files_raise_spec_error_or_parse(data: st.DataObject) -> None:
     # A file that parses must be fully valid: TOML, a baseline first, distinct arms.
     tomllib.loads(text)
     assert study.arms and len({a.config for a in study.arms}) == len(study.arms)
+
+
+def test_summary_command_prints_the_keras_table() -> None:
+    from typer.testing import CliRunner
+
+    from ablate.cli import app
+
+    result = CliRunner().invoke(app, ["summary", "studies/dropout.toml", "--arm", "dropout=on"])
+    assert result.exit_code == 0
+    for text in ("dense (Dense)", "dropout_1 (Dropout)", "(None, 512)", "401,920",
+                 "Total params: 479,306", "Trainable params: 477,898",
+                 "Non-trainable params: 1,408"):
+        assert text in result.output
