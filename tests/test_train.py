@@ -23,6 +23,7 @@ from ablate.optim import Optimizer
 from ablate.spec import parse_study
 from ablate.train import DeviceData, prepare_data, scale, train_cohort
 from tests.data_fixtures import SUBSET
+from tests.test_optim import TORCH as TORCH_OPTIM
 
 SEEDS = [0, 1, 2]
 
@@ -113,21 +114,9 @@ def _reference_model(config: RunConfig, seed: int) -> nn.Sequential:
 
 
 def _reference_optimizer(config: RunConfig, params: list[torch.Tensor]):  # noqa: ANN202
-    c = config.optimizer
     if config.conventions == "keras":  # torch.optim has no Keras forms (test_optim checks ours)
-        return Optimizer(c, "keras", params)
-    return {
-        "sgd": lambda: torch.optim.SGD(params, lr=c.lr),
-        "momentum": lambda: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum),
-        "nesterov": lambda: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=True),
-        "adagrad": lambda: torch.optim.Adagrad(params, lr=c.lr, eps=c.eps,
-                                               initial_accumulator_value=c.initial_accumulator),
-        "adadelta": lambda: torch.optim.Adadelta(params, lr=c.lr, rho=c.rho, eps=c.eps),
-        "rmsprop": lambda: torch.optim.RMSprop(params, lr=c.lr, alpha=c.rho, eps=c.eps),
-        "adam": lambda: torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps),
-        "adamw": lambda: torch.optim.AdamW(params, lr=c.lr, betas=(c.beta1, c.beta2),
-                                           eps=c.eps, weight_decay=c.weight_decay),
-    }[c.name]()
+        return Optimizer(config.optimizer, "keras", params)
+    return TORCH_OPTIM[config.optimizer.name](params, config.optimizer)
 
 
 def _reference_run(config: RunConfig, seed: int, d: DeviceData,
