@@ -15,7 +15,7 @@ from serve.metrics import Metrics
 
 class Model:
     """predict(x) -> x[:, :10] (so each request can check it got its own rows); records
-    batch sizes; optionally slow (sleeps in the inference thread)."""
+    batch sizes; optionally slow (it blocks the loop, as a forward pass does)."""
 
     def __init__(self, seconds: float = 0.0, fail: bool = False) -> None:
         self.seconds, self.fail = seconds, fail
@@ -122,17 +122,16 @@ def test_under_concurrency_a_batch_is_held_open_to_fill() -> None:
 
 def test_a_full_queue_refuses_with_503_and_retry_after() -> None:
     async def main() -> None:
-        model = Model(seconds=0.2)
+        model = Model()
         b, m = await started(model, max_queue=4, max_batch=4)
-        first = asyncio.create_task(b.infer(images(4, 0)))  # taken by the worker
-        await asyncio.sleep(0.05)
-        waiting = asyncio.create_task(b.infer(images(4, 1)))  # fills the queue
-        await asyncio.sleep(0)
+        waiting = asyncio.create_task(b.infer(images(4, 1)))
+        await asyncio.sleep(0)  # it queues its 4 images; the worker has not run yet
         with pytest.raises(ApiError) as e:
             await b.infer(images(1, 2))
         assert e.value.status == 503 and e.value.headers == {"Retry-After": "1"}
         assert value(m, "ablate_inference_rejected_total") == 1
-        await asyncio.gather(first, waiting)
+        await waiting
+        await b.infer(images(4, 3))  # drained: room again
         await b.stop()
     asyncio.run(main())
 
