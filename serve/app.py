@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -25,7 +25,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from ablate.errors import UserError
 from serve import openapi, preprocess, protocol
@@ -352,7 +352,8 @@ def _metrics_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
             try:
                 await app(scope, receive, send_status)
             finally:
-                method = scope["method"] if scope["method"] in METHODS else "OTHER"
+                method = str(cast("HTTPScope", scope)["method"])
+                method = method if method in METHODS else "OTHER"
                 metrics.observe_request(_endpoint(scope), method, status,
                                         time.perf_counter() - start)
         return middleware

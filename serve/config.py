@@ -8,6 +8,7 @@ that names it.
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from ablate.errors import UserError
 
@@ -66,7 +67,7 @@ def from_env(env: Mapping[str, str]) -> ServeConfig:
     """`ServeConfig` with `ABLATE_SERVE_*` variables applied, e.g. ABLATE_SERVE_BATCHING=off,
     ABLATE_SERVE_MAX_BATCH=32, ABLATE_SERVE_MAX_WAIT_MS=1.5."""
     config = ServeConfig()
-    sections: dict[str, dict[str, object]] = {"batching": {}, "limits": {}, "": {}}
+    sections: dict[str, dict[str, Any]] = {"batching": {}, "limits": {}, "": {}}
     for key, text in env.items():
         if not key.startswith(ENV_PREFIX):
             continue

@@ -36,7 +36,7 @@ def decode_image(data: bytes, limits: Limits) -> np.ndarray:
         with warnings.catch_warnings():
             # Pillow's own bomb check warns above 89 MP; ours (below) is stricter.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
+            im: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)  # header only
     except Image.DecompressionBombError:
         raise _too_big(limits) from None
     except Exception:  # Pillow raises many types on hostile bytes

@@ -133,7 +133,7 @@ def parse_request(body: bytes, max_items: int) -> Inference:
     if len(request.inputs) != 1:
         raise bad_request(f"this model takes exactly one input, named {INPUT!r}")
     x = parse_input(request.inputs[0], max_items)
-    outputs = OUTPUTS
+    outputs: tuple[str, ...] = OUTPUTS
     if request.outputs is not None:
         names = [o.name for o in request.outputs]
         if not names or any(n not in OUTPUTS for n in names) or len(set(names)) != len(names):
