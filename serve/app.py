@@ -106,7 +106,7 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
 
     @get("/v2", tags=["Open Inference Protocol"], summary="Server metadata")
     async def server_metadata() -> protocol.ServerMetadata:
-        return protocol.ServerMetadata(SERVER_NAME, SERVER_VERSION, [])
+        return protocol.ServerMetadata(SERVER_NAME, SERVER_VERSION, protocol.EXTENSIONS)
 
     @get("/v2/health/live", tags=["Open Inference Protocol"], summary="Server live")
     async def live() -> protocol.Live:
@@ -149,24 +149,29 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
         return Response(protocol.ModelReady(name, ok), status_code=200 if ok else 503)
 
     async def infer(request: Request, model: str, model_version: str | None
-                    ) -> protocol.InferenceResponse:
+                    ) -> Response[protocol.InferenceResponse]:
         check_model(model, model_version)
-        parsed = protocol.parse_request(await _body(request), limits.max_items)
+        parsed = protocol.parse_request(await _body(request), limits.max_items,
+                                        request.headers.get(protocol.HEADER_LENGTH))
         probs = await batcher.infer(parsed.x)
-        return protocol.response(name, version, parsed, probs)
+        body, headers = protocol.response(name, version, parsed, probs)
+        kind = "application/octet-stream" if headers else "application/json"
+        return Response(body, headers=headers, media_type=kind)  # type: ignore[arg-type]
 
     infer_errors = openapi.errors(400, 404, 413, 503)
 
     @post("/v2/models/{model:str}/infer", tags=["Open Inference Protocol"], summary="Infer",
           status_code=200, operation_class=openapi.InferOperation, responses=infer_errors)
-    async def model_infer(request: Request, model: FromPath[str]) -> protocol.InferenceResponse:
+    async def model_infer(request: Request, model: FromPath[str]
+                          ) -> Response[protocol.InferenceResponse]:
         return await infer(request, model, None)
 
     @post("/v2/models/{model:str}/versions/{model_version:str}/infer",
           tags=["Open Inference Protocol"], summary="Infer with a model version",
           status_code=200, operation_class=openapi.InferOperation, responses=infer_errors)
     async def model_version_infer(request: Request, model: FromPath[str],
-                                  model_version: FromPath[str]) -> protocol.InferenceResponse:
+                                  model_version: FromPath[str]
+                                  ) -> Response[protocol.InferenceResponse]:
         return await infer(request, model, model_version)
 
     @post("/v1/predict", tags=["Friendly"], summary="Predict one digit", status_code=200,

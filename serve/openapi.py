@@ -9,7 +9,15 @@ handlers' return types and `ERRORS`.
 from dataclasses import dataclass
 
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 
 from serve.protocol import DATATYPES, INPUT, OUTPUTS, Error
 
@@ -67,11 +75,20 @@ PREDICT_FORM = Schema(
 )
 
 
+BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description=(
+    "Binary tensor data extension: the first Inference-Header-Content-Length bytes are "
+    "the JSON object, raw little-endian tensors follow."))
+
+
 @dataclass
 class InferOperation(Operation):
     def __post_init__(self) -> None:
-        self.request_body = RequestBody(
-            required=True, content={"application/json": OpenAPIMediaType(schema=INFER_REQUEST)})
+        self.request_body = RequestBody(required=True, content={
+            "application/json": OpenAPIMediaType(schema=INFER_REQUEST),
+            "application/octet-stream": OpenAPIMediaType(schema=BINARY)})
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            ok.content["application/octet-stream"] = OpenAPIMediaType(schema=BINARY)
 
 
 @dataclass

@@ -4,11 +4,17 @@ One input, `input`: FP32 pixels in [0, 1] or UINT8 pixels 0..255, shaped [N, 784
 [N, 28, 28] or [N, 1, 28, 28], its data flat (row-major) or nested as the shape says.
 Two outputs: `probabilities` FP32 [N, 10] and `label` INT64 [N]. Parsing is strict and
 bounded, and its error messages never quote the request.
+
+Also the binary tensor data extension (as Triton and its `tritonclient` speak it, by
+default): a request whose `Inference-Header-Content-Length` header says how many bytes
+of the body are JSON carries each input with `parameters.binary_data_size` as raw
+little-endian bytes after the JSON; outputs asked for with `binary_data: true` (or all,
+with the request parameter `binary_data_output: true`) come back the same way.
 """
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -19,6 +25,9 @@ INPUT = "input"
 OUTPUTS = ("probabilities", "label")
 SHAPES = ((784,), (28, 28), (1, 28, 28))  # accepted shapes after the batch dimension
 DATATYPES = ("FP32", "UINT8")
+BINARY_DTYPES: dict[str, np.dtype] = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
+HEADER_LENGTH = "Inference-Header-Content-Length"
+EXTENSIONS = ["binary_tensor_data"]
 MAX_ID = 256  # characters in a request id (it is echoed, so it is bounded)
 _MAX_BYTES_PER_VALUE = 40  # generous: "0.12345678901234567e-05, " is 25
 
@@ -63,7 +72,8 @@ class RequestInput(msgspec.Struct, frozen=True):
     name: str
     shape: list[int]
     datatype: str
-    data: msgspec.Raw  # decoded once the shape and datatype are known
+    data: msgspec.Raw = msgspec.Raw(b"")  # decoded once the shape and datatype are known;
+    #                                       empty when the tensor travels as binary
     parameters: dict[str, Any] | None = None
 
 
@@ -79,11 +89,13 @@ class InferenceRequest(msgspec.Struct, frozen=True):
     outputs: list[RequestOutput] | None = None
 
 
-class ResponseOutput(msgspec.Struct, frozen=True):
+class ResponseOutput(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     shape: list[int]
     datatype: str
-    data: list[float]  # row-major, flattened (INT64 outputs hold ints: JSON numbers too)
+    data: list[float] | None = None  # row-major, flattened (INT64 data are ints); None
+    #                                  when the tensor follows the JSON as binary
+    parameters: dict[str, int] | None = None  # {"binary_data_size": bytes} then
 
 
 class InferenceResponse(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -111,13 +123,22 @@ class Inference:
     id: str | None
     x: np.ndarray
     outputs: tuple[str, ...]
+    binary: frozenset[str] = frozenset()  # outputs to send as binary
 
 
 _request_decoder = msgspec.json.Decoder(InferenceRequest)
 
 
-def parse_request(body: bytes, max_items: int) -> Inference:
-    """Decode and validate an inference request body."""
+def parse_request(body: bytes, max_items: int, header_length: str | None = None
+                  ) -> Inference:
+    """Decode and validate an inference request body (`header_length`: the value of
+    the Inference-Header-Content-Length header, if any)."""
+    binary = b""
+    if header_length is not None:
+        if not header_length.isdigit() or not 0 < int(header_length) <= len(body):
+            raise bad_request(f"{HEADER_LENGTH} must be the byte length of the JSON part "
+                              "of the body")
+        body, binary = body[:int(header_length)], body[int(header_length):]
     if not body.strip():
         raise bad_request("empty body: send an inference request JSON object "
                           '{"inputs": [{"name": "input", ...}]}')
@@ -132,18 +153,28 @@ def parse_request(body: bytes, max_items: int) -> Inference:
         raise bad_request(f"id is longer than {MAX_ID} characters")
     if len(request.inputs) != 1:
         raise bad_request(f"this model takes exactly one input, named {INPUT!r}")
-    x = parse_input(request.inputs[0], max_items)
+    x = parse_input(request.inputs[0], max_items, binary)
     outputs: tuple[str, ...] = OUTPUTS
+    all_binary = _flag(request.parameters, "binary_data_output")
+    as_binary = set(OUTPUTS) if all_binary else set()
     if request.outputs is not None:
         names = [o.name for o in request.outputs]
         if not names or any(n not in OUTPUTS for n in names) or len(set(names)) != len(names):
             raise bad_request("outputs: request each of 'probabilities' and 'label' at most "
                               "once, or leave outputs out for both")
         outputs = tuple(names)
-    return Inference(request.id, x, outputs)
+        as_binary |= {o.name for o in request.outputs if _flag(o.parameters, "binary_data")}
+    return Inference(request.id, x, outputs, frozenset(as_binary))
 
 
-def parse_input(tensor: RequestInput, max_items: int) -> np.ndarray:
+def _flag(parameters: dict[str, Any] | None, key: str) -> bool:
+    value = (parameters or {}).get(key, False)
+    if not isinstance(value, bool):
+        raise bad_request(f"parameter {key!r} must be true or false")
+    return value
+
+
+def parse_input(tensor: RequestInput, max_items: int, binary: bytes = b"") -> np.ndarray:
     """The input tensor -> (N, 784) float32 pixels in [0, 1]."""
     if tensor.name != INPUT:
         raise bad_request(f"unknown input name: this model's input is named {INPUT!r}")
@@ -158,13 +189,19 @@ def parse_input(tensor: RequestInput, max_items: int) -> np.ndarray:
         raise bad_request("shape: the batch size N must be at least 1")
     if n > max_items:
         raise too_large(f"too many images: at most {max_items} per request; split the batch")
-    raw = bytes(tensor.data)
-    if len(raw) > n * 784 * _MAX_BYTES_PER_VALUE + 1024:
-        raise bad_request("data is far longer than the shape says")
-    x = _decode_data(raw, tensor.datatype, len(shape), n * 784)
-    if x.shape != shape and x.shape != (n * 784,):
-        raise bad_request("data does not match the shape: give N*784 values, flat or "
-                          "nested as the shape says")
+    size = (tensor.parameters or {}).get("binary_data_size")
+    if size is not None or binary:
+        x = _binary_data(size, binary, tensor.datatype, n * 784)
+    else:
+        raw = bytes(tensor.data)
+        if not raw:
+            raise bad_request("the input has no data")
+        if len(raw) > n * 784 * _MAX_BYTES_PER_VALUE + 1024:
+            raise bad_request("data is far longer than the shape says")
+        x = _decode_data(raw, tensor.datatype, len(shape), n * 784)
+        if x.shape != shape and x.shape != (n * 784,):
+            raise bad_request("data does not match the shape: give N*784 values, flat or "
+                              "nested as the shape says")
     x = x.reshape(n, 784)
     if tensor.datatype == "UINT8":
         if x.min() < 0 or x.max() > 255:
@@ -176,6 +213,20 @@ def parse_input(tensor: RequestInput, max_items: int) -> np.ndarray:
         raise bad_request("FP32 values must lie in [0, 1]: divide 0..255 pixels by 255, "
                           "or send them as UINT8")
     return x.astype(np.float32)
+
+
+def _binary_data(size: object, binary: bytes, datatype: str, count: int) -> np.ndarray:
+    """The input's raw bytes (binary tensor data extension) -> a flat array."""
+    dtype = BINARY_DTYPES[datatype]
+    if size is None:
+        raise bad_request("binary data after the JSON, but the input has no "
+                          "parameters.binary_data_size")
+    if (not isinstance(size, int) or isinstance(size, bool) or size != count * dtype.itemsize
+            or len(binary) != size):
+        raise bad_request(f"binary_data_size must be N*784*{dtype.itemsize} bytes for "
+                          f"{datatype}, and the binary part of the body exactly that long")
+    values = np.frombuffer(binary, dtype=dtype)
+    return values.astype(np.float64) if datatype == "FP32" else values.astype(np.int64)
 
 
 def _decode_data(raw: bytes, datatype: str, depth: int, size: int) -> np.ndarray:
@@ -208,19 +259,27 @@ def _decoder(element: type, depth: int) -> msgspec.json.Decoder:
 
 
 def response(name: str, version: str, request: Inference, probs: np.ndarray
-             ) -> InferenceResponse:
-    """probs: (N, 10) float32 -> the response with the requested outputs."""
+             ) -> tuple[bytes, dict[str, str]]:
+    """probs: (N, 10) float32 -> the response body with the requested outputs, and its
+    headers (Inference-Header-Content-Length when binary outputs follow the JSON)."""
     n = len(probs)
-    outputs = []
+    tensors = {"probabilities": ("FP32", [n, 10], probs.astype("<f4")),
+               "label": ("INT64", [n], probs.argmax(axis=1).astype("<i8"))}
+    outputs, blobs = [], []
     for out in request.outputs:
-        if out == "probabilities":
-            outputs.append(ResponseOutput("probabilities", [n, 10], "FP32",
-                                          probs.ravel().tolist()))
+        datatype, shape, values = tensors[out]
+        if out in request.binary:
+            blob = values.tobytes()
+            blobs.append(blob)
+            outputs.append(ResponseOutput(out, shape, datatype,
+                                          parameters={"binary_data_size": len(blob)}))
         else:
-            labels = cast(list[float], probs.argmax(axis=1).tolist())  # ints, encoded as such
-            outputs.append(ResponseOutput("label", [n], "INT64", labels))
-    return InferenceResponse(model_name=name, outputs=outputs, model_version=version,
-                             id=request.id)
+            outputs.append(ResponseOutput(out, shape, datatype, values.ravel().tolist()))
+    head = msgspec.json.encode(InferenceResponse(model_name=name, outputs=outputs,
+                                                 model_version=version, id=request.id))
+    if not blobs:
+        return head, {}
+    return head + b"".join(blobs), {HEADER_LENGTH: str(len(head))}
 
 
 def error(exc: ApiError) -> Error:

@@ -95,9 +95,47 @@ BAD_INFER: list[tuple[str, Any, int]] = [
     ("duplicate output", {"inputs": infer_body()["inputs"],
                           "outputs": [{"name": "label"}, {"name": "label"}]}, 400),
     ("outputs empty", {"inputs": infer_body()["inputs"], "outputs": []}, 400),
+    ("no data", {"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32"}]}, 400),
     ("binary junk", bytes(range(256)) * 4, 400),
     ("invalid UTF-8", b'{"id": "\xff\xfe' + MARK.encode() + b'", "inputs": []}', 400),
 ]
+
+
+def binary_body(header: dict[str, Any], blob: bytes, length: str | None = None
+                ) -> tuple[bytes, dict[str, str]]:
+    head = json.dumps(header).encode()
+    return head + blob, {"Inference-Header-Content-Length": length or str(len(head))}
+
+
+BINARY_INPUT = {"name": "input", "shape": [1, 784], "datatype": "UINT8",
+                "parameters": {"binary_data_size": 784}}
+BAD_BINARY: list[tuple[str, tuple[bytes, dict[str, str]]]] = [
+    ("header length not a number", binary_body({"inputs": [BINARY_INPUT]}, bytes(784), MARK)),
+    ("header length zero", binary_body({"inputs": [BINARY_INPUT]}, bytes(784), "0")),
+    ("header length past the body", binary_body({"inputs": [BINARY_INPUT]}, bytes(784),
+                                                "999999")),
+    ("header length cuts the JSON", binary_body({"inputs": [BINARY_INPUT]}, bytes(784), "20")),
+    ("blob too short", binary_body({"inputs": [BINARY_INPUT]}, bytes(783))),
+    ("blob too long", binary_body({"inputs": [BINARY_INPUT]}, bytes(785))),
+    ("size says FP32 is 1 byte", binary_body({"inputs": [{**BINARY_INPUT, "datatype": "FP32"}]},
+                                             bytes(784))),
+    ("size not an int", binary_body({"inputs": [{**BINARY_INPUT, "parameters": {
+        "binary_data_size": MARK}}]}, bytes(784))),
+    ("blob without a size", binary_body({"inputs": [{**BINARY_INPUT, "parameters": {}}]},
+                                        bytes(784))),
+    ("NaN in binary FP32", binary_body({"inputs": [{**BINARY_INPUT, "datatype": "FP32",
+                                                    "parameters": {"binary_data_size": 3136}}]},
+                                       np.full(784, np.nan, "<f4").tobytes())),
+    ("binary_data_output not a bool", binary_body({"inputs": [BINARY_INPUT], "parameters": {
+        "binary_data_output": MARK}}, bytes(784))),
+]
+
+
+@pytest.mark.parametrize("what, request_", BAD_BINARY, ids=[b[0] for b in BAD_BINARY])
+def test_bad_binary_requests(client: TestClient, what: str,
+                             request_: tuple[bytes, dict[str, str]]) -> None:
+    body, headers = request_
+    check_error(client.post(INFER, content=body, headers=headers), 400)
 
 
 def check_error(r: Any, status: int) -> None:

@@ -25,7 +25,7 @@ def version_of(model_path: Path) -> str:
 def test_server_metadata_and_health(client: TestClient) -> None:
     r = client.get("/v2")
     assert (r.status_code, r.json()) == (200, {"name": "ablate-serve", "version": "0.1.0",
-                                               "extensions": []})
+                                               "extensions": ["binary_tensor_data"]})
     r = client.get("/v2/health/live")
     assert (r.status_code, r.json()) == (200, {"live": True})
     r = client.get("/v2/health/ready")
@@ -134,3 +134,55 @@ def test_openapi_schema_is_served(client: TestClient) -> None:
         assert p in paths, p
     body = paths["/v2/models/{model}/infer"]["post"]["requestBody"]
     assert "inputs" in body["content"]["application/json"]["schema"]["properties"]
+
+
+def binary_request(header: dict, blobs: list[bytes]) -> tuple[bytes, dict[str, str]]:
+    """A request in the binary tensor data extension, framed as tritonclient frames it."""
+    head = json.dumps(header).encode()
+    return head + b"".join(blobs), {"Inference-Header-Content-Length": str(len(head)),
+                                    "Content-Type": "application/octet-stream"}
+
+
+def split_binary(r) -> tuple[dict, bytes]:
+    n = int(r.headers["inference-header-content-length"])
+    return json.loads(r.content[:n]), r.content[n:]
+
+
+@pytest.mark.parametrize("datatype", ["FP32", "UINT8"])
+def test_binary_tensor_data_extension(client: TestClient, model_path: Path, digits,
+                                      datatype: str) -> None:
+    """tritonclient's default framing: binary input, binary outputs (no outputs named)."""
+    assert "binary_tensor_data" in client.get("/v2").json()["extensions"]
+    x = digits[0][:3]
+    raw = (x / 255.0).astype("<f4").tobytes() if datatype == "FP32" else x.tobytes()
+    body, headers = binary_request(
+        {"id": "b", "inputs": [{"name": "input", "shape": [3, 28, 28], "datatype": datatype,
+                                "parameters": {"binary_data_size": len(raw)}}],
+         "parameters": {"binary_data_output": True}}, [raw])
+    r = client.post("/v2/models/mnist/infer", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    head, tail = split_binary(r)
+    assert head["id"] == "b" and head["model_name"] == "mnist"
+    probs_meta, label_meta = head["outputs"]
+    assert probs_meta == {"name": "probabilities", "shape": [3, 10], "datatype": "FP32",
+                          "parameters": {"binary_data_size": 120}}
+    assert label_meta == {"name": "label", "shape": [3], "datatype": "INT64",
+                          "parameters": {"binary_data_size": 24}}
+    probs = np.frombuffer(tail[:120], "<f4").reshape(3, 10)
+    labels = np.frombuffer(tail[120:], "<i8")
+    want = oracle.forward(model_path, x.reshape(3, 784) / 255.0)
+    np.testing.assert_allclose(probs, want, atol=2e-5)  # float32 model vs float64 oracle
+    assert labels.tolist() == want.argmax(1).tolist()
+
+
+def test_binary_outputs_can_be_chosen_one_by_one(client: TestClient, digits) -> None:
+    x = digits[0][:1]
+    r = client.post("/v2/models/mnist/infer", json={
+        "inputs": [{"name": "input", "shape": [1, 784], "datatype": "UINT8",
+                    "data": x.reshape(-1).tolist()}],
+        "outputs": [{"name": "probabilities"}, {"name": "label",
+                                                "parameters": {"binary_data": True}}]})
+    assert r.status_code == 200
+    head, tail = split_binary(r)
+    assert len(head["outputs"][0]["data"]) == 10 and "data" not in head["outputs"][1]
+    assert np.frombuffer(tail, "<i8").tolist() == [int(np.argmax(head["outputs"][0]["data"]))]
