@@ -9,6 +9,7 @@ import asyncio
 import gc
 import logging
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -379,12 +380,29 @@ def resolve_model(source: Path, workdir: Path) -> Path:
     return source
 
 
+def _check_port(host: str, port: int) -> None:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UserError(f"--host {host}: not an address of this machine; use 127.0.0.1 "
+                        "(this machine only) or 0.0.0.0 (every interface)") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); pick another "
+                            "--port, or stop what is using it") from None
+
+
 def run_server(source: Path, host: str = "127.0.0.1", port: int = 8000, name: str = "mnist",
                config: ServeConfig | None = None) -> None:
     """`ablate serve`: serve `source` (run directory or exported model) until Ctrl-C."""
     import uvicorn
 
     config = config or from_env(os.environ)
+    _check_port(host, port)  # before minutes of export and loading, not after
     torch.set_num_threads(config.threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="ablate-serve-") as tmp:

@@ -137,7 +137,23 @@ def test_serve_refuses_a_tampered_model_with_one_line(model_copy: Path) -> None:
     data = bytearray(model_copy.read_bytes())
     data[-3] ^= 1
     model_copy.write_bytes(bytes(data))
+    from tests.serve.conftest import free_port
+
     out = subprocess.run([sys.executable, "-m", "ablate.cli", "serve", str(model_copy),
-                          "--port", "1"], capture_output=True, text=True, timeout=120)
+                          "--port", str(free_port())], capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 2, out.stderr
     assert "sha256" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_serve_refuses_a_port_in_use_with_one_line(model_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "ablate.cli", "serve", str(model_path),
+                              "--port", str(port)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "Traceback" not in out.stderr
