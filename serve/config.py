@@ -48,6 +48,10 @@ class ServeConfig:
     threads: int = 1  # torch intra-op threads: a batch of <= 64 MNIST images gains
     #                   nothing from more, and the event loop needs the other core
 
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise UserError("threads: need at least 1")
+
 
 ENV_PREFIX = "ABLATE_SERVE_"
 _ENV = {  # variable suffix -> (section, field)
