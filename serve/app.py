@@ -5,7 +5,6 @@ serves); the batcher starts with the app and the service reports ready only then
 `run_server` is `ablate serve`: export on the fly from a run directory, then uvicorn.
 """
 
-import asyncio
 import gc
 import logging
 import os
@@ -20,7 +19,7 @@ import msgspec
 import numpy as np
 import torch
 from litestar import Litestar, Request, Response, get, post
-from litestar.datastructures import State, UploadFile
+from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -29,10 +28,10 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from ablate.errors import UserError
-from serve import openapi, preprocess, protocol
+from serve import friendly, openapi, protocol
 from serve.batcher import Batcher
 from serve.config import ServeConfig, from_env
-from serve.errors import ApiError, bad_request
+from serve.errors import ApiError
 from serve.metrics import CONTENT_TYPE, Metrics
 from serve.predictor import Predictor
 from serve.protocol import Error
@@ -45,20 +44,6 @@ log = logging.getLogger("serve")
 _STATUS_WORDS = {400: "bad request", 404: "not found", 405: "method not allowed",
                  413: "request body too large", 415: "unsupported media type",
                  500: "internal error"}
-
-
-class PredictRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    pixels: msgspec.Raw = msgspec.Raw(b"")  # empty: absent (msgspec decodes Raw | None as null)
-    image: str | None = None
-    show_input: bool = False
-
-
-class PredictResponse(msgspec.Struct, frozen=True, omit_defaults=True):
-    digit: int
-    probabilities: list[float]
-    model_name: str
-    model_version: str
-    input: list[int] | None = None  # the 28x28 input the model saw, 0..255, if asked
 
 
 class ModelInfo(msgspec.Struct, frozen=True):
@@ -152,7 +137,7 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
     async def infer(request: Request, model: str, model_version: str | None
                     ) -> Response[protocol.InferenceResponse]:
         check_model(model, model_version)
-        parsed = protocol.parse_request(await _body(request), limits.max_items,
+        parsed = protocol.parse_request(await friendly.read_body(request), limits.max_items,
                                         request.headers.get(protocol.HEADER_LENGTH))
         probs = await batcher.infer(parsed.x)
         body, headers = protocol.response(name, version, parsed, probs)
@@ -178,12 +163,12 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
     @post("/v1/predict", tags=["Friendly"], summary="Predict one digit", status_code=200,
           operation_class=openapi.PredictOperation,
           responses=openapi.errors(400, 413, 415, 503))
-    async def predict(request: Request) -> PredictResponse:
+    async def predict(request: Request) -> friendly.PredictResponse:
         """One digit: JSON pixels (used as given), or a PNG/JPEG (JSON base64, a
         multipart upload, or the raw body) prepared the way MNIST was."""
-        x, show = await _predict_input(request, limits)
+        x, show = await friendly.predict_input(request, limits)
         probs = (await batcher.infer(x[None, :]))[0]
-        return PredictResponse(
+        return friendly.PredictResponse(
             digit=int(probs.argmax()), probabilities=probs.tolist(), model_name=name,
             model_version=version,
             input=np.rint(x * 255).astype(np.uint8).tolist() if show else None)
@@ -219,90 +204,6 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
         state=State({"model_version": version, "metrics": metrics}),
         debug=False,
     )
-
-
-async def _body(request: Request) -> bytes:
-    try:
-        return await request.body()
-    except HTTPException:
-        raise
-    except Exception:  # the client went away mid-body
-        raise bad_request("the request body could not be read") from None
-
-
-async def _predict_input(request: Request, limits: Any) -> tuple[np.ndarray, bool]:
-    """The (784,) float32 input of a /v1/predict request, and whether to show it."""
-    kind = request.content_type[0].lower()
-    if kind == "multipart/form-data":
-        try:
-            form = await request.form()
-        except HTTPException as e:
-            if e.status_code == 413:
-                raise
-            raise bad_request("malformed multipart form") from None
-        upload = form.get("image")
-        if not isinstance(upload, UploadFile):
-            raise bad_request("multipart form: send the picture as a file field named 'image'")
-        data = await upload.read()
-        return await asyncio.to_thread(preprocess.prepare_image, data, limits), False
-    if kind in ("image/png", "image/jpeg"):
-        data = await _body(request)
-        return await asyncio.to_thread(preprocess.prepare_image, data, limits), False
-    if kind not in ("application/json", "text/plain", ""):
-        raise ApiError(415, "send application/json, multipart/form-data, image/png or "
-                       "image/jpeg")
-    body = await _body(request)
-    if not body.strip():
-        raise bad_request('empty body: send {"pixels": [...]} or {"image": "<base64>"}')
-    try:
-        req = msgspec.json.decode(body, type=PredictRequest)
-    except msgspec.ValidationError as e:
-        if "unknown field" in str(e):  # msgspec would quote the client's key
-            raise bad_request("unknown field: a predict request has only 'pixels', 'image' "
-                              "and 'show_input'") from None
-        raise bad_request(f"not a predict request: {e}") from None
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        raise bad_request("malformed JSON: the body must be one JSON object") from None
-    pixels = bytes(req.pixels)
-    if (not pixels or pixels == b"null") == (req.image is None):
-        raise bad_request("send exactly one of 'pixels' and 'image'")
-    if req.image is None:
-        return preprocess.pixels_input(_pixels(pixels)), req.show_input
-    assert req.image is not None
-    data = _base64(req.image)
-    return await asyncio.to_thread(preprocess.prepare_image, data, limits), req.show_input
-
-
-_PIXEL_DECODERS = (msgspec.json.Decoder(list[float]), msgspec.json.Decoder(list[list[float]]))
-
-
-def _pixels(raw: bytes) -> np.ndarray:
-    for decoder in _PIXEL_DECODERS:
-        try:
-            values = decoder.decode(raw)
-        except msgspec.ValidationError:
-            continue
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            break
-        try:
-            return np.asarray(values, dtype=np.float64)
-        except ValueError:
-            break
-    raise bad_request("pixels must be 784 numbers or 28 rows of 28")
-
-
-def _base64(text: str) -> bytes:
-    import base64
-    import binascii
-
-    if text.startswith("data:"):
-        head, _, text = text.partition(",")
-        if not head.endswith(";base64"):
-            raise bad_request("image: a data: URL must be base64-encoded")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise bad_request("image: not valid base64") from None
 
 
 def _error_response(status: int, message: str, headers: dict[str, str] | None = None

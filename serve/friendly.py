@@ -1,0 +1,116 @@
+"""The friendly API, `POST /v1/predict`: one digit from JSON pixels or an image.
+
+Pixels (784 values, or 28 rows of 28, 0..255, bright ink on black) are used as given;
+a PNG or JPEG (base64 or a data: URL in JSON, a multipart upload named `image`, or the
+raw body) is prepared the way MNIST was (`serve.preprocess`), in a worker thread.
+"""
+
+import asyncio
+import base64
+import binascii
+
+import msgspec
+import numpy as np
+from litestar import Request
+from litestar.datastructures import UploadFile
+from litestar.exceptions import HTTPException
+
+from serve import preprocess
+from serve.config import Limits
+from serve.errors import ApiError, bad_request
+
+
+class PredictRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pixels: msgspec.Raw = msgspec.Raw(b"")  # empty: absent (msgspec decodes Raw | None as null)
+    image: str | None = None
+    show_input: bool = False
+
+
+class PredictResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    digit: int
+    probabilities: list[float]
+    model_name: str
+    model_version: str
+    input: list[int] | None = None  # the 28x28 input the model saw, 0..255, if asked
+
+
+async def read_body(request: Request) -> bytes:
+    """The whole body (both APIs use this), within the app's size limit (413 past it)."""
+    try:
+        return await request.body()
+    except HTTPException:
+        raise
+    except Exception:  # the client went away mid-body
+        raise bad_request("the request body could not be read") from None
+
+
+async def predict_input(request: Request, limits: Limits) -> tuple[np.ndarray, bool]:
+    """The (784,) float32 input of a /v1/predict request, and whether to show it."""
+    kind = request.content_type[0].lower()
+    if kind == "multipart/form-data":
+        try:
+            form = await request.form()
+        except HTTPException as e:
+            if e.status_code == 413:
+                raise
+            raise bad_request("malformed multipart form") from None
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise bad_request("multipart form: send the picture as a file field named 'image'")
+        data = await upload.read()
+        return await asyncio.to_thread(preprocess.prepare_image, data, limits), False
+    if kind in ("image/png", "image/jpeg"):
+        data = await read_body(request)
+        return await asyncio.to_thread(preprocess.prepare_image, data, limits), False
+    if kind not in ("application/json", "text/plain", ""):
+        raise ApiError(415, "send application/json, multipart/form-data, image/png or "
+                       "image/jpeg")
+    body = await read_body(request)
+    if not body.strip():
+        raise bad_request('empty body: send {"pixels": [...]} or {"image": "<base64>"}')
+    try:
+        req = msgspec.json.decode(body, type=PredictRequest)
+    except msgspec.ValidationError as e:
+        if "unknown field" in str(e):  # msgspec would quote the client's key
+            raise bad_request("unknown field: a predict request has only 'pixels', 'image' "
+                              "and 'show_input'") from None
+        raise bad_request(f"not a predict request: {e}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        raise bad_request("malformed JSON: the body must be one JSON object") from None
+    pixels = bytes(req.pixels)
+    if (not pixels or pixels == b"null") == (req.image is None):
+        raise bad_request("send exactly one of 'pixels' and 'image'")
+    if req.image is None:
+        return preprocess.pixels_input(_pixels(pixels)), req.show_input
+    assert req.image is not None
+    data = _base64(req.image)
+    return await asyncio.to_thread(preprocess.prepare_image, data, limits), req.show_input
+
+
+_PIXEL_DECODERS = (msgspec.json.Decoder(list[float]), msgspec.json.Decoder(list[list[float]]))
+
+
+def _pixels(raw: bytes) -> np.ndarray:
+    for decoder in _PIXEL_DECODERS:
+        try:
+            values = decoder.decode(raw)
+        except msgspec.ValidationError:
+            continue
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            break
+        try:
+            return np.asarray(values, dtype=np.float64)
+        except ValueError:
+            break
+    raise bad_request("pixels must be 784 numbers or 28 rows of 28")
+
+
+def _base64(text: str) -> bytes:
+    if text.startswith("data:"):
+        head, _, text = text.partition(",")
+        if not head.endswith(";base64"):
+            raise bad_request("image: a data: URL must be base64-encoded")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("image: not valid base64") from None
