@@ -86,6 +86,7 @@ function request() {
   if (inFlight) { dirty = true; return; }
   inFlight = true;
   dirty = false;
+  document.body.dataset.busy = "1";
   fetch("/v1/predict", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
@@ -99,6 +100,7 @@ function request() {
   }).finally(() => {
     inFlight = false;
     if (dirty) request();
+    else document.body.dataset.busy = "0";  // the answer shown is for the whole drawing
   });
 }
 

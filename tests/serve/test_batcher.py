@@ -95,9 +95,9 @@ def test_a_lone_request_does_not_wait_for_company() -> None:
         for _ in range(3):
             t0 = time.perf_counter()
             await b.infer(images(1, 0))
-            # max_wait is 1 s; a lone request must not sit it out (100 ms: a loaded CI
-            # machine's scheduling noise, far below the wait it would otherwise take).
-            assert time.perf_counter() - t0 < 0.1
+            # max_wait is 1 s; a lone request must not sit it out (0.3 s: room for a
+            # loaded CI machine's scheduling noise, well short of the wait).
+            assert time.perf_counter() - t0 < 0.3
         await b.stop()
     asyncio.run(main())
 

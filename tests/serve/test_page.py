@@ -40,6 +40,12 @@ def open_page(browser: Browser, url: str, **context: object) -> tuple[Page, list
     return page, requested
 
 
+def settled(page: Page) -> None:
+    """Wait until the page shows the answer for the whole drawing (none in flight)."""
+    page.wait_for_function("Number(document.body.dataset.predictions || 0) > 0 "
+                           "&& document.body.dataset.busy === '0'", timeout=30_000)
+
+
 def predictions(page: Page) -> int:
     return int(page.evaluate("Number(document.body.dataset.predictions || 0)"))
 
@@ -65,8 +71,7 @@ def test_draw_a_one_with_the_mouse(browser: Browser, live_server: str,
     for i in range(1, 21):  # a vertical stroke, top to bottom: a "1"
         page.mouse.move(x + i * 0.3, box["y"] + box["height"] * (0.15 + 0.035 * i))
     page.mouse.up()
-    page.wait_for_function("Number(document.body.dataset.predictions || 0) > 0")
-    page.wait_for_timeout(300)  # let the last in-flight update land
+    settled(page)
     digit, probs = shown(page)
     assert len(probs) == 10 and abs(sum(probs) - 1) < 1e-3
     assert digit == str(max(range(10), key=lambda d: probs[d]))
@@ -93,7 +98,7 @@ def test_draw_with_a_finger(browser: Browser, live_server: str) -> None:
         cdp.send("Input.dispatchTouchEvent", {"type": "touchMove",
                                               "touchPoints": [{"x": px, "y": py}]})
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-    page.wait_for_function("Number(document.body.dataset.predictions || 0) > 0")
+    settled(page)
     digit, probs = shown(page)
     assert digit in "0123456789" and len(digit) == 1 and len(probs) == 10
     assert predictions(page) >= 1
