@@ -23,17 +23,20 @@ STUDY_FILE = Path(__file__).resolve().parents[2] / "studies" / "dropout.toml"
 
 
 def make_run_dir(out: Path, *, seeds: int = 2, epochs: int = 3, subset: int = 1500,
-                 validation: int = 500) -> Path:
+                 validation: int = 500, batch_size: int = 32) -> Path:
     """Train the dropout study (seeds 0..seeds-1) into `out/<study name>/`; return it.
 
     The subset has 2,000 training images: `validation` of them are held out (fixed,
     stratified) and the first `subset` of the rest are trained on.
     """
     study = load_study(STUDY_FILE).with_overrides(seeds=seeds, epochs=epochs)
-    # Adam (Keras defaults) instead of the notebook's SGD: a usable model in a few epochs.
+    # Adam (Keras defaults) instead of the notebook's SGD, and batches of 32: a usable
+    # model in a few epochs, with enough steps for the batch-norm running statistics
+    # (Keras momentum 0.99) to settle.
     adam = OptimizerConfig("adam", lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7)
     study = replace(study, validation=validation, arms=tuple(
-        replace(a, config=replace(a.config, optimizer=adam)) for a in study.arms))
+        replace(a, config=replace(a.config, optimizer=adam, batch_size=batch_size))
+        for a in study.arms))
     device = torch.device("cpu")
     store = Store(out / study.name)
     try:
