@@ -313,3 +313,22 @@ levels.off = { batch_norm = "off" }
     state = replica_state(CohortMLP(study.arms[0].config, [0, 1]), 1)
     assert state["blocks.0.weight"].shape == (784, 16)
     assert state["blocks.2.running_var"].shape == (16,)
+
+
+@pytest.mark.parametrize("bessel", [True, False])
+def test_batch_norm_on_a_batch_of_one_gives_beta(bessel: bool) -> None:
+    """A last minibatch of one row: x - mean = 0, so the output is beta exactly; torch's
+    BatchNorm1d refuses it, Keras computes it. Running mean moves towards x, variance
+    towards 0 (its biased value; the unbiased one is undefined)."""
+    from ablate.layers import CohortBatchNorm
+
+    bn = CohortBatchNorm(2, 3, momentum=0.1, eps=1e-3, bessel=bessel)
+    with torch.no_grad():
+        bn.bias.copy_(torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]]))
+    x = torch.tensor([[[5.0, 6.0, 7.0]], [[1.0, 1.0, 1.0]]], requires_grad=True)  # (2, 1, 3)
+    y = bn(x)
+    torch.testing.assert_close(y, bn.bias.detach().unsqueeze(1))
+    torch.testing.assert_close(bn.running_mean, 0.1 * x.detach()[:, 0])
+    torch.testing.assert_close(bn.running_var, torch.full((2, 3), 0.9))
+    y.sum().backward()
+    assert x.grad is not None and torch.count_nonzero(x.grad) == 0
