@@ -200,17 +200,16 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
         if newly_dead.any():
             _bury(model, opt, newly_dead)
             alive &= ~newly_dead
+        alive_now = alive.cpu().tolist()
+        dead = ~np.array(alive_now)  # a diverged replica's later epochs are NaN, not its zeros
         record = Epoch(
-            epoch=epoch,
-            train_loss=train_loss.cpu().numpy(),
-            train_accuracy=(correct.double() / n).cpu().numpy(),
-            val_loss=val_loss.cpu().numpy(), val_accuracy=val_acc.cpu().numpy(),
-            seconds=time.perf_counter() - t0,
-            grad_norms=(grad_sq / steps).sqrt().cpu().numpy(),
-            weight_norms=weight_norms.double().cpu().numpy(),
+            epoch=epoch, train_loss=_host(train_loss, dead),
+            train_accuracy=_host(correct / n, dead), val_loss=_host(val_loss, dead),
+            val_accuracy=_host(val_acc, dead), seconds=time.perf_counter() - t0,
+            grad_norms=_host((grad_sq / steps).sqrt(), dead),
+            weight_norms=_host(weight_norms, dead),
         )
         history.append(record)
-        alive_now = alive.cpu().tolist()
         for s in range(S):
             if not alive_now[s]:
                 continue
@@ -221,6 +220,13 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
 
     replicas = _finish(model, seeds, data, alive, best_state, best_epoch, history, dtype)
     return CohortResult(replicas, history, time.perf_counter() - start)
+
+
+def _host(t: Tensor, dead: np.ndarray) -> np.ndarray:
+    """A per-replica metric as float64 NumPy, NaN where the replica has diverged."""
+    a = t.double().cpu().numpy()
+    a[dead] = math.nan
+    return a
 
 
 @torch.no_grad()

@@ -290,6 +290,8 @@ def test_a_diverged_replica_is_masked_and_the_others_carry_on(
         assert poisoned.replicas[s].metrics == pytest.approx(clean.replicas[s].metrics,
                                                              rel=1e-6)
     assert all(np.isfinite(e.train_loss[[0, 2]]).all() for e in poisoned.history)
+    assert all(np.isnan(e.train_loss[1]) and np.isnan(e.grad_norms[1]).all()
+               for e in poisoned.history)
 
 
 def test_study_parser_round_trip_runs(data: DeviceData) -> None:
