@@ -102,7 +102,10 @@ def main() -> None:
     e, p = statistics.median(engine), statistics.median(plain)
     rate = e * train_flops_per_image(config)
     print(f"median: engine {e:,.0f} img/s, plain loop {p:,.0f} img/s")
+    plain_rate = p * train_flops_per_image(config)
     print(f"engine FLOP rate: {rate / 1e9:.1f} GFLOP/s = {rate / peak:.0%} of measured fp32 matmul")
+    print(f"plain loop FLOP rate: {plain_rate / 1e9:.1f} GFLOP/s = {plain_rate / peak:.0%}; "
+          f"2.5x the plain loop would need {2.5 * plain_rate / peak:.0%} of it")
     print(f"speedup: {e / p:.2f}x")
 
 
