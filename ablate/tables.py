@@ -59,7 +59,8 @@ def _mean_sd(values: list[float]) -> str:
 def arm_summary(study: Study, runs: Sequence[Run]) -> Table:
     """Per arm: runs done / diverged / failed, mean ± sd of the metric and of test accuracy."""
     table = Table(title=f"{study.name}: {study.metric} by arm (mean ± sd over seeds)")
-    for col in ("arm", "done", "diverged", "failed", study.metric, "test_accuracy"):
+    metrics = list(dict.fromkeys((study.metric, "test_accuracy")))  # once if they coincide
+    for col in ("arm", "done", "diverged", "failed", *metrics):
         table.add_column(col, justify="left" if col == "arm" else "right")
     by_arm: dict[str, list[Run]] = {a.name: [] for a in study.arms}
     seeds = set(study.seeds)
@@ -69,11 +70,9 @@ def arm_summary(study: Study, runs: Sequence[Run]) -> Table:
     for arm in study.arms:
         rs = by_arm[arm.name]
         done = [r for r in rs if r.status == "done"]
-        metric = [getattr(r, study.metric) for r in done if getattr(r, study.metric) is not None]
-        test = [r.test_accuracy for r in done if r.test_accuracy is not None]
+        values = [[getattr(r, m) for r in done if getattr(r, m) is not None] for m in metrics]
         table.add_row(arm.name, str(len(done)), str(sum(r.status == "diverged" for r in rs)),
-                      str(sum(r.status == "failed" for r in rs)), _mean_sd(metric),
-                      _mean_sd(test))
+                      str(sum(r.status == "failed" for r in rs)), *map(_mean_sd, values))
     return table
 
 

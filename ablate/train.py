@@ -21,7 +21,7 @@ from torch import Tensor
 from ablate import rng
 from ablate.config import RunConfig
 from ablate.data import Mnist, split, stratified_order
-from ablate.model import CohortMLP, load_replica_state, replica_state
+from ablate.model import INPUTS, CohortMLP, load_replica_state, replica_state
 from ablate.optim import Optimizer
 
 EVAL_CHUNK = 2048  # rows per evaluation batch; bounds memory at (S, 2048, widest layer)
@@ -56,7 +56,7 @@ def prepare_data(mnist: Mnist, validation: int, subset: int | None,
         return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
 
     def images(x: np.ndarray) -> Tensor:
-        return put(x.reshape(len(x), -1), torch.uint8)
+        return put(x.reshape(len(x), INPUTS), torch.uint8)  # also for an empty split
 
     return DeviceData(
         x_train=images(mnist.x_train[train_idx]), y_train=put(mnist.y_train[train_idx], torch.long),

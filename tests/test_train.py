@@ -334,3 +334,14 @@ def test_batch_norm_on_a_batch_of_one_gives_beta(bessel: bool) -> None:
     torch.testing.assert_close(bn.running_var, torch.full((2, 3), 0.9))
     y.sum().backward()
     assert x.grad is not None and torch.count_nonzero(x.grad) == 0
+
+
+def test_no_validation_split_keeps_the_last_epoch() -> None:
+    """validation = 0 (the notebook trained on all images): no validation metrics, and
+    each run keeps its last epoch, whose test metrics are reported."""
+    d = prepare_data(load_npz(SUBSET), validation=0, subset=500, device="cpu")
+    assert len(d.y_val) == 0 and d.x_val.shape == (0, 784)
+    result = train_cohort(_config("sgd", epochs=2), [0, 1], d, select_on="val_accuracy")
+    for r in result.replicas:
+        assert r.status == "done" and r.best_epoch == 2
+        assert math.isnan(r.metrics["val_accuracy"]) and 0 < r.metrics["test_accuracy"] <= 1
