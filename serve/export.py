@@ -66,6 +66,10 @@ def best_run(runs: list[Run], metric: str, arm: str | None, run_dir: Path) -> Ru
     if metric not in METRICS:
         raise UserError(f"{run_dir}: the study's metric {metric!r} is not one of "
                         f"{', '.join(METRICS)}; was the store written by another version?")
+    if not metric.startswith("val_"):  # a study without a validation split (validation = 0)
+        raise UserError(f"{run_dir}: this study compares arms on {metric} (it has no "
+                        "validation split); export picks on validation only, so train with "
+                        "a validation split (validation > 0 in the study file).")
     arms = sorted({r.arm for r in runs})
     if arm is not None and arm not in arms:
         close = difflib.get_close_matches(arm, arms, n=1, cutoff=0.6)

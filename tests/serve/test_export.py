@@ -36,6 +36,13 @@ def test_best_is_chosen_on_validation_never_on_test() -> None:
     assert best_run(RUNS, "val_loss", None, Path("r")).arm == "b"  # lower is better
 
 
+@pytest.mark.parametrize("metric", ["test_accuracy", "test_loss"])
+def test_a_study_without_validation_cannot_be_exported_on_test(metric: str) -> None:
+    # validation = 0 studies compare arms on test; picking a model on it would tune on test.
+    with pytest.raises(UserError, match="export picks on validation only"):
+        best_run(RUNS, metric, None, Path("r"))
+
+
 def test_arm_restricts_the_choice() -> None:
     assert (best_run(RUNS, "val_accuracy", "b", Path("r")).arm,
             best_run(RUNS, "val_accuracy", "b", Path("r")).seed) == ("b", 0)
