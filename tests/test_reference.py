@@ -18,6 +18,7 @@ from scipy import special, stats
 from ablate import reference as ref
 from ablate.config import OPTIMIZER_DEFAULTS, OPTIMIZERS, OptimizerConfig
 from ablate.layers import _TRUNC_SD
+from tests.test_optim import TORCH as TORCH_OPTIM
 
 Array = ref.Array
 
@@ -249,19 +250,6 @@ def test_cdfs_against_scipy() -> None:
 
 
 # ---------------------------------------------------------------- optimizers
-
-TORCH_OPTIM = {
-    "sgd": lambda p, c: torch.optim.SGD(p, lr=c.lr),
-    "momentum": lambda p, c: torch.optim.SGD(p, lr=c.lr, momentum=c.momentum),
-    "nesterov": lambda p, c: torch.optim.SGD(p, lr=c.lr, momentum=c.momentum, nesterov=True),
-    "adagrad": lambda p, c: torch.optim.Adagrad(
-        p, lr=c.lr, eps=c.eps, initial_accumulator_value=c.initial_accumulator),
-    "adadelta": lambda p, c: torch.optim.Adadelta(p, lr=c.lr, rho=c.rho, eps=c.eps),
-    "rmsprop": lambda p, c: torch.optim.RMSprop(p, lr=c.lr, alpha=c.rho, eps=c.eps),
-    "adam": lambda p, c: torch.optim.Adam(p, lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps),
-    "adamw": lambda p, c: torch.optim.AdamW(
-        p, lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps, weight_decay=c.weight_decay),
-}
 
 
 def _config(conventions: str, name: str, **changes: float) -> OptimizerConfig:

@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ablate import rng
-from ablate.config import OPTIMIZER_DEFAULTS, LayerConfig, OptimizerConfig, RunConfig
+from ablate.config import OPTIMIZER_DEFAULTS, InitConfig, LayerConfig, OptimizerConfig, RunConfig
 from ablate.data import load_npz
 from ablate.model import CohortMLP, initial_dense, replica_state
 from ablate.optim import Optimizer
 from ablate.spec import parse_study
-from ablate.train import DeviceData, prepare_data, scale, train_cohort
+from ablate.train import CohortResult, DeviceData, prepare_data, scale, train_cohort
 from tests.data_fixtures import SUBSET
 from tests.test_optim import TORCH as TORCH_OPTIM
 
@@ -46,14 +46,13 @@ def _config(optimizer: str, *, conventions: str = "torch", batch_norm: str = "af
         leaky_slope=0.3 if conventions == "keras" else 0.01,
         bn_momentum=0.01 if conventions == "keras" else 0.1,
         bn_eps=1e-3 if conventions == "keras" else 1e-5,
-        init=replace(_init(conventions)),
+        init=_init(conventions),
         optimizer=OptimizerConfig(name=optimizer, **defaults),
         epochs=epochs, batch_size=64,
     )
 
 
-def _init(conventions: str):  # noqa: ANN202
-    from ablate.config import InitConfig
+def _init(conventions: str) -> InitConfig:
     name = "glorot_uniform" if conventions == "keras" else "torch_default"
     return InitConfig(name, None, truncated=conventions == "keras")
 
@@ -113,7 +112,8 @@ def _reference_model(config: RunConfig, seed: int) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-def _reference_optimizer(config: RunConfig, params: list[torch.Tensor]):  # noqa: ANN202
+def _reference_optimizer(config: RunConfig, params: list[torch.Tensor]
+                         ) -> Optimizer | torch.optim.Optimizer:
     if config.conventions == "keras":  # torch.optim has no Keras forms (test_optim checks ours)
         return Optimizer(config.optimizer, "keras", params)
     return TORCH_OPTIM[config.optimizer.name](params, config.optimizer)
@@ -205,7 +205,8 @@ def test_cohort_equals_separate_runs_in_float32(data: DeviceData, optimizer: str
             torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
-def _train_keeping_last(config: RunConfig, data: DeviceData, dtype: torch.dtype):  # noqa: ANN202
+def _train_keeping_last(config: RunConfig, data: DeviceData, dtype: torch.dtype
+                        ) -> CohortResult:
     """Train with per-epoch validation, keeping the last epoch's weights.
 
     Selecting on validation loss would keep some earlier epoch; selecting on a metric
