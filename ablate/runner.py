@@ -11,9 +11,11 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from ablate import data as mnist_data
@@ -144,12 +146,9 @@ def matmul_flops(device: torch.device, n: int = 1024, repeats: int = 5) -> float
 
 
 def provenance(device: torch.device) -> dict[str, object]:
-    import numpy
-
-    import ablate
     return {
         "python": platform.python_version(), "torch": torch.__version__,
-        "numpy": numpy.__version__, "ablate": getattr(ablate, "__version__", "0.1.0"),
+        "numpy": np.__version__, "ablate": version("ablate"),
         "device": str(device),
         "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                         else platform.processor() or platform.machine()),

@@ -6,6 +6,7 @@ a store that a rerun completes with no run lost or duplicated. Checkpoints are
 safetensors files with a JSON sidecar, written to a temporary file and renamed.
 """
 
+import hashlib
 import json
 import math
 import os
@@ -20,6 +21,8 @@ from typing import Any
 
 from safetensors.torch import save_file
 from torch import Tensor
+
+from ablate.errors import UserError
 
 DB_NAME = "runs.sqlite"
 STATUSES = ("pending", "running", "done", "failed", "diverged")
@@ -98,7 +101,6 @@ class Store:
     def open_existing(cls, run_dir: Path) -> "Store":
         """Open a run directory that must already hold a store (for `runs`, `report`...)."""
         if not (Path(run_dir) / DB_NAME).is_file():
-            from ablate.errors import UserError
             raise UserError(f"{run_dir}: no {DB_NAME} here; run `ablate study STUDY.toml` first "
                             "or point at runs/<study name>/")
         return cls(run_dir)
@@ -201,8 +203,6 @@ class Store:
                          sidecar: dict[str, Any]) -> str:
         """Write weights and their JSON sidecar atomically; return the path relative to
         the run directory. The sidecar is written last, so its presence means complete."""
-        import hashlib
-
         path = self.checkpoint_path(arm, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
