@@ -40,14 +40,14 @@ def data_fetch(
         "IDX .gz files, a Keras mnist.npz, or mnist_train.csv/mnist_test.csv.")] = None,
 ) -> None:
     """Put MNIST into the cache (ABLATE_DATA_DIR, else ~/.cache/ablate), checksummed."""
-    from ablate import data
-
-    path = _guard(lambda: data.fetch(from_path, log=lambda m: err.print(m)))
+    from ablate.data import fetch
+    path = _guard(lambda: fetch(from_path, log=lambda m: err.print(m)))
     console.print(f"MNIST ready: {path}")
 
 
 @app.command()
 def study(
+    ctx: typer.Context,
     study_file: Annotated[Path, typer.Argument(help="The study file, e.g. studies/dropout.toml.")],
     out: Annotated[Path, typer.Option(help="Runs go to OUT/<study name>/.")] = Path("runs"),
     seeds: Annotated[int | None, typer.Option(help="Use seeds 0..N-1 instead of the file's.")
@@ -68,11 +68,12 @@ def study(
     Rerunning skips runs already finished with the same config, so an interrupted
     study resumes where it stopped.
     """
-    from ablate.study import StudyOptions, run_study
+    from ablate.api import Runtime, StudyOptions, run_study
 
     options = StudyOptions(out=out, seeds=seeds, epochs=epochs, subset=subset, device=device,
                            dry_run=dry_run, fresh=fresh, report=report)
-    code = _guard(lambda: run_study(study_file, options, console))
+    runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()  # tests inject theirs
+    code = _guard(lambda: run_study(study_file, options, console, runtime))
     raise typer.Exit(code)
 
 
@@ -83,15 +84,15 @@ def runs(
         "--format", help="table, csv or json.")] = "table",
 ) -> None:
     """List every run of a study with its status and final metrics."""
-    from ablate import tables
+    from ablate.report import runs_csv, runs_json, runs_table
     from ablate.store import Store
 
     store = _guard(lambda: Store.open_existing(run_dir))
     rows = store.runs()
     if format == "table":
-        console.print(tables.runs_table(rows))
+        console.print(runs_table(rows))
     else:
-        typer.echo(tables.runs_csv(rows) if format == "csv" else tables.runs_json(rows),
+        typer.echo(runs_csv(rows) if format == "csv" else runs_json(rows),
                    nl=format == "json")
 
 
@@ -101,8 +102,8 @@ def summary(
     arm: Annotated[str | None, typer.Option(help="Only this arm.")] = None,
 ) -> None:
     """Print a Keras-style parameter table for each arm of a study."""
-    from ablate.spec import load_study
-    from ablate.tables import keras_summary
+    from ablate.report import keras_summary
+    from ablate.study import load_study
 
     def show() -> None:
         spec = load_study(study_file)
@@ -161,9 +162,8 @@ def check(
     examples: Annotated[int, typer.Option(help="Hypothesis examples per property.")] = 50,
 ) -> None:
     """Check the engine's layer math against a float64 reference on this machine."""
-    from ablate import checks
-
-    raise typer.Exit(_guard(lambda: checks.main(device=device, examples=examples)))
+    from ablate.checks import run_checks
+    raise typer.Exit(_guard(lambda: run_checks(device, examples)))
 
 
 if __name__ == "__main__":

@@ -21,11 +21,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ablate import data
-from ablate.model import layer_sizes
-from ablate.runner import matmul_flops, resolve_device
-from ablate.spec import load_study
-from ablate.train import DeviceData, prepare_data, train_cohort
+from ablate.data import load as load_mnist
+from ablate.engine import (
+    DeviceData,
+    layer_sizes,
+    matmul_flops,
+    prepare_data,
+    resolve_device,
+    train_cohort,
+)
+from ablate.study import load_study
 
 SEEDS = list(range(10))
 
@@ -86,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     config = load_study("studies/dropout.toml").with_overrides(epochs=1).baseline.config
-    d = prepare_data(data.load(progress=False), 10_000, args.images, device)
+    d = prepare_data(load_mnist(progress=False), 10_000, args.images, device)
     d = DeviceData(d.x_train, d.y_train, d.x_val[:2000], d.y_val[:2000], d.x_test[:0],
                    d.y_test[:0])
     peak = matmul_flops(device, n=2048 if device.type == "cuda" else 1024)

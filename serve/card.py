@@ -15,7 +15,7 @@ FORMAT = "ablate-mnist-mlp/1"  # bump when the card's meaning changes
 class Architecture(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     inputs: int  # 784
     classes: int  # 10
-    config: dict[str, Any]  # ablate.config.RunConfig.to_dict(): the one source of truth
+    config: dict[str, Any]  # ablate.engine.RunConfig.to_dict(): the one source of truth
 
 
 class InputSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

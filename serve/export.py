@@ -23,9 +23,8 @@ import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors
 
-from ablate.config import METRICS
+from ablate.engine import CLASSES, INPUTS, METRICS
 from ablate.errors import UserError
-from ablate.model import CLASSES, INPUTS
 from ablate.store import Run, Store
 from serve.card import FORMAT, Architecture, InputSpec, ModelCard, Provenance, SelfTest
 from serve.predictor import build_model, softmax

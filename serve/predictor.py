@@ -19,9 +19,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from torch import Tensor
 
-from ablate.config import run_config_from_dict
+from ablate.engine import CLASSES, INPUTS, CohortMLP, load_replica_state, run_config_from_dict
 from ablate.errors import UserError
-from ablate.model import CLASSES, INPUTS, CohortMLP, load_replica_state
 from serve.card import FORMAT, ModelCard
 
 REEXPORT = "export it again with `ablate export RUN_DIR --to FILE`"

@@ -2,13 +2,18 @@
 
     python -m tests.study_harness study STUDY.toml --out DIR ...
 
-Only `ablate.data.load` is replaced, by a loader of tests/data/mnist_subset.npz;
-everything else (CLI, runner, store, training) is the real code.
+Only the MNIST loader differs: the CLI is given a `Runtime` (as its context object) that
+loads tests/data/mnist_subset.npz; everything else (CLI, runner, store, training) is the
+real code.
 """
 
 import sys
+from typing import Any
+
+from typer.testing import CliRunner
 
 from ablate import data
+from ablate.api import Runtime
 from tests.data_fixtures import SUBSET, subset_expected
 
 TINY_STUDY = """
@@ -38,11 +43,20 @@ def load_subset(**_: object) -> data.Mnist:
     return data.load_npz(SUBSET, subset_expected())
 
 
+SUBSET_RUNTIME = Runtime(load_mnist=load_subset)
+
+
+class SubsetCliRunner(CliRunner):
+    """A `CliRunner` whose `ablate study` trains on the committed subset."""
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Any:
+        return super().invoke(*args, obj=SUBSET_RUNTIME, **kwargs)
+
+
 def main(argv: list[str]) -> None:
-    data.load = load_subset  # type: ignore[assignment]
     from ablate.cli import app
 
-    app(argv, prog_name="ablate")
+    app(argv, prog_name="ablate", obj=SUBSET_RUNTIME)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ablate import data
+from ablate.data import _mnist as data
 
 N_TRAIN = 2_000
 N_TEST = 500

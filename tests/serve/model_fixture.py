@@ -2,7 +2,7 @@
 
 The tests and the load benchmark need a finished study (store + checkpoints) without
 the full MNIST cache, which CI may lack. This trains the dropout study's two arms
-through the real runner (`runner.plan_study` + `runner.execute`), on the subset's first
+through the real runner (`plan_study` + `execute`), on the subset's first
 `subset` training images, in a few seconds on a CPU.
 """
 
@@ -11,12 +11,10 @@ from pathlib import Path
 
 import torch
 
-from ablate import runner
-from ablate.config import OptimizerConfig
 from ablate.data import load_npz
-from ablate.spec import load_study
+from ablate.engine import OptimizerConfig
 from ablate.store import Store
-from ablate.train import prepare_data
+from ablate.study import InProcessExecutor, execute, load_data, load_study, plan_study
 from tests.data_fixtures import SUBSET, subset_expected
 
 STUDY_FILE = Path(__file__).resolve().parents[2] / "studies" / "dropout.toml"
@@ -40,15 +38,15 @@ def make_run_dir(out: Path, *, seeds: int = 2, epochs: int = 3, subset: int = 15
     device = torch.device("cpu")
     store = Store(out / study.name)
     try:
-        plan = runner.plan_study(study, store, subset)
+        plan = plan_study(study, store, subset)
         mnist = load_npz(SUBSET, subset_expected())
-        data = prepare_data(mnist, study.validation, subset, device)
+        data, checksums = load_data(study, subset, device, mnist)
         store.set_meta(name=study.name, question=study.question, metric=study.metric,
                        rope=study.rope, validation=study.validation, subset=subset,
                        seeds=list(study.seeds), arms=[a.name for a in study.arms],
                        baseline=study.baseline.name, device=str(device),
                        data_sha256=mnist.checksums())
-        failed = runner.execute(study, store, plan, runner.InProcessExecutor(data), device,
+        failed = execute(study, store, plan, InProcessExecutor(data), device,
                                 mnist.checksums(), on_step=lambda k: None)
         assert failed == 0, "training the fixture study failed"
     finally:

@@ -3,7 +3,7 @@
 It reads the safetensors file and the card's config itself and walks the blocks the
 way DESIGN.md describes them (Dense -> [BN] -> activation -> [BN] -> [Dropout], eval
 mode: BN uses its running statistics, dropout is the identity), sharing no code with
-`ablate.model` or `serve.predictor`.
+`ablate.engine` or `serve.predictor`.
 """
 
 import json

@@ -1,0 +1,13 @@
+from ablate.checks._base import ENGINE, F64, Engine, Property, PropertyFailed, Tol, Tracker
+from ablate.checks._run import run_checks
+
+__all__ = [
+    "ENGINE",
+    "Engine",
+    "F64",
+    "Property",
+    "PropertyFailed",
+    "Tol",
+    "Tracker",
+    "run_checks",
+]

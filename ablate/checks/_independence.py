@@ -1,0 +1,166 @@
+"""Independence: of rows within a batch, and of replicas within a cohort.
+
+Rows: row i of an MLP's output depends only on row i of its input, except through batch
+norm in training (checked in eval mode, and in training without batch norm). Replicas:
+replica s of a cohort layer or model equals a standalone layer or model with replica s's
+parameters and generator.
+"""
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import Tensor, nn
+
+from ablate.checks._base import (
+    F64,
+    F64_CHAIN,
+    Engine,
+    Outcome,
+    Tracker,
+    build_mlp,
+    dims,
+    generators,
+    mlp_config,
+    numpy,
+    randomize_batchnorm,
+    reset,
+    seeds,
+    tensor,
+)
+from ablate.checks._grads import layer_specs
+from ablate.engine import INPUTS, CohortBatchNorm
+
+F64_ = torch.float64
+
+
+def row_independence(engine: Engine, device: torch.device,
+                     hs: settings | None = None) -> Outcome:
+    """Perturbing input row j leaves every other output row unchanged (eval mode with any
+    batch norm; training mode without batch norm, with the same dropout masks)."""
+    tr = Tracker("output row i depends only on input row i", "dense")
+
+    @given(S=st.integers(1, 2), B=st.integers(2, 5), spec=layer_specs,
+           training=st.booleans(), row=st.integers(0, 4), seed=seeds)
+    def prop(S: int, B: int, spec: list[tuple[int, str, str, float]], training: bool, row: int,
+             seed: int) -> None:
+        tr.example(S=S, B=B, spec=spec, training=training, row=row, seed=seed)
+        r = np.random.default_rng(seed)
+        row %= B
+        widths, acts, bns, drops = zip(*spec, strict=True)
+        if training:  # batch norm in training couples the rows by design
+            bns = ("off",) * len(bns)
+        config = mlp_config(widths, acts, bns, drops)
+        seed_list = [int(k) for k in r.integers(0, 2**62, S)]
+        gens = generators(seed_list, device)
+        states = [g.get_state() for g in gens]
+        model = build_mlp(engine, config, seed_list, gens).to(device=device, dtype=F64_)
+        randomize_batchnorm(model, r)
+        model.train(training)
+        x = r.uniform(0, 1, (S, B, INPUTS))
+        moved = x.copy()
+        moved[:, row] = r.uniform(0, 1, (S, INPUTS))
+        outputs = []
+        with torch.no_grad():
+            for inputs in (x, moved):
+                reset(gens, states)
+                outputs.append(numpy(model(tensor(inputs, F64_, device))))
+        others = [i for i in range(B) if i != row]
+        tr.close(outputs[1][:, others], outputs[0][:, others], F64,
+                 f"rows {others} after changing input row {row}")
+
+    return tr.run(prop, hs)
+
+
+def _standalone_bn(bn: CohortBatchNorm, s: int, device: torch.device) -> nn.BatchNorm1d:
+    state = bn.state_dict()
+    ref = nn.BatchNorm1d(state["weight"].shape[1], eps=bn.eps,
+                         momentum=bn.momentum).to(device=device, dtype=F64_)
+    with torch.no_grad():
+        for k in ("weight", "bias", "running_mean", "running_var"):
+            getattr(ref, k).copy_(state[k][s])
+    return ref
+
+
+def cohort_layers(engine: Engine, device: torch.device,
+                  hs: settings | None = None) -> Outcome:
+    """Replica s of CohortLinear, CohortBatchNorm (training, running statistics, eval) and
+    CohortDropout equals torch.nn.Linear, torch.nn.BatchNorm1d, and a one-replica dropout
+    with replica s's generator."""
+    tr = Tracker("replica s = standalone Linear, BatchNorm1d, dropout", "cohorts")
+
+    @given(S=st.integers(2, 3), B=st.integers(2, 6), fan_in=dims, fan_out=dims,
+           p=st.floats(0.1, 0.9), momentum=st.floats(0.01, 0.5),
+           eps=st.sampled_from([1e-5, 1e-3]), seed=seeds)
+    def prop(S: int, B: int, fan_in: int, fan_out: int, p: float, momentum: float, eps: float,
+             seed: int) -> None:
+        tr.example(S=S, B=B, fan_in=fan_in, fan_out=fan_out, p=p, momentum=momentum, eps=eps,
+                   seed=seed)
+        r = np.random.default_rng(seed)
+        x = tensor(r.normal(size=(S, B, fan_in)), F64_, device)
+        w, b = r.normal(size=(S, fan_in, fan_out)), r.normal(size=(S, fan_out))
+        linear = engine.linear(tensor(w, F64_, device), tensor(b, F64_, device))
+        bn = engine.batchnorm(S, fan_in, momentum, eps).to(device=device, dtype=F64_)
+        randomize_batchnorm(bn, r)
+        standalone_bns = [_standalone_bn(bn, s, device) for s in range(S)]
+        seed_list = [int(k) for k in r.integers(0, 2**62, S)]
+        drop = engine.dropout(p, generators(seed_list, device))
+        with torch.no_grad():
+            y_linear, y_drop = linear(x), drop(x)
+            y_train = bn(x)
+            bn.eval()
+            y_eval = bn(x)
+            for s in range(S):
+                single = nn.Linear(fan_in, fan_out).to(device=device, dtype=F64_)
+                single.weight.copy_(tensor(w[s].T, F64_, device))
+                single.bias.copy_(tensor(b[s], F64_, device))
+                tr.close(y_linear[s], single(x[s]), F64, f"replica {s}: linear")
+                ref_bn = standalone_bns[s]
+                tr.close(y_train[s], ref_bn(x[s]), F64_CHAIN, f"replica {s}: batch norm train")
+                for k in ("running_mean", "running_var"):
+                    tr.close(bn.get_buffer(k)[s], ref_bn.get_buffer(k), F64_CHAIN,
+                             f"replica {s}: {k}")
+                ref_bn.eval()
+                tr.close(y_eval[s], ref_bn(x[s]), F64_CHAIN, f"replica {s}: batch norm eval")
+                alone = engine.dropout(p, generators([seed_list[s]], device))
+                tr.close(y_drop[s], alone(x[s:s + 1])[0], F64, f"replica {s}: dropout")
+
+    return tr.run(prop, hs)
+
+
+def cohort_mlp(engine: Engine, device: torch.device,
+               hs: settings | None = None) -> Outcome:
+    """Replica s of a cohort MLP built from seeds equals the MLP built from seeds[s] alone:
+    the same initial parameters, logits and gradients, in training and eval mode."""
+    tr = Tracker("replica s of an MLP = its seed alone", "cohorts")
+
+    @given(S=st.integers(2, 3), B=st.integers(2, 5), spec=layer_specs, training=st.booleans(),
+           seed=seeds)
+    def prop(S: int, B: int, spec: list[tuple[int, str, str, float]], training: bool,
+             seed: int) -> None:
+        tr.example(S=S, B=B, spec=spec, training=training, seed=seed)
+        r = np.random.default_rng(seed)
+        config = mlp_config(*zip(*spec, strict=True))
+        seed_list = [int(k) for k in r.integers(0, 2**31, S)]
+        x = tensor(r.uniform(0, 1, (S, B, INPUTS)), F64_, device)
+        labels = torch.as_tensor(r.integers(0, 10, (S, B)), device=device)
+
+        def run(seeds_: list[int], xs: Tensor, ys: Tensor) -> tuple[nn.Module, Tensor]:
+            model = build_mlp(engine, config, seeds_, generators(seeds_, device))
+            model.to(device=device, dtype=F64_).train(training)
+            logits = model(xs)
+            engine.cross_entropy(logits, ys).backward()
+            return model, logits.detach()
+
+        cohort, logits = run(seed_list, x, labels)
+        for s in range(S):
+            single, single_logits = run([seed_list[s]], x[s:s + 1], labels[s:s + 1])
+            tr.close(logits[s], single_logits[0], F64_CHAIN, f"replica {s}: logits")
+            params = dict(single.named_parameters())
+            for name, p in cohort.named_parameters():
+                q = params[name]
+                assert p.grad is not None and q.grad is not None
+                tr.close(p.detach()[s], q.detach()[0], F64, f"replica {s}: {name}")
+                tr.close(p.grad[s], q.grad[0], F64_CHAIN, f"replica {s}: d{name}")
+
+    return tr.run(prop, hs)

@@ -1,0 +1,23 @@
+from ablate.data._formats import FormatError, decode_csv, decode_idx
+from ablate.data._mnist import (
+    EXPECTED_SHA256,
+    Mnist,
+    fetch,
+    load,
+    load_npz,
+    split,
+    stratified_order,
+)
+
+__all__ = [
+    "EXPECTED_SHA256",
+    "FormatError",
+    "Mnist",
+    "decode_csv",
+    "decode_idx",
+    "fetch",
+    "load",
+    "load_npz",
+    "split",
+    "stratified_order",
+]

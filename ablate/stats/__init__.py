@@ -1,0 +1,16 @@
+from ablate.stats._contrast import Contrast, Family, compare, compare_contrasts, factorial_2x2
+from ablate.stats._paired import complete_pairs
+from ablate.stats._power import min_seeds_for_sign_flip
+from ablate.stats._ranks import Friedman, friedman
+
+__all__ = [
+    "Contrast",
+    "Family",
+    "Friedman",
+    "compare",
+    "compare_contrasts",
+    "complete_pairs",
+    "factorial_2x2",
+    "friedman",
+    "min_seeds_for_sign_flip",
+]

@@ -1,0 +1,19 @@
+from ablate.study._execute import InProcessExecutor, check_subset, execute, load_data, reset_run_dir
+from ablate.study._plan import Plan, estimate_seconds, plan_study
+from ablate.study._spec import Arm, SpecError, Study, load_study, parse_study
+
+__all__ = [
+    "Arm",
+    "InProcessExecutor",
+    "Plan",
+    "SpecError",
+    "Study",
+    "check_subset",
+    "estimate_seconds",
+    "execute",
+    "load_data",
+    "load_study",
+    "parse_study",
+    "plan_study",
+    "reset_run_dir",
+]

@@ -1,0 +1,106 @@
+"""Execute a plan: hand each cohort to an executor and record its result.
+
+The boundary to an executor is narrow: a `CohortTask` in, a `CohortResult` out, so an
+executor on another machine (Ray, say) needs nothing else. The in-process executor is
+the default. The driver is the store's only writer.
+"""
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from ablate.data import Mnist
+from ablate.engine import CohortResult, DeviceData, prepare_data, provenance, train_cohort
+from ablate.errors import UserError
+from ablate.store import Store
+from ablate.study._plan import CohortTask, Plan, train_images
+from ablate.study._spec import Study
+
+
+class Executor(Protocol):
+    def run(self, task: CohortTask, on_step: Callable[[int], None]) -> CohortResult: ...
+
+
+class InProcessExecutor:
+    """Trains cohorts in this process on one device, with the data loaded once."""
+
+    def __init__(self, data: DeviceData) -> None:
+        self.data = data
+
+    def run(self, task: CohortTask, on_step: Callable[[int], None]) -> CohortResult:
+        return train_cohort(task.arm.config, list(task.seeds), self.data,
+                            select_on=task.select_on, on_step=on_step)
+
+
+def reset_run_dir(run_dir: Path) -> None:
+    """`--fresh`: forget every earlier run of this study."""
+    if run_dir.exists():
+        (run_dir / "runs.sqlite").unlink(missing_ok=True)
+        for suffix in ("-wal", "-shm"):
+            (run_dir / f"runs.sqlite{suffix}").unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+
+
+def execute(study: Study, store: Store, plan: Plan, executor: Executor, device: torch.device,
+            checksums: dict[str, str], on_step: Callable[[int], None],
+            on_cohort: Callable[[CohortTask, CohortResult], None] | None = None) -> int:
+    """Run every cohort of `plan`, recording each result as it lands. Returns the number
+    of failed runs. Ctrl-C puts the cohort in flight back to pending and re-raises."""
+    failed = 0
+    info = provenance(device)
+    for task in plan.cohorts:
+        seeds = list(task.seeds)
+        store.mark(task.arm.name, seeds, "running", device=str(device))
+        try:
+            result = executor.run(task, on_step)
+        except KeyboardInterrupt:
+            store.mark(task.arm.name, seeds, "pending")
+            raise
+        except Exception as exc:  # a runtime failure: record it, go on with the rest
+            store.mark(task.arm.name, seeds, "failed", error=f"{type(exc).__name__}: {exc}")
+            failed += len(seeds)
+            continue
+        _record(study, store, task, result, info, checksums)
+        if on_cohort is not None:
+            on_cohort(task, result)
+    return failed
+
+
+def _record(study: Study, store: Store, task: CohortTask, result: CohortResult,
+            info: dict[str, object], checksums: dict[str, str]) -> None:
+    share = result.seconds / len(task.seeds)
+    for s, rep in enumerate(result.replicas):
+        epochs = [{"epoch": e.epoch, "train_loss": float(e.train_loss[s]),
+                   "train_accuracy": float(e.train_accuracy[s]),
+                   "val_loss": float(e.val_loss[s]), "val_accuracy": float(e.val_accuracy[s]),
+                   "seconds": e.seconds / len(task.seeds),
+                   "grad_norms": e.grad_norms[s].tolist(),
+                   "weight_norms": e.weight_norms[s].tolist()} for e in result.history]
+        checkpoint = None
+        if rep.status == "done":
+            sidecar = {
+                "study": study.name, "question": study.question, "arm": task.arm.name,
+                "seed": rep.seed, "config": task.arm.config.to_dict(),
+                "best_epoch": rep.best_epoch, "metrics": rep.metrics,
+                "data_sha256": checksums, "versions": info,
+            }
+            checkpoint = store.write_checkpoint(task.arm.name, rep.seed, rep.state, sidecar)
+        store.finish(task.arm.name, rep.seed, status=rep.status, seconds=share, epochs=epochs,
+                     best_epoch=rep.best_epoch, metrics=rep.metrics, checkpoint=checkpoint)
+
+
+def check_subset(study: Study, subset: int | None) -> None:
+    """`--subset N` must leave at least one training image and not exceed the split."""
+    if subset is not None and not 0 < subset <= train_images(study, None):
+        raise UserError(f"--subset must be between 1 and {train_images(study, None)}, "
+                        f"got {subset}")
+
+
+def load_data(study: Study, subset: int | None, device: torch.device, mnist: Mnist
+              ) -> tuple[DeviceData, dict[str, str]]:
+    """MNIST split as the study says and moved to `device`, with its checksums."""
+    check_subset(study, subset)
+    return prepare_data(mnist, study.validation, subset, device), mnist.checksums()

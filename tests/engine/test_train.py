@@ -1,0 +1,360 @@
+"""The cohort engine against S separate runs of a plain `torch.nn.Sequential`.
+
+The reference trains each seed alone with stock torch modules (nn.Linear,
+nn.BatchNorm1d, nn.ReLU, ...), F.cross_entropy and, for PyTorch conventions, the
+stock torch.optim optimizers, so agreement shows that the replica axis, per-replica
+batch norm, per-replica minibatch order and the summed loss keep replicas independent.
+"""
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ablate.data import load_npz
+from ablate.engine import (
+    OPTIMIZER_DEFAULTS,
+    CohortMLP,
+    CohortResult,
+    DeviceData,
+    InitConfig,
+    LayerConfig,
+    Optimizer,
+    OptimizerConfig,
+    RunConfig,
+    initial_dense,
+    prepare_data,
+    replica_state,
+    scale,
+    train_cohort,
+)
+from ablate.engine import _rng as rng
+from ablate.study import parse_study
+from tests.data_fixtures import SUBSET
+from tests.engine.test_optim import TORCH as TORCH_OPTIM
+
+SEEDS = [0, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def data() -> DeviceData:
+    # 600 training images keep each cohort run to a fraction of a second; validation
+    # 400 of the committed subset's 2,000 (the rest are not used here).
+    d = prepare_data(load_npz(SUBSET), validation=400, subset=600, device="cpu")
+    return d
+
+
+def _config(optimizer: str, *, conventions: str = "torch", batch_norm: str = "after",
+            dropout: float = 0.0, activation: str = "relu", epochs: int = 2) -> RunConfig:
+    defaults = OPTIMIZER_DEFAULTS[conventions][optimizer]
+    return RunConfig(
+        conventions=conventions,  # type: ignore[arg-type]
+        layers=(LayerConfig(32, activation, batch_norm, dropout),
+                LayerConfig(16, activation, batch_norm, dropout)),
+        leaky_slope=0.3 if conventions == "keras" else 0.01,
+        bn_momentum=0.01 if conventions == "keras" else 0.1,
+        bn_eps=1e-3 if conventions == "keras" else 1e-5,
+        init=_init(conventions),
+        optimizer=OptimizerConfig(name=optimizer, **defaults),
+        epochs=epochs, batch_size=64,
+    )
+
+
+def _init(conventions: str) -> InitConfig:
+    name = "glorot_uniform" if conventions == "keras" else "torch_default"
+    return InitConfig(name, None, truncated=conventions == "keras")
+
+
+class _Dropout(nn.Module):
+    """Inverted dropout drawing its mask the documented way from one seed's stream."""
+
+    def __init__(self, p: float, g: torch.Generator) -> None:
+        super().__init__()
+        self.p, self.g = p, g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        keep = torch.empty_like(x).uniform_(generator=self.g) >= self.p
+        return x * keep / (1 - self.p)
+
+
+class _KerasBatchNorm(nn.BatchNorm1d):
+    """Keras's BatchNormalization: nn.BatchNorm1d's normalization, but the moving variance
+    averages the biased batch variance (Keras uses `ops.moments`), not the unbiased one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        var, mean = torch.var_mean(x, dim=0, correction=0)
+        with torch.no_grad():
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var, self.momentum)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def _reference_model(config: RunConfig, seed: int) -> nn.Sequential:
+    acts = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "sigmoid": nn.Sigmoid(),
+            "elu": nn.ELU(), "gelu": nn.GELU(), "leaky_relu": nn.LeakyReLU(config.leaky_slope)}
+    g = rng.generator(seed, "dropout")
+    modules: list[nn.Module] = []
+    for i in range(len(config.layers) + 1):
+        w, b = initial_dense(config, seed, i)
+        linear = nn.Linear(*w.shape)
+        with torch.no_grad():
+            linear.weight.copy_(w.T)
+            linear.bias.copy_(b)
+        modules.append(linear)
+        if i == len(config.layers):
+            break
+        layer = config.layers[i]
+        norm = _KerasBatchNorm if config.conventions == "keras" else nn.BatchNorm1d
+        bn = norm(layer.units, eps=config.bn_eps, momentum=config.bn_momentum)
+        if layer.batch_norm == "before":
+            modules.append(bn)
+        modules.append(acts[layer.activation])
+        if layer.batch_norm == "after":
+            modules.append(bn)
+        if layer.dropout:
+            modules.append(_Dropout(layer.dropout, g))
+    return nn.Sequential(*modules)
+
+
+def _reference_optimizer(config: RunConfig, params: list[torch.Tensor]
+                         ) -> Optimizer | torch.optim.Optimizer:
+    if config.conventions == "keras":  # torch.optim has no Keras forms (test_optim checks ours)
+        return Optimizer(config.optimizer, "keras", params)
+    return TORCH_OPTIM[config.optimizer.name](params, config.optimizer)
+
+
+def _reference_run(config: RunConfig, seed: int, d: DeviceData,
+                   dtype: torch.dtype = torch.float64) -> dict:
+    """One seed trained alone, the way most people write it."""
+    model = _reference_model(config, seed).to(dtype)
+    opt = _reference_optimizer(config, list(model.parameters()))
+    order = rng.generator(seed, "data")
+    n = len(d.y_train)
+    losses, val = [], []
+    for _ in range(config.epochs):
+        model.train()
+        perm = torch.randperm(n, generator=order)
+        total = 0.0
+        for i in range(0, n, config.batch_size):
+            idx = perm[i:i + config.batch_size]
+            loss = F.cross_entropy(model(scale(d.x_train[idx], dtype)), d.y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        losses.append(total / n)
+        model.eval()
+        with torch.no_grad():
+            logits = model(scale(d.x_val, dtype))
+            val.append((F.cross_entropy(logits, d.y_val).item(),
+                        (logits.argmax(1) == d.y_val).double().mean().item()))
+    weights = [m.weight.detach().T for m in model if isinstance(m, nn.Linear)]
+    return {"train_loss": losses, "val": val, "weights": weights}
+
+
+def _dense_weights(state: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    return [v for k, v in state.items() if k.endswith(".weight") and v.dim() == 2]
+
+
+CASES = [(opt, "torch", "after", 0.0) for opt in OPTIMIZER_DEFAULTS["torch"]] + [
+    ("sgd", "torch", "off", 0.5), ("adam", "torch", "before", 0.3),
+    ("momentum", "keras", "after", 0.5), ("adam", "keras", "off", 0.0),
+    ("rmsprop", "keras", "after", 0.2), ("adagrad", "keras", "before", 0.0),
+]
+
+
+@pytest.mark.parametrize(("optimizer", "conventions", "batch_norm", "dropout"), CASES)
+def test_cohort_equals_separate_runs(data: DeviceData, optimizer: str, conventions: str,
+                                     batch_norm: str, dropout: float) -> None:
+    """Per-epoch losses and accuracies, and final weights, in float64.
+
+    float64 because adaptive optimizers (RMSprop, Adam) move every weight by about lr on
+    their first steps whatever the gradient's size, so in float32 the sign of a
+    gradient that is zero up to rounding (bmm and mm round differently) decides a step
+    of lr; the comparison would then measure rounding, not the engine. In float64 the
+    two computations agree to ~1e-12 in the losses (checked at 1e-9); weights near
+    zero see RMSprop's amplification (a 9e-12 difference measured), so they are checked
+    at 1e-7 relative / 1e-10 absolute: still 8 orders below the spread between seeds.
+    """
+    config = _config(optimizer, conventions=conventions, batch_norm=batch_norm, dropout=dropout)
+    result = _train_keeping_last(config, data, torch.float64)
+    for s, seed in enumerate(SEEDS):
+        ref = _reference_run(config, seed, data, torch.float64)
+        np.testing.assert_allclose([e.train_loss[s] for e in result.history],
+                                   ref["train_loss"], rtol=1e-9)
+        np.testing.assert_allclose([e.val_loss[s] for e in result.history],
+                                   [v[0] for v in ref["val"]], rtol=1e-9)
+        np.testing.assert_array_equal([e.val_accuracy[s] for e in result.history],
+                                      [v[1] for v in ref["val"]])
+        for ours, theirs in zip(_dense_weights(result.replicas[s].state), ref["weights"],
+                                strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_cohort_equals_separate_runs_in_float32(data: DeviceData, optimizer: str) -> None:
+    """The production dtype, for optimizers whose steps scale with the gradient."""
+    config = _config(optimizer, dropout=0.3)
+    result = _train_keeping_last(config, data, torch.float32)
+    for s, seed in enumerate(SEEDS):
+        ref = _reference_run(config, seed, data, torch.float32)
+        # bmm and mm sum in different orders (~1e-7 relative per op); 2 epochs x 10
+        # steps compound it; 1e-4 is still far below the spread between seeds (> 1e-2).
+        np.testing.assert_allclose([e.train_loss[s] for e in result.history],
+                                   ref["train_loss"], rtol=1e-4)
+        np.testing.assert_allclose([e.val_loss[s] for e in result.history],
+                                   [v[0] for v in ref["val"]], rtol=1e-4)
+        for ours, theirs in zip(_dense_weights(result.replicas[s].state), ref["weights"],
+                                strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def _train_keeping_last(config: RunConfig, data: DeviceData, dtype: torch.dtype
+                        ) -> CohortResult:
+    """Train with per-epoch validation, keeping the last epoch's weights.
+
+    Selecting on validation loss would keep some earlier epoch; selecting on a metric
+    that is NaN keeps the first. So: history from a run with validation, weights from
+    the identical run without it (validation does not touch training randomness).
+    """
+    with_val = train_cohort(config, SEEDS, data, select_on="val_loss", dtype=dtype)
+    no_val = replace(data, x_val=data.x_val[:0], y_val=data.y_val[:0])
+    last = train_cohort(config, SEEDS, no_val, select_on="val_loss", dtype=dtype)
+    for a, b in zip(with_val.history, last.history, strict=True):
+        assert np.array_equal(a.train_loss, b.train_loss)
+    with_val.replicas[:] = last.replicas
+    return with_val
+
+
+def test_same_seed_same_device_is_bitwise_identical(data: DeviceData) -> None:
+    config = _config("adam", dropout=0.5)
+    a = train_cohort(config, SEEDS, data, select_on="val_accuracy")
+    b = train_cohort(config, SEEDS, data, select_on="val_accuracy")
+    for ea, eb in zip(a.history, b.history, strict=True):
+        assert np.array_equal(ea.train_loss, eb.train_loss)
+        assert np.array_equal(ea.val_loss, eb.val_loss)
+        assert np.array_equal(ea.grad_norms, eb.grad_norms)
+    for ra, rb in zip(a.replicas, b.replicas, strict=True):
+        assert ra.metrics == rb.metrics
+        assert all(torch.equal(ra.state[k], rb.state[k]) for k in ra.state)
+
+
+def test_toggling_dropout_keeps_initial_weights_and_minibatch_order() -> None:
+    on, off = _config("sgd", dropout=0.5), _config("sgd", dropout=0.0)
+    for seed in SEEDS:
+        for i in range(3):
+            w_on, b_on = initial_dense(on, seed, i)
+            w_off, b_off = initial_dense(off, seed, i)
+            assert torch.equal(w_on, w_off) and torch.equal(b_on, b_off)
+    # The order stream is keyed by (seed, "data") alone, so no config can move it; and
+    # the dropout stream is a different stream: its first draws differ from the order's.
+    order = torch.randperm(100, generator=rng.generator(0, "data"))
+    assert torch.equal(order, torch.randperm(100, generator=rng.generator(0, "data")))
+    assert rng.derive_seed(0, "data") != rng.derive_seed(0, "dropout")
+    # Adding a layer leaves the shared layers' initial weights unchanged.
+    deeper = replace(on, layers=(*on.layers, LayerConfig(8, "relu", "after", 0.0)))
+    assert torch.equal(initial_dense(on, 0, 0)[0], initial_dense(deeper, 0, 0)[0])
+    assert torch.equal(initial_dense(on, 0, 1)[0], initial_dense(deeper, 0, 1)[0])
+
+
+def test_dropout_arms_see_the_same_minibatches(data: DeviceData,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record the batches the engine actually draws for both arms of a dropout study."""
+    seen: dict[float, list[torch.Tensor]] = {}
+    real_randperm = torch.randperm
+
+    def spy(n: int, *, generator: torch.Generator, device: object) -> torch.Tensor:
+        perm = real_randperm(n, generator=generator, device=device)
+        seen.setdefault(current, []).append(perm)
+        return perm
+
+    monkeypatch.setattr(torch, "randperm", spy)
+    for current in (0.5, 0.0):
+        train_cohort(_config("sgd", dropout=current, epochs=2), SEEDS, data,
+                     select_on="val_accuracy")
+    assert len(seen[0.5]) == len(seen[0.0]) == 2 * len(SEEDS)
+    assert all(torch.equal(a, b) for a, b in zip(seen[0.5], seen[0.0], strict=True))
+
+
+def test_a_diverged_replica_is_masked_and_the_others_carry_on(
+        data: DeviceData, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _config("sgd", dropout=0.0)
+    clean = train_cohort(config, SEEDS, data, select_on="val_accuracy")
+
+    class Poisoned(CohortMLP):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            with torch.no_grad():
+                self.dense[0].weight[1, 0, 0] = math.inf  # replica 1 blows up at once
+
+    monkeypatch.setattr("ablate.engine._train.CohortMLP", Poisoned)
+    poisoned = train_cohort(config, SEEDS, data, select_on="val_accuracy")
+    assert [r.status for r in poisoned.replicas] == ["done", "diverged", "done"]
+    assert all(math.isnan(v) for v in poisoned.replicas[1].metrics.values())
+    for s in (0, 2):  # the healthy replicas are untouched by their neighbour's NaNs
+        assert poisoned.replicas[s].metrics == pytest.approx(clean.replicas[s].metrics,
+                                                             rel=1e-6)
+    assert all(np.isfinite(e.train_loss[[0, 2]]).all() for e in poisoned.history)
+    assert all(np.isnan(e.train_loss[1]) and np.isnan(e.grad_norms[1]).all()
+               for e in poisoned.history)
+
+
+def test_study_parser_round_trip_runs(data: DeviceData) -> None:
+    study = parse_study("""
+name = "tiny"
+question = "q"
+seeds = 2
+[base]
+layers = [16]
+epochs = 1
+batch_size = 100
+[factors.bn]
+levels.on = { batch_norm = "after" }
+levels.off = { batch_norm = "off" }
+""")
+    for arm in study.arms:
+        res = train_cohort(arm.config, list(study.seeds), data, select_on="val_accuracy")
+        assert all(r.status == "done" for r in res.replicas)
+        assert all(0.0 <= r.metrics["val_accuracy"] <= 1.0 for r in res.replicas)
+    # A replica's state carries every parameter and BN buffer, per replica.
+    state = replica_state(CohortMLP(study.arms[0].config, [0, 1]), 1)
+    assert state["blocks.0.weight"].shape == (784, 16)
+    assert state["blocks.2.running_var"].shape == (16,)
+
+
+@pytest.mark.parametrize("bessel", [True, False])
+def test_batch_norm_on_a_batch_of_one_gives_beta(bessel: bool) -> None:
+    """A last minibatch of one row: x - mean = 0, so the output is beta exactly; torch's
+    BatchNorm1d refuses it, Keras computes it. Running mean moves towards x, variance
+    towards 0 (its biased value; the unbiased one is undefined)."""
+    from ablate.engine import CohortBatchNorm
+
+    bn = CohortBatchNorm(2, 3, momentum=0.1, eps=1e-3, bessel=bessel)
+    with torch.no_grad():
+        bn.bias.copy_(torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]]))
+    x = torch.tensor([[[5.0, 6.0, 7.0]], [[1.0, 1.0, 1.0]]], requires_grad=True)  # (2, 1, 3)
+    y = bn(x)
+    torch.testing.assert_close(y, bn.bias.detach().unsqueeze(1))
+    torch.testing.assert_close(bn.running_mean, 0.1 * x.detach()[:, 0])
+    torch.testing.assert_close(bn.running_var, torch.full((2, 3), 0.9))
+    y.sum().backward()
+    assert x.grad is not None and torch.count_nonzero(x.grad) == 0
+
+
+def test_no_validation_split_keeps_the_last_epoch() -> None:
+    """validation = 0 (the notebook trained on all images): no validation metrics, and
+    each run keeps its last epoch, whose test metrics are reported."""
+    d = prepare_data(load_npz(SUBSET), validation=0, subset=500, device="cpu")
+    assert len(d.y_val) == 0 and d.x_val.shape == (0, 784)
+    result = train_cohort(_config("sgd", epochs=2), [0, 1], d, select_on="val_accuracy")
+    for r in result.replicas:
+        assert r.status == "done" and r.best_epoch == 2
+        assert math.isnan(r.metrics["val_accuracy"]) and 0 < r.metrics["test_accuracy"] <= 1

@@ -1,0 +1,220 @@
+"""Study files: the shipped studies, the error messages, and a fuzz of the parser."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ablate.engine import summary_rows
+from ablate.study import SpecError, load_study, parse_study
+
+STUDIES = sorted(Path(__file__).parents[2].joinpath("studies").glob("*.toml"))
+
+VALID = """
+name = "t"
+question = "Does dropout matter?"
+seeds = 3
+rope = 0.01
+
+[base]
+layers = [32, { units = 16, dropout = 0.0 }]
+batch_norm = "after"
+dropout = 0.5
+optimizer = { name = "sgd", lr = 0.01 }
+epochs = 2
+
+[factors.dropout]
+baseline = "on"
+levels.on = {}
+levels.off = { dropout = 0.0 }
+"""
+
+
+def test_every_shipped_study_parses_with_ten_seeds() -> None:
+    names = {p.stem for p in STUDIES}
+    assert {"notebook", "dropout", "batchnorm", "init", "optimizer", "depth",
+            "activation"} <= names
+    for path in STUDIES:
+        study = load_study(path)
+        assert study.name == path.stem
+        assert len(study.seeds) == 10 and study.question
+        assert len(study.arms) >= 2
+
+
+def test_dropout_study_arms_differ_only_in_dropout() -> None:
+    study = load_study("studies/dropout.toml")
+    on, off = study.arms
+    assert [lay.dropout for lay in on.config.layers] == [0.5, 0.5, 0.0]
+    assert [lay.dropout for lay in off.config.layers] == [0.0, 0.0, 0.0]
+    assert on.config.init == off.config.init and on.config.optimizer == off.config.optimizer
+
+
+def test_keras_conventions_resolve_to_keras_defaults() -> None:
+    c = load_study("studies/optimizer.toml")
+    arms = {a.name: a.config for a in c.arms}
+    adam = arms["optimizer=adam"]
+    assert (adam.bn_momentum, adam.bn_eps, adam.leaky_slope) == (0.01, 1e-3, 0.3)
+    assert adam.optimizer.eps == 1e-7 and adam.optimizer.lr == 1e-3
+    ada = arms["optimizer=adagrad"].optimizer
+    assert (ada.initial_accumulator, ada.eps) == (0.1, 1e-7)
+    delta = arms["optimizer=adadelta"].optimizer
+    assert (delta.lr, delta.rho) == (0.001, 0.95)
+    assert adam.init.name == "glorot_uniform" and adam.init.truncated
+
+
+def _keras_dense(n_in: int, n_out: int) -> int:
+    return n_in * n_out + n_out
+
+
+def test_notebook_summaries_match_keras_counts() -> None:
+    """Keras: Dense = in*out + out; BatchNormalization = 4 * units, half non-trainable."""
+    study = load_study("studies/notebook.toml")
+    expected = {  # (total, non-trainable), from Keras's formulas for the notebook's models
+        "model=model1": (_keras_dense(784, 512) + _keras_dense(512, 128) + _keras_dense(128, 64)
+                         + _keras_dense(64, 10) + 4 * (512 + 128 + 64), 2 * (512 + 128 + 64)),
+        "model=model2": (_keras_dense(784, 512) + _keras_dense(512, 128) + _keras_dense(128, 128)
+                         + _keras_dense(128, 64) + _keras_dense(64, 10)
+                         + 4 * (512 + 128 + 128 + 64), 2 * (512 + 128 + 128 + 64)),
+        "model=model3": (_keras_dense(784, 512) + _keras_dense(512, 128) + _keras_dense(128, 128)
+                         + _keras_dense(128, 64) + 2 * _keras_dense(64, 64) + _keras_dense(64, 10)
+                         + 4 * (512 + 128 + 128 + 64 * 3), 2 * (512 + 128 + 128 + 64 * 3)),
+    }
+    assert expected["model=model1"] == (479_306, 1_408)  # what Keras prints for model 1
+    for arm in study.arms:
+        rows = summary_rows(arm.config)
+        total = sum(r.params for r in rows)
+        assert (total, total - sum(r.trainable for r in rows)) == expected[arm.name]
+    rows = summary_rows(study.arms[0].config)
+    assert [r.layer for r in rows[:4]] == ["dense (Dense)",
+                                           "batch_normalization (BatchNormalization)",
+                                           "dropout (Dropout)", "dense_1 (Dense)"]
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda t: t.replace("rope = 0.01", "rpoe = 0.01"), "rpoe: unknown key; did you mean 'rope'?"),
+    (lambda t: t.replace("batch_norm = \"after\"", "batch_norm = \"aftr\""),
+     "base.batch_norm: expected one of off, before, after, got 'aftr'; did you mean 'after'?"),
+    (lambda t: t.replace("levels.off = { dropout = 0.0 }", "levels.off = { dropuot = 0.0 }"),
+     "factors.dropout.levels.off.dropuot: unknown key; did you mean 'dropout'?"),
+    (lambda t: t.replace("dropout = 0.5", "dropout = 1.5"), "base.dropout: expected a number in"),
+    (lambda t: t.replace("epochs = 2", "epochs = \"two\""),
+     "base.epochs: expected an integer, got a string"),
+    (lambda t: t.replace("name = \"sgd\"", "name = \"sgdd\""),
+     "base.optimizer.name: expected one of"),
+    (lambda t: t.replace("lr = 0.01", "lr = 0.01, beta1 = 0.9"),
+     "base.optimizer.beta1: not a hyperparameter of 'sgd'"),
+    (lambda t: t.replace("seeds = 3", "seeds = 0"), "seeds: expected a count >= 1"),
+    (lambda t: t.replace("levels.off = { dropout = 0.0 }", "levels.off = { dropout = 0.5 }"),
+     "trains exactly the same configuration"),
+    (lambda t: t.replace("[base]", "[base\n"), "not valid TOML"),
+    (lambda t: t.replace("layers = [32, { units = 16, dropout = 0.0 }]", "layers = []"),
+     "base.layers: expected a non-empty array"),
+    (lambda t: "validation = 0\n" + t, "needs a validation split"),
+])
+def test_bad_files_fail_with_one_line_naming_file_and_key(mutate, message: str) -> None:  # noqa: ANN001
+    with pytest.raises(SpecError) as info:
+        parse_study(mutate(VALID), "my.toml")
+    text = str(info.value)
+    assert text.startswith("my.toml: ") and message in text
+    assert "\n" not in text
+
+
+def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no such study file"):
+        load_study(tmp_path / "nope.toml")
+
+
+def test_factorial_design_crosses_every_level() -> None:
+    text = VALID.replace('rope = 0.01', 'rope = 0.01\ndesign = "factorial"') + """
+[factors.bn]
+levels.after = { batch_norm = "after" }
+levels.off = { batch_norm = "off" }
+"""
+    study = parse_study(text)
+    assert [a.name for a in study.arms] == ["dropout=on,bn=after", "dropout=on,bn=off",
+                                            "dropout=off,bn=after", "dropout=off,bn=off"]
+    off_off = study.arms[3].config
+    assert all(lay.dropout == 0 and lay.batch_norm == "off" for lay in off_off.layers)
+
+
+def test_one_at_a_time_with_two_factors_names_only_the_change() -> None:
+    text = VALID + """
+[factors.bn]
+levels.after = { batch_norm = "after" }
+levels.off = { batch_norm = "off" }
+"""
+    assert [a.name for a in parse_study(text).arms] == ["baseline", "dropout=off", "bn=off"]
+
+
+# -- fuzz: random mutations of valid files never crash the parser --------------------
+
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True),
+                    st.text(max_size=8), st.lists(st.integers(-3, 600), max_size=4),
+                    st.dictionaries(st.text(max_size=6), st.integers(), max_size=3))
+
+
+def _to_toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        text = repr(value)
+        return {"nan": "nan", "inf": "inf", "-inf": "-inf"}.get(text, text)
+    if isinstance(value, str):
+        return '"' + value.encode("unicode_escape").decode().replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_to_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f'"{k}" = {_to_toml(v)}' for k, v in value.items()) + "}"
+    return '""'
+
+
+def _lines() -> list[str]:
+    return VALID.strip().splitlines()
+
+
+@given(st.data())
+def test_mutated_files_raise_spec_error_or_parse(data: st.DataObject) -> None:
+    lines = _lines()
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(lines) - 1))
+        kind = data.draw(st.sampled_from(["delete", "value", "key", "truncate", "insert"]))
+        line = lines[i]
+        if kind == "delete":
+            lines.pop(i)
+        elif kind == "value" and "=" in line:
+            value = data.draw(_VALUES)
+            if value is not None:
+                lines[i] = line.split("=", 1)[0] + "= " + _to_toml(value)
+        elif kind == "key" and "=" in line:
+            key = data.draw(st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10))
+            lines[i] = key + " =" + line.split("=", 1)[1]
+        elif kind == "truncate":
+            lines[i] = line[: data.draw(st.integers(0, len(line)))]
+        else:
+            lines.insert(i, data.draw(st.text(max_size=20)))
+        if not lines:
+            break
+    text = "\n".join(lines)
+    try:
+        study = parse_study(text, "fuzz.toml")
+    except SpecError as exc:
+        assert str(exc).startswith("fuzz.toml: ") and "\n" not in str(exc)
+        return
+    # A file that parses must be fully valid: TOML, a baseline first, distinct arms.
+    tomllib.loads(text)
+    assert study.arms and len({a.config for a in study.arms}) == len(study.arms)
+
+
+def test_summary_command_prints_the_keras_table() -> None:
+    from typer.testing import CliRunner
+
+    from ablate.cli import app
+
+    result = CliRunner().invoke(app, ["summary", "studies/dropout.toml", "--arm", "dropout=on"])
+    assert result.exit_code == 0
+    for text in ("dense (Dense)", "dropout_1 (Dropout)", "(None, 512)", "401,920",
+                 "Total params: 479,306", "Trainable params: 477,898",
+                 "Non-trainable params: 1,408"):
+        assert text in result.output
