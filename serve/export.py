@@ -14,7 +14,6 @@ import difflib
 import hashlib
 import json
 import math
-import os
 import platform
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from safetensors.torch import load as load_safetensors
 
 from ablate.engine import CLASSES, INPUTS, METRICS
 from ablate.errors import UserError
+from ablate.files import atomic_write
 from ablate.store import Run, Store
 from serve.card import FORMAT, Architecture, InputSpec, ModelCard, Provenance, SelfTest
 from serve.predictor import build_model, softmax
@@ -54,8 +54,8 @@ def export_best(run_dir: Path, arm: str | None = None, to: Path | None = None) -
     weights, sidecar = _read_checkpoint(checkpoint)
     card = _card(run, metric, study, sidecar, weights, checkpoint.relative_to(run_dir))
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(target, weights)
-    _write_atomic(target.with_suffix(".json"), msgspec.json.format(msgspec.json.encode(card)))
+    atomic_write(target, weights)
+    atomic_write(target.with_suffix(".json"), msgspec.json.format(msgspec.json.encode(card)))
     return target
 
 
@@ -181,12 +181,3 @@ def probe_images() -> np.ndarray:
     cross = ((np.abs(xx - yy) <= 1) | (np.abs(xx + yy - 27) <= 1)) * 200.0
     noise = np.random.default_rng(20_240_603).integers(0, 256, (28, 28))
     return np.stack([blank, bar, ring, cross, noise]).reshape(5, INPUTS).astype(np.uint8)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -126,10 +126,8 @@ def build_mlp(engine: Engine, config: RunConfig, seeds: Sequence[int],
               gens: list[torch.Generator]) -> nn.Module:
     """engine.mlp with every default layer swapped for the engine's (planted) layer classes."""
     model = engine.mlp(config, seeds, gens)
-    blocks = getattr(model, "blocks", None)
-    if isinstance(blocks, nn.Sequential):
-        for i, block in enumerate(blocks):
-            blocks[i] = _swap(engine, block)
+    for name, block in list(model.named_children()):
+        setattr(model, name, _swap(engine, block))
     return model
 
 

@@ -204,30 +204,31 @@ layer_specs = st.lists(
 
 
 def oracle_mlp(config: RunConfig, state: dict[str, ref.Array],
-               keeps: list[ref.Array]) -> list[ref.Layer]:
+               keeps: list[ref.Array]) -> list[tuple[str, ref.Layer]]:
     """One replica's oracle layers, in CohortMLP's documented block order:
-    Dense -> [BN] -> activation -> [BN] -> [Dropout] per hidden layer, then Dense."""
-    out: list[ref.Layer] = []
+    Dense -> [BN] -> activation -> [BN] -> [Dropout] per hidden layer, then Dense; each
+    layer with the name of the engine module it stands for."""
+    out: list[tuple[str, ref.Layer]] = []
 
-    def bn() -> None:
-        at = f"blocks.{len(out)}."
-        out.append(ref.BatchNorm(state[at + "weight"], state[at + "bias"],
-                                 state[at + "running_mean"], state[at + "running_var"],
-                                 config.bn_eps, config.bn_momentum,
-                                 bessel=config.conventions == "torch"))
+    def bn(i: int) -> None:
+        at = f"bn{i}."
+        out.append((f"bn{i}", ref.BatchNorm(state[at + "weight"], state[at + "bias"],
+                                            state[at + "running_mean"], state[at + "running_var"],
+                                            config.bn_eps, config.bn_momentum,
+                                            bessel=config.conventions == "torch")))
 
-    for layer in (*config.layers, None):
-        i = len(out)
-        out.append(ref.Dense(state[f"blocks.{i}.weight"], state[f"blocks.{i}.bias"]))
+    for i, layer in enumerate((*config.layers, None)):
+        dense = ref.Dense(state[f"dense{i}.weight"], state[f"dense{i}.bias"])
+        out.append((f"dense{i}", dense))
         if layer is None:
             break
         if layer.batch_norm == "before":
-            bn()
-        out.append(ref.Activation(layer.activation, config.leaky_slope))
+            bn(i)
+        out.append((f"act{i}", ref.Activation(layer.activation, config.leaky_slope)))
         if layer.batch_norm == "after":
-            bn()
+            bn(i)
         if layer.dropout > 0:
-            out.append(ref.Dropout(keeps.pop(0).astype(bool), layer.dropout))
+            out.append((f"drop{i}", ref.Dropout(keeps.pop(0).astype(bool), layer.dropout)))
     return out
 
 
@@ -272,26 +273,26 @@ def gradient_mlp(engine: Engine, device: torch.device,
                  if training else [np.ones(shape, bool) for shape in shapes])
         oracles, oracle_loss = [], 0.0
         for s in range(S):
-            layers = oracle_mlp(config, {k: v[s] for k, v in before.items()},
-                                [k[s] for k in keeps])
+            named = oracle_mlp(config, {k: v[s] for k, v in before.items()},
+                               [k[s] for k in keeps])
+            layers = [layer for _, layer in named]
             want_loss, want_logits = ref.mlp_loss_and_grads(
                 layers, x[s], ref.one_hot(labels[s], 10), training)
             kinks = [np.abs(la.x).min() for la in layers if isinstance(la, ref.Activation)
                      and la.name in ("relu", "leaky_relu") and la.x is not None]
             assume(min(kinks, default=1.0) > 1e-4)  # finite differences across a kink fail
-            oracles.append((layers, want_logits))
+            oracles.append((named, want_logits))
             oracle_loss += want_loss
         tr.example(S=S, B=B, spec=spec, training=training, slope=slope, seed=seed)
-        for s, (layers, want_logits) in enumerate(oracles):
+        for s, (named, want_logits) in enumerate(oracles):
             tr.close(logits[s], want_logits, F64_CHAIN, f"replica {s}: logits")
-            for i, layer in enumerate(layers):
+            for name, layer in named:
                 for k, g in layer.grads.items():
-                    tr.close(grads[f"blocks.{i}.{k}"][s], g, F64_CHAIN,
-                             f"replica {s}: d blocks.{i}.{k}")
+                    tr.close(grads[f"{name}.{k}"][s], g, F64_CHAIN, f"replica {s}: d {name}.{k}")
                 if isinstance(layer, ref.BatchNorm):
                     for k in ("running_mean", "running_var"):
-                        tr.close(after[f"blocks.{i}.{k}"][s], getattr(layer, k), F64_CHAIN,
-                                 f"replica {s}: blocks.{i}.{k}")
+                        tr.close(after[f"{name}.{k}"][s], getattr(layer, k), F64_CHAIN,
+                                 f"replica {s}: {name}.{k}")
         tr.close(loss, np.asarray(oracle_loss), F64_CHAIN, "loss")
         flat = torch.cat([p.detach().flatten() for p in params])
         gradient = torch.cat([grads[n].flatten() for n in names])

@@ -11,6 +11,7 @@ a run's, so every run of every study sees the same validation set and subset.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import subprocess
@@ -28,6 +29,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 
 from ablate.data import _formats as fmt
 from ablate.errors import UserError
+from ablate.files import atomic_write
 
 # sha256 of `.tobytes()` of each decoded array (uint8, C order) of the real MNIST.
 EXPECTED_SHA256: dict[str, str] = {
@@ -188,7 +190,7 @@ def fetch(
                 say(f"failed: {reason}")
                 continue
             try:
-                _write_atomic(target, mnist)
+                _write_cache(target, mnist)
             except OSError as e:
                 raise UserError(
                     f"cannot write the MNIST cache {target} ({_one_line(e)}); set "
@@ -292,29 +294,13 @@ def _verify(mnist: Mnist, expected: Mapping[str, str]) -> None:
         raise UserError(f"data differs from the expected checksums: {'; '.join(bad)}")
 
 
-def _write_atomic(target: Path, mnist: Mnist) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over `target`, so
-    readers see the old file or the new one, never a partial one (even after a crash)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the cache is public data
-        with os.fdopen(fd, "wb") as f:
-            # Compressed: ~11 MB instead of 55 MB, and loads in well under a second.
-            np.savez_compressed(f, x_train=mnist.x_train, y_train=mnist.y_train,
-                                x_test=mnist.x_test, y_test=mnist.y_test)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+def _write_cache(target: Path, mnist: Mnist) -> None:
+    """The cache file, written atomically (readers see the old file or the new one)."""
+    buf = io.BytesIO()
+    # Compressed: ~11 MB instead of 55 MB, and loads in well under a second.
+    np.savez_compressed(buf, x_train=mnist.x_train, y_train=mnist.y_train,
+                        x_test=mnist.x_test, y_test=mnist.y_test)
+    atomic_write(target, buf.getvalue())
 
 
 def _one_line(e: BaseException) -> str:

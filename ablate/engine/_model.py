@@ -45,7 +45,14 @@ def initial_dense(config: RunConfig, seed: int, index: int) -> tuple[Tensor, Ten
 
 
 class CohortMLP(nn.Module):
-    """S replicas of one MLP; replica s is initialized from seeds[s]."""
+    """S replicas of one MLP; replica s is initialized from seeds[s].
+
+    Modules are named by role and hidden-layer index, so checkpoints name their tensors
+    the same way whatever the architecture: hidden layer i is `dense{i}` -> [`bn{i}`] ->
+    `act{i}` -> [`bn{i}`] -> [`drop{i}`]; the output layer is `dense{L}` (L hidden layers).
+    Tensors: `dense{i}.weight` (S, fan_in, fan_out), `dense{i}.bias` (S, fan_out),
+    `bn{i}.weight`, `.bias`, `.running_mean`, `.running_var` (S, units).
+    """
 
     def __init__(self, config: RunConfig, seeds: list[int] | tuple[int, ...],
                  dropout_generators: list[torch.Generator] | None = None) -> None:
@@ -53,27 +60,32 @@ class CohortMLP(nn.Module):
         self.config, self.seeds = config, tuple(seeds)
         S = len(seeds)
         gens = dropout_generators or [rng.generator(s, "dropout") for s in seeds]
-        blocks: list[nn.Module] = []
-        self.dense: list[CohortLinear] = []
+        self.order: list[str] = []  # module names in forward order
         for i in range(len(config.layers) + 1):
             pairs = [initial_dense(config, seed, i) for seed in seeds]
-            linear = CohortLinear(torch.stack([w for w, _ in pairs]),
-                                  torch.stack([b for _, b in pairs]))
-            self.dense.append(linear)
-            blocks.append(linear)
+            self._add(f"dense{i}", CohortLinear(torch.stack([w for w, _ in pairs]),
+                                                torch.stack([b for _, b in pairs])))
             if i == len(config.layers):
                 break
             layer = config.layers[i]
             bn = CohortBatchNorm(S, layer.units, config.bn_momentum, config.bn_eps,
                                  bessel=config.conventions == "torch")
             if layer.batch_norm == "before":
-                blocks.append(bn)
-            blocks.append(Activation(layer.activation, config.leaky_slope))
+                self._add(f"bn{i}", bn)
+            self._add(f"act{i}", Activation(layer.activation, config.leaky_slope))
             if layer.batch_norm == "after":
-                blocks.append(bn)
+                self._add(f"bn{i}", bn)
             if layer.dropout > 0:
-                blocks.append(CohortDropout(layer.dropout, gens))
-        self.blocks = nn.Sequential(*blocks)
+                self._add(f"drop{i}", CohortDropout(layer.dropout, gens))
+
+    def _add(self, name: str, module: nn.Module) -> None:
+        self.add_module(name, module)
+        self.order.append(name)
+
+    @property
+    def dense(self) -> list[CohortLinear]:
+        """The Dense layers, the output layer last."""
+        return [m for m in self.children() if isinstance(m, CohortLinear)]
 
     @property
     def replicas(self) -> int:
@@ -81,14 +93,16 @@ class CohortMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(S, B, 784) per-replica rows, or (B, 784) shared by all, in [0, 1] -> (S, B, 10)."""
-        return self.blocks(x)
+        for name in self.order:
+            x = self.get_submodule(name)(x)
+        return x
 
 
 def replica_state(model: CohortMLP, s: int) -> dict[str, Tensor]:
     """The parameters and BN statistics of replica s as standalone CPU tensors.
 
-    Names follow the block order: `blocks.0.weight` (fan_in, fan_out), `blocks.0.bias`
-    (fan_out,), `blocks.2.running_mean` (features,), ...
+    Names as in the model (see `CohortMLP`) without the replica axis: `dense0.weight`
+    (fan_in, fan_out), `dense0.bias` (fan_out,), `bn0.running_mean` (units,), ...
     """
     return {name: t[s].detach().cpu().clone() for name, t in model.state_dict().items()}
 

@@ -30,6 +30,7 @@ import scipy.stats as st
 
 from ablate.engine import METRICS
 from ablate.errors import UserError
+from ablate.files import jsonable
 from ablate.stats import Family, compare, compare_contrasts, complete_pairs, factorial_2x2
 from ablate.store import Run, Store
 from ablate.study import Study, parse_study
@@ -135,25 +136,6 @@ class Analysis:
     @property
     def higher_is_better(self) -> bool:
         return self.study.higher_is_better
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types; NaN and +-inf become None so the file is strict JSON."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()]
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    raise TypeError(f"cannot write {type(value).__name__} to report.json")
 
 
 def report_rng(name: str) -> np.random.Generator:

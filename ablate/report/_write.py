@@ -11,12 +11,12 @@ name, so running the report twice writes identical report.json files.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from ablate.files import atomic_write, jsonable
 from ablate.report import _figures as plots
-from ablate.report._analysis import Analysis, analyse, jsonable, load
+from ablate.report._analysis import Analysis, analyse, load
 from ablate.report._document import Document, build
 from ablate.report._render import FILES_DIR, html, markdown
 from ablate.report._text import Units, headline
@@ -48,24 +48,17 @@ def write_report(run_dir: Path) -> list[Path]:
     files = run_dir / FILES_DIR
     files.mkdir(exist_ok=True)
     for p in figures:
-        _write(files / f"{p.name}.png", p.png)
+        atomic_write(files / f"{p.name}.png", p.png)
     for stale in FIGURE_NAMES - {p.name for p in figures}:
         # A figure an earlier report drew but this one does not (e.g. an arm now left
         # out): remove it so report_files/ matches report.md.
         (files / f"{stale}.png").unlink(missing_ok=True)
     paths = [run_dir / "report.md", run_dir / "report.html", run_dir / "report.json"]
-    _write(paths[0], markdown(doc).encode())
-    _write(paths[1], html(doc).encode())
+    atomic_write(paths[0], markdown(doc).encode())
+    atomic_write(paths[1], html(doc).encode())
     text = json.dumps(report_json(a, doc), indent=2, allow_nan=False, ensure_ascii=False)
-    _write(paths[2], (text + "\n").encode())
+    atomic_write(paths[2], (text + "\n").encode())
     return paths
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a report."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def make_plots(a: Analysis, u: Units) -> list[plots.Plot]:

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ablate.files import jsonable
 from ablate.stats._family import CORRECTIONS, adjust, benjamini_hochberg, holm
 from ablate.stats._paired import (
     DEFAULT_BOOTSTRAP,
@@ -109,7 +110,7 @@ class Contrast:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: plain floats, tuples as lists, nan and +-inf as None."""
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}
+        return {k: jsonable(v) for k, v in dataclasses.asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -128,25 +129,13 @@ class Family:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; `contrasts` is the list report.json carries."""
-        out = {k: _jsonable(getattr(self, k)) for k in
+        out = {k: jsonable(getattr(self, k)) for k in
                ("metric", "n", "rope", "alpha", "correction", "higher_is_better", "warnings")}
         out["contrasts"] = [c.to_dict() for c in self.contrasts]
         out["friedman"] = None if self.friedman is None else {
-            k: _jsonable(v) for k, v in dataclasses.asdict(self.friedman).items()
+            k: jsonable(v) for k, v in dataclasses.asdict(self.friedman).items()
         }
         return out
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, bool | str) or v is None:
-        return v
-    if isinstance(v, int | np.integer):
-        return int(v)
-    if isinstance(v, float | np.floating):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, tuple | list):
-        return [_jsonable(x) for x in v]
-    raise TypeError(f"cannot convert {type(v).__name__} to JSON")
 
 
 def _ci_text(low: float, high: float) -> str:

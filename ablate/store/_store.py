@@ -9,7 +9,6 @@ safetensors files with a JSON sidecar, written to a temporary file and renamed.
 import hashlib
 import json
 import math
-import os
 import re
 import sqlite3
 import time
@@ -19,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import Tensor
 
 from ablate.errors import UserError
+from ablate.files import atomic_write
 
 DB_NAME = "runs.sqlite"
 STATUSES = ("pending", "running", "done", "failed", "diverged")
@@ -204,21 +204,9 @@ class Store:
         """Write weights and their JSON sidecar atomically; return the path relative to
         the run directory. The sidecar is written last, so its presence means complete."""
         path = self.checkpoint_path(arm, seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-        _fsync(tmp)
-        os.replace(tmp, path)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        side = path.with_suffix(".json")
-        tmp = side.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({**sidecar, "weights_sha256": digest}, indent=2,
-                                  sort_keys=True))
-        _fsync(tmp)
-        os.replace(tmp, side)
+        weights = save({k: v.contiguous() for k, v in state.items()})
+        atomic_write(path, weights)
+        side = {**sidecar, "weights_sha256": hashlib.sha256(weights).hexdigest()}
+        atomic_write(path.with_suffix(".json"),
+                     json.dumps(side, indent=2, sort_keys=True).encode())
         return str(path.relative_to(self.dir))
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())

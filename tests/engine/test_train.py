@@ -326,8 +326,8 @@ levels.off = { batch_norm = "off" }
         assert all(0.0 <= r.metrics["val_accuracy"] <= 1.0 for r in res.replicas)
     # A replica's state carries every parameter and BN buffer, per replica.
     state = replica_state(CohortMLP(study.arms[0].config, [0, 1]), 1)
-    assert state["blocks.0.weight"].shape == (784, 16)
-    assert state["blocks.2.running_var"].shape == (16,)
+    assert state["dense0.weight"].shape == (784, 16)
+    assert state["bn0.running_var"].shape == (16,)
 
 
 @pytest.mark.parametrize("bessel", [True, False])

@@ -79,7 +79,7 @@ def test_retrained_weights_with_a_forged_sha_fail_the_self_test(model_path: Path
     from safetensors.numpy import load_file, save_file
 
     tensors = load_file(str(model_copy))
-    tensors["blocks.0.weight"] = tensors["blocks.0.weight"] * np.float32(1.5)
+    tensors["dense0.weight"] = tensors["dense0.weight"] * np.float32(1.5)
     save_file(tensors, str(model_copy))
     card = _card(model_copy)
     card["weights_sha256"] = hashlib.sha256(model_copy.read_bytes()).hexdigest()

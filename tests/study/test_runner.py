@@ -64,7 +64,7 @@ def test_study_stores_every_run_and_a_rerun_does_no_work(cli: CliRunner, study_f
         side = json.loads((run_dir / "checkpoints" / arm / f"seed-{seed}.json").read_text())
         weights = load_file(run_dir / "checkpoints" / arm / f"seed-{seed}.safetensors")
         assert side["arm"] == arm and side["seed"] == seed and len(side["weights_sha256"]) == 64
-        assert weights["blocks.0.weight"].shape == (784, 128)
+        assert weights["dense0.weight"].shape == (784, 128)
     report = json.loads((run_dir / "report.json").read_text())
     assert {c["arm"] for c in report["contrasts"]} == set(ARMS) - {"dropout=on"}
     second = cli.invoke(app, ["study", str(study_file), "--out", str(out), "--no-report"])
