@@ -91,7 +91,7 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
                       "Dry run: nothing trained.")
         return 0
     store.set_meta(study_file=str(path), study_source=Path(path).read_text(encoding="utf-8"),
-                   name=study.name, question=study.question, metric=study.metric,
+                   name=study.name, question=study.question, metric=study.metric.name,
                    rope=study.rope, validation=study.validation, subset=options.subset,
                    seeds=list(study.seeds), arms=[a.name for a in study.arms],
                    baseline=study.baseline.name, device=str(device),

@@ -30,6 +30,7 @@ from ablate.engine import (
     resolve_device,
     train_cohort,
 )
+from ablate.metric import METRICS
 from ablate.study import load_study
 
 SEEDS = list(range(10))
@@ -44,7 +45,7 @@ def engine_round(config, d: DeviceData) -> float:  # noqa: ANN001
     """Images per second (all seeds) of one epoch of a 10-seed cohort."""
     _sync(d.device)
     t0 = time.perf_counter()
-    train_cohort(config, SEEDS, d, select_on="val_accuracy")
+    train_cohort(config, SEEDS, d, select_on=METRICS["val_accuracy"])
     _sync(d.device)
     return len(SEEDS) * len(d.y_train) / (time.perf_counter() - t0)
 

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors
 
-from ablate.engine import CLASSES, INPUTS, METRICS
+from ablate.engine import CLASSES, INPUTS
 from ablate.errors import UserError
 from ablate.files import atomic_write
+from ablate.metric import METRICS
 from ablate.store import Run, Store
 from serve.card import FORMAT, Architecture, InputSpec, ModelCard, Provenance, SelfTest
 from serve.predictor import build_model, softmax
@@ -88,9 +89,10 @@ def best_run(runs: list[Run], metric: str, arm: str | None, run_dir: Path) -> Ru
     other = "val_loss" if metric == "val_accuracy" else "val_accuracy"
 
     def key(r: Run) -> tuple[float, float, str, int]:
-        sign = -1.0 if METRICS[metric] else 1.0  # smallest key wins
+        sign = -1.0 if METRICS[metric].higher_is_better else 1.0  # smallest key wins
         second = getattr(r, other)
-        second = (-1.0 if METRICS[other] else 1.0) * second if _finite(second) else math.inf
+        other_sign = -1.0 if METRICS[other].higher_is_better else 1.0
+        second = other_sign * second if _finite(second) else math.inf
         return sign * getattr(r, metric), second, r.arm, r.seed
 
     return min(scored, key=key)

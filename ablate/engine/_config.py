@@ -25,9 +25,6 @@ INIT_ALIASES = {
     "kaiming_normal": "he_normal",
 }
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
-# metric -> higher is better. Test metrics are for studies without a validation split
-# (validation = 0, like the notebook, which watched the test set); nothing selects on them.
-METRICS = {"val_accuracy": True, "val_loss": False, "test_accuracy": True, "test_loss": False}
 
 
 @dataclass(frozen=True)

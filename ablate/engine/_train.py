@@ -23,6 +23,7 @@ from ablate.engine import _rng as rng
 from ablate.engine._config import RunConfig
 from ablate.engine._model import INPUTS, CohortMLP, load_replica_state, replica_state
 from ablate.engine._optim import Optimizer
+from ablate.metric import Metric
 
 EVAL_CHUNK = 2048  # rows per evaluation batch; bounds memory at (S, 2048, widest layer)
 
@@ -127,18 +128,12 @@ def _evaluate(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype
     return loss / n, correct.double() / n
 
 
-def _better(metric: str, new: float, best: float) -> bool:
-    if math.isnan(best):
-        return True
-    return new < best if metric.endswith("loss") else new > best
-
-
-def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, select_on: str,
+def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, select_on: Metric,
                  on_step: Callable[[int], None] | None = None,
                  dtype: torch.dtype = torch.float32) -> CohortResult:
     """Train `len(seeds)` replicas of `config` for `config.epochs` epochs.
 
-    `select_on` names the validation metric ("val_accuracy" or "val_loss") whose best
+    `select_on` is the validation metric (`val_accuracy` or `val_loss`) whose best
     epoch's weights are kept; with no validation split the last epoch is kept.
     `on_step(k)` is called after every k optimizer steps (for progress bars). `dtype`
     float64 is for exactness tests; studies train in float32.
@@ -213,8 +208,8 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
         for s in range(S):
             if not alive_now[s]:
                 continue
-            value = float(getattr(record, select_on)[s]) if has_val else math.nan
-            if not has_val or _better(select_on, value, best[s]):
+            value = float(getattr(record, select_on.name)[s]) if has_val else math.nan
+            if not has_val or math.isnan(best[s]) or select_on.better(value, best[s]):
                 best[s], best_epoch[s] = value, epoch
                 best_state[s] = replica_state(model, s)
 

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import scipy.stats as st
 
-from ablate.engine import METRICS
 from ablate.errors import UserError
 from ablate.files import jsonable
+from ablate.metric import METRICS
 from ablate.stats import Family, compare, compare_contrasts, complete_pairs, factorial_2x2
 from ablate.store import Run, Store
 from ablate.study import Study, parse_study
@@ -172,7 +172,7 @@ def load(store: Store) -> StudyData:
 def analyse(data: StudyData, *, alpha: float = ALPHA) -> Analysis:
     """Pair the runs by seed and decide the study's contrasts (see the module doc)."""
     study = data.study
-    metric = str(data.meta.get("metric") or study.metric)
+    metric = str(data.meta.get("metric") or study.metric.name)
     if metric not in METRICS:
         raise UserError(f"unknown metric {metric!r} in the store; expected one of "
                         f"{', '.join(METRICS)}")
@@ -212,7 +212,7 @@ def analyse(data: StudyData, *, alpha: float = ALPHA) -> Analysis:
                         "RUN_DIR` and rerun the study to retry failed runs")
 
     rng = report_rng(study.name)
-    higher = METRICS[metric]
+    higher = METRICS[metric].higher_is_better
     factorial = _factorial_factors(study) if not lost else None
     if factorial is not None:
         family, effects = _factorial(study, factorial, paired.scores, metric, rope, rng,

@@ -58,8 +58,8 @@ def _mean_sd(values: list[float]) -> str:
 
 def arm_summary(study: Study, runs: Sequence[Run]) -> Table:
     """Per arm: runs done / diverged / failed, mean ± sd of the metric and of test accuracy."""
-    table = Table(title=f"{study.name}: {study.metric} by arm (mean ± sd over seeds)")
-    metrics = list(dict.fromkeys((study.metric, "test_accuracy")))  # once if they coincide
+    table = Table(title=f"{study.name}: {study.metric.name} by arm (mean ± sd over seeds)")
+    metrics = list(dict.fromkeys((study.metric.name, "test_accuracy")))  # once if they coincide
     for col in ("arm", "done", "diverged", "failed", *metrics):
         table.add_column(col, justify="left" if col == "arm" else "right")
     by_arm: dict[str, list[Run]] = {a.name: [] for a in study.arms}

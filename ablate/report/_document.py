@@ -216,7 +216,7 @@ def _design_section(a: Analysis) -> Section:
     budget = (f"{a.training_seconds:.0f} s" if hours < 1 else f"{hours:.2f} h")
     bullets = (
         f"Design: {design}. Factors: {factors}.",
-        f"Metric: {m.get('metric') or study.metric} "
+        f"Metric: {m.get('metric') or study.metric.name} "
         f"({'higher' if study.higher_is_better else 'lower'} is better); ROPE "
         f"±{m.get('rope') if m.get('rope') is not None else study.rope:g} (metric units).",
         f"Seeds: {len(study.seeds)} planned ({_seed_list(study.seeds)}), {len(a.seeds)} "

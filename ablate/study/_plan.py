@@ -11,6 +11,7 @@ import torch
 
 from ablate.data import EXPECTED_SHA256
 from ablate.engine import matmul_flops, parameter_count
+from ablate.metric import Metric
 from ablate.store import Store
 from ablate.study._spec import Arm, Study
 
@@ -21,7 +22,7 @@ MAX_COHORT = 16  # replicas per cohort; bounds memory at 16 copies of the model
 class CohortTask:
     arm: Arm
     seeds: tuple[int, ...]
-    select_on: str  # validation metric that picks each run's kept epoch
+    select_on: Metric  # the validation metric that picks each run's kept epoch
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,9 @@ def train_images(study: Study, subset: int | None) -> int:
     return min(n, subset) if subset is not None else n
 
 
-def select_metric(study: Study) -> str:
+def select_metric(study: Study) -> Metric:
     """Runs keep the epoch best on the validation version of the study's metric."""
-    return "val_loss" if study.metric.endswith("loss") else "val_accuracy"
+    return study.metric.selection
 
 
 def plan_study(study: Study, store: Store, subset: int | None, *, dry_run: bool = False

@@ -22,7 +22,6 @@ from ablate.engine import (
     CONVENTION_DEFAULTS,
     INIT_ALIASES,
     INITS,
-    METRICS,
     OPTIMIZER_DEFAULTS,
     OPTIMIZER_KEYS,
     OPTIMIZERS,
@@ -32,6 +31,7 @@ from ablate.engine import (
     RunConfig,
 )
 from ablate.errors import UserError
+from ablate.metric import METRICS, Metric
 
 STUDY_KEYS = ("name", "question", "seeds", "metric", "rope", "validation", "design", "base",
               "factors")
@@ -39,6 +39,7 @@ BASE_KEYS = ("conventions", "layers", "activation", "leaky_slope", "batch_norm",
              "bn_eps", "dropout", "init", "init_scale", "optimizer", "epochs", "batch_size")
 LAYER_KEYS = ("units", "activation", "batch_norm", "dropout")
 FACTOR_KEYS = ("baseline", "levels")
+STUDY_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
 
 
 class SpecError(UserError):
@@ -64,7 +65,7 @@ class Study:
     name: str
     question: str
     seeds: tuple[int, ...]
-    metric: str  # a key of config.METRICS
+    metric: Metric  # what arms are compared on
     rope: float  # region of practical equivalence, in metric units
     validation: int  # images held out of the 60,000 for validation (0: train on all)
     design: str  # "one_at_a_time" | "factorial"
@@ -78,7 +79,7 @@ class Study:
 
     @property
     def higher_is_better(self) -> bool:
-        return METRICS[self.metric]
+        return self.metric.higher_is_better
 
     def arm(self, name: str) -> Arm:
         for arm in self.arms:
@@ -192,17 +193,17 @@ def parse_study(text: str, source: str = "<study>") -> Study:
                          "(it names the run directory)")
     question = top.str_("question")
     seeds = _seeds(top)
-    metric = top.str_("metric", "val_accuracy", tuple(METRICS))
+    metric = METRICS[top.str_("metric", "val_accuracy", STUDY_METRICS)]
     rope = top.float_("rope", 0.002)
     validation = top.int_("validation", 10_000)
     if validation >= 60_000:
         top.fail("validation", f"expected fewer than 60000 images, got {validation}")
-    if validation == 0 and metric.startswith("val_"):
-        top.fail("metric", f"{metric!r} needs a validation split, but validation = 0; use "
+    if validation == 0 and metric.split != "test":
+        top.fail("metric", f"{metric.name!r} needs a validation split, but validation = 0; use "
                            "metric = \"test_accuracy\" (what the notebook watched) or set "
                            "validation = 10000")
-    if validation > 0 and metric.startswith("test_"):
-        top.fail("metric", f"{metric!r} would compare arms on the test set; compare on "
+    if validation > 0 and metric.split == "test":
+        top.fail("metric", f"{metric.name!r} would compare arms on the test set; compare on "
                            "\"val_accuracy\" or \"val_loss\" (the test set is reported, "
                            "never tuned on)")
     design = top.str_("design", "one_at_a_time", ("one_at_a_time", "factorial"))

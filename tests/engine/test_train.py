@@ -33,6 +33,7 @@ from ablate.engine import (
     train_cohort,
 )
 from ablate.engine import _rng as rng
+from ablate.metric import METRICS
 from ablate.study import parse_study
 from tests.data_fixtures import SUBSET
 from tests.engine.test_optim import TORCH as TORCH_OPTIM
@@ -225,9 +226,9 @@ def _train_keeping_last(config: RunConfig, data: DeviceData, dtype: torch.dtype
     that is NaN keeps the first. So: history from a run with validation, weights from
     the identical run without it (validation does not touch training randomness).
     """
-    with_val = train_cohort(config, SEEDS, data, select_on="val_loss", dtype=dtype)
+    with_val = train_cohort(config, SEEDS, data, select_on=METRICS["val_loss"], dtype=dtype)
     no_val = replace(data, x_val=data.x_val[:0], y_val=data.y_val[:0])
-    last = train_cohort(config, SEEDS, no_val, select_on="val_loss", dtype=dtype)
+    last = train_cohort(config, SEEDS, no_val, select_on=METRICS["val_loss"], dtype=dtype)
     for a, b in zip(with_val.history, last.history, strict=True):
         assert np.array_equal(a.train_loss, b.train_loss)
     with_val.replicas[:] = last.replicas
@@ -236,8 +237,8 @@ def _train_keeping_last(config: RunConfig, data: DeviceData, dtype: torch.dtype
 
 def test_same_seed_same_device_is_bitwise_identical(data: DeviceData) -> None:
     config = _config("adam", dropout=0.5)
-    a = train_cohort(config, SEEDS, data, select_on="val_accuracy")
-    b = train_cohort(config, SEEDS, data, select_on="val_accuracy")
+    a = train_cohort(config, SEEDS, data, select_on=METRICS["val_accuracy"])
+    b = train_cohort(config, SEEDS, data, select_on=METRICS["val_accuracy"])
     for ea, eb in zip(a.history, b.history, strict=True):
         assert np.array_equal(ea.train_loss, eb.train_loss)
         assert np.array_equal(ea.val_loss, eb.val_loss)
@@ -279,7 +280,7 @@ def test_dropout_arms_see_the_same_minibatches(data: DeviceData,
     monkeypatch.setattr(torch, "randperm", spy)
     for current in (0.5, 0.0):
         train_cohort(_config("sgd", dropout=current, epochs=2), SEEDS, data,
-                     select_on="val_accuracy")
+                     select_on=METRICS["val_accuracy"])
     assert len(seen[0.5]) == len(seen[0.0]) == 2 * len(SEEDS)
     assert all(torch.equal(a, b) for a, b in zip(seen[0.5], seen[0.0], strict=True))
 
@@ -287,7 +288,7 @@ def test_dropout_arms_see_the_same_minibatches(data: DeviceData,
 def test_a_diverged_replica_is_masked_and_the_others_carry_on(
         data: DeviceData, monkeypatch: pytest.MonkeyPatch) -> None:
     config = _config("sgd", dropout=0.0)
-    clean = train_cohort(config, SEEDS, data, select_on="val_accuracy")
+    clean = train_cohort(config, SEEDS, data, select_on=METRICS["val_accuracy"])
 
     class Poisoned(CohortMLP):
         def __init__(self, *args: object, **kwargs: object) -> None:
@@ -296,7 +297,7 @@ def test_a_diverged_replica_is_masked_and_the_others_carry_on(
                 self.dense[0].weight[1, 0, 0] = math.inf  # replica 1 blows up at once
 
     monkeypatch.setattr("ablate.engine._train.CohortMLP", Poisoned)
-    poisoned = train_cohort(config, SEEDS, data, select_on="val_accuracy")
+    poisoned = train_cohort(config, SEEDS, data, select_on=METRICS["val_accuracy"])
     assert [r.status for r in poisoned.replicas] == ["done", "diverged", "done"]
     assert all(math.isnan(v) for v in poisoned.replicas[1].metrics.values())
     for s in (0, 2):  # the healthy replicas are untouched by their neighbour's NaNs
@@ -321,7 +322,7 @@ levels.on = { batch_norm = "after" }
 levels.off = { batch_norm = "off" }
 """)
     for arm in study.arms:
-        res = train_cohort(arm.config, list(study.seeds), data, select_on="val_accuracy")
+        res = train_cohort(arm.config, list(study.seeds), data, select_on=METRICS["val_accuracy"])
         assert all(r.status == "done" for r in res.replicas)
         assert all(0.0 <= r.metrics["val_accuracy"] <= 1.0 for r in res.replicas)
     # A replica's state carries every parameter and BN buffer, per replica.
@@ -354,7 +355,7 @@ def test_no_validation_split_keeps_the_last_epoch() -> None:
     each run keeps its last epoch, whose test metrics are reported."""
     d = prepare_data(load_npz(SUBSET), validation=0, subset=500, device="cpu")
     assert len(d.y_val) == 0 and d.x_val.shape == (0, 784)
-    result = train_cohort(_config("sgd", epochs=2), [0, 1], d, select_on="val_accuracy")
+    result = train_cohort(_config("sgd", epochs=2), [0, 1], d, select_on=METRICS["val_accuracy"])
     for r in result.replicas:
         assert r.status == "done" and r.best_epoch == 2
         assert math.isnan(r.metrics["val_accuracy"]) and 0 < r.metrics["test_accuracy"] <= 1

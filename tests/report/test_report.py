@@ -111,12 +111,12 @@ def make_store(run_dir: Path, source: str, scores: Mapping[str, Mapping[int, flo
     rng = np.random.default_rng(seed)
     store = Store(run_dir)
     store.set_meta(study_file="studies/synthetic.toml", study_source=source, name=study.name,
-                   question=study.question, metric=study.metric, rope=study.rope,
+                   question=study.question, metric=study.metric.name, rope=study.rope,
                    validation=study.validation, subset=None, seeds=list(study.seeds),
                    arms=[a.name for a in study.arms], baseline=study.baseline.name,
                    device="cpu", provenance=PROVENANCE,
                    data_sha256={"x_train": "ab" * 32, "y_train": "cd" * 32})
-    accuracy = study.metric == "val_accuracy"
+    accuracy = study.metric.name == "val_accuracy"
     for arm in study.arms:
         n_layers = len(arm.config.layers) + 1
         for s in study.seeds:

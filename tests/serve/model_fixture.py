@@ -41,7 +41,7 @@ def make_run_dir(out: Path, *, seeds: int = 2, epochs: int = 3, subset: int = 15
         plan = plan_study(study, store, subset)
         mnist = load_npz(SUBSET, subset_expected())
         data, checksums = load_data(study, subset, device, mnist)
-        store.set_meta(name=study.name, question=study.question, metric=study.metric,
+        store.set_meta(name=study.name, question=study.question, metric=study.metric.name,
                        rope=study.rope, validation=study.validation, subset=subset,
                        seeds=list(study.seeds), arms=[a.name for a in study.arms],
                        baseline=study.baseline.name, device=str(device),

@@ -1,0 +1,73 @@
+"""The metrics a study can compare arms on: names, directions and what each one measures.
+
+One `Metric` per name, so no code decides a direction from a name's spelling. Accuracy
+is a fraction in [0, 1] (shown as percent, differences in points); loss is mean
+cross-entropy in nats.
+
+- `val_*`: the kept checkpoint on the whole validation split. The checkpoint is the
+  epoch best on that same split, so these numbers are optimistic (selection bias).
+- `crossfit_val_*`: selection-free. The validation split is cut into two fixed halves;
+  the epoch chosen on one half is scored on the other, both ways, and the two scores
+  averaged. No image scores the epoch it chose.
+- `test_*`: the kept checkpoint on the test set; compared only in studies without a
+  validation split (`validation = 0`), where the last epoch is kept and nothing is
+  selected.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ablate.errors import UserError
+
+__all__ = ["METRICS", "Metric", "metric"]
+
+Quantity = Literal["accuracy", "loss"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # as stored, in study files, `ablate runs` and report.json
+    quantity: Quantity
+    split: Literal["val", "crossfit_val", "test"]
+    description: str  # what the number is, for tables and the report
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.quantity == "accuracy"
+
+    @property
+    def selection_free(self) -> bool:
+        """True when no image that scores this number helped choose the epoch it scores."""
+        return self.split != "val"
+
+    def better(self, new: float, old: float) -> bool:
+        """Whether `new` is strictly better than `old` (never for NaN)."""
+        return new > old if self.higher_is_better else new < old
+
+    @property
+    def selection(self) -> "Metric":
+        """The whole-validation metric of the same quantity: what picks a run's kept epoch."""
+        return METRICS[f"val_{self.quantity}"]
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("val_accuracy", "accuracy", "val",
+           "validation accuracy of the kept epoch, which was chosen on it (optimistic)"),
+    Metric("val_loss", "loss", "val",
+           "validation loss of the kept epoch, which was chosen on it (optimistic)"),
+    Metric("crossfit_val_accuracy", "accuracy", "crossfit_val",
+           "cross-fitted validation accuracy: epoch chosen on one half, scored on the other"),
+    Metric("crossfit_val_loss", "loss", "crossfit_val",
+           "cross-fitted validation loss: epoch chosen on one half, scored on the other"),
+    Metric("test_accuracy", "accuracy", "test", "test accuracy of the kept epoch"),
+    Metric("test_loss", "loss", "test", "test loss of the kept epoch"),
+)}
+
+
+def metric(name: str) -> Metric:
+    """The metric called `name`; a `UserError` naming the known ones otherwise."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise UserError(f"unknown metric {name!r}; expected one of {', '.join(METRICS)}"
+                        ) from None
