@@ -33,6 +33,7 @@ from ablate.engine._model import (
     replica_state,
     summary_rows,
 )
+from ablate.engine._network import Network, TensorMismatch, network_tensors
 from ablate.engine._optim import Optimizer
 from ablate.engine._train import (
     CohortResult,
@@ -60,18 +61,21 @@ __all__ = [
     "INPUTS",
     "InitConfig",
     "LayerConfig",
+    "Network",
     "OPTIMIZERS",
     "OPTIMIZER_DEFAULTS",
     "OPTIMIZER_KEYS",
     "Optimizer",
     "OptimizerConfig",
     "RunConfig",
+    "TensorMismatch",
     "init_bias",
     "init_weight",
     "initial_dense",
     "layer_sizes",
     "load_replica_state",
     "matmul_flops",
+    "network_tensors",
     "parameter_count",
     "prepare_data",
     "provenance",
