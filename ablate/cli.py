@@ -3,6 +3,8 @@
 User mistakes print one line and exit 2; runtime failures exit 1.
 """
 
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -134,7 +136,7 @@ def export(
         help="Output .safetensors file (a .json sidecar goes beside it).")] = None,
 ) -> None:
     """Export the run best on the study's validation metric (never on test) for serving."""
-    from serve.export import export_best
+    from ablate.export import export_best
 
     path = _guard(lambda: export_best(run_dir, arm=arm, to=to))
     console.print(f"exported {path} (+ {path.with_suffix('.json').name})")
@@ -151,9 +153,18 @@ def serve(
     name: Annotated[str, typer.Option(help="Model name in the inference API.")] = "mnist",
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol, /v1/predict and a drawing page."""
-    from serve.app import run_server
+    from ablate.export import resolve_model
+    from serve.config import from_env
+    from serve.server import check_address, run_server
 
-    _guard(lambda: run_server(source, host=host, port=port, name=name))
+    def go() -> None:
+        config = from_env(os.environ)
+        check_address(host, port)  # before a run directory's export, not after
+        with tempfile.TemporaryDirectory(prefix="ablate-serve-") as tmp:
+            model = resolve_model(source, Path(tmp))
+            run_server(model, config, host=host, port=port, name=name)
+
+    _guard(go)
 
 
 @app.command()

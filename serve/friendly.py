@@ -1,4 +1,5 @@
-"""The friendly API, `POST /v1/predict`: one digit from JSON pixels or an image.
+"""The friendly API under `/v1`: `POST /v1/predict` (one digit from JSON pixels or an
+image) and `GET /v1/model` (what model answers).
 
 Pixels (784 values, or 28 rows of 28, 0..255, bright ink on black) are used as given;
 a PNG or JPEG (base64 or a data: URL in JSON, a multipart upload named `image`, or the
@@ -11,13 +12,14 @@ import binascii
 
 import msgspec
 import numpy as np
-from litestar import Request
+from litestar import Controller, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException
 
-from serve import preprocess
+from serve import openapi, preprocess
 from serve.config import Limits
-from serve.errors import ApiError, bad_request
+from serve.errors import AnyRequest, ApiError, bad_request
+from serve.service import BatcherDep, LimitsDep, Served
 
 
 class PredictRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -34,7 +36,46 @@ class PredictResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     input: list[int] | None = None  # the 28x28 input the model saw, 0..255, if asked
 
 
-async def read_body(request: Request) -> bytes:
+class ModelInfo(msgspec.Struct, frozen=True):
+    name: str
+    version: str
+    study: str
+    question: str
+    arm: str
+    seed: int
+    selected_on: str
+    metrics: dict[str, float | None]
+    labels: list[str]
+
+
+class FriendlyController(Controller):
+    path = "/v1"
+    tags = ["Friendly"]
+
+    @post("/predict", summary="Predict one digit", status_code=200,
+          operation_class=openapi.PredictOperation,
+          responses=openapi.errors(400, 413, 415, 503))
+    async def predict(self, request: AnyRequest, served: Served, batcher: BatcherDep,
+                      limits: LimitsDep) -> PredictResponse:
+        """One digit: JSON pixels (used as given), or a PNG/JPEG (JSON base64, a
+        multipart upload, or the raw body) prepared the way MNIST was."""
+        x, show = await predict_input(request, limits)
+        probs = (await batcher.infer(x[None, :]))[0]
+        return PredictResponse(
+            digit=int(probs.argmax()), probabilities=probs.tolist(), model_name=served.name,
+            model_version=served.version,
+            input=np.rint(x * 255).astype(np.uint8).tolist() if show else None)
+
+    @get("/model", summary="What model this is")
+    async def model_info(self, served: Served) -> ModelInfo:
+        card, prov = served.card, served.card.provenance
+        return ModelInfo(name=served.name, version=served.version, study=prov.study,
+                         question=prov.question, arm=prov.arm, seed=prov.seed,
+                         selected_on=prov.selected_on, metrics=prov.metrics,
+                         labels=card.labels)
+
+
+async def read_body(request: AnyRequest) -> bytes:
     """The whole body (both APIs use this), within the app's size limit (413 past it)."""
     try:
         return await request.body()
@@ -44,7 +85,7 @@ async def read_body(request: Request) -> bytes:
         raise bad_request("the request body could not be read") from None
 
 
-async def predict_input(request: Request, limits: Limits) -> tuple[np.ndarray, bool]:
+async def predict_input(request: AnyRequest, limits: Limits) -> tuple[np.ndarray, bool]:
     """The (784,) float32 input of a /v1/predict request, and whether to show it."""
     kind = request.content_type[0].lower()
     if kind == "multipart/form-data":
@@ -82,16 +123,16 @@ async def predict_input(request: Request, limits: Limits) -> tuple[np.ndarray, b
         raise bad_request("send exactly one of 'pixels' and 'image'")
     if req.image is None:
         return preprocess.pixels_input(_pixels(pixels)), req.show_input
-    assert req.image is not None
     data = _base64(req.image)
     return await asyncio.to_thread(preprocess.prepare_image, data, limits), req.show_input
 
 
-_PIXEL_DECODERS = (msgspec.json.Decoder(list[float]), msgspec.json.Decoder(list[list[float]]))
+_FLAT_PIXELS = msgspec.json.Decoder(list[float])
+_PIXEL_ROWS = msgspec.json.Decoder(list[list[float]])
 
 
 def _pixels(raw: bytes) -> np.ndarray:
-    for decoder in _PIXEL_DECODERS:
+    for decoder in (_FLAT_PIXELS, _PIXEL_ROWS):
         try:
             values = decoder.decode(raw)
         except msgspec.ValidationError:

@@ -19,7 +19,8 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from serve.protocol import DATATYPES, INPUT, OUTPUTS, Error
+from serve.errors import Error
+from serve.protocol import DATATYPES, INPUT, OUTPUTS
 
 _STR, _INT, _NUM = (Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.INTEGER),
                     Schema(type=OpenAPIType.NUMBER))

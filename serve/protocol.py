@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from serve.errors import ApiError, bad_request, too_large
+from serve.errors import bad_request, too_large
 
 INPUT = "input"
 OUTPUTS = ("probabilities", "label")
@@ -103,10 +103,6 @@ class InferenceResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     outputs: list[ResponseOutput]
     model_version: str | None = None
     id: str | None = None
-
-
-class Error(msgspec.Struct, frozen=True):
-    error: str
 
 
 def model_metadata(name: str, version: str) -> ModelMetadata:
@@ -251,7 +247,7 @@ def _decode_data(raw: bytes, datatype: str, depth: int, size: int) -> np.ndarray
 
 
 @cache
-def _decoder(element: type, depth: int) -> msgspec.json.Decoder:
+def _decoder(element: type, depth: int) -> msgspec.json.Decoder[Any]:
     kind: Any = element
     for _ in range(depth):
         kind = list[kind]
@@ -280,7 +276,3 @@ def response(name: str, version: str, request: Inference, probs: np.ndarray
     if not blobs:
         return head, {}
     return head + b"".join(blobs), {HEADER_LENGTH: str(len(head))}
-
-
-def error(exc: ApiError) -> Error:
-    return Error(exc.message)

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
+from ablate.export import export_best
 from serve.app import create_app
 from serve.config import BatchConfig, ServeConfig
-from serve.export import export_best
 from tests.serve.model_fixture import make_run_dir
 
 

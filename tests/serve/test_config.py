@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ablate.errors import UserError
-from serve.app import resolve_model
+from ablate.export import resolve_model
 from serve.config import BatchConfig, Limits, ServeConfig, from_env
 
 

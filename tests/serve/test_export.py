@@ -7,11 +7,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ablate.errors import UserError
+from ablate.export import best_run, export_best
 from ablate.store import Run, Store
-from serve.export import best_run, export_best
+from tests.serve import oracle
 
 
 def run(arm: str, seed: int, val_acc: float | None, val_loss: float | None, test_acc: float,
@@ -127,3 +129,33 @@ def test_cli_export_of_a_directory_without_a_study(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "ablate.cli", "export", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "runs.sqlite" in out.stderr
+
+
+def test_a_checkpoint_from_before_role_names_exports_in_the_current_format(
+        run_dir: Path, tmp_path: Path) -> None:
+    """Run directories trained by the previous version hold `blocks.{k}` checkpoints:
+    the export renames the tensors and writes the current format."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    from ablate.card import ExportedModel
+    from tests.serve.test_predictor import sequential_names
+
+    copy = tmp_path / "study"
+    shutil.copytree(run_dir, copy)
+    for ckpt in copy.glob("checkpoints/*/*.safetensors"):
+        side = json.loads(ckpt.with_suffix(".json").read_text())
+        names = sequential_names(side["config"])
+        tensors = load_file(str(ckpt))
+        save_file({f"{names[k.rsplit('.', 1)[0]]}.{k.rsplit('.', 1)[1]}": v
+                   for k, v in tensors.items()}, str(ckpt))
+        side["weights_sha256"] = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+        ckpt.with_suffix(".json").write_text(json.dumps(side))
+    path = export_best(copy, to=tmp_path / "m.safetensors")
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["format"] == "ablate-mnist-mlp/2"
+    assert set(load_file(str(path))) == set(load_file(str(export_best(run_dir, to=tmp_path))))
+    model = ExportedModel.load(path)
+    x = np.random.default_rng(5).random((4, 784), dtype=np.float32)
+    np.testing.assert_allclose(model.predict(x), oracle.forward(path, x), atol=2e-5)

@@ -1,0 +1,101 @@
+"""The Open Inference Protocol (KServe V2) REST routes, under `/v2`.
+
+The messages and their strict parsing live in `serve.protocol`; these handlers check
+the model name and version, hand the pixels to the batcher and shape the answer.
+Versioned and unversioned routes share one implementation each.
+"""
+
+from importlib.metadata import version as package_version
+from typing import Any
+
+from litestar import Controller, Response, get, post
+from litestar.params import FromPath
+
+from serve import friendly, openapi, protocol
+from serve.batcher import Batcher
+from serve.config import Limits
+from serve.errors import AnyRequest
+from serve.model import ServedModel
+from serve.service import BatcherDep, LimitsDep, Served
+
+SERVER_NAME = "ablate-serve"
+SERVER_VERSION = package_version("ablate")
+_INFER_ERRORS = openapi.errors(400, 404, 413, 503)
+
+
+def _model_ready(served: ServedModel, batcher: Batcher, model: str, version: str | None
+                 ) -> Response[protocol.ModelReady]:
+    served.check(model, version)
+    ok = batcher.running
+    return Response(protocol.ModelReady(served.name, ok), status_code=200 if ok else 503)
+
+
+async def _infer(request: AnyRequest, served: ServedModel,
+                 batcher: Batcher, limits: Limits, model: str, version: str | None
+                 ) -> Response[Any]:
+    """The encoded `InferenceResponse` (which the handlers' annotations document),
+    followed by the binary outputs when the request asked for them."""
+    served.check(model, version)
+    parsed = protocol.parse_request(await friendly.read_body(request), limits.max_items,
+                                    request.headers.get(protocol.HEADER_LENGTH))
+    probs = await batcher.infer(parsed.x)
+    body, headers = protocol.response(served.name, served.version, parsed, probs)
+    kind = "application/octet-stream" if headers else "application/json"
+    return Response(body, headers=headers, media_type=kind)
+
+
+class InferenceController(Controller):
+    path = "/v2"
+    tags = ["Open Inference Protocol"]
+
+    @get("", summary="Server metadata")
+    async def server_metadata(self) -> protocol.ServerMetadata:
+        return protocol.ServerMetadata(SERVER_NAME, SERVER_VERSION, protocol.EXTENSIONS)
+
+    @get("/health/live", summary="Server live")
+    async def live(self) -> protocol.Live:
+        return protocol.Live(live=True)
+
+    @get("/health/ready", summary="Server ready", responses=openapi.errors(503))
+    async def ready(self, batcher: BatcherDep) -> Response[protocol.Ready]:
+        ok = batcher.running
+        return Response(protocol.Ready(ready=ok, live=True), status_code=200 if ok else 503)
+
+    @get("/models/{model:str}", summary="Model metadata", responses=openapi.errors(404))
+    async def model_metadata(self, served: Served, model: FromPath[str]) -> protocol.ModelMetadata:
+        served.check(model)
+        return protocol.model_metadata(served.name, served.version)
+
+    @get("/models/{model:str}/versions/{model_version:str}", summary="Model version metadata",
+         responses=openapi.errors(404))
+    async def model_version_metadata(self, served: Served, model: FromPath[str],
+                                     model_version: FromPath[str]) -> protocol.ModelMetadata:
+        served.check(model, model_version)
+        return protocol.model_metadata(served.name, served.version)
+
+    @get("/models/{model:str}/ready", summary="Model ready", responses=openapi.errors(404, 503))
+    async def model_ready(self, served: Served, batcher: BatcherDep, model: FromPath[str]
+                          ) -> Response[protocol.ModelReady]:
+        return _model_ready(served, batcher, model, None)
+
+    @get("/models/{model:str}/versions/{model_version:str}/ready", summary="Model version ready",
+         responses=openapi.errors(404, 503))
+    async def model_version_ready(self, served: Served, batcher: BatcherDep, model: FromPath[str],
+                                  model_version: FromPath[str]) -> Response[protocol.ModelReady]:
+        return _model_ready(served, batcher, model, model_version)
+
+    @post("/models/{model:str}/infer", summary="Infer", status_code=200,
+          operation_class=openapi.InferOperation, responses=_INFER_ERRORS)
+    async def model_infer(self, request: AnyRequest, served: Served,
+                          batcher: BatcherDep, limits: LimitsDep, model: FromPath[str]
+                          ) -> Response[protocol.InferenceResponse]:
+        return await _infer(request, served, batcher, limits, model, None)
+
+    @post("/models/{model:str}/versions/{model_version:str}/infer",
+          summary="Infer with a model version", status_code=200,
+          operation_class=openapi.InferOperation, responses=_INFER_ERRORS)
+    async def model_version_infer(self, request: AnyRequest,
+                                  served: Served, batcher: BatcherDep, limits: LimitsDep,
+                                  model: FromPath[str], model_version: FromPath[str]
+                                  ) -> Response[protocol.InferenceResponse]:
+        return await _infer(request, served, batcher, limits, model, model_version)
