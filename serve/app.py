@@ -2,8 +2,9 @@
 
 `create_app` loads and verifies the model before the app exists (a bad model never
 serves), and builds the `Service` the handlers share: kept in `app.state` and handed to
-them by dependency injection (`served`, `batcher`, `limits`, `metrics`). The app's
-lifespan runs the batcher's worker: the service reports ready only while it runs.
+them by dependency injection (`served`, `batcher`, `decodes`, `limits`, `metrics`).
+The app's lifespan runs the batcher's worker (the service reports ready only while it
+runs) and closes the image decode pool at the end.
 """
 
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from ablate.card import ExportedModel
 from serve.batcher import Batcher
 from serve.config import ServeConfig
+from serve.decoding import DecodePool
 from serve.errors import exception_handlers
 from serve.friendly import FriendlyController
 from serve.inference import SERVER_VERSION, InferenceController
@@ -40,11 +42,12 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
     prov = served.card.provenance
     metrics.model.labels(name, served.version, prov.study, prov.arm, str(prov.seed)).set(1)
     service = Service(served=served, config=config, metrics=metrics,
-                      batcher=Batcher(served.model.predict, config.batching, metrics))
+                      batcher=Batcher(served.model.predict, config.batching, metrics),
+                      decodes=DecodePool(config.limits.max_decodes, metrics))
     return Litestar(
         route_handlers=[InferenceController, FriendlyController, prometheus, *site_routes()],
         dependencies=dependencies(),
-        lifespan=[_run_batcher],
+        lifespan=[_run_service],
         middleware=[MetricsMiddleware(metrics)],
         exception_handlers=exception_handlers(metrics),
         request_max_body_size=config.limits.max_body_bytes,
@@ -59,12 +62,13 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
 
 
 @asynccontextmanager
-async def _run_batcher(app: Litestar) -> AsyncIterator[None]:
+async def _run_service(app: Litestar) -> AsyncIterator[None]:
     """The batcher's worker runs while the app serves; stopping it answers whatever
     still waits with 503."""
-    batcher = service_of(app).batcher
-    await batcher.start()
+    service = service_of(app)
+    await service.batcher.start()
     try:
         yield
     finally:
-        await batcher.stop()
+        await service.batcher.stop()
+        service.decodes.close()

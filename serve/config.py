@@ -37,8 +37,12 @@ class Limits:
     max_body_bytes: int = 8 * 1024 * 1024  # a JSON batch of 256 FP32 images is ~4 MiB
     max_items: int = 256  # images per inference request
     max_image_side: int = 8192  # width or height of an uploaded image, read before decoding
-    max_image_pixels: int = 40_000_000  # width x height, read before decoding (a 40 MP
-    #                                     photo decodes to 40 MB of grayscale at most)
+    max_image_pixels: int = 4096 * 3072  # width x height, read before decoding: a 12 MP
+    #                                      phone photo (4032 x 3024) fits; decoding one
+    #                                      holds 1 to 8 bytes a pixel (see serve.preprocess)
+    max_decodes: int = 2  # images decoded at once (one worker thread each); beyond this a
+    #                       request gets 503 + Retry-After. At the pixel ceiling a decode
+    #                       holds up to ~100 MiB, so this bounds what images can take.
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ _ENV = {  # variable suffix -> (section, field)
     "MAX_ITEMS": ("limits", "max_items"),
     "MAX_IMAGE_SIDE": ("limits", "max_image_side"),
     "MAX_IMAGE_PIXELS": ("limits", "max_image_pixels"),
+    "MAX_DECODES": ("limits", "max_decodes"),
     "THREADS": ("", "threads"),
 }
 

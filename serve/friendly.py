@@ -3,10 +3,10 @@ image) and `GET /v1/model` (what model answers).
 
 Pixels (784 values, or 28 rows of 28, 0..255, bright ink on black) are used as given;
 a PNG or JPEG (base64 or a data: URL in JSON, a multipart upload named `image`, or the
-raw body) is prepared the way MNIST was (`serve.preprocess`), in a worker thread.
+raw body) is prepared the way MNIST was (`serve.preprocess`) on the decode pool's
+workers (`serve.decoding`), which answers 503 when they are all busy.
 """
 
-import asyncio
 import base64
 import binascii
 
@@ -18,8 +18,9 @@ from litestar.exceptions import HTTPException
 
 from serve import openapi, preprocess
 from serve.config import Limits
+from serve.decoding import DecodePool
 from serve.errors import AnyRequest, ApiError, bad_request
-from serve.service import BatcherDep, LimitsDep, Served
+from serve.service import BatcherDep, DecodesDep, LimitsDep, Served
 
 
 class PredictRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -56,10 +57,10 @@ class FriendlyController(Controller):
           operation_class=openapi.PredictOperation,
           responses=openapi.errors(400, 413, 415, 503))
     async def predict(self, request: AnyRequest, served: Served, batcher: BatcherDep,
-                      limits: LimitsDep) -> PredictResponse:
+                      decodes: DecodesDep, limits: LimitsDep) -> PredictResponse:
         """One digit: JSON pixels (used as given), or a PNG/JPEG (JSON base64, a
         multipart upload, or the raw body) prepared the way MNIST was."""
-        x, show = await predict_input(request, limits)
+        x, show = await predict_input(request, limits, decodes)
         probs = (await batcher.infer(x[None, :]))[0]
         return PredictResponse(
             digit=int(probs.argmax()), probabilities=probs.tolist(), model_name=served.name,
@@ -85,7 +86,8 @@ async def read_body(request: AnyRequest) -> bytes:
         raise bad_request("the request body could not be read") from None
 
 
-async def predict_input(request: AnyRequest, limits: Limits) -> tuple[np.ndarray, bool]:
+async def predict_input(request: AnyRequest, limits: Limits, decodes: DecodePool
+                        ) -> tuple[np.ndarray, bool]:
     """The (784,) float32 input of a /v1/predict request, and whether to show it."""
     kind = request.content_type[0].lower()
     if kind == "multipart/form-data":
@@ -99,10 +101,10 @@ async def predict_input(request: AnyRequest, limits: Limits) -> tuple[np.ndarray
         if not isinstance(upload, UploadFile):
             raise bad_request("multipart form: send the picture as a file field named 'image'")
         data = await upload.read()
-        return await asyncio.to_thread(preprocess.prepare_image, data, limits), False
+        return await decodes.run(preprocess.prepare_image, data, limits), False
     if kind in ("image/png", "image/jpeg"):
         data = await read_body(request)
-        return await asyncio.to_thread(preprocess.prepare_image, data, limits), False
+        return await decodes.run(preprocess.prepare_image, data, limits), False
     if kind not in ("application/json", "text/plain", ""):
         raise ApiError(415, "send application/json, multipart/form-data, image/png or "
                        "image/jpeg")
@@ -124,7 +126,7 @@ async def predict_input(request: AnyRequest, limits: Limits) -> tuple[np.ndarray
     if req.image is None:
         return preprocess.pixels_input(_pixels(pixels)), req.show_input
     data = _base64(req.image)
-    return await asyncio.to_thread(preprocess.prepare_image, data, limits), req.show_input
+    return await decodes.run(preprocess.prepare_image, data, limits), req.show_input
 
 
 _FLAT_PIXELS = msgspec.json.Decoder(list[float])

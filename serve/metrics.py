@@ -40,6 +40,10 @@ class Metrics:
         self.rejected = Counter("ablate_inference_rejected",
                                 "Requests refused with 503 because the queue was full.",
                                 registry=r)
+        self.decodes = Gauge("ablate_image_decodes", "Images being decoded now.", registry=r)
+        self.decodes_rejected = Counter("ablate_image_decodes_rejected",
+                                        "Image requests refused with 503 because every "
+                                        "decode worker was busy.", registry=r)
         self.model = Gauge("ablate_model_info", "The model served (value 1).",
                            ["name", "version", "study", "arm", "seed"], registry=r)
 

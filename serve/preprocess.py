@@ -6,14 +6,18 @@ mass. So: grayscale, invert a light background (MNIST has bright ink on black), 
 to the ink, fit into 20x20, paste into 28x28 with the centre of mass at MNIST's.
 
 Untrusted images are checked before any pixel is decoded: only PNG and JPEG, and the
-dimensions from the header must be within the limits (decompression bombs).
+dimensions from the header must be within the limits (decompression bombs). Memory
+is then bounded by the decode itself: the decoder's full-size image (a JPEG drawn at a
+reduced scale), which is turned into 8-bit grey and shrunk by a whole factor, strip by
+strip, to at most WORK_SIDE pixels a side before any float array exists.
 """
 
 import io
+import math
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from serve.config import Limits
 from serve.errors import bad_request, too_large
@@ -24,19 +28,50 @@ CENTRE = 14.0  # MNIST's mean centre of mass (row, column), in pixel-index units
 #                on the training images (measured on the committed subset: 14.00, 14.01)
 INK = 0.15  # after contrast stretching, darker than this is background noise
 FORMATS = ("PNG", "JPEG")
+WORK_SIDE = 1024  # longest side of the grey image preparation works on: a digit a tenth
+#                   of a 12 MP photo's height (300 px) still spans 75 px, well over BOX
+_STRIP_PIXELS = 1 << 18  # pixels converted at a time: a few MiB at 4 bytes a pixel
+_ORIENTATION = 0x0112  # the EXIF tag: how the camera was held
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # more than 8 bits a sample
 
 
 def decode_image(data: bytes, limits: Limits) -> np.ndarray:
-    """PNG or JPEG bytes -> (H, W) float32 gray levels in [0, 1] (0 black, 1 white).
+    """PNG or JPEG bytes -> (H, W) uint8 grey levels (0 black, 255 white), shrunk by a
+    whole factor (box filter) so that max(H, W) <= WORK_SIDE, upright as the EXIF
+    orientation says.
 
     Transparent pixels count as white paper (a canvas drawing's background)."""
     if not data:
         raise bad_request("empty image: send a PNG or JPEG")
+    # Pillow warns about hostile input it still reads (its own bomb check above 89 MP,
+    # which ours below undercuts; corrupt EXIF): nothing a server can act on.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        im = _open(data, limits)
+        try:
+            if im.format == "JPEG":
+                # DCT scaling: the decoder draws a photo at 1/2, 1/4 or 1/8 scale, no
+                # smaller than 256 px a side; cheaper, and it averages out sensor noise.
+                want = (max(256, im.width // 8), max(256, im.height // 8))
+                im.draft("L" if im.mode in ("L", "RGB", "YCbCr") else None, want)
+            im.load()
+            grey = _grey(im, math.ceil(max(im.size) / WORK_SIDE))
+            turn = _TRANSPOSE.get(im.getexif().get(_ORIENTATION, 1))
+        except Exception:  # Pillow raises many types on hostile bytes
+            raise bad_request("the image could not be decoded (truncated or corrupt)") from None
+    if turn is not None:
+        grey = np.asarray(Image.fromarray(grey).transpose(turn))
+    return grey
+
+
+def _open(data: bytes, limits: Limits) -> Image.Image:
+    """The image with only its header read, after checking its dimensions."""
     try:
-        with warnings.catch_warnings():
-            # Pillow's own bomb check warns above 89 MP; ours (below) is stricter.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)  # header only
+        im = Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError:
         raise _too_big(limits) from None
     except Exception:  # Pillow raises many types on hostile bytes
@@ -46,14 +81,7 @@ def decode_image(data: bytes, limits: Limits) -> np.ndarray:
         raise bad_request("the image has no pixels")
     if max(width, height) > limits.max_image_side or width * height > limits.max_image_pixels:
         raise _too_big(limits)
-    try:
-        if im.format == "JPEG":
-            # Decode a big photo at a reduced scale (DCT scaling): faster, less memory.
-            im.draft("L", (max(256, width // 8), max(256, height // 8)))
-        im = ImageOps.exif_transpose(im) or im
-        return _gray(im)
-    except Exception:
-        raise bad_request("the image could not be decoded (truncated or corrupt)") from None
+    return im
 
 
 def _too_big(limits: Limits) -> Exception:
@@ -62,24 +90,41 @@ def _too_big(limits: Limits) -> Exception:
                      f"{limits.max_image_pixels:,} pixels in all")
 
 
-def _gray(im: Image.Image) -> np.ndarray:
-    if im.mode.startswith("I;16") or im.mode == "I":
-        a = np.asarray(im, dtype=np.float64)
-        return (a / (65535.0 if a.max(initial=0) > 255 else 255.0)).astype(np.float32)
-    has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-    if has_alpha:
-        rgba = im.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        paper.alpha_composite(rgba)
-        im = paper
-    return np.asarray(im.convert("L"), dtype=np.float32) / np.float32(255.0)
+def _grey(im: Image.Image, factor: int) -> np.ndarray:
+    """The decoded image -> (ceil(H/factor), ceil(W/factor)) uint8 grey, converted and
+    box-shrunk a strip of rows at a time, so no full-size copy is ever made."""
+    rows = max(1, _STRIP_PIXELS // (im.width * factor)) * factor  # a multiple of factor
+    wide_shift = 0
+    if im.mode in _WIDE_MODES:
+        top = im.getextrema()[1]
+        wide_shift = 8 if isinstance(top, int | float) and top > 255 else 0
+    strips = [_grey_strip(im.crop((0, y, im.width, min(im.height, y + rows))), factor,
+                          wide_shift) for y in range(0, im.height, rows)]
+    return np.concatenate(strips, axis=0)
+
+
+def _grey_strip(strip: Image.Image, factor: int, wide_shift: int) -> np.ndarray:
+    if strip.mode in _WIDE_MODES:
+        # 16-bit samples keep their high byte (v * 257 >> 8 == v for 8-bit values).
+        wide = np.asarray(strip).astype(np.int64) >> wide_shift
+        strip = Image.fromarray(np.clip(wide, 0, 255).astype(np.uint8))
+    if strip.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in strip.info:
+        # Premultiplied, so the box filter averages what is seen; then onto white paper:
+        # grey = luma * alpha + 255 * (1 - alpha).
+        rgba = np.asarray(strip.convert("RGBA").convert("RGBa").reduce(factor),
+                          dtype=np.float32)  # (h, w, 4)
+        seen = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32) + 255 - rgba[..., 3]
+        grey: np.ndarray = np.clip(np.rint(seen), 0, 255).astype(np.uint8)  # (h, w)
+        return grey
+    return np.asarray(strip.convert("L").reduce(factor), dtype=np.uint8)
 
 
 def mnist_style(gray: np.ndarray) -> np.ndarray:
-    """(H, W) gray levels in [0, 1] -> (28, 28) float32 MNIST-style input in [0, 1].
+    """(H, W) grey levels, uint8 0..255 or float in [0, 1] -> (28, 28) float32
+    MNIST-style input in [0, 1].
 
     Raises a 400 when the image holds no ink (blank, or no contrast)."""
-    g = gray.astype(np.float32)
+    g = gray.astype(np.float32) / (np.float32(255.0) if gray.dtype == np.uint8 else 1.0)
     border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
     if np.median(border) > 0.5:  # light paper, dark ink: MNIST's ink is bright
         g, border = 1.0 - g, 1.0 - border

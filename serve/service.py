@@ -1,7 +1,7 @@
 """What one app instance serves with, built once by the app factory and kept in
 `app.state`; handlers receive its parts by name through dependency injection: a
-parameter `served: Served`, `batcher: BatcherDep`, `limits: LimitsDep` or
-`metrics: MetricsDep` gets the app's own."""
+parameter `served: Served`, `batcher: BatcherDep`, `decodes: DecodesDep`,
+`limits: LimitsDep` or `metrics: MetricsDep` gets the app's own."""
 
 from dataclasses import dataclass
 from typing import cast
@@ -12,6 +12,7 @@ from litestar.di import NamedDependency, Provide
 
 from serve.batcher import Batcher
 from serve.config import Limits, ServeConfig
+from serve.decoding import DecodePool
 from serve.metrics import Metrics
 from serve.model import ServedModel
 
@@ -19,6 +20,7 @@ STATE_KEY = "service"
 
 Served = NamedDependency[ServedModel]
 BatcherDep = NamedDependency[Batcher]
+DecodesDep = NamedDependency[DecodePool]
 LimitsDep = NamedDependency[Limits]
 MetricsDep = NamedDependency[Metrics]
 
@@ -29,6 +31,7 @@ class Service:
     config: ServeConfig
     metrics: Metrics
     batcher: Batcher  # its worker runs while the app's lifespan does
+    decodes: DecodePool  # closed when the lifespan ends
 
 
 def service_in(state: State) -> Service:
@@ -47,6 +50,10 @@ def _batcher(state: State) -> Batcher:
     return service_in(state).batcher
 
 
+def _decodes(state: State) -> DecodePool:
+    return service_in(state).decodes
+
+
 def _limits(state: State) -> Limits:
     return service_in(state).config.limits
 
@@ -59,5 +66,6 @@ def dependencies() -> dict[str, Provide]:
     """The app's providers, keyed by the parameter names handlers use."""
     return {"served": Provide(_served, sync_to_thread=False),
             "batcher": Provide(_batcher, sync_to_thread=False),
+            "decodes": Provide(_decodes, sync_to_thread=False),
             "limits": Provide(_limits, sync_to_thread=False),
             "metrics": Provide(_metrics, sync_to_thread=False)}

@@ -1,6 +1,7 @@
 """MNIST-style preparation of drawn and photographed digits."""
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from PIL import Image
 from ablate.data import load_npz
 from serve.config import Limits
 from serve.errors import ApiError
-from serve.preprocess import decode_image, mnist_style, prepare_image
+from serve.preprocess import WORK_SIDE, decode_image, mnist_style, prepare_image
 from tests.data_fixtures import SUBSET, subset_expected
 
 LIMITS = Limits()
@@ -142,3 +143,32 @@ def test_non_images_are_400(data: bytes) -> None:
 def test_a_blank_page_has_no_digit() -> None:
     with pytest.raises(ApiError, match="no digit"):
         prepare_image(encode(np.full((64, 64), 240, np.uint8)), LIMITS)
+
+
+def test_a_big_image_is_shrunk_to_the_working_size_first(mnist_digits: np.ndarray) -> None:
+    """A 3000 px page becomes at most WORK_SIDE px of 8-bit grey before any float
+    array, and reads like the same page drawn a third the size."""
+    big = on_paper(mnist_digits[4], 40, (2400, 3000), (300, 1500))
+    grey = decode_image(encode(big), LIMITS)
+    assert grey.dtype == np.uint8 and grey.shape == (800, 1000)  # shrunk by 3
+    assert max(grey.shape) <= WORK_SIDE
+    small = np.asarray(Image.fromarray(big).reduce(3))
+    a = prepare_image(encode(big), LIMITS)
+    b = prepare_image(encode(small), LIMITS)
+    np.testing.assert_allclose(a, b, atol=2 / 255)  # rounding of the two box filters
+
+
+@pytest.mark.parametrize("orientation, stored", [
+    (3, lambda a: np.rot90(a, 2)), (6, lambda a: np.rot90(a, 1)), (8, lambda a: np.rot90(a, -1)),
+    (2, lambda a: a[:, ::-1]),
+])
+def test_the_exif_orientation_is_applied(mnist_digits: np.ndarray, orientation: int,
+                                         stored: Callable[[np.ndarray], np.ndarray]) -> None:
+    """A camera held sideways stores the pixels turned and says so in EXIF."""
+    upright = on_paper(mnist_digits[5], 6, (300, 200), (40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(stored(upright))).save(buf, format="PNG",
+                                                                exif=exif.tobytes())
+    np.testing.assert_array_equal(decode_image(buf.getvalue(), LIMITS), upright)
