@@ -30,6 +30,7 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ["binary_tensor_data"]
 MAX_ID = 256  # characters in a request id (it is echoed, so it is bounded)
 _MAX_BYTES_PER_VALUE = 40  # generous: "0.12345678901234567e-05, " is 25
+_MAX_LENGTH_DIGITS = 10  # of Inference-Header-Content-Length: bodies are far below 10**10
 
 
 class Tensor(msgspec.Struct, frozen=True):
@@ -131,10 +132,8 @@ def parse_request(body: bytes, max_items: int, header_length: str | None = None
     the Inference-Header-Content-Length header, if any)."""
     binary = b""
     if header_length is not None:
-        if not header_length.isdigit() or not 0 < int(header_length) <= len(body):
-            raise bad_request(f"{HEADER_LENGTH} must be the byte length of the JSON part "
-                              "of the body")
-        body, binary = body[:int(header_length)], body[int(header_length):]
+        json_size = _json_size(header_length, len(body))
+        body, binary = body[:json_size], body[json_size:]
     if not body.strip():
         raise bad_request("empty body: send an inference request JSON object "
                           '{"inputs": [{"name": "input", ...}]}')
@@ -161,6 +160,17 @@ def parse_request(body: bytes, max_items: int, header_length: str | None = None
         outputs = tuple(names)
         as_binary |= {o.name for o in request.outputs if _flag(o.parameters, "binary_data")}
     return Inference(request.id, x, outputs, frozenset(as_binary))
+
+
+def _json_size(header_length: str, body_size: int) -> int:
+    """The value of Inference-Header-Content-Length: 1 to 10 ASCII digits (`isdigit`
+    and `int` alone would take '\u00b2', other scripts' digits and thousands of digits),
+    at most the body's size."""
+    if (0 < len(header_length) <= _MAX_LENGTH_DIGITS and header_length.isascii()
+            and header_length.isdigit() and 0 < int(header_length) <= body_size):
+        return int(header_length)
+    raise bad_request(f"{HEADER_LENGTH} must be the byte length of the JSON part of the "
+                      "body, in decimal digits")
 
 
 def _flag(parameters: dict[str, Any] | None, key: str) -> bool:

@@ -101,17 +101,26 @@ BAD_INFER: list[tuple[str, Any, int]] = [
 ]
 
 
-def binary_body(header: dict[str, Any], blob: bytes, length: str | None = None
-                ) -> tuple[bytes, dict[str, str]]:
+def binary_body(header: dict[str, Any], blob: bytes, length: str | bytes | None = None
+                ) -> tuple[bytes, dict[str, str | bytes]]:
     head = json.dumps(header).encode()
     return head + blob, {"Inference-Header-Content-Length": length or str(len(head))}
 
 
 BINARY_INPUT = {"name": "input", "shape": [1, 784], "datatype": "UINT8",
                 "parameters": {"binary_data_size": 784}}
-BAD_BINARY: list[tuple[str, tuple[bytes, dict[str, str]]]] = [
+BAD_BINARY: list[tuple[str, tuple[bytes, dict[str, str | bytes]]]] = [
     ("header length not a number", binary_body({"inputs": [BINARY_INPUT]}, bytes(784), MARK)),
     ("header length zero", binary_body({"inputs": [BINARY_INPUT]}, bytes(784), "0")),
+    ("header length of 5,000 digits", binary_body({"inputs": [BINARY_INPUT]}, bytes(784),
+                                                   "9" * 5000)),
+    ("header length in superscript", binary_body({"inputs": [BINARY_INPUT]}, bytes(784),
+                                                 "\u00b2".encode("latin-1"))),
+    ("header length in Arabic-Indic digits", binary_body({"inputs": [BINARY_INPUT]},
+                                                         bytes(784), "\u0665\u0668".encode())),
+    ("header length with a sign", binary_body({"inputs": [BINARY_INPUT]}, bytes(784), "+58")),
+    ("header length with spaces inside", binary_body({"inputs": [BINARY_INPUT]}, bytes(784),
+                                                     "5 8")),
     ("header length past the body", binary_body({"inputs": [BINARY_INPUT]}, bytes(784),
                                                 "999999")),
     ("header length cuts the JSON", binary_body({"inputs": [BINARY_INPUT]}, bytes(784), "20")),
@@ -133,7 +142,7 @@ BAD_BINARY: list[tuple[str, tuple[bytes, dict[str, str]]]] = [
 
 @pytest.mark.parametrize("what, request_", BAD_BINARY, ids=[b[0] for b in BAD_BINARY])
 def test_bad_binary_requests(client: TestClient, what: str,
-                             request_: tuple[bytes, dict[str, str]]) -> None:
+                             request_: tuple[bytes, dict[str, str | bytes]]) -> None:
     body, headers = request_
     check_error(client.post(INFER, content=body, headers=headers), 400)
 
@@ -217,3 +226,17 @@ def test_a_full_queue_answers_503_with_retry_after(model_path) -> None:
         assert r.headers["retry-after"] == "1"
         metrics = c.get("/metrics").text
         assert "ablate_inference_rejected_total 1.0" in metrics
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "\u0665\u0668", "\uff15\uff18", "58 ", " 58",
+                                    "0x3a", "5" * 11, "9" * 5000, ""])
+def test_the_header_length_is_plain_ascii_digits(length: str) -> None:
+    """The parser itself, as any server could hand it a header: only ASCII digits, at
+    most 10 of them (Python's int() takes '\u00b2'-free Unicode digits and spaces)."""
+    from serve.errors import ApiError
+    from serve.protocol import parse_request
+
+    body, _ = binary_body({"inputs": [BINARY_INPUT]}, bytes(784))
+    with pytest.raises(ApiError) as e:
+        parse_request(body, 256, length)
+    assert e.value.status == 400 and "Inference-Header-Content-Length" in e.value.message
