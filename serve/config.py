@@ -1,16 +1,38 @@
-"""The service's settings: typed, frozen, with defaults explained.
+"""The service's settings: typed, frozen, validated, with defaults explained.
 
 `ablate serve` takes them from `ABLATE_SERVE_*` environment variables (the command
-line keeps to the design's options); an unknown or malformed variable is an error
-that names it.
+line keeps to the design's options). An unknown variable, a malformed value or a
+value outside its range (0 bytes would switch a limit off) is one line that names the
+variable and says what it must be.
 """
 
 import difflib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ablate.errors import UserError
+
+KIB, MIB = 1 << 10, 1 << 20
+
+
+class SettingError(UserError):
+    """A setting outside its range: `name=value: rule`. `also` names the other setting
+    of a rule between two."""
+
+    def __init__(self, name: str, value: object, rule: str, also: str | None = None) -> None:
+        super().__init__(f"{name}={value}: {rule}")
+        self.name, self.rule, self.also = name, rule, also
+
+
+def _within(name: str, value: float, low: float, high: float, why: str) -> None:
+    if not low <= value <= high:  # also refuses NaN
+        raise SettingError(name, value, f"must be {_show(low)} to {_show(high)} ({why})")
+
+
+def _show(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -23,18 +45,27 @@ class BatchConfig:
     #                           only while requests are arriving concurrently (so a lone
     #                           request never waits)
     max_queue: int = 2048  # images waiting; beyond this a request gets 503 + Retry-After
+    timeout_s: float = 10.0  # longest a request waits for its forward pass (then 503): a
+    #                          full queue drains in ~0.3 s here, so only a stuck worker
+    #                          reaches it
 
     def __post_init__(self) -> None:
-        if self.max_batch < 1 or self.max_queue < 1 or not 0 <= self.max_wait_ms <= 1000:
-            raise UserError("batching: need max_batch >= 1, max_queue >= 1 and "
-                            "0 <= max_wait_ms <= 1000")
+        _within("max_batch", self.max_batch, 1, 4096, "images per forward pass")
+        _within("max_wait_ms", self.max_wait_ms, 0.0, 1000.0, "milliseconds")
+        _within("max_queue", self.max_queue, 1, 1_000_000, "images waiting")
+        _within("timeout_s", self.timeout_s, 0.01, 3600.0, "seconds")
+        if self.timeout_s * 1000 <= self.max_wait_ms:
+            raise SettingError("timeout_s", self.timeout_s, f"timeout_s ({self.timeout_s:g} "
+                               f"s) must exceed max_wait_ms ({self.max_wait_ms:g} ms), or "
+                               "requests time out while their batch fills", also="max_wait_ms")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask for; beyond these the answer is 413 (or 400)."""
+    """What one request may ask for; beyond these the answer is 413 (or 400), or 503
+    while the decode workers are busy."""
 
-    max_body_bytes: int = 8 * 1024 * 1024  # a JSON batch of 256 FP32 images is ~4 MiB
+    max_body_bytes: int = 8 * MIB  # a JSON batch of 256 FP32 images is ~4 MiB
     max_items: int = 256  # images per inference request
     max_image_side: int = 8192  # width or height of an uploaded image, read before decoding
     max_image_pixels: int = 4096 * 3072  # width x height, read before decoding: a 12 MP
@@ -44,17 +75,56 @@ class Limits:
     #                       request gets 503 + Retry-After. At the pixel ceiling a decode
     #                       holds up to ~100 MiB, so this bounds what images can take.
 
+    def __post_init__(self) -> None:
+        _within("max_body_bytes", self.max_body_bytes, 4 * KIB, 1024 * MIB,
+                "one image's request is ~2 KiB; 0 would mean no limit")
+        _within("max_items", self.max_items, 1, 65_536, "images per request")
+        _within("max_image_side", self.max_image_side, 28, 65_535, "pixels")
+        _within("max_image_pixels", self.max_image_pixels, 28 * 28, 50_000_000,
+                "pixels; decoding holds up to 8 bytes each")
+        _within("max_decodes", self.max_decodes, 1, 64, "images decoded at once")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Limits on connections, enforced below the app (see `serve.http`): what a slow or
+    hostile client can hold."""
+
+    max_header_bytes: int = 16 * KIB  # request line + headers; beyond: 431 and close
+    #                                   (h11's default; browsers send under 8 KiB)
+    header_timeout_s: float = 10.0  # from a connection's first byte (or its opening) to
+    #                                 the end of the request's headers; then 408 and close
+    body_timeout_s: float = 30.0  # from the end of the headers to the end of the body:
+    #                               8 MiB at 2 Mbit/s; then 408 and close
+    keep_alive_s: int = 5  # an idle connection between requests is closed after this
+    max_connections: int = 256  # open connections and requests in flight; beyond, 503
+    shutdown_timeout_s: int = 10  # on SIGTERM or Ctrl-C, requests still running after
+    #                               this are cancelled and the server exits
+
+    def __post_init__(self) -> None:
+        _within("max_header_bytes", self.max_header_bytes, 1 * KIB, 1 * MIB, "bytes")
+        _within("header_timeout_s", self.header_timeout_s, 0.1, 300.0, "seconds")
+        _within("body_timeout_s", self.body_timeout_s, 0.1, 3600.0, "seconds")
+        _within("keep_alive_s", self.keep_alive_s, 1, 300, "seconds")
+        _within("max_connections", self.max_connections, 1, 100_000, "connections")
+        _within("shutdown_timeout_s", self.shutdown_timeout_s, 1, 3600, "seconds")
+
 
 @dataclass(frozen=True)
 class ServeConfig:
     batching: BatchConfig = BatchConfig()
     limits: Limits = Limits()
+    http: HttpLimits = HttpLimits()
     threads: int = 1  # torch intra-op threads: a batch of <= 64 MNIST images gains
     #                   nothing from more, and the event loop needs the other core
 
     def __post_init__(self) -> None:
-        if self.threads < 1:
-            raise UserError("threads: need at least 1")
+        _within("threads", self.threads, 1, 256, "torch threads")
+        if self.limits.max_items > self.batching.max_queue:
+            raise SettingError("max_items", self.limits.max_items,
+                               f"max_items ({self.limits.max_items}) must not exceed "
+                               f"max_queue ({self.batching.max_queue}), or a request that "
+                               "large could never be queued", also="max_queue")
 
 
 ENV_PREFIX = "ABLATE_SERVE_"
@@ -63,20 +133,29 @@ _ENV = {  # variable suffix -> (section, field)
     "MAX_BATCH": ("batching", "max_batch"),
     "MAX_WAIT_MS": ("batching", "max_wait_ms"),
     "MAX_QUEUE": ("batching", "max_queue"),
+    "TIMEOUT_S": ("batching", "timeout_s"),
     "MAX_BODY_BYTES": ("limits", "max_body_bytes"),
     "MAX_ITEMS": ("limits", "max_items"),
     "MAX_IMAGE_SIDE": ("limits", "max_image_side"),
     "MAX_IMAGE_PIXELS": ("limits", "max_image_pixels"),
     "MAX_DECODES": ("limits", "max_decodes"),
+    "MAX_HEADER_BYTES": ("http", "max_header_bytes"),
+    "HEADER_TIMEOUT_S": ("http", "header_timeout_s"),
+    "BODY_TIMEOUT_S": ("http", "body_timeout_s"),
+    "KEEP_ALIVE_S": ("http", "keep_alive_s"),
+    "MAX_CONNECTIONS": ("http", "max_connections"),
+    "SHUTDOWN_TIMEOUT_S": ("http", "shutdown_timeout_s"),
     "THREADS": ("", "threads"),
 }
+_SECTIONS: dict[str, type] = {"batching": BatchConfig, "limits": Limits, "http": HttpLimits,
+                              "": ServeConfig}
 
 
 def from_env(env: Mapping[str, str]) -> ServeConfig:
     """`ServeConfig` with `ABLATE_SERVE_*` variables applied, e.g. ABLATE_SERVE_BATCHING=off,
     ABLATE_SERVE_MAX_BATCH=32, ABLATE_SERVE_MAX_WAIT_MS=1.5."""
-    config = ServeConfig()
-    sections: dict[str, dict[str, Any]] = {"batching": {}, "limits": {}, "": {}}
+    given: dict[str, tuple[str, str]] = {}  # field -> (variable, text), to name it in errors
+    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
     for key, text in env.items():
         if not key.startswith(ENV_PREFIX):
             continue
@@ -88,13 +167,25 @@ def from_env(env: Mapping[str, str]) -> ServeConfig:
                             + ", ".join(ENV_PREFIX + k for k in _ENV))
         section, name = _ENV[suffix]
         sections[section][name] = _parse(key, text, _field_type(section, name))
-    return replace(config, batching=replace(config.batching, **sections["batching"]),
-                   limits=replace(config.limits, **sections["limits"]), **sections[""])
+        given[name] = (key, text)
+    config = ServeConfig()
+    try:
+        return replace(config, batching=replace(config.batching, **sections["batching"]),
+                       limits=replace(config.limits, **sections["limits"]),
+                       http=replace(config.http, **sections["http"]), **sections[""])
+    except SettingError as e:
+        # Name the variable that was set (of a rule between two, whichever was).
+        key, text = given.get(e.name) or given[e.also or e.name]
+        both = f" (set by {_variable(e.name)} and {_variable(e.also)})" if e.also else ""
+        raise SettingError(key, text, e.rule + both) from None
+
+
+def _variable(name: str) -> str:
+    return next(ENV_PREFIX + k for k, (_, field) in _ENV.items() if field == name)
 
 
 def _field_type(section: str, name: str) -> type:
-    cls = {"batching": BatchConfig, "limits": Limits, "": ServeConfig}[section]
-    return {f.name: f.type for f in fields(cls)}[name]  # type: ignore[return-value]
+    return {f.name: f.type for f in fields(_SECTIONS[section])}[name]  # type: ignore[return-value]
 
 
 def _parse(key: str, text: str, kind: type) -> object:
@@ -104,12 +195,12 @@ def _parse(key: str, text: str, kind: type) -> object:
             return True
         if value in ("0", "off", "false", "no"):
             return False
-        raise UserError(f"{key}={text!r}: use on or off")
+        raise UserError(f"{key}={text}: use on or off")
     try:
         number = float(value) if kind is float else int(value)
     except ValueError:
-        raise UserError(f"{key}={text!r}: expected {'a number' if kind is float else 'an integer'}"
+        raise UserError(f"{key}={text}: expected {'a number' if kind is float else 'an integer'}"
                         ) from None
-    if number < 0:
-        raise UserError(f"{key}={text!r}: must not be negative")
+    if isinstance(number, float) and not math.isfinite(number):
+        raise SettingError(key, text, "must be a finite number")
     return number

@@ -8,7 +8,7 @@ Versioned and unversioned routes share one implementation each.
 from importlib.metadata import version as package_version
 from typing import Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, HttpMethod, Response, get, post, route
 from litestar.params import FromPath
 
 from serve import friendly, openapi, protocol
@@ -21,13 +21,20 @@ from serve.service import BatcherDep, LimitsDep, Served
 SERVER_NAME = "ablate-serve"
 SERVER_VERSION = package_version("ablate")
 _INFER_ERRORS = openapi.errors(400, 404, 413, 503)
+HEALTH_METHODS = [HttpMethod.GET, HttpMethod.HEAD]  # load balancers probe with HEAD
+
+
+def _health(ok: bool) -> int:
+    """The status of a health answer: 503 tells a probe to stop sending (ready) or to
+    restart the server (live)."""
+    return 200 if ok else 503
 
 
 def _model_ready(served: ServedModel, batcher: Batcher, model: str, version: str | None
                  ) -> Response[protocol.ModelReady]:
     served.check(model, version)
-    ok = batcher.running
-    return Response(protocol.ModelReady(served.name, ok), status_code=200 if ok else 503)
+    return Response(protocol.ModelReady(served.name, batcher.running),
+                    status_code=_health(batcher.running))
 
 
 async def _infer(request: AnyRequest, served: ServedModel,
@@ -52,14 +59,16 @@ class InferenceController(Controller):
     async def server_metadata(self) -> protocol.ServerMetadata:
         return protocol.ServerMetadata(SERVER_NAME, SERVER_VERSION, protocol.EXTENSIONS)
 
-    @get("/health/live", summary="Server live")
-    async def live(self) -> protocol.Live:
-        return protocol.Live(live=True)
+    @route("/health/live", http_method=HEALTH_METHODS, summary="Server live",
+           responses=openapi.errors(503))
+    async def live(self, batcher: BatcherDep) -> Response[protocol.Live]:
+        return Response(protocol.Live(live=batcher.alive), status_code=_health(batcher.alive))
 
-    @get("/health/ready", summary="Server ready", responses=openapi.errors(503))
+    @route("/health/ready", http_method=HEALTH_METHODS, summary="Server ready",
+           responses=openapi.errors(503))
     async def ready(self, batcher: BatcherDep) -> Response[protocol.Ready]:
         ok = batcher.running
-        return Response(protocol.Ready(ready=ok, live=True), status_code=200 if ok else 503)
+        return Response(protocol.Ready(ready=ok, live=batcher.alive), status_code=_health(ok))
 
     @get("/models/{model:str}", summary="Model metadata", responses=openapi.errors(404))
     async def model_metadata(self, served: Served, model: FromPath[str]) -> protocol.ModelMetadata:
@@ -73,13 +82,14 @@ class InferenceController(Controller):
         served.check(model, model_version)
         return protocol.model_metadata(served.name, served.version)
 
-    @get("/models/{model:str}/ready", summary="Model ready", responses=openapi.errors(404, 503))
+    @route("/models/{model:str}/ready", http_method=HEALTH_METHODS, summary="Model ready",
+           responses=openapi.errors(404, 503))
     async def model_ready(self, served: Served, batcher: BatcherDep, model: FromPath[str]
                           ) -> Response[protocol.ModelReady]:
         return _model_ready(served, batcher, model, None)
 
-    @get("/models/{model:str}/versions/{model_version:str}/ready", summary="Model version ready",
-         responses=openapi.errors(404, 503))
+    @route("/models/{model:str}/versions/{model_version:str}/ready", http_method=HEALTH_METHODS,
+           summary="Model version ready", responses=openapi.errors(404, 503))
     async def model_version_ready(self, served: Served, batcher: BatcherDep, model: FromPath[str],
                                   model_version: FromPath[str]) -> Response[protocol.ModelReady]:
         return _model_ready(served, batcher, model, model_version)

@@ -40,6 +40,12 @@ class Metrics:
         self.rejected = Counter("ablate_inference_rejected",
                                 "Requests refused with 503 because the queue was full.",
                                 registry=r)
+        self.timeouts = Counter("ablate_inference_timeouts",
+                                "Requests that gave up waiting for the model (503).",
+                                registry=r)
+        self.worker_restarts = Counter("ablate_batcher_worker_failures",
+                                       "Times the batcher's worker broke (its requests got "
+                                       "500) and was restarted or given up.", registry=r)
         self.decodes = Gauge("ablate_image_decodes", "Images being decoded now.", registry=r)
         self.decodes_rejected = Counter("ablate_image_decodes_rejected",
                                         "Image requests refused with 503 because every "

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from serve.batcher import Batcher
+from serve.batcher import MAX_RESTARTS, Batcher
 from serve.config import BatchConfig
 from serve.errors import ApiError
 from serve.metrics import Metrics
@@ -17,8 +17,9 @@ class Model:
     """predict(x) -> x[:, :10] (so each request can check it got its own rows); records
     batch sizes; optionally slow (it blocks the loop, as a forward pass does)."""
 
-    def __init__(self, seconds: float = 0.0, fail: bool = False) -> None:
+    def __init__(self, seconds: float = 0.0, fail: bool = False, garbage: int = 0) -> None:
         self.seconds, self.fail = seconds, fail
+        self.garbage = garbage  # answer None (no array) this many times
         self.batches: list[int] = []
         self.lock = threading.Lock()
 
@@ -29,6 +30,9 @@ class Model:
             time.sleep(self.seconds)
         if self.fail:
             raise RuntimeError("boom")
+        if self.garbage:
+            self.garbage -= 1
+            return None  # type: ignore[return-value]  # a broken model wrapper
         return x[:, :10].copy()
 
 
@@ -153,13 +157,15 @@ def test_requests_whose_client_left_are_skipped() -> None:
     asyncio.run(main())
 
 
-def test_a_failing_forward_pass_fails_its_requests_only() -> None:
+def test_a_failing_forward_pass_fails_its_requests_only(caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
     async def main() -> None:
         model = Model(fail=True)
         b, _ = await started(model)
         with pytest.raises(ApiError) as e:
             await b.infer(images(1, 0))
-        assert e.value.status == 500
+        assert (e.value.status, e.value.message) == (500, "internal error")
+        assert "forward pass failed" in caplog.text and "boom" in caplog.text
         model.fail = False
         np.testing.assert_array_equal(await b.infer(images(1, 3)), images(1, 3)[:, :10])
         await b.stop()
@@ -172,4 +178,81 @@ def test_not_started_is_503() -> None:
         with pytest.raises(ApiError) as e:
             await b.infer(images(1, 0))
         assert e.value.status == 503
+    asyncio.run(main())
+
+
+def within(seconds: float, awaitable: "asyncio.Future[np.ndarray] | asyncio.Task[np.ndarray]"
+           ) -> "asyncio.Future[np.ndarray]":
+    """The awaitable, or a test failure if it hangs (the old worker died silently)."""
+    return asyncio.ensure_future(asyncio.wait_for(awaitable, seconds))
+
+
+def test_a_worker_that_breaks_fails_its_requests_logs_and_restarts(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        model = Model(garbage=1)  # the first batch breaks the worker's loop itself
+        b, _ = await started(model, max_batch=1)
+        # One image per batch: the first request's batch breaks, the other two are
+        # still queued; all three fail, none hangs.
+        tasks = [asyncio.create_task(b.infer(images(1, i))) for i in range(3)]
+        for task in tasks:
+            with pytest.raises(ApiError) as e:
+                await within(5, task)
+            assert (e.value.status, e.value.message) == (500, "internal error")
+        assert model.batches == [1]
+        assert "batcher worker failed" in caplog.text and "restarting" in caplog.text
+        assert "the model answered NoneType" in caplog.text  # the traceback is logged
+        assert b.alive and b.running
+        np.testing.assert_array_equal(await within(5, b.infer(images(2, 7))),
+                                      images(2, 7)[:, :10])
+        await b.stop()
+    asyncio.run(main())
+
+
+def test_a_worker_that_keeps_breaking_is_given_up_and_liveness_turns_false(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        model = Model(garbage=1000)
+        b, _ = await started(model)
+        for _ in range(MAX_RESTARTS + 1):
+            with pytest.raises(ApiError) as e:
+                await within(5, b.infer(images(1, 0)))
+            assert e.value.status == 500
+        assert not b.alive and not b.running
+        assert "giving up" in caplog.text
+        with pytest.raises(ApiError) as e:
+            await b.infer(images(1, 0))
+        assert e.value.status == 503 and "restart" in e.value.message
+        await b.stop()
+    asyncio.run(main())
+
+
+def test_a_request_waits_at_most_its_timeout() -> None:
+    """Batching off, each forward pass 0.3 s on the event loop, requests time out after
+    0.45 s: the first two are answered; the others give up with 503 and are then
+    skipped by the worker, not computed for nobody."""
+    async def main() -> None:
+        model = Model(seconds=0.3)
+        b, m = await started(model, enabled=False, timeout_s=0.45)
+        tasks = [asyncio.create_task(b.infer(images(1, i))) for i in range(5)]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results[0], np.ndarray)
+        late = results[-1]
+        assert isinstance(late, ApiError) and late.status == 503, results
+        assert late.headers == {"Retry-After": "1"} and "timed out" in late.message
+        assert len(model.batches) < 5
+        await b.infer(images(1, 9))  # still serving
+        assert value(m, "ablate_inference_queue_depth") == 0
+        await b.stop()
+    asyncio.run(main())
+
+
+def test_a_request_larger_than_the_queue_is_413_not_an_eternal_503() -> None:
+    async def main() -> None:
+        b, m = await started(Model(), max_queue=4, max_batch=4)
+        with pytest.raises(ApiError) as e:
+            await b.infer(images(5, 0))
+        assert e.value.status == 413 and "at most 4" in e.value.message
+        assert value(m, "ablate_inference_rejected_total") == 0  # not an overload
+        await b.stop()
     asyncio.run(main())

@@ -186,3 +186,28 @@ def test_binary_outputs_can_be_chosen_one_by_one(client: TestClient, digits) -> 
     head, tail = split_binary(r)
     assert len(head["outputs"][0]["data"]) == 10 and "data" not in head["outputs"][1]
     assert np.frombuffer(tail, "<i8").tolist() == [int(np.argmax(head["outputs"][0]["data"]))]
+
+
+def test_health_follows_the_batcher_and_answers_head(model_path: Path) -> None:
+    """Live while the batcher's worker can run (running, or restartable); ready while it
+    runs. When it has stopped (given up after repeated failures, or shut down) both
+    answer 503, so an orchestrator restarts the server. HEAD works on every health
+    route, as load balancers probe with it."""
+    from serve.app import create_app
+    from serve.service import service_of
+
+    v = version_of(model_path)
+    routes = ["/v2/health/live", "/v2/health/ready", "/v2/models/mnist/ready",
+              f"/v2/models/mnist/versions/{v}/ready"]
+    app = create_app(model_path)
+    with TestClient(app) as client:
+        for path in routes:
+            assert client.get(path).status_code == 200, path
+            head = client.head(path)
+            assert head.status_code == 200 and head.content == b"", path
+        client.blocking_portal.call(service_of(app).batcher.stop)
+        for path in routes:
+            assert client.get(path).status_code == 503, path
+            assert client.head(path).status_code == 503, path
+        assert client.get("/v2/health/live").json() == {"live": False}
+        assert client.get("/v2/health/ready").json() == {"ready": False, "live": False}
