@@ -24,10 +24,10 @@ from serve.errors import exception_handlers
 from serve.friendly import FriendlyController
 from serve.inference import SERVER_VERSION, InferenceController
 from serve.metrics import Metrics, prometheus
-from serve.middleware import MetricsMiddleware
+from serve.middleware import MetricsMiddleware, RequestBody
 from serve.model import ServedModel
 from serve.service import STATE_KEY, Service, dependencies, service_of
-from serve.site import site_routes
+from serve.site import asset, index
 
 
 def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None = None
@@ -45,10 +45,10 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
                       batcher=Batcher(served.model.predict, config.batching, metrics),
                       decodes=DecodePool(config.limits.max_decodes, metrics))
     return Litestar(
-        route_handlers=[InferenceController, FriendlyController, prometheus, *site_routes()],
+        route_handlers=[InferenceController, FriendlyController, prometheus, index, asset],
         dependencies=dependencies(),
         lifespan=[_run_service],
-        middleware=[MetricsMiddleware(metrics)],
+        middleware=[MetricsMiddleware(metrics), RequestBody(config.http.body_timeout_s)],
         exception_handlers=exception_handlers(metrics),
         request_max_body_size=config.limits.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -24,6 +24,7 @@ log = logging.getLogger("serve")
 AnyRequest = Request[Any, Any, State]  # the service uses neither users nor auth
 
 METHODS = frozenset({"GET", "POST", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CLIENT_CLOSED_REQUEST = 499
 _STATUS_WORDS = {400: "bad request", 404: "not found", 405: "method not allowed",
                  413: "request body too large", 415: "unsupported media type",
                  500: "internal error"}
@@ -42,6 +43,13 @@ class ApiError(Exception):
                  ) -> None:
         super().__init__(message)
         self.status, self.message, self.headers = status, message, dict(headers or {})
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its request arrived: nobody to answer.
+
+    Counted as 499 (nginx's "client closed request") so that hanging up cannot inflate
+    the 5xx rate, and logged at debug level only."""
 
 
 def bad_request(message: str) -> ApiError:
@@ -90,7 +98,13 @@ def exception_handlers(metrics: Metrics) -> ExceptionHandlersMap:
             return error_response(405, "method not allowed on this path", exc.headers)
         return error_response(status, _STATUS_WORDS.get(status, "request failed"))
 
-    return {ApiError: _api_error, HTTPException: http_error, Exception: _internal_error}
+    return {ApiError: _api_error, ClientGone: _client_gone, HTTPException: http_error,
+            Exception: _internal_error}
+
+
+def _client_gone(request: AnyRequest, _: ClientGone) -> Response[Error]:
+    log.debug("client closed the connection during %s", endpoint(request.scope))
+    return error_response(CLIENT_CLOSED_REQUEST, "client closed the request")
 
 
 def _internal_error(request: AnyRequest, exc: Exception

@@ -76,16 +76,6 @@ class FriendlyController(Controller):
                          labels=card.labels)
 
 
-async def read_body(request: AnyRequest) -> bytes:
-    """The whole body (both APIs use this), within the app's size limit (413 past it)."""
-    try:
-        return await request.body()
-    except HTTPException:
-        raise
-    except Exception:  # the client went away mid-body
-        raise bad_request("the request body could not be read") from None
-
-
 async def predict_input(request: AnyRequest, limits: Limits, decodes: DecodePool
                         ) -> tuple[np.ndarray, bool]:
     """The (784,) float32 input of a /v1/predict request, and whether to show it."""
@@ -103,12 +93,12 @@ async def predict_input(request: AnyRequest, limits: Limits, decodes: DecodePool
         data = await upload.read()
         return await decodes.run(preprocess.prepare_image, data, limits), False
     if kind in ("image/png", "image/jpeg"):
-        data = await read_body(request)
+        data = await request.body()
         return await decodes.run(preprocess.prepare_image, data, limits), False
     if kind not in ("application/json", "text/plain", ""):
         raise ApiError(415, "send application/json, multipart/form-data, image/png or "
                        "image/jpeg")
-    body = await read_body(request)
+    body = await request.body()
     if not body.strip():
         raise bad_request('empty body: send {"pixels": [...]} or {"image": "<base64>"}')
     try:

@@ -11,7 +11,7 @@ from typing import Any
 from litestar import Controller, HttpMethod, Response, get, post, route
 from litestar.params import FromPath
 
-from serve import friendly, openapi, protocol
+from serve import openapi, protocol
 from serve.batcher import Batcher
 from serve.config import Limits
 from serve.errors import AnyRequest
@@ -43,7 +43,7 @@ async def _infer(request: AnyRequest, served: ServedModel,
     """The encoded `InferenceResponse` (which the handlers' annotations document),
     followed by the binary outputs when the request asked for them."""
     served.check(model, version)
-    parsed = protocol.parse_request(await friendly.read_body(request), limits.max_items,
+    parsed = protocol.parse_request(await request.body(), limits.max_items,
                                     request.headers.get(protocol.HEADER_LENGTH))
     probs = await batcher.infer(parsed.x)
     body, headers = protocol.response(served.name, served.version, parsed, probs)

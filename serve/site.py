@@ -1,19 +1,30 @@
-"""The drawing page at `/` and its static assets under `/static`."""
+"""The drawing page at `/` and its assets under `/static`, read once from the package.
+
+The assets are a fixed table looked up by name, not files looked up by path, so no
+path a client writes (`%00`, `..%2f`) reaches the file system.
+"""
 
 from pathlib import Path
 
 from litestar import Response, get
-from litestar.static_files import create_static_files_router
-from litestar.types import ControllerRouterHandler
+from litestar.params import FromPath
+
+from serve.errors import ApiError
 
 STATIC = Path(__file__).parent / "static"
-PAGE = (STATIC / "index.html").read_bytes()  # read once: it ships with the package
+_MEDIA_TYPES = {"index.html": "text/html; charset=utf-8",
+                "app.js": "text/javascript; charset=utf-8",
+                "style.css": "text/css; charset=utf-8"}
+_FILES = {name: (STATIC / name).read_bytes() for name in _MEDIA_TYPES}
 
 
 @get("/", include_in_schema=False)
 async def index() -> Response[bytes]:
-    return Response(PAGE, media_type="text/html; charset=utf-8")
+    return Response(_FILES["index.html"], media_type=_MEDIA_TYPES["index.html"])
 
 
-def site_routes() -> list[ControllerRouterHandler]:
-    return [index, create_static_files_router(path="/static", directories=[STATIC])]
+@get("/static/{name:str}", include_in_schema=False)
+async def asset(name: FromPath[str]) -> Response[bytes]:
+    if name not in _FILES or name == "index.html":
+        raise ApiError(404, "not found")
+    return Response(_FILES[name], media_type=_MEDIA_TYPES[name])

@@ -60,12 +60,13 @@ def free_port() -> int:
 
 
 def start_server(source: Path, port: int, env: dict[str, str] | None = None,
-                 timeout: float = 60.0) -> subprocess.Popen[bytes]:
-    """`ablate serve SOURCE --port PORT` in a subprocess, returned once it is ready."""
-    with tempfile.TemporaryFile() as log:  # a pipe nobody reads would stall a chatty server
+                 timeout: float = 60.0, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """`ablate serve SOURCE --port PORT` in a subprocess, returned once it is ready; its
+    output goes to `log` if given (a pipe nobody reads would stall a chatty server)."""
+    with open(log, "wb") if log else tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ablate.cli", "serve", str(source), "--port", str(port)],
-            env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+            env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     url = f"http://127.0.0.1:{port}/v2/health/ready"
     while time.monotonic() < deadline:
