@@ -24,7 +24,7 @@ from serve.errors import exception_handlers
 from serve.friendly import FriendlyController
 from serve.inference import SERVER_VERSION, InferenceController
 from serve.metrics import Metrics, prometheus
-from serve.middleware import MetricsMiddleware, RequestBody
+from serve.middleware import MetricsMiddleware, RequestBody, RequestOrigin
 from serve.model import ServedModel
 from serve.service import STATE_KEY, Service, dependencies, service_of
 from serve.site import asset, index
@@ -48,7 +48,8 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
         route_handlers=[InferenceController, FriendlyController, prometheus, index, asset],
         dependencies=dependencies(),
         lifespan=[_run_service],
-        middleware=[MetricsMiddleware(metrics), RequestBody(config.http.body_timeout_s)],
+        middleware=[MetricsMiddleware(metrics), RequestOrigin(config.allowed_hosts),
+                    RequestBody(config.http.body_timeout_s)],
         exception_handlers=exception_handlers(metrics),
         request_max_body_size=config.limits.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -8,6 +8,7 @@ variable and says what it must be.
 
 import difflib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -110,6 +111,10 @@ class HttpLimits:
         _within("shutdown_timeout_s", self.shutdown_timeout_s, 1, 3600, "seconds")
 
 
+ANY_HOST = "*"
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?|[0-9a-f:.]*:[0-9a-f:.]*")  # or IPv6
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     batching: BatchConfig = BatchConfig()
@@ -117,9 +122,18 @@ class ServeConfig:
     http: HttpLimits = HttpLimits()
     threads: int = 1  # torch intra-op threads: a batch of <= 64 MNIST images gains
     #                   nothing from more, and the event loop needs the other core
+    allowed_hosts: tuple[str, ...] | None = None  # host names the Host header may carry
+    #   (lower case, no port; "*" for any). None: `ablate serve` allows the loopback
+    #   names when bound to loopback and any name otherwise (serve.server.allowed_hosts);
+    #   an app made without it answers any name.
 
     def __post_init__(self) -> None:
         _within("threads", self.threads, 1, 256, "torch threads")
+        for host in self.allowed_hosts or ():
+            if host != ANY_HOST and not _HOST_NAME.fullmatch(host):
+                raise SettingError("allowed_hosts", ",".join(self.allowed_hosts or ()),
+                                   "must be host names or addresses, comma-separated, "
+                                   "without scheme, port or path (or * for any)")
         if self.limits.max_items > self.batching.max_queue:
             raise SettingError("max_items", self.limits.max_items,
                                f"max_items ({self.limits.max_items}) must not exceed "
@@ -146,6 +160,7 @@ _ENV = {  # variable suffix -> (section, field)
     "MAX_CONNECTIONS": ("http", "max_connections"),
     "SHUTDOWN_TIMEOUT_S": ("http", "shutdown_timeout_s"),
     "THREADS": ("", "threads"),
+    "ALLOWED_HOSTS": ("", "allowed_hosts"),
 }
 _SECTIONS: dict[str, type] = {"batching": BatchConfig, "limits": Limits, "http": HttpLimits,
                               "": ServeConfig}
@@ -190,6 +205,9 @@ def _field_type(section: str, name: str) -> type:
 
 def _parse(key: str, text: str, kind: type) -> object:
     value = text.strip().lower()
+    if key == ENV_PREFIX + "ALLOWED_HOSTS":
+        return tuple(name.strip().removeprefix("[").removesuffix("]")
+                     for name in value.split(","))
     if kind is bool:
         if value in ("1", "on", "true", "yes"):
             return True

@@ -95,9 +95,9 @@ async def predict_input(request: AnyRequest, limits: Limits, decodes: DecodePool
     if kind in ("image/png", "image/jpeg"):
         data = await request.body()
         return await decodes.run(preprocess.prepare_image, data, limits), False
-    if kind not in ("application/json", "text/plain", ""):
-        raise ApiError(415, "send application/json, multipart/form-data, image/png or "
-                       "image/jpeg")
+    if kind != "application/json":  # not text/plain: a foreign page may send that unasked
+        raise ApiError(415, "send Content-Type: application/json, multipart/form-data, "
+                       "image/png or image/jpeg")
     body = await request.body()
     if not body.strip():
         raise bad_request('empty body: send {"pixels": [...]} or {"image": "<base64>"}')

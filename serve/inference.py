@@ -14,13 +14,16 @@ from litestar.params import FromPath
 from serve import openapi, protocol
 from serve.batcher import Batcher
 from serve.config import Limits
-from serve.errors import AnyRequest
+from serve.errors import AnyRequest, ApiError
 from serve.model import ServedModel
 from serve.service import BatcherDep, LimitsDep, Served
 
 SERVER_NAME = "ablate-serve"
 SERVER_VERSION = package_version("ablate")
-_INFER_ERRORS = openapi.errors(400, 404, 413, 503)
+_INFER_ERRORS = openapi.errors(400, 404, 413, 415, 503)
+# JSON, the binary extension's type, or none at all (tritonclient.http sends none): a page
+# of another site can send neither JSON nor octet-stream without the browser asking first.
+_INFER_TYPES = ("application/json", "application/octet-stream", "")
 HEALTH_METHODS = [HttpMethod.GET, HttpMethod.HEAD]  # load balancers probe with HEAD
 
 
@@ -43,6 +46,9 @@ async def _infer(request: AnyRequest, served: ServedModel,
     """The encoded `InferenceResponse` (which the handlers' annotations document),
     followed by the binary outputs when the request asked for them."""
     served.check(model, version)
+    if request.content_type[0].lower() not in _INFER_TYPES:
+        raise ApiError(415, "send Content-Type: application/json (or application/octet-stream "
+                       f"with an {protocol.HEADER_LENGTH} header for binary tensors)")
     parsed = protocol.parse_request(await request.body(), limits.max_items,
                                     request.headers.get(protocol.HEADER_LENGTH))
     probs = await batcher.infer(parsed.x)

@@ -5,8 +5,10 @@ hands a model file to `run_server`.
 """
 
 import gc
+import ipaddress
 import logging
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -14,7 +16,7 @@ import uvicorn
 
 from ablate.errors import UserError
 from serve.app import create_app
-from serve.config import ServeConfig
+from serve.config import ANY_HOST, ServeConfig
 from serve.http import guarded_protocol
 from serve.service import service_of
 
@@ -38,13 +40,31 @@ def check_address(host: str, port: int) -> None:
                             "--port, or stop what is using it") from None
 
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def allowed_hosts(bind: str, configured: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """The Host names to answer (None: any). Bound to loopback, only the loopback names,
+    unless configured: a browser can reach 127.0.0.1 under any name DNS gives it."""
+    if configured is not None:
+        return None if ANY_HOST in configured else configured
+    try:
+        loopback = ipaddress.ip_address(socket.gethostbyname(bind)).is_loopback
+    except (OSError, ValueError):
+        loopback = False
+    return LOOPBACK_NAMES if loopback or bind in ("localhost", "::1") else None
+
+
 def run_server(model: Path, config: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
                name: str = "mnist") -> None:
     """Serve the exported `model` (a .safetensors file with its card) until Ctrl-C."""
     check_address(host, port)
     torch.set_num_threads(config.threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    app = create_app(model, name, config)
+    hosts = allowed_hosts(host, config.allowed_hosts)
+    app = create_app(model, name, replace(config, allowed_hosts=hosts))
+    log.info("answering Host names: %s", ", ".join(hosts) if hosts else
+             "any (set ABLATE_SERVE_ALLOWED_HOSTS to restrict them)")
     log.info("serving %s (version %s) as %r on http://%s:%d/", model,
              service_of(app).served.version, name, host, port)
     # Move everything loaded so far (torch, Litestar, the model) out of the cyclic
