@@ -14,7 +14,7 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from ablate.card import ExportedModel
 from serve.batcher import Batcher
@@ -24,10 +24,10 @@ from serve.errors import exception_handlers
 from serve.friendly import FriendlyController
 from serve.inference import SERVER_VERSION, InferenceController
 from serve.metrics import Metrics, prometheus
-from serve.middleware import MetricsMiddleware, RequestBody, RequestOrigin
+from serve.middleware import MetricsMiddleware, RequestBody, RequestOrigin, security_headers
 from serve.model import ServedModel
 from serve.service import STATE_KEY, Service, dependencies, service_of
-from serve.site import asset, index
+from serve.site import asset, favicon, index
 
 
 def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None = None
@@ -45,18 +45,22 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
                       batcher=Batcher(served.model.predict, config.batching, metrics),
                       decodes=DecodePool(config.limits.max_decodes, metrics))
     return Litestar(
-        route_handlers=[InferenceController, FriendlyController, prometheus, index, asset],
+        route_handlers=[InferenceController, FriendlyController, prometheus, index, asset,
+                        favicon],
         dependencies=dependencies(),
         lifespan=[_run_service],
         middleware=[MetricsMiddleware(metrics), RequestOrigin(config.allowed_hosts),
                     RequestBody(config.http.body_timeout_s)],
+        before_send=[security_headers],
         exception_handlers=exception_handlers(metrics),
         request_max_body_size=config.limits.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="ablate digit service", version=SERVER_VERSION, path="/schema",
             description="The best MNIST model of an ablate study: the Open Inference "
             "Protocol (V2) REST API, a friendly /v1/predict, a drawing page at /.",
-            render_plugins=[SwaggerRenderPlugin()]),
+            # JSON only: an HTML viewer would load its script from a CDN (offline it
+            # breaks, online it runs a third party's code on this origin).
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])]),
         state=State({STATE_KEY: service}),
         debug=False,
     )

@@ -1,5 +1,6 @@
 """ASGI middleware of the service, outermost first: request metrics by route template,
-who may ask (host names, other sites), and reading the request body in bounded time."""
+who may ask (host names, other sites), and reading the request body in bounded time;
+and the security headers every answer carries."""
 
 import asyncio
 import time
@@ -14,6 +15,21 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, ReceiveMessage,
 from serve.config import ANY_HOST
 from serve.errors import ApiError, ClientGone, Error, endpoint, method_label
 from serve.metrics import Metrics
+
+# The drawing page loads only this server's script and style and talks only to it;
+# nothing may frame it. JSON answers carry the same policy (it costs nothing there).
+CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
+                           "img-src 'self'; connect-src 'self'; base-uri 'none'; "
+                           "form-action 'none'; frame-ancestors 'none'")
+_SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"),
+                     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode("ascii"))]
+
+
+async def security_headers(message: Message, scope: Scope) -> None:
+    """A `before_send` hook, so that every answer has them, the 404 of an unknown path
+    and the refusals of `RequestOrigin` included."""
+    if message["type"] == "http.response.start":
+        message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
 
 
 class MetricsMiddleware(ASGIMiddleware):

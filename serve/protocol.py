@@ -9,7 +9,8 @@ Also the binary tensor data extension (as Triton and its `tritonclient` speak it
 default): a request whose `Inference-Header-Content-Length` header says how many bytes
 of the body are JSON carries each input with `parameters.binary_data_size` as raw
 little-endian bytes after the JSON; outputs asked for with `binary_data: true` (or all,
-with the request parameter `binary_data_output: true`) come back the same way.
+with the request parameter `binary_data_output: true`, unless an output says
+`binary_data: false`) come back the same way.
 """
 
 from dataclasses import dataclass
@@ -158,7 +159,12 @@ def parse_request(body: bytes, max_items: int, header_length: str | None = None
             raise bad_request("outputs: request each of 'probabilities' and 'label' at most "
                               "once, or leave outputs out for both")
         outputs = tuple(names)
-        as_binary |= {o.name for o in request.outputs if _flag(o.parameters, "binary_data")}
+        for o in request.outputs:  # an output's own binary_data wins, either way
+            if o.parameters is not None and "binary_data" in o.parameters:
+                if _flag(o.parameters, "binary_data"):
+                    as_binary.add(o.name)
+                else:
+                    as_binary.discard(o.name)
     return Inference(request.id, x, outputs, frozenset(as_binary))
 
 

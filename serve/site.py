@@ -28,3 +28,8 @@ async def asset(name: FromPath[str]) -> Response[bytes]:
     if name not in _FILES or name == "index.html":
         raise ApiError(404, "not found")
     return Response(_FILES[name], media_type=_MEDIA_TYPES[name])
+
+
+@get("/favicon.ico", include_in_schema=False, status_code=204)
+async def favicon() -> None:
+    """No icon: an empty answer rather than a 404 for every page a browser opens."""

@@ -497,23 +497,16 @@ def test_html_is_self_contained(worse: tuple[Path, dict, dict]) -> None:
     assert "<script" not in html and "<link" not in html and "@import" not in html
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    pytest.fail("headless Chromium is needed to check that report.html renders: install it "
-                "with `apt-get install -y chromium` (CI does)")
-
-
-def test_html_renders_in_headless_chromium(worse: tuple[Path, dict, dict],
-                                           tmp_path: Path) -> None:
+@pytest.mark.browser
+def test_html_renders_in_headless_chromium(worse: tuple[Path, dict, dict], tmp_path: Path,
+                                           chromium: str) -> None:
     from PIL import Image
 
     run_dir, _, _ = worse
     shot = tmp_path / "shot.png"
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update",
              "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
              f"--screenshot={shot}", "--window-size=1200,2000",

@@ -211,3 +211,43 @@ def test_health_follows_the_batcher_and_answers_head(model_path: Path) -> None:
             assert client.head(path).status_code == 503, path
         assert client.get("/v2/health/live").json() == {"live": False}
         assert client.get("/v2/health/ready").json() == {"ready": False, "live": False}
+
+
+def test_a_per_output_binary_data_false_overrides_binary_data_output(client: TestClient,
+                                                                     digits) -> None:
+    """The binary extension: an output's own `binary_data` wins over the request-wide
+    `binary_data_output`, either way."""
+    x = digits[0][:1]
+    r = client.post("/v2/models/mnist/infer", json={
+        "inputs": [{"name": "input", "shape": [1, 784], "datatype": "UINT8",
+                    "data": x.reshape(-1).tolist()}],
+        "parameters": {"binary_data_output": True},
+        "outputs": [{"name": "probabilities", "parameters": {"binary_data": False}},
+                    {"name": "label"}]})
+    assert r.status_code == 200, r.text
+    head, tail = split_binary(r)
+    probs, label = head["outputs"]
+    assert len(probs["data"]) == 10 and "parameters" not in probs
+    assert label["parameters"] == {"binary_data_size": 8} and "data" not in label
+    assert np.frombuffer(tail, "<i8").tolist() == [int(np.argmax(probs["data"]))]
+
+
+def test_the_schema_is_json_only_with_nothing_from_a_cdn(client: TestClient) -> None:
+    for path in ("/schema", "/schema/openapi.json"):
+        r = client.get(path)
+        assert r.status_code == 200 and r.json()["info"]["title"] == "ablate digit service"
+        assert "json" in r.headers["content-type"]
+    assert client.get("/schema/swagger").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/v2", "/v1/model", "/metrics",
+                                  "/nowhere", "/schema"])
+def test_every_answer_says_nosniff_and_the_page_has_a_strict_policy(client: TestClient,
+                                                                     path: str) -> None:
+    r = client.get(path)
+    assert r.headers["x-content-type-options"] == "nosniff"
+    policy = dict(d.strip().split(" ", 1) for d in r.headers["content-security-policy"].split(";"))
+    # Only this server's scripts, styles and connections; no framing, no plugins.
+    assert policy["default-src"] == "'none'" and policy["script-src"] == "'self'"
+    assert policy["connect-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
+    assert "unsafe-inline" not in r.headers["content-security-policy"]
