@@ -72,9 +72,12 @@ class Limits:
     max_image_pixels: int = 4096 * 3072  # width x height, read before decoding: a 12 MP
     #                                      phone photo (4032 x 3024) fits; decoding one
     #                                      holds 1 to 8 bytes a pixel (see serve.preprocess)
-    max_decodes: int = 2  # images decoded at once (one worker thread each); beyond this a
+    max_decodes: int = 1  # images decoded at once (one worker thread each); beyond this a
     #                       request gets 503 + Retry-After. At the pixel ceiling a decode
-    #                       holds up to ~100 MiB, so this bounds what images can take.
+    #                       holds up to ~100 MiB, so this bounds what images can take. One
+    #                       leaves the event loop a core: measured under the abuse benchmark
+    #                       on 2 cores, 2 workers decoded no more images per second but
+    #                       doubled the p99 of other requests (231 vs 117 ms)
 
     def __post_init__(self) -> None:
         _within("max_body_bytes", self.max_body_bytes, 4 * KIB, 1024 * MIB,

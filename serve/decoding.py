@@ -33,12 +33,17 @@ class DecodePool:
     def busy(self) -> int:
         return self._busy
 
-    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """`fn(*args, **kwargs)` on a free worker, or a 503 if there is none."""
+    def check(self) -> None:
+        """A 503 now if no worker is free: an image request is refused before its upload
+        is read, not after (it would be refused then too, unless a worker frees up)."""
         if self._busy >= self.size:
             self.metrics.decodes_rejected.inc()
             raise ApiError(503, "the server is busy decoding other images; retry shortly",
                            {"Retry-After": str(RETRY_AFTER_S)})
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(*args, **kwargs)` on a free worker, or a 503 if there is none."""
+        self.check()
         loop = asyncio.get_running_loop()
         job = self._executor.submit(fn, *args, **kwargs)
         self._busy += 1

@@ -80,6 +80,8 @@ async def predict_input(request: AnyRequest, limits: Limits, decodes: DecodePool
                         ) -> tuple[np.ndarray, bool]:
     """The (784,) float32 input of a /v1/predict request, and whether to show it."""
     kind = request.content_type[0].lower()
+    if kind in ("multipart/form-data", "image/png", "image/jpeg"):
+        decodes.check()
     if kind == "multipart/form-data":
         try:
             form = await request.form()

@@ -1,6 +1,7 @@
 // The drawing page: draw with a mouse, pen or finger (pointer events); while drawing,
 // the canvas goes to POST /v1/predict as a PNG (at most one request in flight) and the
 // answer fills the digit, the ten probability bars and the 28x28 view of the input.
+// A busy server (503) is asked again after its Retry-After.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -12,7 +13,7 @@ const confEl = document.getElementById("confidence");
 const statusEl = document.getElementById("status");
 
 let drawing = false, last = null, inFlight = false, dirty = false, inked = false;
-let predictions = 0;
+let predictions = 0, retryAfter = 0, held = false;  // held: waiting out a Retry-After
 
 function blank() {
   ctx.fillStyle = "#fff";
@@ -82,8 +83,8 @@ for (const type of ["pointerup", "pointercancel"]) {
 document.getElementById("clear").addEventListener("click", blank);
 
 function request() {
-  if (!inked) return;
-  if (inFlight) { dirty = true; return; }
+  if (!inked) { document.body.dataset.busy = "0"; return; }
+  if (inFlight || held) { dirty = true; return; }
   inFlight = true;
   dirty = false;
   document.body.dataset.busy = "1";
@@ -93,13 +94,20 @@ function request() {
     body: JSON.stringify({ image: pad.toDataURL("image/png"), show_input: true }),
   }).then(async (r) => {
     const body = await r.json();
+    if (r.status === 503) {  // busy: ask again when the server says, for the drawing then
+      retryAfter = Number(r.headers.get("Retry-After")) || 1;
+    }
     if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
     show(body);
   }).catch((e) => {
     statusEl.textContent = String(e.message || e);
   }).finally(() => {
     inFlight = false;
-    if (dirty) request();
+    if (retryAfter) {
+      held = true;
+      setTimeout(() => { held = false; request(); }, 1000 * retryAfter);
+      retryAfter = 0;
+    } else if (dirty) request();
     else document.body.dataset.busy = "0";  // the answer shown is for the whole drawing
   });
 }

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 pytestmark = pytest.mark.browser
 
@@ -112,3 +112,38 @@ def test_draw_with_a_finger(browser: Browser, live_server: str) -> None:
     assert digit in "0123456789" and len(digit) == 1 and len(probs) == 10
     assert predictions(page) >= 1
     assert not errors, errors
+
+
+def test_a_busy_server_is_asked_again(browser: Browser, live_server: str) -> None:
+    """The first prediction is answered 503 + Retry-After: 1 (as the decode pool does
+    when every worker is busy): the page sends nothing for that second, however much
+    one draws, then asks again and shows the real answer for the drawing."""
+    page, _, errors = open_page(browser, live_server)
+    sent: list[tuple[float, bool]] = []  # (when, refused)
+
+    def busy_once(route: Route) -> None:
+        refuse = not sent
+        sent.append((time.monotonic(), refuse))
+        if not refuse:
+            route.continue_()
+            return
+        route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json",
+                      body='{"error": "the server is busy decoding other images; retry shortly"}')
+
+    page.route("**/v1/predict", busy_once)
+    box = page.locator("#pad").bounding_box()
+    assert box is not None
+    x = box["x"] + box["width"] * 0.5
+    page.mouse.move(x, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    for i in range(1, 11):  # drawing on while the page waits
+        page.mouse.move(x, box["y"] + box["height"] * (0.2 + 0.06 * i))
+        page.wait_for_timeout(50)
+    page.mouse.up()
+    settled(page)
+    assert sent[0][1] and len(sent) >= 2
+    assert sent[1][0] - sent[0][0] >= 0.9  # Retry-After was honoured
+    assert predictions(page) >= 1 and page.locator("#status").inner_text() == ""
+    assert page.locator("#digit").inner_text() in "0123456789"
+    # The 503 itself is logged as a failed resource by the browser; nothing else is.
+    assert all("503" in e for e in errors), errors
