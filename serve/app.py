@@ -2,9 +2,9 @@
 
 `create_app` loads and verifies the model before the app exists (a bad model never
 serves), and builds the `Service` the handlers share: kept in `app.state` and handed to
-them by dependency injection (`served`, `batcher`, `decodes`, `limits`, `metrics`).
-The app's lifespan runs the batcher's worker (the service reports ready only while it
-runs) and closes the image decode pool at the end.
+them by dependency injection (a `service` parameter). The app's lifespan runs the
+batcher's worker (the service reports ready only while it runs) and closes the image
+decode pool at the end.
 """
 
 from collections.abc import AsyncIterator
@@ -23,9 +23,10 @@ from serve.decoding import DecodePool
 from serve.errors import exception_handlers
 from serve.friendly import FriendlyController
 from serve.inference import SERVER_VERSION, InferenceController
-from serve.metrics import Metrics, prometheus
+from serve.metrics import Metrics
 from serve.middleware import MetricsMiddleware, RequestBody, RequestOrigin, security_headers
 from serve.model import ServedModel
+from serve.operations import prometheus
 from serve.service import STATE_KEY, Service, dependencies, service_of
 from serve.site import asset, favicon, index
 

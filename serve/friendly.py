@@ -20,7 +20,7 @@ from serve import openapi, preprocess
 from serve.config import Limits
 from serve.decoding import DecodePool
 from serve.errors import AnyRequest, ApiError, bad_request
-from serve.service import BatcherDep, DecodesDep, LimitsDep, Served
+from serve.service import ServiceDep
 
 
 class PredictRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -56,19 +56,20 @@ class FriendlyController(Controller):
     @post("/predict", summary="Predict one digit", status_code=200,
           operation_class=openapi.PredictOperation,
           responses=openapi.errors(400, 413, 415, 503))
-    async def predict(self, request: AnyRequest, served: Served, batcher: BatcherDep,
-                      decodes: DecodesDep, limits: LimitsDep) -> PredictResponse:
+    async def predict(self, request: AnyRequest, service: ServiceDep) -> PredictResponse:
         """One digit: JSON pixels (used as given), or a PNG/JPEG (JSON base64, a
         multipart upload, or the raw body) prepared the way MNIST was."""
-        x, show = await predict_input(request, limits, decodes)
-        probs = (await batcher.infer(x[None, :]))[0]
+        served = service.served
+        x, show = await predict_input(request, service.config.limits, service.decodes)
+        probs = (await service.batcher.infer(x[None, :]))[0]
         return PredictResponse(
             digit=int(probs.argmax()), probabilities=probs.tolist(), model_name=served.name,
             model_version=served.version,
             input=np.rint(x * 255).astype(np.uint8).tolist() if show else None)
 
     @get("/model", summary="What model this is")
-    async def model_info(self, served: Served) -> ModelInfo:
+    async def model_info(self, service: ServiceDep) -> ModelInfo:
+        served = service.served
         card, prov = served.card, served.card.provenance
         return ModelInfo(name=served.name, version=served.version, study=prov.study,
                          question=prov.question, arm=prov.arm, seed=prov.seed,

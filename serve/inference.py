@@ -12,11 +12,8 @@ from litestar import Controller, HttpMethod, Response, get, post, route
 from litestar.params import FromPath
 
 from serve import openapi, protocol
-from serve.batcher import Batcher
-from serve.config import Limits
 from serve.errors import AnyRequest, ApiError
-from serve.model import ServedModel
-from serve.service import BatcherDep, LimitsDep, Served
+from serve.service import Service, ServiceDep
 
 SERVER_NAME = "ablate-serve"
 SERVER_VERSION = package_version("ablate")
@@ -33,25 +30,25 @@ def _health(ok: bool) -> int:
     return 200 if ok else 503
 
 
-def _model_ready(served: ServedModel, batcher: Batcher, model: str, version: str | None
+def _model_ready(service: Service, model: str, version: str | None
                  ) -> Response[protocol.ModelReady]:
-    served.check(model, version)
-    return Response(protocol.ModelReady(served.name, batcher.running),
-                    status_code=_health(batcher.running))
+    service.served.check(model, version)
+    ok = service.batcher.running
+    return Response(protocol.ModelReady(service.served.name, ok), status_code=_health(ok))
 
 
-async def _infer(request: AnyRequest, served: ServedModel,
-                 batcher: Batcher, limits: Limits, model: str, version: str | None
+async def _infer(request: AnyRequest, service: Service, model: str, version: str | None
                  ) -> Response[Any]:
     """The encoded `InferenceResponse` (which the handlers' annotations document),
     followed by the binary outputs when the request asked for them."""
+    served = service.served
     served.check(model, version)
     if request.content_type[0].lower() not in _INFER_TYPES:
         raise ApiError(415, "send Content-Type: application/json (or application/octet-stream "
                        f"with an {protocol.HEADER_LENGTH} header for binary tensors)")
-    parsed = protocol.parse_request(await request.body(), limits.max_items,
+    parsed = protocol.parse_request(await request.body(), service.config.limits.max_items,
                                     request.headers.get(protocol.HEADER_LENGTH))
-    probs = await batcher.infer(parsed.x)
+    probs = await service.batcher.infer(parsed.x)
     body, headers = protocol.response(served.name, served.version, parsed, probs)
     kind = "application/octet-stream" if headers else "application/json"
     return Response(body, headers=headers, media_type=kind)
@@ -67,51 +64,52 @@ class InferenceController(Controller):
 
     @route("/health/live", http_method=HEALTH_METHODS, summary="Server live",
            responses=openapi.errors(503))
-    async def live(self, batcher: BatcherDep) -> Response[protocol.Live]:
-        return Response(protocol.Live(live=batcher.alive), status_code=_health(batcher.alive))
+    async def live(self, service: ServiceDep) -> Response[protocol.Live]:
+        ok = service.batcher.alive
+        return Response(protocol.Live(live=ok), status_code=_health(ok))
 
     @route("/health/ready", http_method=HEALTH_METHODS, summary="Server ready",
            responses=openapi.errors(503))
-    async def ready(self, batcher: BatcherDep) -> Response[protocol.Ready]:
-        ok = batcher.running
-        return Response(protocol.Ready(ready=ok, live=batcher.alive), status_code=_health(ok))
+    async def ready(self, service: ServiceDep) -> Response[protocol.Ready]:
+        ok = service.batcher.running
+        return Response(protocol.Ready(ready=ok, live=service.batcher.alive),
+                        status_code=_health(ok))
 
     @get("/models/{model:str}", summary="Model metadata", responses=openapi.errors(404))
-    async def model_metadata(self, served: Served, model: FromPath[str]) -> protocol.ModelMetadata:
-        served.check(model)
-        return protocol.model_metadata(served.name, served.version)
+    async def model_metadata(self, service: ServiceDep, model: FromPath[str]
+                             ) -> protocol.ModelMetadata:
+        service.served.check(model)
+        return protocol.model_metadata(service.served.name, service.served.version)
 
     @get("/models/{model:str}/versions/{model_version:str}", summary="Model version metadata",
          responses=openapi.errors(404))
-    async def model_version_metadata(self, served: Served, model: FromPath[str],
+    async def model_version_metadata(self, service: ServiceDep, model: FromPath[str],
                                      model_version: FromPath[str]) -> protocol.ModelMetadata:
-        served.check(model, model_version)
-        return protocol.model_metadata(served.name, served.version)
+        service.served.check(model, model_version)
+        return protocol.model_metadata(service.served.name, service.served.version)
 
     @route("/models/{model:str}/ready", http_method=HEALTH_METHODS, summary="Model ready",
            responses=openapi.errors(404, 503))
-    async def model_ready(self, served: Served, batcher: BatcherDep, model: FromPath[str]
+    async def model_ready(self, service: ServiceDep, model: FromPath[str]
                           ) -> Response[protocol.ModelReady]:
-        return _model_ready(served, batcher, model, None)
+        return _model_ready(service, model, None)
 
     @route("/models/{model:str}/versions/{model_version:str}/ready", http_method=HEALTH_METHODS,
            summary="Model version ready", responses=openapi.errors(404, 503))
-    async def model_version_ready(self, served: Served, batcher: BatcherDep, model: FromPath[str],
+    async def model_version_ready(self, service: ServiceDep, model: FromPath[str],
                                   model_version: FromPath[str]) -> Response[protocol.ModelReady]:
-        return _model_ready(served, batcher, model, model_version)
+        return _model_ready(service, model, model_version)
 
     @post("/models/{model:str}/infer", summary="Infer", status_code=200,
           operation_class=openapi.InferOperation, responses=_INFER_ERRORS)
-    async def model_infer(self, request: AnyRequest, served: Served,
-                          batcher: BatcherDep, limits: LimitsDep, model: FromPath[str]
+    async def model_infer(self, request: AnyRequest, service: ServiceDep, model: FromPath[str]
                           ) -> Response[protocol.InferenceResponse]:
-        return await _infer(request, served, batcher, limits, model, None)
+        return await _infer(request, service, model, None)
 
     @post("/models/{model:str}/versions/{model_version:str}/infer",
           summary="Infer with a model version", status_code=200,
           operation_class=openapi.InferOperation, responses=_INFER_ERRORS)
-    async def model_version_infer(self, request: AnyRequest,
-                                  served: Served, batcher: BatcherDep, limits: LimitsDep,
+    async def model_version_infer(self, request: AnyRequest, service: ServiceDep,
                                   model: FromPath[str], model_version: FromPath[str]
                                   ) -> Response[protocol.InferenceResponse]:
-        return await _infer(request, served, batcher, limits, model, model_version)
+        return await _infer(request, service, model, model_version)

@@ -4,8 +4,6 @@ Labels are the route *template* (e.g. `/v2/models/{name}/infer`), the method and
 status: nothing a client sends ends up in a label, so the set of series is bounded.
 """
 
-from litestar import get
-from litestar.di import NamedDependency
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4"  # the text exposition format generate_latest writes
@@ -63,9 +61,3 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-@get("/metrics", tags=["Operations"], summary="Prometheus metrics",
-     media_type=CONTENT_TYPE)  # Litestar adds the charset
-async def prometheus(metrics: NamedDependency[Metrics]) -> bytes:
-    return metrics.render()
