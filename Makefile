@@ -33,6 +33,7 @@ lint: $(STAMP)  ## ruff and mypy
 bench: $(STAMP)  ## training and serving benchmarks (quiet machine please)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/serve_load.py
+	$(BIN)/python benchmarks/serve_abuse.py
 
 clean:  ## remove the virtual environment and caches (not runs/ or the MNIST cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
