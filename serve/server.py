@@ -48,11 +48,16 @@ def allowed_hosts(bind: str, configured: tuple[str, ...] | None) -> tuple[str, .
     unless configured: a browser can reach 127.0.0.1 under any name DNS gives it."""
     if configured is not None:
         return None if ANY_HOST in configured else configured
+    return LOOPBACK_NAMES if _is_loopback(bind) else None
+
+
+def _is_loopback(bind: str) -> bool:
+    """True when every address `bind` names is a loopback address."""
     try:
-        loopback = ipaddress.ip_address(socket.gethostbyname(bind)).is_loopback
-    except (OSError, ValueError):
-        loopback = False
-    return LOOPBACK_NAMES if loopback or bind in ("localhost", "::1") else None
+        addresses = [info[4][0] for info in socket.getaddrinfo(bind, None)]
+        return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+    except (OSError, ValueError):  # unknown name; a scoped IPv6 address
+        return False
 
 
 def run_server(model: Path, config: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
