@@ -27,7 +27,10 @@ from ablate.files import atomic_write
 DB_NAME = "runs.sqlite"
 STATUSES = ("pending", "running", "done", "failed", "diverged")
 FINISHED = ("done", "diverged")  # a rerun with the same config does not repeat these
-METRIC_COLUMNS = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+METRIC_COLUMNS = ("train_loss", "val_loss", "val_accuracy", "crossfit_val_loss",
+                  "crossfit_val_accuracy", "test_loss", "test_accuracy")
+# Per-epoch metrics of the two validation halves (A, B), for cross-fitting.
+HALF_COLUMNS = ("val_loss_a", "val_accuracy_a", "val_loss_b", "val_accuracy_b")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,6 +46,7 @@ CREATE TABLE IF NOT EXISTS runs (
     epochs INTEGER,                       -- epochs trained
     best_epoch INTEGER,                   -- epoch whose weights were kept (on validation)
     train_loss REAL, val_loss REAL, val_accuracy REAL, test_loss REAL, test_accuracy REAL,
+    crossfit_val_loss REAL, crossfit_val_accuracy REAL,  -- selection-free (ablate.metric)
     checkpoint TEXT,                      -- path relative to the run directory
     error TEXT,
     PRIMARY KEY (arm, seed)
@@ -52,6 +56,7 @@ CREATE TABLE IF NOT EXISTS epochs (
     seed INTEGER NOT NULL,
     epoch INTEGER NOT NULL,
     train_loss REAL, train_accuracy REAL, val_loss REAL, val_accuracy REAL,
+    val_loss_a REAL, val_accuracy_a REAL, val_loss_b REAL, val_accuracy_b REAL,
     seconds REAL,
     grad_norms TEXT NOT NULL,             -- JSON list, one per Dense layer
     weight_norms TEXT NOT NULL,           -- JSON list, one per Dense layer
@@ -73,6 +78,8 @@ class Run:
     train_loss: float | None
     val_loss: float | None
     val_accuracy: float | None
+    crossfit_val_loss: float | None
+    crossfit_val_accuracy: float | None
     test_loss: float | None
     test_accuracy: float | None
     checkpoint: str | None
@@ -96,6 +103,16 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns later versions introduced to a store an older version wrote."""
+        for table, columns in (("runs", ("crossfit_val_loss", "crossfit_val_accuracy")),
+                               ("epochs", HALF_COLUMNS)):
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for column in columns:
+                if column not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} REAL")
 
     @classmethod
     def open_existing(cls, run_dir: Path) -> "Store":
@@ -158,18 +175,21 @@ class Store:
         """Record a finished run and its per-epoch metrics in one transaction."""
         with self.transaction() as db:
             db.execute("DELETE FROM epochs WHERE arm = ? AND seed = ?", (arm, seed))
+            values = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", *HALF_COLUMNS)
             db.executemany(
-                "INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(arm, seed, e["epoch"], _finite(e["train_loss"]), _finite(e["train_accuracy"]),
-                  _finite(e["val_loss"]), _finite(e["val_accuracy"]), e["seconds"],
+                f"INSERT INTO epochs (arm, seed, epoch, {', '.join(values)}, seconds, "
+                f"grad_norms, weight_norms) VALUES ({', '.join('?' * (len(values) + 6))})",
+                [(arm, seed, e["epoch"], *[_finite(e.get(k, math.nan)) for k in values],
+                  e["seconds"],
                   json.dumps([_finite(x) for x in e["grad_norms"]]),
                   json.dumps([_finite(x) for x in e["weight_norms"]])) for e in epochs])
             db.execute(
                 "UPDATE runs SET status = ?, seconds = ?, epochs = ?, best_epoch = ?, "
-                "train_loss = ?, val_loss = ?, val_accuracy = ?, test_loss = ?, "
-                "test_accuracy = ?, checkpoint = ?, error = NULL WHERE arm = ? AND seed = ?",
+                + "".join(f"{k} = ?, " for k in METRIC_COLUMNS)
+                + "checkpoint = ?, error = NULL WHERE arm = ? AND seed = ?",
                 (status, seconds, len(epochs), best_epoch,
-                 *[_finite(metrics[k]) for k in METRIC_COLUMNS], checkpoint, arm, seed))
+                 *[_finite(metrics.get(k, math.nan)) for k in METRIC_COLUMNS], checkpoint,
+                 arm, seed))
 
     def runs(self) -> list[Run]:
         cols = ", ".join(Run.__dataclass_fields__)

@@ -10,11 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from ablate.data import Mnist
 from ablate.engine import CohortResult, DeviceData, prepare_data, provenance, train_cohort
 from ablate.errors import UserError
+from ablate.metric import METRICS
+from ablate.stats import crossfit
 from ablate.store import Store
 from ablate.study._plan import CohortTask, Plan, train_images
 from ablate.study._spec import Study
@@ -72,24 +75,44 @@ def execute(study: Study, store: Store, plan: Plan, executor: Executor, device: 
 def _record(study: Study, store: Store, task: CohortTask, result: CohortResult,
             info: dict[str, object], checksums: dict[str, str]) -> None:
     share = result.seconds / len(task.seeds)
+    crossfits = _crossfit(result)
     for s, rep in enumerate(result.replicas):
         epochs = [{"epoch": e.epoch, "train_loss": float(e.train_loss[s]),
                    "train_accuracy": float(e.train_accuracy[s]),
                    "val_loss": float(e.val_loss[s]), "val_accuracy": float(e.val_accuracy[s]),
+                   "val_loss_a": float(e.val_loss_halves[s, 0]),
+                   "val_accuracy_a": float(e.val_accuracy_halves[s, 0]),
+                   "val_loss_b": float(e.val_loss_halves[s, 1]),
+                   "val_accuracy_b": float(e.val_accuracy_halves[s, 1]),
                    "seconds": e.seconds / len(task.seeds),
                    "grad_norms": e.grad_norms[s].tolist(),
                    "weight_norms": e.weight_norms[s].tolist()} for e in result.history]
+        metrics = {**rep.metrics, **{name: float(v[s]) for name, v in crossfits.items()}}
         checkpoint = None
         if rep.status == "done":
             sidecar = {
                 "study": study.name, "question": study.question, "arm": task.arm.name,
                 "seed": rep.seed, "config": task.arm.config.to_dict(),
-                "best_epoch": rep.best_epoch, "metrics": rep.metrics,
+                "best_epoch": rep.best_epoch, "metrics": metrics,
                 "data_sha256": checksums, "versions": info,
             }
             checkpoint = store.write_checkpoint(task.arm.name, rep.seed, rep.state, sidecar)
         store.finish(task.arm.name, rep.seed, status=rep.status, seconds=share, epochs=epochs,
-                     best_epoch=rep.best_epoch, metrics=rep.metrics, checkpoint=checkpoint)
+                     best_epoch=rep.best_epoch, metrics=metrics, checkpoint=checkpoint)
+
+
+def _crossfit(result: CohortResult) -> dict[str, np.ndarray]:
+    """The cross-fitted validation metrics of every replica: name -> (S,), NaN if diverged."""
+    n_a, n_b = result.val_half_sizes
+    out = {}
+    for quantity in ("accuracy", "loss"):
+        halves = np.stack([getattr(e, f"val_{quantity}_halves") for e in result.history],
+                          axis=-1)  # (S, 2, epochs) of half means
+        fit = crossfit(halves[:, 0] * n_a, halves[:, 1] * n_b, n_a, n_b,
+                       higher_is_better=METRICS[f"crossfit_val_{quantity}"].higher_is_better)
+        dead = np.array([r.status != "done" for r in result.replicas])
+        out[f"crossfit_val_{quantity}"] = np.where(dead, np.nan, fit.value)
+    return out
 
 
 def check_subset(study: Study, subset: int | None) -> None:

@@ -65,11 +65,30 @@ def test_study_stores_every_run_and_a_rerun_does_no_work(cli: CliRunner, study_f
         weights = load_file(run_dir / "checkpoints" / arm / f"seed-{seed}.safetensors")
         assert side["arm"] == arm and side["seed"] == seed and len(side["weights_sha256"]) == 64
         assert weights["dense0.weight"].shape == (784, 128)
+    _check_crossfit(run_dir, validation=400)
     report = json.loads((run_dir / "report.json").read_text())
     assert {c["arm"] for c in report["contrasts"]} == set(ARMS) - {"dropout=on"}
     second = cli.invoke(app, ["study", str(study_file), "--out", str(out), "--no-report"])
     assert second.exit_code == 0 and "Nothing to do" in second.output
     assert _rows(run_dir) == rows  # same started times: nothing retrained
+
+
+def _check_crossfit(run_dir: Path, validation: int) -> None:
+    """The stored cross-fitted accuracy, recomputed from the stored per-half epoch
+    accuracies by a plain loop: the epoch first best on one half, scored on the other."""
+    with sqlite3.connect(run_dir / DB_NAME) as db:
+        runs = db.execute("SELECT arm, seed, crossfit_val_accuracy FROM runs"
+                          ).fetchall()
+        for arm, seed, stored in runs:
+            rows = db.execute("SELECT val_accuracy_a, val_accuracy_b FROM epochs WHERE arm = ? "
+                              "AND seed = ? ORDER BY epoch", (arm, seed)).fetchall()
+            n_b = validation // 2
+            n_a = validation - n_b
+            e_a = max(range(len(rows)), key=lambda e: (rows[e][0], -e))
+            e_b = max(range(len(rows)), key=lambda e: (rows[e][1], -e))
+            expected = (rows[e_a][1] * n_b + rows[e_b][0] * n_a) / validation
+            assert stored == pytest.approx(expected, abs=1e-12)
+            assert abs(stored * validation - round(stored * validation)) < 1e-9  # on the grid
 
 
 def test_a_changed_arm_reruns_and_the_others_do_not(cli: CliRunner, study_file: Path,
