@@ -1,8 +1,9 @@
 """`ablate study`: plan, train what is missing, record, summarise, report."""
 
 import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -18,21 +19,21 @@ from rich.progress import (
 from rich.table import Table
 
 from ablate import data
-from ablate.engine import provenance, resolve_device
+from ablate.engine import layers_text, optimizer_text, provenance, resolve_device
 from ablate.errors import UserError
 from ablate.report import arm_summary, write_report
-from ablate.store import DB_NAME, Store
+from ablate.store import DB_NAME, Store, describe
 from ablate.study import (
     InProcessExecutor,
     Plan,
     Study,
+    StudyRecord,
     check_subset,
     estimate_seconds,
     execute,
     load_data,
     load_study,
     plan_study,
-    reset_run_dir,
 )
 
 
@@ -44,8 +45,8 @@ class StudyOptions:
     subset: int | None = None  # first N training images of a fixed stratified order
     device: str = "auto"
     dry_run: bool = False
-    fresh: bool = False
-    progress: bool = True
+    fresh: bool = False  # forget earlier runs of this study first
+    wait: bool = False  # wait for another driver of the same run directory to finish
     report: bool = True  # write report.{md,html,json} at the end
 
 
@@ -54,6 +55,7 @@ class Runtime:
     """What a study takes from the machine besides its options; tests pass their own."""
 
     load_mnist: Callable[..., data.Mnist] = field(default=data.load)  # (progress=) -> Mnist
+    clock: Callable[[], float] = field(default=time.time)  # unix time, for the store
 
 
 def run_study(path: Path, options: StudyOptions, console: Console,
@@ -65,15 +67,19 @@ def run_study(path: Path, options: StudyOptions, console: Console,
     if options.dry_run and not (run_dir / DB_NAME).exists():
         with tempfile.TemporaryDirectory() as scratch:  # a dry run leaves nothing behind
             return _with_store(Path(scratch), study, options, device, console, path, runtime)
-    if options.fresh and not options.dry_run:
-        reset_run_dir(run_dir)
     return _with_store(run_dir, study, options, device, console, path, runtime)
 
 
 def _with_store(run_dir: Path, study: Study, options: StudyOptions, device: torch.device,
                 console: Console, path: Path, runtime: Runtime) -> int:
-    store = Store(run_dir)
+    store = Store(run_dir, clock=runtime.clock)
     try:
+        if not options.dry_run:  # a dry run only reads
+            store.acquire(wait=options.wait, on_wait=lambda h: console.print(
+                f"waiting: {run_dir} is in use by another `ablate study` "
+                f"({describe(h, runtime.clock())})"))
+            if options.fresh:
+                store.reset()
         return _run(study, store, options, device, console, path, runtime)
     finally:
         store.close()
@@ -90,22 +96,22 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
                       f"({plan.skipped} already done) on {device}; estimated {est / 60:.1f} min. "
                       "Dry run: nothing trained.")
         return 0
-    store.set_meta(study_file=str(path), study_source=Path(path).read_text(encoding="utf-8"),
-                   name=study.name, question=study.question, metric=study.metric.name,
-                   rope=study.rope, validation=study.validation, subset=options.subset,
-                   seeds=list(study.seeds), arms=[a.name for a in study.arms],
-                   baseline=study.baseline.name, device=str(device),
-                   provenance=provenance(device))
+    earlier = store.record_text()
+    record = StudyRecord(
+        study=study, study_file=str(path), source=Path(path).read_text(encoding="utf-8"),
+        subset=options.subset, device=str(device), provenance=provenance(device),
+        data_sha256=StudyRecord.from_json(earlier).data_sha256 if earlier else None)
+    store.write_record(record.to_json())
     failed = 0
     if plan.cohorts:
         check_subset(study, options.subset)
-        mnist = runtime.load_mnist(progress=options.progress)
+        mnist = runtime.load_mnist(progress=console.is_terminal)
         device_data, checksums = load_data(study, options.subset, device, mnist)
-        store.set_meta(data_sha256=checksums)
+        store.write_record(replace(record, data_sha256=checksums).to_json())
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("steps"), TimeElapsedColumn(), TextColumn("ETA"),
                       TimeRemainingColumn(), console=console,
-                      disable=not options.progress) as bar:
+                      disable=not console.is_terminal) as bar:
             task = bar.add_task(f"training {plan.runs} runs", total=plan.total_steps)
             failed = execute(
                 study, store, plan, InProcessExecutor(device_data), device, checksums,
@@ -137,8 +143,6 @@ def _plan_table(study: Study, plan: Plan) -> Table:
         table.add_column(col)
     for arm in study.arms:
         c = arm.config
-        layers = "-".join(f"{lay.units}{'BN' if lay.batch_norm != 'off' else ''}"
-                          f"{'D' if lay.dropout else ''}" for lay in c.layers)
-        table.add_row(arm.name, layers, f"{c.optimizer.name} lr={c.optimizer.lr:g}",
-                      str(c.epochs), str(todo.get(arm.name, 0)))
+        table.add_row(arm.name, layers_text(c), optimizer_text(c), str(c.epochs),
+                      str(todo.get(arm.name, 0)))
     return table

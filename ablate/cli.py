@@ -61,6 +61,9 @@ def study(
                        ] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Forget earlier runs of this study.")
                      ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help=(
+        "If another `ablate study` is training into the same run directory, wait for it to "
+        "finish instead of stopping."))] = False,
     report: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
 ) -> None:
     """Train every arm of a study over its seeds, store every run, summarise.
@@ -71,7 +74,7 @@ def study(
     from ablate.api import Runtime, StudyOptions, run_study
 
     options = StudyOptions(out=out, seeds=seeds, epochs=epochs, subset=subset, device=device,
-                           dry_run=dry_run, fresh=fresh, report=report)
+                           dry_run=dry_run, fresh=fresh, wait=wait, report=report)
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()  # tests inject theirs
     code = _guard(lambda: run_study(study_file, options, console, runtime))
     raise typer.Exit(code)

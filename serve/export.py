@@ -27,6 +27,7 @@ from ablate.errors import UserError
 from ablate.files import atomic_write
 from ablate.metric import METRICS
 from ablate.store import Run, Store
+from ablate.study import read_record
 from serve.card import FORMAT, Architecture, InputSpec, ModelCard, Provenance, SelfTest
 from serve.predictor import build_model, softmax
 
@@ -44,9 +45,11 @@ def export_best(run_dir: Path, arm: str | None = None, to: Path | None = None) -
     run_dir = Path(run_dir)
     store = Store.open_existing(run_dir)
     try:
-        metric = store.meta("metric", "val_accuracy")
+        record = read_record(store)
+        metric = record.study.metric.selection.name if record.study.validation else \
+            record.study.metric.name
         run = best_run(store.runs(), metric, arm, run_dir)
-        study = {"name": store.meta("name", run_dir.name), "question": store.meta("question", "")}
+        study = {"name": record.study.name, "question": record.study.question}
     finally:
         store.close()
     assert run.checkpoint is not None  # best_run only picks runs with a checkpoint

@@ -89,7 +89,7 @@ def make_plots(a: Analysis, u: Units) -> list[plots.Plot]:
 
 def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
     """report.json: the decision object in metric units (fractions), strict JSON."""
-    m = a.meta
+    r = a.record
     fam = a.family.to_dict()
     contrasts = []
     for c, v in zip(fam["contrasts"], doc.verdicts, strict=False):  # then the lost arms
@@ -115,17 +115,17 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
             "factors": [{"name": f.name, "levels": f.levels, "baseline": f.baseline}
                         for f in a.study.factors],
             "arms": [{"name": arm.name, "levels": dict(arm.levels),
-                      "config": a.configs.get(arm.name)} for arm in a.study.arms],
+                      "config": arm.config.to_dict()} for arm in a.study.arms],
             "baseline": a.study.arms[0].name,
             "seeds_planned": a.study.seeds,
             "seeds_analysed": a.seeds,
-            "validation": m.get("validation"),
-            "subset": m.get("subset"),
-            "device": m.get("device"),
-            "provenance": m.get("provenance"),
-            "data_sha256": m.get("data_sha256"),
+            "validation": a.study.validation,
+            "subset": r.subset,
+            "device": r.device,
+            "provenance": r.provenance,
+            "data_sha256": r.data_sha256,
             "training_seconds": round(a.training_seconds, 3),
-            "study_file": m.get("study_file"),
+            "study_file": r.study_file,
         },
         "arms": [s.to_dict() for s in a.arms],
         "scores": {arm: {"seeds": a.seeds, "values": v} for arm, v in a.scores.items()},

@@ -1,13 +1,17 @@
-from ablate.study._execute import InProcessExecutor, check_subset, execute, load_data, reset_run_dir
+from ablate.study._design import Arm, Factor, Study
+from ablate.study._execute import InProcessExecutor, check_subset, execute, load_data
 from ablate.study._plan import Plan, estimate_seconds, plan_study
-from ablate.study._spec import Arm, SpecError, Study, load_study, parse_study
+from ablate.study._record import StudyRecord, read_record
+from ablate.study._spec import SpecError, load_study, parse_study
 
 __all__ = [
     "Arm",
+    "Factor",
     "InProcessExecutor",
     "Plan",
     "SpecError",
     "Study",
+    "StudyRecord",
     "check_subset",
     "estimate_seconds",
     "execute",
@@ -15,5 +19,5 @@ __all__ = [
     "load_study",
     "parse_study",
     "plan_study",
-    "reset_run_dir",
+    "read_record",
 ]

@@ -5,9 +5,7 @@ executor on another machine (Ray, say) needs nothing else. The in-process execut
 the default. The driver is the store's only writer.
 """
 
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -19,8 +17,8 @@ from ablate.errors import UserError
 from ablate.metric import METRICS
 from ablate.stats import crossfit
 from ablate.store import Store
+from ablate.study._design import Study
 from ablate.study._plan import CohortTask, Plan, train_images
-from ablate.study._spec import Study
 
 
 class Executor(Protocol):
@@ -36,15 +34,6 @@ class InProcessExecutor:
     def run(self, task: CohortTask, on_step: Callable[[int], None]) -> CohortResult:
         return train_cohort(task.arm.config, list(task.seeds), self.data,
                             select_on=task.select_on, on_step=on_step)
-
-
-def reset_run_dir(run_dir: Path) -> None:
-    """`--fresh`: forget every earlier run of this study."""
-    if run_dir.exists():
-        (run_dir / "runs.sqlite").unlink(missing_ok=True)
-        for suffix in ("-wal", "-shm"):
-            (run_dir / f"runs.sqlite{suffix}").unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
 
 
 def execute(study: Study, store: Store, plan: Plan, executor: Executor, device: torch.device,

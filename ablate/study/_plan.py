@@ -13,7 +13,7 @@ from ablate.data import EXPECTED_SHA256
 from ablate.engine import matmul_flops, parameter_count
 from ablate.metric import Metric
 from ablate.store import Store
-from ablate.study._spec import Arm, Study
+from ablate.study._design import Arm, Study
 
 MAX_COHORT = 16  # replicas per cohort; bounds memory at 16 copies of the model
 

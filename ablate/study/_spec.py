@@ -1,4 +1,4 @@
-"""Study files: TOML -> a typed, validated, frozen `Study` -> arms.
+"""Study files: TOML -> a typed, validated, frozen `Study` (see `_design`) -> arms.
 
 A study names the question it answers, a `base` run configuration, and `factors` whose
 levels replace whole keys of `base`. Arms are either one-factor-at-a-time against the
@@ -7,12 +7,10 @@ Every mistake is one `SpecError` line naming the file, the key path and what was
 expected, with a "did you mean" for misspelt keys.
 """
 
-import difflib
 import itertools
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,7 +29,8 @@ from ablate.engine import (
     RunConfig,
 )
 from ablate.errors import UserError
-from ablate.metric import METRICS, Metric
+from ablate.metric import METRICS
+from ablate.study._design import Arm, Factor, Study, suggest
 
 STUDY_KEYS = ("name", "question", "seeds", "metric", "rope", "validation", "design", "base",
               "factors")
@@ -46,69 +45,6 @@ class SpecError(UserError):
     """A study file that cannot be used; the message is one line."""
 
 
-@dataclass(frozen=True)
-class Arm:
-    name: str  # e.g. "dropout=off"
-    levels: tuple[tuple[str, str], ...]  # ((factor, level), ...)
-    config: RunConfig
-
-
-@dataclass(frozen=True)
-class Factor:
-    name: str
-    levels: tuple[str, ...]
-    baseline: str
-
-
-@dataclass(frozen=True)
-class Study:
-    name: str
-    question: str
-    seeds: tuple[int, ...]
-    metric: Metric  # what arms are compared on
-    rope: float  # region of practical equivalence, in metric units
-    validation: int  # images held out of the 60,000 for validation (0: train on all)
-    design: str  # "one_at_a_time" | "factorial"
-    factors: tuple[Factor, ...]
-    arms: tuple[Arm, ...]  # arms[0] is the baseline
-    source: str  # the file it came from
-
-    @property
-    def baseline(self) -> Arm:
-        return self.arms[0]
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.metric.higher_is_better
-
-    def arm(self, name: str) -> Arm:
-        for arm in self.arms:
-            if arm.name == name:
-                return arm
-        names = [a.name for a in self.arms]
-        raise UserError(f"{self.source}: no arm named {name!r}{_suggest(name, names)}; "
-                        f"arms: {', '.join(names)}")
-
-    def with_overrides(self, *, seeds: int | None = None, epochs: int | None = None) -> "Study":
-        """The same study with `--seeds N` (seeds 0..N-1) or `--epochs N` applied."""
-        study = self
-        if seeds is not None:
-            if seeds < 1:
-                raise UserError(f"--seeds must be at least 1, got {seeds}")
-            study = replace(study, seeds=tuple(range(seeds)))
-        if epochs is not None:
-            if epochs < 1:
-                raise UserError(f"--epochs must be at least 1, got {epochs}")
-            arms = tuple(replace(a, config=replace(a.config, epochs=epochs)) for a in study.arms)
-            study = replace(study, arms=arms)
-        return study
-
-
-def _suggest(key: str, allowed: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 class _Table:
     """Reads one TOML table, failing with the file and key path on any mistake."""
 
@@ -119,7 +55,7 @@ class _Table:
         self.data: Mapping[str, Any] = data
         for key in data:
             if key not in allowed:
-                self.fail(self.key_path(key), f"unknown key{_suggest(str(key), allowed)} "
+                self.fail(self.key_path(key), f"unknown key{suggest(str(key), allowed)} "
                                               f"(allowed: {', '.join(allowed)})")
 
     def key_path(self, key: str) -> str:
@@ -139,7 +75,7 @@ class _Table:
             self.fail(self.key_path(key), f"expected a string, got {_kind(value)}")
         if choices and value not in choices:
             self.fail(self.key_path(key), f"expected one of {', '.join(choices)}, got "
-                                          f"{value!r}{_suggest(value, choices)}")
+                                          f"{value!r}{suggest(value, choices)}")
         return value
 
     def int_(self, key: str, default: int | None = None, low: int = 0) -> int:

@@ -14,7 +14,14 @@ import torch
 from ablate.data import load_npz
 from ablate.engine import OptimizerConfig
 from ablate.store import Store
-from ablate.study import InProcessExecutor, execute, load_data, load_study, plan_study
+from ablate.study import (
+    InProcessExecutor,
+    StudyRecord,
+    execute,
+    load_data,
+    load_study,
+    plan_study,
+)
 from tests.data_fixtures import SUBSET, subset_expected
 
 STUDY_FILE = Path(__file__).resolve().parents[2] / "studies" / "dropout.toml"
@@ -41,13 +48,10 @@ def make_run_dir(out: Path, *, seeds: int = 2, epochs: int = 3, subset: int = 15
         plan = plan_study(study, store, subset)
         mnist = load_npz(SUBSET, subset_expected())
         data, checksums = load_data(study, subset, device, mnist)
-        store.set_meta(name=study.name, question=study.question, metric=study.metric.name,
-                       rope=study.rope, validation=study.validation, subset=subset,
-                       seeds=list(study.seeds), arms=[a.name for a in study.arms],
-                       baseline=study.baseline.name, device=str(device),
-                       data_sha256=mnist.checksums())
-        failed = execute(study, store, plan, InProcessExecutor(data), device,
-                                mnist.checksums(), on_step=lambda k: None)
+        store.write_record(StudyRecord(study, str(STUDY_FILE), STUDY_FILE.read_text(), subset,
+                                       str(device), {}, checksums).to_json())
+        failed = execute(study, store, plan, InProcessExecutor(data), device, checksums,
+                         on_step=lambda k: None)
         assert failed == 0, "training the fixture study failed"
     finally:
         store.close()

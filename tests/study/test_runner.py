@@ -148,11 +148,11 @@ def test_user_errors_are_one_line_and_exit_2(cli: CliRunner, study_file: Path, a
     assert len(result.output.strip().splitlines()) == 1
 
 
-def _start(study_file: Path, out: Path) -> subprocess.Popen:
+def _start(study_file: Path, out: Path, *extra: str) -> subprocess.Popen:
     # 40 epochs make each cohort take a few seconds, so a signal lands mid-study.
     return subprocess.Popen(
         [sys.executable, "-m", "tests.study_harness", "study", str(study_file), "--out", str(out),
-         "--epochs", "40", "--no-report"],
+         "--epochs", "40", "--no-report", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -220,3 +220,29 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(cli: CliRunner, study_file: Pa
                               "--no-report"])
     assert result.exit_code == 0
     assert {st for _, _, st, _ in _rows(run_dir)} == {"done"}
+
+
+def test_two_drivers_on_one_directory_never_train_a_run_twice(study_file: Path,
+                                                               tmp_path: Path) -> None:
+    """A second `ablate study` on a directory in use stops with one line naming the first;
+    with --wait it starts when the first is done, and then finds nothing to train."""
+    out = tmp_path / "runs"
+    run_dir = out / "tiny"
+    first = _start(study_file, out)
+    _wait_for_first_done(first, run_dir)
+    refused = subprocess.run(
+        [sys.executable, "-m", "tests.study_harness", "study", str(study_file), "--out",
+         str(out), "--epochs", "40", "--no-report"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2, refused.stderr
+    assert f"pid {first.pid}" in refused.stderr and "--wait" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    waiter = _start(study_file, out, "--wait")
+    first_output, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, first_output
+    finished = _rows(run_dir)
+    assert {st for *_, st, _ in finished} == {"done"}
+    waited, _ = waiter.communicate(timeout=600)
+    assert waiter.returncode == 0, waited
+    assert b"waiting" in waited and b"Nothing to do" in waited
+    assert _rows(run_dir) == finished  # same started times: nothing trained twice
