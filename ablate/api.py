@@ -1,10 +1,23 @@
-"""`ablate study`: plan, train what is missing, record, summarise, report."""
+"""The public Python API: what the CLI does, for notebooks and scripts.
+
+    import ablate
+    study = ablate.load_study("studies/dropout.toml")
+    done = ablate.run_study("studies/dropout.toml", seeds=3, epochs=2, subset=5000)
+    runs = ablate.read_runs(done.run_dir)          # plain objects; runs.to_pandas()
+    report = ablate.write_report(done.run_dir)      # report.{md,html,json} + decisions
+    for c in report.contrasts:
+        print(c.arm, c.decision, c.mean_diff, c.ci_low, c.ci_high)
+
+Every CLI command is one call here (`ablate.cli` is a thin layer over this module);
+options and defaults are the CLI's (`StudyOptions`).
+"""
 
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.console import Console
@@ -18,11 +31,23 @@ from rich.progress import (
 )
 from rich.table import Table
 
+if TYPE_CHECKING:
+    import pandas
+
 from ablate import data
 from ablate.engine import layers_text, optimizer_text, provenance, resolve_device
 from ablate.errors import UserError
-from ablate.report import arm_summary, write_report
-from ablate.store import DB_NAME, Store, describe
+from ablate.report import (
+    Analysis,
+    Units,
+    analyse_run_dir,
+    answer_paragraph,
+    arm_summary,
+    headline,
+)
+from ablate.report import write_report as _write_report
+from ablate.stats import Contrast
+from ablate.store import DB_NAME, Run, Store, describe
 from ablate.study import (
     InProcessExecutor,
     Plan,
@@ -58,9 +83,31 @@ class Runtime:
     clock: Callable[[], float] = field(default=time.time)  # unix time, for the store
 
 
-def run_study(path: Path, options: StudyOptions, console: Console,
-              runtime: Runtime = Runtime()) -> int:
-    """Run a study file to the end; returns the exit code (0, or 1 if runs failed)."""
+@dataclass(frozen=True)
+class StudyRun:
+    """What `run_study` did."""
+
+    run_dir: Path  # where the runs are (for a dry run of a new study: where they would be)
+    planned: int  # runs in the plan (arms x seeds)
+    trained: int  # runs trained now
+    failed: int  # runs that failed now (rerun to retry them)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def run_study(path: Path | str, options: StudyOptions | None = None, *,
+              console: Console | None = None, runtime: Runtime = Runtime(),
+              **option_values: Any) -> StudyRun:
+    """Run a study file to the end, exactly as `ablate study` does.
+
+    Options as a `StudyOptions` or as its keyword arguments (`seeds=3, epochs=2`).
+    Raises `UserError` for mistakes the user can fix (bad file, bad option).
+    """
+    options = options or StudyOptions(**option_values)
+    console = console or Console()
+    path = Path(path)
     study = load_study(path).with_overrides(seeds=options.seeds, epochs=options.epochs)
     device = resolve_device(options.device)
     run_dir = options.out / study.name
@@ -71,7 +118,7 @@ def run_study(path: Path, options: StudyOptions, console: Console,
 
 
 def _with_store(run_dir: Path, study: Study, options: StudyOptions, device: torch.device,
-                console: Console, path: Path, runtime: Runtime) -> int:
+                console: Console, path: Path, runtime: Runtime) -> StudyRun:
     store = Store(run_dir, clock=runtime.clock)
     try:
         if not options.dry_run:  # a dry run only reads
@@ -86,7 +133,7 @@ def _with_store(run_dir: Path, study: Study, options: StudyOptions, device: torc
 
 
 def _run(study: Study, store: Store, options: StudyOptions, device: torch.device,
-         console: Console, path: Path, runtime: Runtime) -> int:
+         console: Console, path: Path, runtime: Runtime) -> StudyRun:
     plan = plan_study(study, store, options.subset, dry_run=options.dry_run)
     console.print(f"[bold]{study.name}[/]: {study.question}")
     console.print(_plan_table(study, plan))
@@ -95,7 +142,7 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
         console.print(f"{plan.runs} runs to train in {len(plan.cohorts)} cohorts "
                       f"({plan.skipped} already done) on {device}; estimated {est / 60:.1f} min. "
                       "Dry run: nothing trained.")
-        return 0
+        return StudyRun(options.out / study.name, plan.runs + plan.skipped, 0, 0)
     earlier = store.record_text()
     record = StudyRecord(
         study=study, study_file=str(path), source=Path(path).read_text(encoding="utf-8"),
@@ -124,14 +171,14 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     console.print(f"Runs stored in {store.dir}/")
     if options.report and any(r.status == "done" for r in store.runs()):
         try:
-            for written in write_report(store.dir):
+            for written in write_report(store.dir).paths:
                 console.print(f"wrote {written}")
         except UserError as exc:  # e.g. every seed of the baseline diverged
             console.print(f"[yellow]no report[/]: {exc}")
     if failed:
         console.print(f"[red]{failed} runs failed[/]; see `ablate runs {store.dir}`; "
                       "rerun the same command to retry them.")
-    return 1 if failed else 0
+    return StudyRun(store.dir, plan.runs + plan.skipped, plan.runs - failed, failed)
 
 
 def _plan_table(study: Study, plan: Plan) -> Table:
@@ -146,3 +193,61 @@ def _plan_table(study: Study, plan: Plan) -> Table:
         table.add_row(arm.name, layers_text(c), optimizer_text(c), str(c.epochs),
                       str(todo.get(arm.name, 0)))
     return table
+
+
+class Runs(tuple[Run, ...]):
+    """Every run of a study (`ablate runs`), as plain `Run` objects."""
+
+    def to_pandas(self) -> "pandas.DataFrame":
+        """One row per run, the columns of `Run` (needs pandas: pip install pandas)."""
+        return _dataframe([r.to_dict() for r in self], list(Run.__dataclass_fields__))
+
+
+def read_runs(run_dir: Path | str) -> Runs:
+    """Every run of the study in `run_dir` with its status and final metrics."""
+    store = Store.open_existing(Path(run_dir))
+    try:
+        return Runs(store.runs())
+    finally:
+        store.close()
+
+
+@dataclass(frozen=True)
+class Report:
+    """A study's verdict: the contrasts' decisions and the words the report uses."""
+
+    run_dir: Path
+    headline: str  # e.g. "dropout=off vs dropout=on: better"
+    answer: str  # the study's question answered in one paragraph
+    contrasts: tuple[Contrast, ...]  # one decision each (see `ablate.stats.Contrast`)
+    paths: tuple[Path, ...] = ()  # report.md, .html, .json when written
+
+    def to_pandas(self) -> "pandas.DataFrame":
+        """One row per contrast, the keys of report.json's `contrasts` (needs pandas)."""
+        rows = [c.to_dict() for c in self.contrasts]
+        return _dataframe(rows, list(rows[0]) if rows else [])
+
+
+def analyse(run_dir: Path | str) -> Report:
+    """The verdict of the study in `run_dir`, computed without writing any file."""
+    return _report(analyse_run_dir(Path(run_dir)), Path(run_dir), ())
+
+
+def write_report(run_dir: Path | str) -> Report:
+    """Write RUN_DIR/report.{md,html,json} (`ablate report`) and return the verdict."""
+    analysis, paths = _write_report(Path(run_dir))
+    return _report(analysis, Path(run_dir), tuple(paths))
+
+
+def _report(a: Analysis, run_dir: Path, paths: tuple[Path, ...]) -> Report:
+    u = Units.for_metric(a.family.metric, a.higher_is_better)
+    return Report(run_dir, headline(a), answer_paragraph(a, u), tuple(a.family.contrasts),
+                  paths)
+
+
+def _dataframe(rows: list[dict[str, Any]], columns: list[str]) -> "pandas.DataFrame":
+    try:
+        import pandas
+    except ImportError:
+        raise UserError("to_pandas() needs pandas: pip install pandas") from None
+    return pandas.DataFrame(rows, columns=columns)

@@ -76,7 +76,8 @@ def study(
     options = StudyOptions(out=out, seeds=seeds, epochs=epochs, subset=subset, device=device,
                            dry_run=dry_run, fresh=fresh, wait=wait, report=report)
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()  # tests inject theirs
-    code = _guard(lambda: run_study(study_file, options, console, runtime))
+    code = _guard(lambda: run_study(study_file, options, console=console, runtime=runtime
+                                    ).exit_code)
     raise typer.Exit(code)
 
 
@@ -87,11 +88,10 @@ def runs(
         "--format", help="table, csv or json.")] = "table",
 ) -> None:
     """List every run of a study with its status and final metrics."""
+    from ablate.api import read_runs
     from ablate.report import runs_csv, runs_json, runs_table
-    from ablate.store import Store
 
-    store = _guard(lambda: Store.open_existing(run_dir))
-    rows = store.runs()
+    rows = _guard(lambda: read_runs(run_dir))
     if format == "table":
         console.print(runs_table(rows))
     else:
@@ -121,10 +121,10 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A study's run directory, e.g. runs/dropout.")],
 ) -> None:
     """Write RUN_DIR/report.md, report.html and report.json: the statistical verdict."""
-    from ablate.report import write_report
+    from ablate.api import write_report
 
-    paths = _guard(lambda: write_report(run_dir))
-    for path in paths:
+    report = _guard(lambda: write_report(run_dir))
+    for path in report.paths:
         console.print(f"wrote {path}")
 
 

@@ -27,20 +27,26 @@ FIGURE_NAMES = frozenset({"forest", "slopes", "distributions", "learning_curves"
                           "interaction", "critical_difference"})
 
 
-def write_report(run_dir: Path) -> list[Path]:
-    """Analyse a run directory and write report.md, report.html, report.json into it.
-
-    Returns the three paths (md, html, json). PNGs for the Markdown go to
-    RUN_DIR/report_files/. Raises `UserError` when there is no store or nothing to
-    compare.
-    """
-    run_dir = Path(run_dir)
-    store = Store.open_existing(run_dir)
+def analyse_run_dir(run_dir: Path) -> Analysis:
+    """The decision object of a run directory (nothing written). Raises `UserError` when
+    there is no store or nothing to compare."""
+    store = Store.open_existing(Path(run_dir))
     try:
         data = load(store)
     finally:
         store.close()
-    a = analyse(data)
+    return analyse(data)
+
+
+def write_report(run_dir: Path) -> tuple[Analysis, list[Path]]:
+    """Analyse a run directory and write report.md, report.html, report.json into it.
+
+    Returns the analysis and the three paths (md, html, json). PNGs for the Markdown go
+    to RUN_DIR/report_files/. Raises `UserError` when there is no store or nothing to
+    compare.
+    """
+    run_dir = Path(run_dir)
+    a = analyse_run_dir(run_dir)
     u = Units.for_metric(a.family.metric, a.higher_is_better)
     figures = make_plots(a, u)
     doc = build(a, u, figures)
@@ -58,7 +64,7 @@ def write_report(run_dir: Path) -> list[Path]:
     atomic_write(paths[1], html(doc).encode())
     text = json.dumps(report_json(a, doc), indent=2, allow_nan=False, ensure_ascii=False)
     atomic_write(paths[2], (text + "\n").encode())
-    return paths
+    return a, paths
 
 
 def make_plots(a: Analysis, u: Units) -> list[plots.Plot]:
