@@ -17,18 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -37,6 +29,7 @@ if TYPE_CHECKING:
 from ablate import data
 from ablate.engine import layers_text, optimizer_text, provenance, resolve_device
 from ablate.errors import UserError
+from ablate.progress import StudyProgress
 from ablate.report import (
     Analysis,
     Units,
@@ -49,6 +42,8 @@ from ablate.report import write_report as _write_report
 from ablate.stats import Contrast
 from ablate.store import DB_NAME, Run, Store, describe
 from ablate.study import (
+    Executed,
+    Executor,
     InProcessExecutor,
     Plan,
     Study,
@@ -73,6 +68,10 @@ class StudyOptions:
     fresh: bool = False  # forget earlier runs of this study first
     wait: bool = False  # wait for another driver of the same run directory to finish
     report: bool = True  # write report.{md,html,json} at the end
+    executor: Literal["in-process", "ray"] = "in-process"  # where cohorts train
+    ray_address: str | None = None  # None: a local Ray instance; "auto" or HOST:PORT: join
+    cpus_per_cohort: float = 1.0  # Ray resources per cohort task
+    gpus_per_cohort: float = 0.0  # fractions let cohorts share a GPU
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,9 @@ def run_study(path: Path | str, options: StudyOptions | None = None, *,
     console = console or Console()
     path = Path(path)
     study = load_study(path).with_overrides(seeds=options.seeds, epochs=options.epochs)
-    device = resolve_device(options.device)
+    # With Ray the workers resolve the device: the driver may have no GPU of its own.
+    device = (resolve_device(options.device) if options.executor == "in-process"
+              else torch.device("cpu" if options.device == "auto" else options.device))
     run_dir = options.out / study.name
     if options.dry_run and not (run_dir / DB_NAME).exists():
         with tempfile.TemporaryDirectory() as scratch:  # a dry run leaves nothing behind
@@ -149,22 +150,19 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
         subset=options.subset, device=str(device), provenance=provenance(device),
         data_sha256=StudyRecord.from_json(earlier).data_sha256 if earlier else None)
     store.write_record(record.to_json())
-    failed = 0
+    done = Executed(0, 0)
     if plan.cohorts:
         check_subset(study, options.subset)
         mnist = runtime.load_mnist(progress=console.is_terminal)
-        device_data, checksums = load_data(study, options.subset, device, mnist)
+        checksums = mnist.checksums()
         store.write_record(replace(record, data_sha256=checksums).to_json())
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("steps"), TimeElapsedColumn(), TextColumn("ETA"),
-                      TimeRemainingColumn(), console=console,
-                      disable=not console.is_terminal) as bar:
-            task = bar.add_task(f"training {plan.runs} runs", total=plan.total_steps)
-            failed = execute(
-                study, store, plan, InProcessExecutor(device_data), device, checksums,
-                on_step=lambda k: bar.advance(task, k),
-                on_cohort=lambda t, r: console.print(
-                    f"  {t.arm.name}: {len(t.seeds)} seeds in {r.seconds:.0f} s"))
+        executor = _executor(options, study, device, mnist, checksums)
+        console.print(f"training {plan.runs} runs in {len(plan.cohorts)} cohorts"
+                      + (f" on Ray ({options.ray_address or 'local'})"
+                         if options.executor == "ray" else f" on {device}"))
+        with StudyProgress(plan, console) as shown:
+            done = execute(study, store, plan, executor, checksums, shown,
+                           on_cohort=shown.finished)
     else:
         console.print(f"Nothing to do: all {plan.skipped} runs are finished with this config.")
     console.print(arm_summary(study, store.runs()))
@@ -175,10 +173,23 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
                 console.print(f"wrote {written}")
         except UserError as exc:  # e.g. every seed of the baseline diverged
             console.print(f"[yellow]no report[/]: {exc}")
-    if failed:
-        console.print(f"[red]{failed} runs failed[/]; see `ablate runs {store.dir}`; "
+    if done.failed:
+        console.print(f"[red]{done.failed} runs failed[/]; see `ablate runs {store.dir}`; "
                       "rerun the same command to retry them.")
-    return StudyRun(store.dir, plan.runs + plan.skipped, plan.runs - failed, failed)
+    return StudyRun(store.dir, plan.runs + plan.skipped, done.trained, done.failed)
+
+
+def _executor(options: StudyOptions, study: Study, device: torch.device, mnist: data.Mnist,
+              checksums: dict[str, str]) -> Executor:
+    if options.executor == "ray":
+        from ablate.study._ray import RayExecutor, RayOptions
+
+        return RayExecutor(mnist, checksums, validation=study.validation, subset=options.subset,
+                           device=options.device, options=RayOptions(
+                               options.ray_address, options.cpus_per_cohort,
+                               options.gpus_per_cohort))
+    device_data, _ = load_data(study, options.subset, device, mnist)
+    return InProcessExecutor(device_data)
 
 
 def _plan_table(study: Study, plan: Plan) -> Table:

@@ -65,6 +65,18 @@ def study(
         "If another `ablate study` is training into the same run directory, wait for it to "
         "finish instead of stopping."))] = False,
     report: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
+    executor: Annotated[Literal["in-process", "ray"], typer.Option(
+        help="Where cohorts train: in this process, or as tasks on a Ray cluster "
+        "(pip install 'ablate[ray]').")] = "in-process",
+    ray_address: Annotated[str | None, typer.Option(
+        help="With --executor ray: join this cluster (HOST:PORT of the head node, or "
+        "auto); without it a local Ray instance is started.")] = None,
+    cpus_per_cohort: Annotated[float, typer.Option(
+        help="With --executor ray: CPUs each cohort task declares (and its torch threads)."
+    )] = 1.0,
+    gpus_per_cohort: Annotated[float, typer.Option(
+        help="With --executor ray: GPUs each cohort task declares; fractions share a GPU.")
+    ] = 0.0,
 ) -> None:
     """Train every arm of a study over its seeds, store every run, summarise.
 
@@ -74,7 +86,9 @@ def study(
     from ablate.api import Runtime, StudyOptions, run_study
 
     options = StudyOptions(out=out, seeds=seeds, epochs=epochs, subset=subset, device=device,
-                           dry_run=dry_run, fresh=fresh, wait=wait, report=report)
+                           dry_run=dry_run, fresh=fresh, wait=wait, report=report,
+                           executor=executor, ray_address=ray_address,
+                           cpus_per_cohort=cpus_per_cohort, gpus_per_cohort=gpus_per_cohort)
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()  # tests inject theirs
     code = _guard(lambda: run_study(study_file, options, console=console, runtime=runtime
                                     ).exit_code)

@@ -39,6 +39,7 @@ from ablate.engine._optim import Optimizer
 from ablate.engine._train import (
     CohortResult,
     DeviceData,
+    Epoch,
     prepare_data,
     replica_losses,
     scale,
@@ -57,6 +58,7 @@ __all__ = [
     "CohortMLP",
     "CohortResult",
     "DeviceData",
+    "Epoch",
     "INITS",
     "INIT_ALIASES",
     "INPUTS",

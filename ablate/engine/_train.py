@@ -21,6 +21,7 @@ from torch import Tensor
 from ablate.data import Mnist, split, stratified_order, validation_halves
 from ablate.engine import _rng as rng
 from ablate.engine._config import RunConfig
+from ablate.engine._device import provenance
 from ablate.engine._model import INPUTS, CohortMLP, load_replica_state, replica_state
 from ablate.engine._optim import Optimizer
 from ablate.metric import Metric
@@ -110,6 +111,7 @@ class CohortResult:
     history: list[Epoch]
     seconds: float
     val_half_sizes: tuple[int, int]  # images in validation halves A and B
+    provenance: dict[str, object]  # where and with what it trained (`provenance`)
 
 
 def replica_losses(logits: Tensor, labels: Tensor) -> Tensor:
@@ -155,12 +157,14 @@ def _means(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype) -> tuple[
 
 def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, select_on: Metric,
                  on_step: Callable[[int], None] | None = None,
+                 on_epoch: Callable[[Epoch], None] | None = None,
                  dtype: torch.dtype = torch.float32) -> CohortResult:
     """Train `len(seeds)` replicas of `config` for `config.epochs` epochs.
 
     `select_on` is the validation metric (`val_accuracy` or `val_loss`) whose best
     epoch's weights are kept; with no validation split the last epoch is kept.
-    `on_step(k)` is called after every k optimizer steps (for progress bars). `dtype`
+    `on_step(k)` is called after every k optimizer steps and `on_epoch(record)` after
+    each epoch (for progress displays). `dtype`
     float64 is for exactness tests; studies train in float32.
     """
     device, S = data.device, len(seeds)
@@ -243,6 +247,8 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
             weight_norms=_host(weight_norms, dead),
         )
         history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
         for s in range(S):
             if not alive_now[s]:
                 continue
@@ -252,7 +258,8 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
                 best_state[s] = replica_state(model, s)
 
     replicas = _finish(model, seeds, data, alive, best_state, best_epoch, history, dtype)
-    return CohortResult(replicas, history, time.perf_counter() - start, data.val_half_sizes)
+    return CohortResult(replicas, history, time.perf_counter() - start, data.val_half_sizes,
+                        provenance(device))
 
 
 def _host(t: Tensor, dead: np.ndarray) -> np.ndarray:

@@ -220,7 +220,8 @@ class Store:
                 [(status, device, error, status, self.clock(), arm, s) for s in seeds])
 
     def finish(self, arm: str, seed: int, *, status: str, seconds: float, epochs: list[dict],
-               best_epoch: int, metrics: dict[str, float], checkpoint: str | None) -> None:
+               best_epoch: int, metrics: dict[str, float], checkpoint: str | None,
+               device: str | None = None) -> None:
         """Record a finished run and its per-epoch metrics in one transaction."""
         with self.transaction() as db:
             db.execute("DELETE FROM epochs WHERE arm = ? AND seed = ?", (arm, seed))
@@ -235,10 +236,11 @@ class Store:
             db.execute(
                 "UPDATE runs SET status = ?, seconds = ?, epochs = ?, best_epoch = ?, "
                 + "".join(f"{k} = ?, " for k in METRIC_COLUMNS)
-                + "checkpoint = ?, error = NULL WHERE arm = ? AND seed = ?",
+                + "checkpoint = ?, device = COALESCE(?, device), error = NULL "
+                "WHERE arm = ? AND seed = ?",
                 (status, seconds, len(epochs), best_epoch,
                  *[_finite(metrics.get(k, math.nan)) for k in METRIC_COLUMNS], checkpoint,
-                 arm, seed))
+                 device, arm, seed))
 
     def runs(self) -> list[Run]:
         cols = ", ".join(Run.__dataclass_fields__)

@@ -1,14 +1,28 @@
 from ablate.study._design import Arm, Factor, Study
-from ablate.study._execute import InProcessExecutor, check_subset, execute, load_data
-from ablate.study._plan import Plan, estimate_seconds, plan_study
+from ablate.study._execute import (
+    Executed,
+    Executor,
+    InProcessExecutor,
+    Outcome,
+    Progress,
+    check_subset,
+    execute,
+    load_data,
+)
+from ablate.study._plan import CohortTask, Plan, estimate_seconds, plan_study
 from ablate.study._record import StudyRecord, read_record
 from ablate.study._spec import SpecError, load_study, parse_study
 
 __all__ = [
     "Arm",
+    "CohortTask",
+    "Executed",
+    "Executor",
     "Factor",
     "InProcessExecutor",
+    "Outcome",
     "Plan",
+    "Progress",
     "SpecError",
     "Study",
     "StudyRecord",
