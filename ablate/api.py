@@ -12,6 +12,7 @@ Every CLI command is one call here (`ablate.cli` is a thin layer over this modul
 options and defaults are the CLI's (`StudyOptions`).
 """
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -54,6 +55,7 @@ from ablate.study import (
     load_data,
     load_study,
     plan_study,
+    read_record,
 )
 
 
@@ -165,7 +167,7 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
                            on_cohort=shown.finished)
     else:
         console.print(f"Nothing to do: all {plan.skipped} runs are finished with this config.")
-    console.print(arm_summary(study, store.runs()))
+    console.print(arm_summary(study, store.runs(), console.width))
     console.print(f"Runs stored in {store.dir}/")
     if options.report and any(r.status == "done" for r in store.runs()):
         try:
@@ -207,7 +209,10 @@ def _plan_table(study: Study, plan: Plan) -> Table:
 
 
 class Runs(tuple[Run, ...]):
-    """Every run of a study (`ablate runs`), as plain `Run` objects."""
+    """Every run of a study (`ablate runs`), as plain `Run` objects; `study` is the
+    study they are runs of (None for a store without a readable record)."""
+
+    study: Study | None = None
 
     def to_pandas(self) -> "pandas.DataFrame":
         """One row per run, the columns of `Run` (needs pandas: pip install pandas)."""
@@ -218,7 +223,10 @@ def read_runs(run_dir: Path | str) -> Runs:
     """Every run of the study in `run_dir` with its status and final metrics."""
     store = Store.open_existing(Path(run_dir))
     try:
-        return Runs(store.runs())
+        runs = Runs(store.runs())
+        with contextlib.suppress(UserError):  # a store too old to name its study
+            runs.study = read_record(store).study
+        return runs
     finally:
         store.close()
 

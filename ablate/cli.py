@@ -99,15 +99,25 @@ def study(
 def runs(
     run_dir: Annotated[Path, typer.Argument(help="A study's run directory, e.g. runs/dropout.")],
     format: Annotated[Literal["table", "csv", "json"], typer.Option(
-        "--format", help="table, csv or json.")] = "table",
+        "--format", help="table, csv or json (csv and json carry every column).")] = "table",
+    wide: Annotated[bool, typer.Option("--wide", help="Show every column.")] = False,
+    columns: Annotated[str | None, typer.Option(
+        help="Comma-separated columns to show, e.g. arm,seed,val_accuracy,seconds.")] = None,
 ) -> None:
-    """List every run of a study with its status and final metrics."""
+    """List every run of a study with its status and final metrics.
+
+    The table shows arm, seed, status, best epoch, the study's metric and test
+    accuracy; --wide shows every column. Numbers are never cut: a table too wide for
+    the terminal is shown one run per block.
+    """
     from ablate.api import read_runs
-    from ablate.report import runs_csv, runs_json, runs_table
+    from ablate.report import run_columns, runs_csv, runs_json, runs_table
 
     rows = _guard(lambda: read_runs(run_dir))
     if format == "table":
-        console.print(runs_table(rows))
+        chosen = _guard(lambda: run_columns(rows.study, wide=wide, columns=(
+            [c.strip() for c in columns.split(",") if c.strip()] if columns else None)))
+        console.print(runs_table(rows, chosen, console.width))
     else:
         typer.echo(runs_csv(rows) if format == "csv" else runs_json(rows),
                    nl=format == "json")

@@ -1,9 +1,18 @@
 from ablate.report._analysis import Analysis, Curves
-from ablate.report._console import arm_summary, keras_summary, runs_csv, runs_json, runs_table
+from ablate.report._console import (
+    RUN_COLUMNS,
+    arm_summary,
+    keras_summary,
+    run_columns,
+    runs_csv,
+    runs_json,
+    runs_table,
+)
 from ablate.report._text import DECISION_COLOURS, Units, answer_paragraph, headline
 from ablate.report._write import analyse_run_dir, write_report
 
 __all__ = [
+    "RUN_COLUMNS",
     "Analysis",
     "Curves",
     "DECISION_COLOURS",
@@ -13,6 +22,7 @@ __all__ = [
     "arm_summary",
     "headline",
     "keras_summary",
+    "run_columns",
     "runs_csv",
     "runs_json",
     "runs_table",

@@ -1,4 +1,4 @@
-from ablate.study._design import Arm, Factor, Study
+from ablate.study._design import Arm, Factor, Study, suggest
 from ablate.study._execute import (
     Executed,
     Executor,
@@ -34,4 +34,5 @@ __all__ = [
     "parse_study",
     "plan_study",
     "read_record",
+    "suggest",
 ]
