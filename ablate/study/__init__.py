@@ -1,4 +1,4 @@
-from ablate.study._design import Arm, Factor, Study, suggest
+from ablate.study._design import Arm, Factor, Sequential, Study, suggest
 from ablate.study._execute import (
     Executed,
     Executor,
@@ -23,6 +23,7 @@ __all__ = [
     "Outcome",
     "Plan",
     "Progress",
+    "Sequential",
     "SpecError",
     "Study",
     "StudyRecord",

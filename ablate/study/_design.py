@@ -30,6 +30,24 @@ class Factor:
 
 
 @dataclass(frozen=True)
+class Sequential:
+    """Seeds added in rounds until every verdict is settled (`seeds = { min, max }`).
+
+    Looks happen at min, min + step, ..., max paired seeds (fixed in advance, so the
+    error rates hold however often the study looks); each round trains `step` more
+    seeds of every arm.
+    """
+
+    min: int  # seeds before the first look (6: the fewest an exact test can decide on)
+    max: int  # the most seeds any arm gets
+    step: int = 2  # seeds added per round
+
+    def looks(self) -> tuple[int, ...]:
+        """The seed counts at which the study looks: min, min + step, ..., max."""
+        return tuple(sorted({*range(self.min, self.max, self.step), self.max}))
+
+
+@dataclass(frozen=True)
 class Study:
     name: str
     question: str
@@ -41,6 +59,7 @@ class Study:
     factors: tuple[Factor, ...]
     arms: tuple[Arm, ...]  # arms[0] is the baseline
     source: str  # the file it came from
+    sequential: Sequential | None = None  # None: a fixed design on `seeds`
 
     @property
     def baseline(self) -> Arm:
@@ -58,13 +77,27 @@ class Study:
         raise UserError(f"{self.source}: no arm named {name!r}{suggest(name, names)}; "
                         f"arms: {', '.join(names)}")
 
-    def with_overrides(self, *, seeds: int | None = None, epochs: int | None = None) -> "Study":
-        """The same study with `--seeds N` (seeds 0..N-1) or `--epochs N` applied."""
+    def with_overrides(self, *, seeds: int | None = None, epochs: int | None = None,
+                       until_decided: bool = False, max_seeds: int | None = None) -> "Study":
+        """The same study with `--seeds N` (seeds 0..N-1), `--epochs N`, or
+        `--until-decided [--max-seeds N]` (sequential, from the file's seeds or 6) applied."""
         study = self
         if seeds is not None:
             if seeds < 1:
                 raise UserError(f"--seeds must be at least 1, got {seeds}")
-            study = replace(study, seeds=tuple(range(seeds)))
+            study = replace(study, seeds=tuple(range(seeds)), sequential=None)
+        if max_seeds is not None and not (until_decided or study.sequential):
+            raise UserError("--max-seeds goes with --until-decided (or seeds = { min, max } "
+                            "in the study file)")
+        if until_decided or (max_seeds is not None and study.sequential):
+            low = study.sequential.min if study.sequential else len(study.seeds)
+            high = max_seeds or (study.sequential.max if study.sequential else 30)
+            if high < low:
+                raise UserError(f"--max-seeds must be at least the {low} seeds the study "
+                                f"starts with, got {high}")
+            step = study.sequential.step if study.sequential else 2
+            study = replace(study, seeds=tuple(range(low)),
+                            sequential=Sequential(low, high, step))
         if epochs is not None:
             if epochs < 1:
                 raise UserError(f"--epochs must be at least 1, got {epochs}")

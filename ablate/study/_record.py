@@ -21,7 +21,7 @@ from ablate.engine import run_config_from_dict
 from ablate.errors import UserError
 from ablate.metric import metric
 from ablate.store import Store
-from ablate.study._design import Arm, Factor, Study
+from ablate.study._design import Arm, Factor, Sequential, Study
 from ablate.study._spec import parse_study
 
 __all__ = ["RECORD_FORMAT", "StudyRecord", "legacy_record", "read_record"]
@@ -47,6 +47,9 @@ class StudyRecord:
                 "name": s.name, "question": s.question, "seeds": list(s.seeds),
                 "metric": s.metric.name, "rope": s.rope, "validation": s.validation,
                 "design": s.design, "source": s.source,
+                "sequential": None if s.sequential is None else {
+                    "min": s.sequential.min, "max": s.sequential.max,
+                    "step": s.sequential.step},
                 "factors": [{"name": f.name, "levels": list(f.levels), "baseline": f.baseline}
                             for f in s.factors],
                 "arms": [{"name": a.name, "levels": [list(lv) for lv in a.levels],
@@ -73,7 +76,8 @@ class StudyRecord:
                               for f in s["factors"]),
                 arms=tuple(Arm(a["name"], tuple((f, lv) for f, lv in a["levels"]),
                                run_config_from_dict(a["config"])) for a in s["arms"]),
-                source=s["source"])
+                source=s["source"],
+                sequential=Sequential(**s["sequential"]) if s.get("sequential") else None)
             return cls(study=study, study_file=d["study_file"], source=d["source"],
                        subset=d["subset"], device=d["device"], provenance=d["provenance"],
                        data_sha256=d["data_sha256"])

@@ -30,7 +30,7 @@ from ablate.engine import (
 )
 from ablate.errors import UserError
 from ablate.metric import METRICS
-from ablate.study._design import Arm, Factor, Study, suggest
+from ablate.study._design import Arm, Factor, Sequential, Study, suggest
 
 STUDY_KEYS = ("name", "question", "seeds", "metric", "rope", "validation", "design", "base",
               "factors")
@@ -128,7 +128,7 @@ def parse_study(text: str, source: str = "<study>") -> Study:
         top.fail("name", f"expected letters, digits, '-', '_' or '.', got {name!r} "
                          "(it names the run directory)")
     question = top.str_("question")
-    seeds = _seeds(top)
+    seeds, sequential = _seeds(top)
     metric = METRICS[top.str_("metric", "val_accuracy", STUDY_METRICS)]
     rope = top.float_("rope", 0.002)
     validation = top.int_("validation", 10_000)
@@ -149,11 +149,25 @@ def parse_study(text: str, source: str = "<study>") -> Study:
     arms = _arms(base, factors, design, source)
     return Study(name=name, question=question, seeds=seeds, metric=metric, rope=rope,
                  validation=validation, design=design, factors=tuple(f for f, _ in factors),
-                 arms=arms, source=source)
+                 arms=arms, source=source, sequential=sequential)
 
 
-def _seeds(top: _Table) -> tuple[int, ...]:
+def _seeds(top: _Table) -> tuple[tuple[int, ...], Sequential | None]:
+    """`seeds = N`, a list of seeds, or `{ min = 6, max = 30, step = 2 }` (sequential:
+    seeds 0..max-1 are used in order, min of them first)."""
     value = top.data.get("seeds", 10)
+    if isinstance(value, Mapping):
+        t = _Table(value, "seeds", top.source, ("min", "max", "step"))
+        low = t.int_("min", 6, low=1)
+        high = t.int_("max", 30, low=1)
+        step = t.int_("step", 2, low=1)
+        if high < low:
+            t.fail("seeds.max", f"expected max >= min ({low}), got {high}")
+        return tuple(range(low)), Sequential(low, high, step)
+    return _fixed_seeds(top, value), None
+
+
+def _fixed_seeds(top: _Table, value: object) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             top.fail("seeds", f"expected a count >= 1 or a list of seeds, got {value}")
@@ -163,8 +177,8 @@ def _seeds(top: _Table) -> tuple[int, ...]:
         if len(set(value)) != len(value):
             top.fail("seeds", "expected distinct seeds, got duplicates")
         return tuple(value)
-    top.fail("seeds", "expected a count >= 1 or a non-empty list of non-negative integers, "
-                      f"got {_kind(value)}")
+    top.fail("seeds", "expected a count >= 1, a non-empty list of non-negative integers, "
+                      f"or a table {{ min, max }}, got {_kind(value)}")
 
 
 def _factors(data: object, source: str) -> list[tuple[Factor, dict[str, Mapping[str, Any]]]]:
