@@ -8,13 +8,17 @@ t p values (both two-sided, SciPy's defaults).
 
 from __future__ import annotations
 
-import warnings
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.stats as st
 
+from ablate.stats._signflip import sign_flip
+
 __all__ = ["Wins", "d_z", "t_p", "wilcoxon_p", "wins"]
+
+_EXACT_RANKS = 62  # exact int64 counts of the 2^n signed-rank patterns
 
 
 def _finite(diffs: object) -> np.ndarray:
@@ -25,21 +29,29 @@ def _finite(diffs: object) -> np.ndarray:
 
 
 def wilcoxon_p(diffs: object) -> float:
-    """Two-sided Wilcoxon signed-rank p (`scipy.stats.wilcoxon`, its defaults).
+    """Two-sided exact Wilcoxon signed-rank p.
 
-    diffs: (n,). Zero differences are dropped (zero_method="wilcox"); when every
-    difference is zero (SciPy: nan and a warning) p = 1.0; nan for n = 0.
+    diffs: (n,). Zero differences are dropped (zero_method="wilcox"), ties share their
+    midrank, and the 2^n sign patterns of the signed ranks are counted exactly (twice a
+    midrank is an integer). This equals `scipy.stats.wilcoxon` wherever SciPy is exact
+    (no ties; or ties with 2^n <= 9999, where it enumerates the patterns one by one,
+    ~0.3 s); beyond, SciPy samples or approximates and this stays exact. When every
+    difference is zero p = 1.0; nan for n = 0. Beyond 62 nonzero differences, SciPy.
     """
     d = _finite(diffs)
     if d.size == 0:
         return float("nan")
-    if not np.any(d):
+    z = d[d != 0]
+    if z.size == 0:
         return 1.0
-    return float(st.wilcoxon(d).pvalue)
+    if z.size > _EXACT_RANKS:
+        return float(st.wilcoxon(d).pvalue)
+    ranks = st.rankdata(np.abs(z))  # midranks
+    return sign_flip(np.sign(z) * ranks, resolution=0.5).p_two_sided()
 
 
 def t_p(diffs: object) -> float:
-    """Two-sided paired t-test p (`scipy.stats.ttest_1samp(diffs, 0)`).
+    """Two-sided paired t-test p, as `scipy.stats.ttest_1samp(diffs, 0)`.
 
     diffs: (n,). nan for n < 2. All differences equal: p = 1.0 if they are zero,
     else 0.0 (the t statistic is 0/0 or +-inf; SciPy would warn and return nan).
@@ -49,11 +61,8 @@ def t_p(diffs: object) -> float:
         return float("nan")
     if np.ptp(d) == 0.0:
         return 1.0 if d[0] == 0.0 else 0.0
-    with warnings.catch_warnings():
-        # Nearly identical values: SciPy warns of precision loss in the variance; the
-        # p value is still the best available, and it is tiny, as it should be.
-        warnings.filterwarnings("ignore", message="Precision loss", category=RuntimeWarning)
-        return float(st.ttest_1samp(d, 0.0).pvalue)
+    t = float(d.mean()) / (float(d.std(ddof=1)) / math.sqrt(d.size))
+    return float(2.0 * st.t.sf(abs(t), d.size - 1))
 
 
 def d_z(diffs: object) -> float:
@@ -91,7 +100,11 @@ def wins(diffs: object, *, higher_is_better: bool = True, confidence: float = 0.
     """
     d = _finite(diffs)
     k = int(np.count_nonzero(d > 0 if higher_is_better else d < 0))
-    if d.size == 0:
+    n = d.size
+    if n == 0:
         return Wins(0, 0, 0, (0.0, 1.0))
-    ci = st.binomtest(k, d.size).proportion_ci(confidence_level=confidence, method="exact")
-    return Wins(k, int(np.count_nonzero(d == 0)), int(d.size), (float(ci.low), float(ci.high)))
+    a = (1.0 - confidence) / 2.0
+    # Clopper-Pearson as beta quantiles (what binomtest's "exact" interval solves for).
+    low = 0.0 if k == 0 else float(st.beta.ppf(a, k, n - k + 1))
+    high = 1.0 if k == n else float(st.beta.isf(a, k + 1, n - k))
+    return Wins(k, int(np.count_nonzero(d == 0)), n, (low, high))

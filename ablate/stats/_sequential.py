@@ -332,19 +332,28 @@ def _interval_path(p: _Prepared, design: SequentialDesign, n_looks: int
     present = p.x2[p.valid]
     if present.size == 0:
         return [(-math.inf, math.inf)] * n_looks
-    lo_d, hi_d = int(present.min()) - 1, int(present.max()) + 1
-    shifts = np.arange(lo_d, hi_d + 1)
-    up = np.array([first_crossing(np.where(p.valid, p.x2 - s, 0), looks, spend)
-                   for s in shifts])  # first look rejecting Delta <= s
-    down = np.array([first_crossing(np.where(p.valid, s - p.x2, 0), looks, spend)
-                     for s in shifts])  # first look rejecting Delta >= s
+    lowest, highest = int(present.min()) - 1, int(present.max()) + 1
+
+    def first_alive(shifts: range, sign: int) -> list[int | None]:
+        """Per look k, the first shift (in scan order) not rejected by look k."""
+        found: list[int | None] = [None] * n_looks
+        for s in shifts:
+            k_cross = first_crossing(np.where(p.valid, sign * (p.x2 - s), 0), looks, spend)
+            for k in range(min(k_cross, n_looks)):
+                found[k] = s if found[k] is None else found[k]
+            if k_cross >= n_looks:  # alive at every look: each one is resolved by now
+                for k in range(n_looks):
+                    found[k] = s if found[k] is None else found[k]
+                break
+        return found
+
+    low_at = first_alive(range(lowest, highest + 1), +1)  # scanning up: lower ends
+    high_at = first_alive(range(highest, lowest - 1, -1), -1)  # scanning down: upper ends
     out = []
-    for k in range(n_looks):
-        alive_up = np.flatnonzero(up > k)
-        alive_down = np.flatnonzero(down > k)
-        low = -math.inf if alive_up[0] == 0 else shifts[alive_up[0]] * p.h / 2
-        high = math.inf if alive_down[-1] == shifts.size - 1 else \
-            shifts[alive_down[-1]] * p.h / 2
+    for lo_s, hi_s in zip(low_at, high_at, strict=True):
+        # The shift just below the smallest difference stands for all lower ones.
+        low = -math.inf if lo_s is None or lo_s == lowest else lo_s * p.h / 2
+        high = math.inf if hi_s is None or hi_s == highest else hi_s * p.h / 2
         out.append((float(low), float(high)))
     return out
 

@@ -181,9 +181,10 @@ def _not_made(j: int, t: ClaimTests | None, case: Case, raw: dict[str, np.ndarra
         best[j] = t.floor
         if holm(best)[j] > lv[c]:
             blocked.append(c)
-    floor = (f"with {case.n} seeds the smallest one-sided p is {t.floor:.3g}, too large "
-             f"for Holm over {m} contrast{'s' if m > 1 else ''} at "
-             f"{lv['better']:g} (better, worse) and {lv['equivalent']:g} (equivalent)")
+    which = "any claim" if len(blocked) == len(CLAIMS) else " or ".join(
+        f"{c!r} (level {lv[c]:g})" for c in blocked)
+    floor = (f"with {case.n} seeds the smallest one-sided p is {t.floor:.3g}, which Holm "
+             f"over {m} contrast{'s' if m > 1 else ''} cannot accept for {which}")
     if len(blocked) == len(CLAIMS):
         return f"inconclusive: no claim was possible: {floor}"
     metric, rank = case.metric, case.rank
@@ -195,7 +196,7 @@ def _not_made(j: int, t: ClaimTests | None, case: Case, raw: dict[str, np.ndarra
                     f"{c!r}, but with diverged runs counted as worst the rank test gives "
                     f"p = {rank.get(c):.3g}; a claim needs both")
     ps = ", ".join(f"{c} {holm(raw[c])[j]:.3g}" for c in CLAIMS)
-    note = ("; 'better' and 'worse' were out of reach: " + floor) if "better" in blocked else ""
+    note = f"; out of reach: {floor}" if blocked else ""
     return (f"inconclusive: no claim reached its Holm level (adjusted p: {ps}; levels "
             f"{lv['better']:g}, {lv['worse']:g}, {lv['equivalent']:g}); 95% CI "
             f"{_ci(case.ci95)}, 90% CI {_ci(case.ci90)}, ROPE +-{rope:g}{note}")
