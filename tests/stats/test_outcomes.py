@@ -11,12 +11,20 @@ import math
 import numpy as np
 import pytest
 
-from ablate.stats import DIVERGED, complete_pairs, factorial, pair, pairing, simple_effects
+from ablate.stats import (
+    DIVERGED,
+    Outcome,
+    complete_pairs,
+    factorial,
+    pair,
+    pairing,
+    simple_effects,
+)
 
 
 def test_pair_keeps_each_contrasts_own_seeds_and_lists_the_rest() -> None:
-    arm = {0: 0.91, 1: "failed", 2: DIVERGED, 3: 0.93}
-    base = {0: 0.90, 1: 0.90, 2: 0.90, 3: "pending"}  # seed 4 absent: missing
+    arm: dict[int, Outcome] = {0: 0.91, 1: "failed", 2: DIVERGED, 3: 0.93}
+    base: dict[int, Outcome] = {0: 0.90, 1: 0.90, 2: 0.90, 3: "pending"}  # seed 4: missing
     c = pair(arm, base, [0, 1, 2, 3, 4], name="arm", reference="base", resolution=None)
     assert c.seeds == (0, 2)
     assert c.missing == ((1, "arm failed"), (3, "base pending"),
@@ -48,9 +56,10 @@ def test_factorial_sides_by_hand() -> None:
 
 def test_factorial_divergence_is_worst_for_a_main_effect_and_undefined_for_interaction() -> None:
     seeds = [0, 1, 2]
-    ok = {0: 1.0, 1: 1.0, 2: 1.0}
-    cells = {("a0", "b0"): ok, ("a0", "b1"): ok, ("a1", "b0"): {0: 1.0, 1: DIVERGED, 2: 1.0},
-             ("a1", "b1"): {0: 1.0, 1: 1.0, 2: "failed"}}
+    ok: dict[int, Outcome] = {0: 1.0, 1: 1.0, 2: 1.0}
+    cells: dict[tuple[str, str], dict[int, Outcome]] = {
+        ("a0", "b0"): ok, ("a0", "b1"): ok, ("a1", "b0"): {0: 1.0, 1: DIVERGED, 2: 1.0},
+        ("a1", "b1"): {0: 1.0, 1: 1.0, 2: "failed"}}
     main_a, _, inter = factorial(cells, seeds, factor_a="A", factor_b="B",
                                  levels_a=("a0", "a1"), levels_b=("b0", "b1"),
                                  resolution=None)
