@@ -191,12 +191,14 @@ def sequential_rates(rng: np.random.Generator, kind: str, sims: int,
         cond_b[i] = up.size - ((up.look < k_all) and not better[i])
         cond_e[i] = down.size - ((down.look < k_all) and not equiv[i])
     sym = kind in SYMMETRIC
-    return [
-        Rate(f"sequential P('better') at +ROPE, peeking every round, {kind}", ALPHA / 2,
-             *share(better), *(share(cond_b) if sym else (None, None)), guaranteed=sym),
-        Rate(f"sequential P('equivalent') at +ROPE, peeking every round, {kind}", ALPHA,
-             *share(equiv), *(share(cond_e) if sym else (None, None)), guaranteed=sym),
-    ]
+    out = []
+    for claim, nominal, direct, cond in (("better", ALPHA / 2, better, cond_b),
+                                         ("equivalent", ALPHA, equiv, cond_e)):
+        d, d_se = share(direct)
+        c, c_se = share(cond) if sym else (None, None)
+        out.append(Rate(f"sequential P('{claim}') at +ROPE, peeking every round, {kind}",
+                        nominal, d, d_se, c, c_se, guaranteed=sym))
+    return out
 
 
 def expected_seeds(rng: np.random.Generator, sims: int, design: SequentialDesign
