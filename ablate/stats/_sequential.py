@@ -272,6 +272,7 @@ class _Prepared:
 
 
 def _prepare(data: ContrastData, seeds: Sequence[int], rope: float, higher: bool) -> _Prepared:
+    """Lay a contrast over the seed slots of the looks so far (later seeds wait)."""
     sign = 1.0 if higher or data.kind == "interaction" else -1.0
     h = data.resolution if data.resolution is not None else rope / _LOSS_GRID_PER_ROPE
     if not h > 0:
@@ -282,10 +283,11 @@ def _prepare(data: ContrastData, seeds: Sequence[int], rope: float, higher: bool
     x2 = np.zeros(n, dtype=np.int64)
     valid = np.zeros(n, dtype=bool)
     u = np.full(n, np.nan)
-    rows = np.array([slot[s] for s in data.seeds], dtype=np.int64)
-    u[rows] = improvement_scores(data, higher_is_better=sign > 0)
-    done = data.both_done
-    d = sign * (data.a[done] - data.b[done])
+    now = np.array([s in slot for s in data.seeds], dtype=bool)  # seeds up to the last look
+    rows = np.array([slot[s] for s in data.seeds if s in slot], dtype=np.int64)
+    u[rows] = improvement_scores(data, higher_is_better=sign > 0)[now]
+    done = data.both_done[now]
+    d = sign * (data.a[now][done] - data.b[now][done])
     # A loss has no grid: round its differences to rope/100 (see the module docstring).
     x2[rows[done]] = 2 * (np.rint(d / h).astype(np.int64) if data.resolution is None
                           else to_grid(d, h))
@@ -388,6 +390,11 @@ def sequential_verdicts(
     intervals (NaN in the path), for simulations that need only the verdicts.
     """
     looks = design.looks
+    known = set(seeds)
+    for c in contrasts:
+        stray = [s for s in c.seeds if s not in known]
+        if stray:
+            raise ValueError(f"{c.name}: seeds {stray} are not among the seeds run {list(seeds)}")
     n_looks = sum(1 for n in looks if n <= len(seeds))
     if n_looks == 0:
         return SequentialResult(design, (), tuple(

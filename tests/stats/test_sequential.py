@@ -151,3 +151,11 @@ def test_design_validation_and_looks() -> None:
     assert DESIGN.spending(0.05)[-1] == 0.05
     with pytest.raises(ValueError):
         SequentialDesign(min_seeds=8, max_seeds=6)
+
+
+def test_seeds_beyond_the_last_look_wait_for_their_look() -> None:
+    units = np.full(11, 90.0)  # 11 seeds run: looks at 6, 8, 10; seed 10 waits for 12
+    v = sequential_verdicts(DESIGN, [one(units)], list(range(11))).verdicts[0]
+    assert [look.n for look in v.path] == [6, 8, 10] and v.path[-1].n_paired == 10
+    with pytest.raises(ValueError, match="not among the seeds run"):
+        sequential_verdicts(DESIGN, [one(units)], list(range(10, 21)))
