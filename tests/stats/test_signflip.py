@@ -192,3 +192,13 @@ def test_monte_carlo_path_states_its_error_and_agrees_with_exact() -> None:
     assert exact.mc_se(0.05) == 0.0
     with pytest.raises(ValueError, match="rng"):
         sign_flip(d, resolution=None)
+
+
+def test_a_grid_too_wide_to_count_falls_back_and_says_so() -> None:
+    # 1e-9 resolution: differences of ~1e7 units would need a 10^8-cell table.
+    d = np.array([0.012, -0.004, 0.009, 0.011, 0.002, 0.007])
+    dist = sign_flip(d, resolution=1e-9)
+    assert dist.resolution is None and dist.exact
+    assert dist.method == ("exact sign-flip inversion (all 64 sign patterns; grid 1/1000000000 "
+                           "too wide to count)")
+    assert dist.p_two_sided() == sign_flip(d, resolution=None).p_two_sided()
