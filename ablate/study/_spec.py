@@ -38,7 +38,10 @@ BASE_KEYS = ("conventions", "layers", "activation", "leaky_slope", "batch_norm",
              "bn_eps", "dropout", "init", "init_scale", "optimizer", "epochs", "batch_size")
 LAYER_KEYS = ("units", "activation", "batch_norm", "dropout")
 FACTOR_KEYS = ("baseline", "levels")
-STUDY_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
+STUDY_METRICS = ("crossfit_val_accuracy", "crossfit_val_loss", "test_accuracy", "test_loss")
+# Study files written before the cross-fitted metrics said "val_accuracy": they meant
+# "compare on validation", which is now done selection-free (see ablate.metric).
+METRIC_ALIASES = {"val_accuracy": "crossfit_val_accuracy", "val_loss": "crossfit_val_loss"}
 
 
 class SpecError(UserError):
@@ -129,7 +132,8 @@ def parse_study(text: str, source: str = "<study>") -> Study:
                          "(it names the run directory)")
     question = top.str_("question")
     seeds, sequential = _seeds(top)
-    metric = METRICS[top.str_("metric", "val_accuracy", STUDY_METRICS)]
+    asked = top.str_("metric", "crossfit_val_accuracy", STUDY_METRICS + tuple(METRIC_ALIASES))
+    metric = METRICS[METRIC_ALIASES.get(asked, asked)]
     rope = top.float_("rope", 0.002)
     validation = top.int_("validation", 10_000)
     if validation >= 60_000:
@@ -140,8 +144,8 @@ def parse_study(text: str, source: str = "<study>") -> Study:
                            "validation = 10000")
     if validation > 0 and metric.split == "test":
         top.fail("metric", f"{metric.name!r} would compare arms on the test set; compare on "
-                           "\"val_accuracy\" or \"val_loss\" (the test set is reported, "
-                           "never tuned on)")
+                           "\"crossfit_val_accuracy\" or \"crossfit_val_loss\" (the test set "
+                           "is reported, never tuned on)")
     design = top.str_("design", "one_at_a_time", ("one_at_a_time", "factorial"))
     base = top.data.get("base", {})
     _Table(base, "base", source, BASE_KEYS)

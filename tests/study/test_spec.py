@@ -240,3 +240,13 @@ def test_until_decided_turns_a_fixed_study_sequential() -> None:
         study.with_overrides(max_seeds=9)
     with pytest.raises(UserError, match="at least the 3 seeds"):
         study.with_overrides(until_decided=True, max_seeds=2)
+
+
+def test_old_metric_names_mean_the_selection_free_ones() -> None:
+    """Study files from before the cross-fitted metrics keep working: `val_accuracy`
+    (compare on validation) now compares selection-free."""
+    old = parse_study(VALID.replace("rope = 0.01", 'rope = 0.01\nmetric = "val_accuracy"'), "o")
+    assert old.metric.name == "crossfit_val_accuracy" and old.metric.selection_free
+    loss = parse_study(VALID.replace("rope = 0.01", 'rope = 0.01\nmetric = "val_loss"'), "o")
+    assert loss.metric.name == "crossfit_val_loss" and not loss.higher_is_better
+    assert parse_study(VALID, "o").metric.name == "crossfit_val_accuracy"  # the default
