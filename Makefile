@@ -2,36 +2,47 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: help install study test test-all lint bench clean
+.PHONY: help install install-run study test test-all lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml constraints.txt
+# What running studies and the service needs, nothing more (no test or lint tools).
+$(RUN_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	$(PIP) -e .
+	touch $@
 
-install: $(STAMP)  ## create .venv and install ablate with the tested versions
+# The development tools and the optional extras the tests cover (Ray, pandas).
+$(DEV_STAMP): $(RUN_STAMP)
+	$(PIP) -e '.[dev,ray]'
+	touch $@
 
-study: $(STAMP)  ## the main job: the dropout study on MNIST (fetches MNIST on first use)
+install-run: $(RUN_STAMP)  ## .venv with what `make study` needs (the tested versions)
+
+install: $(DEV_STAMP)  ## .venv with everything: tests, lint, Ray, pandas
+
+study: $(RUN_STAMP)  ## the main job: the dropout study on MNIST (fetches MNIST on first use)
 	$(BIN)/ablate study studies/dropout.toml
 
-test: $(STAMP)  ## the test suite (slow tests excluded)
+test: $(DEV_STAMP)  ## the test suite (slow tests excluded)
 	$(BIN)/python -m pytest
 
-test-all: $(STAMP)  ## every test, the slow ones included
+test-all: $(DEV_STAMP)  ## every test, the slow ones included
 	$(BIN)/python -m pytest -m ''
 
-lint: $(STAMP)  ## ruff and mypy
+lint: $(DEV_STAMP)  ## ruff and mypy
 	$(BIN)/ruff check ablate serve tests benchmarks
 	$(BIN)/mypy ablate serve
 
-bench: $(STAMP)  ## training and serving benchmarks (quiet machine please)
+bench: $(DEV_STAMP)  ## benchmarks (quiet machine please)
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/stats_calibration.py
+	$(BIN)/python benchmarks/ray_scaling.py
 	$(BIN)/python benchmarks/serve_load.py
 	$(BIN)/python benchmarks/serve_abuse.py
 

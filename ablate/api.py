@@ -1,38 +1,61 @@
-"""`ablate study`: plan, train what is missing, record, summarise, report."""
+"""The public Python API: what the CLI does, for notebooks and scripts.
 
+    import ablate
+    study = ablate.load_study("studies/dropout.toml")
+    done = ablate.run_study("studies/dropout.toml", seeds=3, epochs=2, subset=5000)
+    runs = ablate.read_runs(done.run_dir)          # plain objects; runs.to_pandas()
+    report = ablate.write_report(done.run_dir)      # report.{md,html,json} + decisions
+    for c in report.contrasts:
+        print(c.arm, c.decision, c.mean_diff, c.ci_low, c.ci_high)
+
+Every CLI command is one call here (`ablate.cli` is a thin layer over this module);
+options and defaults are the CLI's (`StudyOptions`).
+"""
+
+import contextlib
 import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
+if TYPE_CHECKING:
+    import pandas
+
 from ablate import data
-from ablate.engine import provenance, resolve_device
+from ablate.engine import layers_text, optimizer_text, provenance, resolve_device
 from ablate.errors import UserError
-from ablate.report import arm_summary, write_report
-from ablate.store import DB_NAME, Store
+from ablate.progress import StudyProgress
+from ablate.report import (
+    Analysis,
+    Units,
+    analyse_run_dir,
+    answer_paragraph,
+    arm_summary,
+    headline,
+)
+from ablate.report import write_report as _write_report
+from ablate.stats import Contrast
+from ablate.store import DB_NAME, Run, Store, describe
 from ablate.study import (
+    Executed,
+    Executor,
     InProcessExecutor,
     Plan,
     Study,
+    StudyRecord,
     check_subset,
     estimate_seconds,
     execute,
     load_data,
     load_study,
     plan_study,
-    reset_run_dir,
+    read_record,
 )
 
 
@@ -44,9 +67,13 @@ class StudyOptions:
     subset: int | None = None  # first N training images of a fixed stratified order
     device: str = "auto"
     dry_run: bool = False
-    fresh: bool = False
-    progress: bool = True
+    fresh: bool = False  # forget earlier runs of this study first
+    wait: bool = False  # wait for another driver of the same run directory to finish
     report: bool = True  # write report.{md,html,json} at the end
+    executor: Literal["in-process", "ray"] = "in-process"  # where cohorts train
+    ray_address: str | None = None  # None: a local Ray instance; "auto" or HOST:PORT: join
+    cpus_per_cohort: float = 1.0  # Ray resources per cohort task
+    gpus_per_cohort: float = 0.0  # fractions let cohorts share a GPU
 
 
 @dataclass(frozen=True)
@@ -54,33 +81,62 @@ class Runtime:
     """What a study takes from the machine besides its options; tests pass their own."""
 
     load_mnist: Callable[..., data.Mnist] = field(default=data.load)  # (progress=) -> Mnist
+    clock: Callable[[], float] = field(default=time.time)  # unix time, for the store
 
 
-def run_study(path: Path, options: StudyOptions, console: Console,
-              runtime: Runtime = Runtime()) -> int:
-    """Run a study file to the end; returns the exit code (0, or 1 if runs failed)."""
+@dataclass(frozen=True)
+class StudyRun:
+    """What `run_study` did."""
+
+    run_dir: Path  # where the runs are (for a dry run of a new study: where they would be)
+    planned: int  # runs in the plan (arms x seeds)
+    trained: int  # runs trained now
+    failed: int  # runs that failed now (rerun to retry them)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def run_study(path: Path | str, options: StudyOptions | None = None, *,
+              console: Console | None = None, runtime: Runtime = Runtime(),
+              **option_values: Any) -> StudyRun:
+    """Run a study file to the end, exactly as `ablate study` does.
+
+    Options as a `StudyOptions` or as its keyword arguments (`seeds=3, epochs=2`).
+    Raises `UserError` for mistakes the user can fix (bad file, bad option).
+    """
+    options = options or StudyOptions(**option_values)
+    console = console or Console()
+    path = Path(path)
     study = load_study(path).with_overrides(seeds=options.seeds, epochs=options.epochs)
-    device = resolve_device(options.device)
+    # With Ray the workers resolve the device: the driver may have no GPU of its own.
+    device = (resolve_device(options.device) if options.executor == "in-process"
+              else torch.device("cpu" if options.device == "auto" else options.device))
     run_dir = options.out / study.name
     if options.dry_run and not (run_dir / DB_NAME).exists():
         with tempfile.TemporaryDirectory() as scratch:  # a dry run leaves nothing behind
             return _with_store(Path(scratch), study, options, device, console, path, runtime)
-    if options.fresh and not options.dry_run:
-        reset_run_dir(run_dir)
     return _with_store(run_dir, study, options, device, console, path, runtime)
 
 
 def _with_store(run_dir: Path, study: Study, options: StudyOptions, device: torch.device,
-                console: Console, path: Path, runtime: Runtime) -> int:
-    store = Store(run_dir)
+                console: Console, path: Path, runtime: Runtime) -> StudyRun:
+    store = Store(run_dir, clock=runtime.clock)
     try:
+        if not options.dry_run:  # a dry run only reads
+            store.acquire(wait=options.wait, on_wait=lambda h: console.print(
+                f"waiting: {run_dir} is in use by another `ablate study` "
+                f"({describe(h, runtime.clock())})"))
+            if options.fresh:
+                store.reset()
         return _run(study, store, options, device, console, path, runtime)
     finally:
         store.close()
 
 
 def _run(study: Study, store: Store, options: StudyOptions, device: torch.device,
-         console: Console, path: Path, runtime: Runtime) -> int:
+         console: Console, path: Path, runtime: Runtime) -> StudyRun:
     plan = plan_study(study, store, options.subset, dry_run=options.dry_run)
     console.print(f"[bold]{study.name}[/]: {study.question}")
     console.print(_plan_table(study, plan))
@@ -89,43 +145,53 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
         console.print(f"{plan.runs} runs to train in {len(plan.cohorts)} cohorts "
                       f"({plan.skipped} already done) on {device}; estimated {est / 60:.1f} min. "
                       "Dry run: nothing trained.")
-        return 0
-    store.set_meta(study_file=str(path), study_source=Path(path).read_text(encoding="utf-8"),
-                   name=study.name, question=study.question, metric=study.metric.name,
-                   rope=study.rope, validation=study.validation, subset=options.subset,
-                   seeds=list(study.seeds), arms=[a.name for a in study.arms],
-                   baseline=study.baseline.name, device=str(device),
-                   provenance=provenance(device))
-    failed = 0
+        return StudyRun(options.out / study.name, plan.runs + plan.skipped, 0, 0)
+    earlier = store.record_text()
+    record = StudyRecord(
+        study=study, study_file=str(path), source=Path(path).read_text(encoding="utf-8"),
+        subset=options.subset, device=str(device), provenance=provenance(device),
+        data_sha256=StudyRecord.from_json(earlier).data_sha256 if earlier else None)
+    store.write_record(record.to_json())
+    done = Executed(0, 0)
     if plan.cohorts:
         check_subset(study, options.subset)
-        mnist = runtime.load_mnist(progress=options.progress)
-        device_data, checksums = load_data(study, options.subset, device, mnist)
-        store.set_meta(data_sha256=checksums)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("steps"), TimeElapsedColumn(), TextColumn("ETA"),
-                      TimeRemainingColumn(), console=console,
-                      disable=not options.progress) as bar:
-            task = bar.add_task(f"training {plan.runs} runs", total=plan.total_steps)
-            failed = execute(
-                study, store, plan, InProcessExecutor(device_data), device, checksums,
-                on_step=lambda k: bar.advance(task, k),
-                on_cohort=lambda t, r: console.print(
-                    f"  {t.arm.name}: {len(t.seeds)} seeds in {r.seconds:.0f} s"))
+        mnist = runtime.load_mnist(progress=console.is_terminal)
+        checksums = mnist.checksums()
+        store.write_record(replace(record, data_sha256=checksums).to_json())
+        executor = _executor(options, study, device, mnist, checksums)
+        console.print(f"training {plan.runs} runs in {len(plan.cohorts)} cohorts"
+                      + (f" on Ray ({options.ray_address or 'local'})"
+                         if options.executor == "ray" else f" on {device}"))
+        with StudyProgress(plan, console) as shown:
+            done = execute(study, store, plan, executor, checksums, shown,
+                           on_cohort=shown.finished)
     else:
         console.print(f"Nothing to do: all {plan.skipped} runs are finished with this config.")
-    console.print(arm_summary(study, store.runs()))
+    console.print(arm_summary(study, store.runs(), console.width))
     console.print(f"Runs stored in {store.dir}/")
     if options.report and any(r.status == "done" for r in store.runs()):
         try:
-            for written in write_report(store.dir):
+            for written in write_report(store.dir).paths:
                 console.print(f"wrote {written}")
         except UserError as exc:  # e.g. every seed of the baseline diverged
             console.print(f"[yellow]no report[/]: {exc}")
-    if failed:
-        console.print(f"[red]{failed} runs failed[/]; see `ablate runs {store.dir}`; "
+    if done.failed:
+        console.print(f"[red]{done.failed} runs failed[/]; see `ablate runs {store.dir}`; "
                       "rerun the same command to retry them.")
-    return 1 if failed else 0
+    return StudyRun(store.dir, plan.runs + plan.skipped, done.trained, done.failed)
+
+
+def _executor(options: StudyOptions, study: Study, device: torch.device, mnist: data.Mnist,
+              checksums: dict[str, str]) -> Executor:
+    if options.executor == "ray":
+        from ablate.study._ray import RayExecutor, RayOptions
+
+        return RayExecutor(mnist, checksums, validation=study.validation, subset=options.subset,
+                           device=options.device, options=RayOptions(
+                               options.ray_address, options.cpus_per_cohort,
+                               options.gpus_per_cohort))
+    device_data, _ = load_data(study, options.subset, device, mnist)
+    return InProcessExecutor(device_data)
 
 
 def _plan_table(study: Study, plan: Plan) -> Table:
@@ -137,8 +203,70 @@ def _plan_table(study: Study, plan: Plan) -> Table:
         table.add_column(col)
     for arm in study.arms:
         c = arm.config
-        layers = "-".join(f"{lay.units}{'BN' if lay.batch_norm != 'off' else ''}"
-                          f"{'D' if lay.dropout else ''}" for lay in c.layers)
-        table.add_row(arm.name, layers, f"{c.optimizer.name} lr={c.optimizer.lr:g}",
-                      str(c.epochs), str(todo.get(arm.name, 0)))
+        table.add_row(arm.name, layers_text(c), optimizer_text(c), str(c.epochs),
+                      str(todo.get(arm.name, 0)))
     return table
+
+
+class Runs(tuple[Run, ...]):
+    """Every run of a study (`ablate runs`), as plain `Run` objects; `study` is the
+    study they are runs of (None for a store without a readable record)."""
+
+    study: Study | None = None
+
+    def to_pandas(self) -> "pandas.DataFrame":
+        """One row per run, the columns of `Run` (needs pandas: pip install pandas)."""
+        return _dataframe([r.to_dict() for r in self], list(Run.__dataclass_fields__))
+
+
+def read_runs(run_dir: Path | str) -> Runs:
+    """Every run of the study in `run_dir` with its status and final metrics."""
+    store = Store.open_existing(Path(run_dir))
+    try:
+        runs = Runs(store.runs())
+        with contextlib.suppress(UserError):  # a store too old to name its study
+            runs.study = read_record(store).study
+        return runs
+    finally:
+        store.close()
+
+
+@dataclass(frozen=True)
+class Report:
+    """A study's verdict: the contrasts' decisions and the words the report uses."""
+
+    run_dir: Path
+    headline: str  # e.g. "dropout=off vs dropout=on: better"
+    answer: str  # the study's question answered in one paragraph
+    contrasts: tuple[Contrast, ...]  # one decision each (see `ablate.stats.Contrast`)
+    paths: tuple[Path, ...] = ()  # report.md, .html, .json when written
+
+    def to_pandas(self) -> "pandas.DataFrame":
+        """One row per contrast, the keys of report.json's `contrasts` (needs pandas)."""
+        rows = [c.to_dict() for c in self.contrasts]
+        return _dataframe(rows, list(rows[0]) if rows else [])
+
+
+def analyse(run_dir: Path | str) -> Report:
+    """The verdict of the study in `run_dir`, computed without writing any file."""
+    return _report(analyse_run_dir(Path(run_dir)), Path(run_dir), ())
+
+
+def write_report(run_dir: Path | str) -> Report:
+    """Write RUN_DIR/report.{md,html,json} (`ablate report`) and return the verdict."""
+    analysis, paths = _write_report(Path(run_dir))
+    return _report(analysis, Path(run_dir), tuple(paths))
+
+
+def _report(a: Analysis, run_dir: Path, paths: tuple[Path, ...]) -> Report:
+    u = Units.for_metric(a.family.metric, a.higher_is_better)
+    return Report(run_dir, headline(a), answer_paragraph(a, u), tuple(a.family.contrasts),
+                  paths)
+
+
+def _dataframe(rows: list[dict[str, Any]], columns: list[str]) -> "pandas.DataFrame":
+    try:
+        import pandas
+    except ImportError:
+        raise UserError("to_pandas() needs pandas: pip install pandas") from None
+    return pandas.DataFrame(rows, columns=columns)

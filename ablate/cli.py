@@ -63,7 +63,22 @@ def study(
                        ] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Forget earlier runs of this study.")
                      ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help=(
+        "If another `ablate study` is training into the same run directory, wait for it to "
+        "finish instead of stopping."))] = False,
     report: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
+    executor: Annotated[Literal["in-process", "ray"], typer.Option(
+        help="Where cohorts train: in this process, or as tasks on a Ray cluster "
+        "(pip install 'ablate[ray]').")] = "in-process",
+    ray_address: Annotated[str | None, typer.Option(
+        help="With --executor ray: join this cluster (HOST:PORT of the head node, or "
+        "auto); without it a local Ray instance is started.")] = None,
+    cpus_per_cohort: Annotated[float, typer.Option(
+        help="With --executor ray: CPUs each cohort task declares (and its torch threads)."
+    )] = 1.0,
+    gpus_per_cohort: Annotated[float, typer.Option(
+        help="With --executor ray: GPUs each cohort task declares; fractions share a GPU.")
+    ] = 0.0,
 ) -> None:
     """Train every arm of a study over its seeds, store every run, summarise.
 
@@ -73,9 +88,12 @@ def study(
     from ablate.api import Runtime, StudyOptions, run_study
 
     options = StudyOptions(out=out, seeds=seeds, epochs=epochs, subset=subset, device=device,
-                           dry_run=dry_run, fresh=fresh, report=report)
+                           dry_run=dry_run, fresh=fresh, wait=wait, report=report,
+                           executor=executor, ray_address=ray_address,
+                           cpus_per_cohort=cpus_per_cohort, gpus_per_cohort=gpus_per_cohort)
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()  # tests inject theirs
-    code = _guard(lambda: run_study(study_file, options, console, runtime))
+    code = _guard(lambda: run_study(study_file, options, console=console, runtime=runtime
+                                    ).exit_code)
     raise typer.Exit(code)
 
 
@@ -83,16 +101,25 @@ def study(
 def runs(
     run_dir: Annotated[Path, typer.Argument(help="A study's run directory, e.g. runs/dropout.")],
     format: Annotated[Literal["table", "csv", "json"], typer.Option(
-        "--format", help="table, csv or json.")] = "table",
+        "--format", help="table, csv or json (csv and json carry every column).")] = "table",
+    wide: Annotated[bool, typer.Option("--wide", help="Show every column.")] = False,
+    columns: Annotated[str | None, typer.Option(
+        help="Comma-separated columns to show, e.g. arm,seed,val_accuracy,seconds.")] = None,
 ) -> None:
-    """List every run of a study with its status and final metrics."""
-    from ablate.report import runs_csv, runs_json, runs_table
-    from ablate.store import Store
+    """List every run of a study with its status and final metrics.
 
-    store = _guard(lambda: Store.open_existing(run_dir))
-    rows = store.runs()
+    The table shows arm, seed, status, best epoch, the study's metric and test
+    accuracy; --wide shows every column. Numbers are never cut: a table too wide for
+    the terminal is shown one run per block.
+    """
+    from ablate.api import read_runs
+    from ablate.report import run_columns, runs_csv, runs_json, runs_table
+
+    rows = _guard(lambda: read_runs(run_dir))
     if format == "table":
-        console.print(runs_table(rows))
+        chosen = _guard(lambda: run_columns(rows.study, wide=wide, columns=(
+            [c.strip() for c in columns.split(",") if c.strip()] if columns else None)))
+        console.print(runs_table(rows, chosen, console.width))
     else:
         typer.echo(runs_csv(rows) if format == "csv" else runs_json(rows),
                    nl=format == "json")
@@ -120,10 +147,10 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A study's run directory, e.g. runs/dropout.")],
 ) -> None:
     """Write RUN_DIR/report.md, report.html and report.json: the statistical verdict."""
-    from ablate.report import write_report
+    from ablate.api import write_report
 
-    paths = _guard(lambda: write_report(run_dir))
-    for path in paths:
+    report = _guard(lambda: write_report(run_dir))
+    for path in report.paths:
         console.print(f"wrote {path}")
 
 

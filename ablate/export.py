@@ -42,6 +42,7 @@ from ablate.errors import UserError
 from ablate.files import atomic_write
 from ablate.metric import METRICS, Metric
 from ablate.store import Run, Store
+from ablate.study import read_record
 
 __all__ = ["SELF_TEST_ATOL", "best_run", "export_best", "probe_images", "resolve_model"]
 
@@ -60,9 +61,10 @@ def export_best(run_dir: Path, arm: str | None = None, to: Path | None = None) -
     run_dir = Path(run_dir)
     store = Store.open_existing(run_dir)
     try:
-        name = store.meta("metric", "val_accuracy")
-        run = best_run(store.runs(), name, arm, run_dir)
-        study = {"name": store.meta("name", run_dir.name), "question": store.meta("question", "")}
+        record = read_record(store)  # the study as run, not as its file reads today
+        metric = record.study.metric
+        run = best_run(store.runs(), metric.name, arm, run_dir)
+        study = {"name": record.study.name, "question": record.study.question}
     finally:
         store.close()
     assert run.checkpoint is not None  # best_run only picks runs with a checkpoint
@@ -70,7 +72,7 @@ def export_best(run_dir: Path, arm: str | None = None, to: Path | None = None) -
     checkpoint = run_dir / run.checkpoint
     weights, sidecar = _read_checkpoint(checkpoint)
     weights = _with_role_names(weights, sidecar["config"])
-    card = _card(run, METRICS[name].selection.name, study, sidecar, weights,
+    card = _card(run, metric.selection.name, study, sidecar, weights,
                  checkpoint.relative_to(run_dir))
     atomic_write(target, weights)
     atomic_write(target.with_suffix(".json"), msgspec.json.format(msgspec.json.encode(card)))

@@ -94,7 +94,7 @@ def main() -> None:
     config = load_study("studies/dropout.toml").with_overrides(epochs=1).baseline.config
     d = prepare_data(load_mnist(progress=False), 10_000, args.images, device)
     d = DeviceData(d.x_train, d.y_train, d.x_val[:2000], d.y_val[:2000], d.x_test[:0],
-                   d.y_test[:0])
+                   d.y_test[:0], d.val_half[:2000])
     peak = matmul_flops(device, n=2048 if device.type == "cuda" else 1024)
     print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"fp32 matmul: {peak / 1e9:.1f} GFLOP/s; {args.images} images/epoch; "

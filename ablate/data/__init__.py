@@ -7,6 +7,7 @@ from ablate.data._mnist import (
     load_npz,
     split,
     stratified_order,
+    validation_halves,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "load_npz",
     "split",
     "stratified_order",
+    "validation_halves",
 ]

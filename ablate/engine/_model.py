@@ -5,6 +5,7 @@ the activation, as the config says); the output is Dense(10) whose logits feed a
 softmax cross-entropy. The same config builds one replica per seed.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -155,3 +156,17 @@ def summary_rows(config: RunConfig) -> list[SummaryRow]:
 def parameter_count(config: RunConfig) -> int:
     """Trainable parameters of one replica."""
     return sum(row.trainable for row in summary_rows(config))
+
+
+def layers_text(config: RunConfig) -> str:
+    """Hidden layers in one word each: '512BND-128BND-64BN' (BN: batch norm, D: dropout)."""
+    return "-".join(f"{layer.units}{'BN' if layer.batch_norm != 'off' else ''}"
+                    f"{'D' if layer.dropout else ''}" for layer in config.layers)
+
+
+def optimizer_text(config: RunConfig) -> str:
+    """'sgd lr=0.01', 'adam lr=0.001 (beta1=0.9, beta2=0.999, eps=1e-07)'."""
+    opt = config.optimizer
+    extra = [f"{f.name}={getattr(opt, f.name):g}" for f in dataclasses.fields(opt)
+             if f.name not in ("name", "lr") and isinstance(getattr(opt, f.name), float)]
+    return f"{opt.name} lr={opt.lr:g}" + (f" ({', '.join(extra)})" if extra else "")

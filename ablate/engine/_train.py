@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ablate.data import Mnist, split, stratified_order
+from ablate.data import Mnist, split, stratified_order, validation_halves
 from ablate.engine import _rng as rng
 from ablate.engine._config import RunConfig
+from ablate.engine._device import provenance
 from ablate.engine._model import INPUTS, CohortMLP, load_replica_state, replica_state
 from ablate.engine._optim import Optimizer
 from ablate.metric import Metric
@@ -38,6 +39,12 @@ class DeviceData:
     y_val: Tensor
     x_test: Tensor
     y_test: Tensor
+    val_half: Tensor  # (n_val,) int64: 0 for validation half A, 1 for half B (cross-fitting)
+
+    @property
+    def val_half_sizes(self) -> tuple[int, int]:
+        b = int(self.val_half.sum())
+        return len(self.val_half) - b, b
 
     @property
     def device(self) -> torch.device:
@@ -49,6 +56,7 @@ def prepare_data(mnist: Mnist, validation: int, subset: int | None,
     """Split off the fixed stratified validation set; `subset` keeps the first N training
     images of a fixed stratified order (smoke runs)."""
     train_idx, val_idx = split(mnist.y_train, validation)
+    halves = validation_halves(mnist.y_train[val_idx])
     if subset is not None:
         order = train_idx[stratified_order(mnist.y_train[train_idx])]
         train_idx = np.sort(order[:subset])
@@ -63,6 +71,7 @@ def prepare_data(mnist: Mnist, validation: int, subset: int | None,
         x_train=images(mnist.x_train[train_idx]), y_train=put(mnist.y_train[train_idx], torch.long),
         x_val=images(mnist.x_train[val_idx]), y_val=put(mnist.y_train[val_idx], torch.long),
         x_test=images(mnist.x_test), y_test=put(mnist.y_test, torch.long),
+        val_half=put(halves, torch.long),
     )
 
 
@@ -80,6 +89,8 @@ class Epoch:
     train_accuracy: np.ndarray
     val_loss: np.ndarray  # NaN when there is no validation split
     val_accuracy: np.ndarray
+    val_loss_halves: np.ndarray  # (S, 2): mean loss on validation halves A and B
+    val_accuracy_halves: np.ndarray  # (S, 2): accuracy on halves A and B
     seconds: float  # wall time of the whole cohort's epoch
     grad_norms: np.ndarray  # (S, dense layers): RMS over the epoch's steps of ||dL/dW||
     weight_norms: np.ndarray  # (S, dense layers): ||W|| at the epoch's end
@@ -99,6 +110,8 @@ class CohortResult:
     replicas: list[ReplicaResult]
     history: list[Epoch]
     seconds: float
+    val_half_sizes: tuple[int, int]  # images in validation halves A and B
+    provenance: dict[str, object]  # where and with what it trained (`provenance`)
 
 
 def replica_losses(logits: Tensor, labels: Tensor) -> Tensor:
@@ -109,33 +122,49 @@ def replica_losses(logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(1)
 
 
-def _evaluate(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype
-              ) -> tuple[Tensor, Tensor]:
-    """Mean loss and accuracy per replica on shared data: x (n, 784) uint8 -> (S,), (S,)."""
+def _evaluate(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype,
+              groups: Tensor | None = None, n_groups: int = 1) -> tuple[Tensor, Tensor]:
+    """Summed loss and correct predictions per replica and group on shared data.
+
+    x (n, 784) uint8, y (n,), groups (n,) int64 in [0, n_groups) (None: one group) ->
+    loss sums (S, n_groups) float64 and correct counts (S, n_groups) int64.
+    """
     S, n = model.replicas, len(y)
-    loss = torch.zeros(S, device=x.device, dtype=torch.float64)
-    correct = torch.zeros(S, device=x.device, dtype=torch.long)
+    loss = torch.zeros(S, n_groups, device=x.device, dtype=torch.float64)
+    correct = torch.zeros(S, n_groups, device=x.device, dtype=torch.long)
+    if groups is None:
+        groups = torch.zeros(n, device=x.device, dtype=torch.long)
     model.eval()
     with torch.inference_mode():
         for i in range(0, n, EVAL_CHUNK):
             xb, yb = scale(x[i:i + EVAL_CHUNK], dtype), y[i:i + EVAL_CHUNK]
+            gb = groups[i:i + EVAL_CHUNK]
             logits = model(xb)  # (b, 784) shared by every replica -> (S, b, 10)
             logp = F.log_softmax(logits, dim=-1)
             target = yb.expand(S, -1)
-            loss += -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).double().sum(1)
-            correct += (logits.argmax(-1) == target).sum(1)
+            row_loss = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).double()  # (S, b)
+            loss.index_add_(1, gb, row_loss)
+            correct.index_add_(1, gb, (logits.argmax(-1) == target).long())
     model.train()
-    return loss / n, correct.double() / n
+    return loss, correct
+
+
+def _means(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Mean loss and accuracy per replica on shared data: (S,), (S,)."""
+    loss, correct = _evaluate(model, x, y, dtype)
+    return loss[:, 0] / len(y), correct[:, 0].double() / len(y)
 
 
 def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, select_on: Metric,
                  on_step: Callable[[int], None] | None = None,
+                 on_epoch: Callable[[Epoch], None] | None = None,
                  dtype: torch.dtype = torch.float32) -> CohortResult:
     """Train `len(seeds)` replicas of `config` for `config.epochs` epochs.
 
     `select_on` is the validation metric (`val_accuracy` or `val_loss`) whose best
     epoch's weights are kept; with no validation split the last epoch is kept.
-    `on_step(k)` is called after every k optimizer steps (for progress bars). `dtype`
+    `on_step(k)` is called after every k optimizer steps and `on_epoch(record)` after
+    each epoch (for progress displays). `dtype`
     float64 is for exactness tests; studies train in float32.
     """
     device, S = data.device, len(seeds)
@@ -149,6 +178,10 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
     alive = torch.ones(S, dtype=torch.bool, device=device)
     n, B = len(data.y_train), config.batch_size
     has_val = len(data.y_val) > 0
+    n_val = len(data.y_val)
+    # A half can be empty (a 1-image split): its mean is then NaN, never 0/0 garbage.
+    half_sizes = torch.tensor(data.val_half_sizes, dtype=torch.float64, device=device)
+    half_sizes = torch.where(half_sizes > 0, half_sizes, math.nan)
     best = [math.nan] * S
     best_epoch = [0] * S
     best_state: list[dict[str, Tensor]] = [replica_state(model, s) for s in range(S)]
@@ -183,8 +216,16 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
             on_step(steps % 20)
 
         train_loss = loss_sum / n
-        val_loss, val_acc = (_evaluate(model, data.x_val, data.y_val, dtype) if has_val else
-                             (torch.full((S,), math.nan, dtype=torch.float64, device=device),) * 2)
+        if has_val:  # per half (A, B), for the cross-fitted metrics; the whole split too
+            loss_halves, correct_halves = _evaluate(model, data.x_val, data.y_val, dtype,
+                                                    data.val_half, 2)  # (S, 2), (S, 2)
+            val_loss = loss_halves.sum(1) / n_val
+            val_acc = correct_halves.sum(1).double() / n_val
+            loss_halves, acc_halves = loss_halves / half_sizes, correct_halves / half_sizes
+        else:
+            val_loss = val_acc = torch.full((S,), math.nan, dtype=torch.float64, device=device)
+            loss_halves = acc_halves = torch.full((S, 2), math.nan, dtype=torch.float64,
+                                                  device=device)
         with torch.no_grad():
             weight_norms = torch.stack([torch.linalg.vector_norm(w, dim=(1, 2))
                                         for w in dense_weights], 1)
@@ -200,11 +241,14 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
         record = Epoch(
             epoch=epoch, train_loss=_host(train_loss, dead),
             train_accuracy=_host(correct / n, dead), val_loss=_host(val_loss, dead),
-            val_accuracy=_host(val_acc, dead), seconds=time.perf_counter() - t0,
+            val_accuracy=_host(val_acc, dead), val_loss_halves=_host(loss_halves, dead),
+            val_accuracy_halves=_host(acc_halves, dead), seconds=time.perf_counter() - t0,
             grad_norms=_host((grad_sq / steps).sqrt(), dead),
             weight_norms=_host(weight_norms, dead),
         )
         history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
         for s in range(S):
             if not alive_now[s]:
                 continue
@@ -214,7 +258,8 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
                 best_state[s] = replica_state(model, s)
 
     replicas = _finish(model, seeds, data, alive, best_state, best_epoch, history, dtype)
-    return CohortResult(replicas, history, time.perf_counter() - start)
+    return CohortResult(replicas, history, time.perf_counter() - start, data.val_half_sizes,
+                        provenance(device))
 
 
 def _host(t: Tensor, dead: np.ndarray) -> np.ndarray:
@@ -239,9 +284,9 @@ def _finish(model: CohortMLP, seeds: list[int], data: DeviceData, alive: Tensor,
     for s, state in enumerate(best_state):
         load_replica_state(model, s, state)
     has_val = len(data.y_val) > 0
-    test_loss, test_acc = _evaluate(model, data.x_test, data.y_test, dtype)
+    test_loss, test_acc = _means(model, data.x_test, data.y_test, dtype)
     if has_val:
-        val_loss, val_acc = _evaluate(model, data.x_val, data.y_val, dtype)
+        val_loss, val_acc = _means(model, data.x_val, data.y_val, dtype)
     out = []
     for s, seed in enumerate(seeds):
         ok = bool(alive[s])

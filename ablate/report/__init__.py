@@ -1,14 +1,28 @@
-from ablate.report._analysis import Curves
-from ablate.report._console import arm_summary, keras_summary, runs_csv, runs_json, runs_table
-from ablate.report._text import DECISION_COLOURS, Units
-from ablate.report._write import write_report
+from ablate.report._analysis import Analysis, Curves
+from ablate.report._console import (
+    RUN_COLUMNS,
+    arm_summary,
+    keras_summary,
+    run_columns,
+    runs_csv,
+    runs_json,
+    runs_table,
+)
+from ablate.report._text import DECISION_COLOURS, Units, answer_paragraph, headline
+from ablate.report._write import analyse_run_dir, write_report
 
 __all__ = [
+    "RUN_COLUMNS",
+    "Analysis",
     "Curves",
     "DECISION_COLOURS",
     "Units",
+    "analyse_run_dir",
+    "answer_paragraph",
     "arm_summary",
+    "headline",
     "keras_summary",
+    "run_columns",
     "runs_csv",
     "runs_json",
     "runs_table",

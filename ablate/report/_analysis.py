@@ -17,7 +17,6 @@ same runs always give the same report.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 from collections import Counter
@@ -30,10 +29,9 @@ import scipy.stats as st
 
 from ablate.errors import UserError
 from ablate.files import jsonable
-from ablate.metric import METRICS
 from ablate.stats import Family, compare, compare_contrasts, complete_pairs, factorial_2x2
 from ablate.store import Run, Store
-from ablate.study import Study, parse_study
+from ablate.study import Study, StudyRecord, read_record
 
 ALPHA = 0.05
 CORRECTION = "holm"  # confirmatory; DESIGN.md offers BH only as a labelled option
@@ -59,11 +57,13 @@ class Curves:
 class StudyData:
     """What the report needs from a run directory, read once."""
 
-    study: Study  # parsed from the stored study source, seeds/epochs as actually run
-    meta: Mapping[str, Any]  # the store's meta table
+    record: StudyRecord  # the study as trained (overrides applied), data, provenance
     runs: tuple[Run, ...]  # every run of the planned arms and seeds
     epochs: Mapping[str, Sequence[Mapping[str, Any]]]  # arm -> store.epochs(arm) rows
-    configs: Mapping[str, Mapping[str, Any]]  # arm -> resolved config as run (epochs...)
+
+    @property
+    def study(self) -> Study:
+        return self.record.study
 
 
 @dataclass(frozen=True)
@@ -117,21 +117,23 @@ class Failure:
 class Analysis:
     """The decision object: everything the report says, computed once."""
 
-    study: Study
-    meta: Mapping[str, Any]
+    record: StudyRecord
     family: Family
     effects: Mapping[str, Effect]  # Contrast.arm -> what it changes
     arms: tuple[ArmSummary, ...]  # in study order, baseline first
     seeds: tuple[int, ...]  # analysed seeds, complete in every arm
     scores: Mapping[str, np.ndarray]  # arm -> (n_seeds,) metric, aligned with `seeds`
     curves: Mapping[str, Curves]  # arm -> history over `seeds`
-    configs: Mapping[str, Mapping[str, Any]]  # arm -> resolved config as run
     failures: tuple[Failure, ...]
     dropped: tuple[int, ...]  # planned seeds left out of every contrast
     factorial: tuple[str, str] | None  # (factor A, factor B) when analysed as a 2x2
     training_seconds: float
     lost: tuple[str, ...] = field(default=())  # arms with no completed run, left out
     notes: tuple[str, ...] = field(default=())  # report-level sentences (pairing, design)
+
+    @property
+    def study(self) -> Study:
+        return self.record.study
 
     @property
     def higher_is_better(self) -> bool:
@@ -145,38 +147,18 @@ def report_rng(name: str) -> np.random.Generator:
 
 
 def load(store: Store) -> StudyData:
-    """Read the study's meta, runs and per-epoch history from its store."""
-    source = store.meta("study_source")
-    if not source:
-        raise UserError(f"{store.dir}: the store has no study source; rerun "
-                        "`ablate study STUDY.toml` to record it")
-    study = parse_study(source, str(store.meta("study_file", "<stored study>")))
-    seeds = store.meta("seeds")
-    if seeds:  # `--seeds N` overrides the file; the store records what was planned
-        study = dataclasses.replace(study, seeds=tuple(int(s) for s in seeds))
-    meta = {k: store.meta(k) for k in (
-        "name", "question", "metric", "rope", "validation", "subset", "seeds", "arms",
-        "baseline", "device", "provenance", "data_sha256", "study_file", "study_source")}
-    arm_names = [a.name for a in study.arms]
-    planned = set(study.seeds)
+    """Read the study record, runs and per-epoch history from a store."""
+    record = read_record(store)
+    arm_names = [a.name for a in record.study.arms]
+    planned = set(record.study.seeds)
     runs = tuple(r for r in store.runs() if r.arm in arm_names and r.seed in planned)
-    # The stored config is what was trained (`--epochs` overrides the file's epochs).
-    first: dict[str, int] = {}
-    for r in runs:
-        first.setdefault(r.arm, r.seed)
-    return StudyData(study=study, meta=meta, runs=runs,
-                     epochs={a: store.epochs(a) for a in arm_names},
-                     configs={a: store.run_config(a, s) for a, s in first.items()})
+    return StudyData(record=record, runs=runs, epochs={a: store.epochs(a) for a in arm_names})
 
 
 def analyse(data: StudyData, *, alpha: float = ALPHA) -> Analysis:
     """Pair the runs by seed and decide the study's contrasts (see the module doc)."""
     study = data.study
-    metric = str(data.meta.get("metric") or study.metric.name)
-    if metric not in METRICS:
-        raise UserError(f"unknown metric {metric!r} in the store; expected one of "
-                        f"{', '.join(METRICS)}")
-    rope = float(data.meta["rope"] if data.meta.get("rope") is not None else study.rope)
+    metric, rope = study.metric.name, study.rope
     arm_names = [a.name for a in study.arms]
     by_key = {(r.arm, r.seed): r for r in data.runs}
 
@@ -212,7 +194,7 @@ def analyse(data: StudyData, *, alpha: float = ALPHA) -> Analysis:
                         "RUN_DIR` and rerun the study to retry failed runs")
 
     rng = report_rng(study.name)
-    higher = METRICS[metric].higher_is_better
+    higher = study.metric.higher_is_better
     factorial = _factorial_factors(study) if not lost else None
     if factorial is not None:
         family, effects = _factorial(study, factorial, paired.scores, metric, rope, rng,
@@ -241,14 +223,13 @@ def analyse(data: StudyData, *, alpha: float = ALPHA) -> Analysis:
         notes.append("This factorial is not 2x2, so each arm is compared with the baseline "
                      "arm; main effects and interactions are reported for 2x2 designs only.")
     return Analysis(
-        study=study, meta=data.meta, family=family, effects=effects,
+        record=data.record, family=family, effects=effects,
         arms=tuple(_arm_summary(a.name, a.levels, paired.scores.get(a.name, np.empty(0)),
                                 paired.seeds if a.name in usable else (),
                                 [r for r in data.runs if r.arm == a.name], by_key)
                    for a in study.arms),
         seeds=paired.seeds, scores=paired.scores,
         curves={a: _curves(data.epochs.get(a, ()), paired.seeds) for a in usable},
-        configs=data.configs,
         failures=tuple(failures), dropped=paired.dropped, factorial=factorial,
         training_seconds=float(sum(r.seconds or 0.0 for r in data.runs)),
         lost=tuple(lost),

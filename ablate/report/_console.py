@@ -1,38 +1,134 @@
-"""Tables for people and machines: runs (table/csv/json), per-arm summary, Keras summary."""
+"""Tables for people and machines: runs (table / csv / json), per-arm summary, Keras summary.
+
+A table for people must be read, so no number is ever cut: columns take the width of
+their widest cell, and a table that would not fit the terminal is shown one run (or one
+arm) per block instead, `key: value` per line. Accuracies are percentages with two
+decimals (on 10,000 validation images one image is 0.01 points, so two decimals tell
+any two runs apart); losses have four decimals.
+"""
 
 import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from ablate.engine import summary_rows
+from ablate.errors import UserError
+from ablate.metric import METRICS
 from ablate.store import Run
-from ablate.study import Arm, Study
+from ablate.study import Arm, Study, suggest
 
+__all__ = ["RUN_COLUMNS", "arm_summary", "keras_summary", "run_columns", "runs_csv",
+           "runs_json", "runs_table"]
+
+# Every column a run has, in display order; the JSON and CSV carry them all.
 RUN_COLUMNS = ("arm", "seed", "status", "epochs", "best_epoch", "seconds", "train_loss",
-               "val_loss", "val_accuracy", "test_loss", "test_accuracy", "device", "error")
+               "val_loss", "val_accuracy", "crossfit_val_loss", "crossfit_val_accuracy",
+               "test_loss", "test_accuracy", "device", "error")
+_LEFT = ("arm", "status", "device", "error")
 
 
-def _fmt(value: object) -> str:
-    if value is None:
+def _cell(column: str, value: object) -> str:
+    """A value as shown to people: accuracies in percent, losses to 4 decimals."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
+        if column in METRICS and METRICS[column].quantity == "accuracy":
+            return f"{value * 100:.2f}%"
+        if column == "seconds":
+            return f"{value:.1f}"
+        return f"{value:.4f}"
     return str(value)
 
 
-def runs_table(runs: Sequence[Run]) -> Table:
-    table = Table(title=f"{len(runs)} runs")
-    for col in RUN_COLUMNS:
-        table.add_column(col, justify="right" if col not in ("arm", "status", "device", "error")
-                         else "left")
-    for run in runs:
-        table.add_row(*(_fmt(getattr(run, col)) for col in RUN_COLUMNS))
-    return table
+def _header(column: str) -> str:
+    return column.replace("_", " ").replace("crossfit val", "cross-fit val")
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Rows of already formatted cells, rendered as a table or, when too wide, blocks."""
+
+    title: str
+    headers: tuple[str, ...]
+    left: tuple[bool, ...]  # per column: left-aligned (text) or right (numbers)
+    rows: tuple[tuple[str, ...], ...]
+    key_columns: int = 1  # leading columns that name a block ("arm", "seed")
+
+    def sizes(self) -> list[int]:
+        """Each column's least width: its widest cell, or its header's longest word
+        (headers may wrap between words; cells never wrap)."""
+        return [max([*(len(w) for w in h.split()), *(len(r[i]) for r in self.rows)])
+                for i, h in enumerate(self.headers)]
+
+    def render(self, width: int) -> RenderableType:
+        """A table with every cell whole when one fits `width`, else blocks."""
+        cells = [max(len(r[i]) for r in self.rows) if self.rows else 0
+                 for i in range(len(self.headers))]
+        full = [max(c, len(h)) for c, h in zip(cells, self.headers, strict=True)]
+        sizes = full if _table_width(full) <= width else self.sizes()
+        if _table_width(sizes) > width:
+            return self.blocks()
+        table = Table(title=self.title)
+        for header, left, size in zip(self.headers, self.left, sizes, strict=True):
+            # A header wider than its column goes one word per line; cells never wrap.
+            text = header if len(header) <= size else "\n".join(header.split())
+            table.add_column(text, justify="left" if left else "right", width=size,
+                             no_wrap=True)
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def blocks(self) -> RenderableType:
+        """One block per row: its key columns as a heading, then `header: value` lines."""
+        parts: list[RenderableType] = [Text(self.title, style="bold")]
+        k = self.key_columns
+        pad = max(len(h) for h in self.headers[k:]) if len(self.headers) > k else 0
+        for row in self.rows:
+            heading = "  ".join(f"{h} {v}" for h, v in zip(self.headers[:k], row[:k],
+                                                             strict=True))
+            lines = [f"  {h:<{pad}}  {v}" for h, v in zip(self.headers[k:], row[k:],
+                                                          strict=True)]
+            parts.append(Text("\n".join([heading, *lines]), no_wrap=False))
+        return Group(*parts)
+
+
+def _table_width(sizes: list[int]) -> int:
+    """Columns a rich table with these column widths takes: │ cell │ cell │."""
+    return sum(sizes) + 3 * len(sizes) + 1
+
+
+def run_columns(study: Study | None, *, wide: bool = False,
+                columns: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Which run columns to show: the compact default (arm, seed, status, best epoch, the
+    study's metric, test accuracy), every column (`wide`), or the named ones."""
+    if columns:
+        for c in columns:
+            if c not in RUN_COLUMNS:
+                raise UserError(f"--columns: no column {c!r}{suggest(c, list(RUN_COLUMNS))}; "
+                                f"columns: {', '.join(RUN_COLUMNS)}")
+        return tuple(columns)
+    if wide:
+        return RUN_COLUMNS
+    metric = study.metric.name if study is not None else "val_accuracy"
+    return tuple(dict.fromkeys(("arm", "seed", "status", "best_epoch", metric,
+                                "test_accuracy")))
+
+
+def runs_table(runs: Sequence[Run], columns: Sequence[str], width: int) -> RenderableType:
+    """The runs, one row each (or one block each when a row would not fit `width`)."""
+    grid = _Grid(f"{len(runs)} runs", tuple(_header(c) for c in columns),
+                 tuple(c in _LEFT for c in columns),
+                 tuple(tuple(_cell(c, getattr(r, c)) for c in columns) for r in runs),
+                 key_columns=2 if tuple(columns[:2]) == ("arm", "seed") else 1)
+    return grid.render(width)
 
 
 def runs_csv(runs: Sequence[Run]) -> str:
@@ -48,32 +144,39 @@ def runs_json(runs: Sequence[Run]) -> str:
     return json.dumps([{c: getattr(r, c) for c in RUN_COLUMNS} for r in runs], indent=2)
 
 
-def _mean_sd(values: list[float]) -> str:
+def _mean_sd(values: list[float], fmt: Callable[[float], str]) -> str:
+    """'97.12% ± 0.08' or '0.0832 ± 0.0011' (sd in the same units; alone with one value)."""
     if not values:
         return "-"
     a = np.asarray(values, dtype=float)
-    sd = float(a.std(ddof=1)) if len(a) > 1 else math.nan
-    return f"{a.mean():.4f} ± {sd:.4f}" if len(a) > 1 else f"{a.mean():.4f}"
+    mean = fmt(float(a.mean()))
+    if len(a) < 2:
+        return mean
+    sd = fmt(float(a.std(ddof=1)))
+    return f"{mean} ± {sd.rstrip('%')}"
 
 
-def arm_summary(study: Study, runs: Sequence[Run]) -> Table:
+def arm_summary(study: Study, runs: Sequence[Run], width: int) -> RenderableType:
     """Per arm: runs done / diverged / failed, mean ± sd of the metric and of test accuracy."""
-    table = Table(title=f"{study.name}: {study.metric.name} by arm (mean ± sd over seeds)")
-    metrics = list(dict.fromkeys((study.metric.name, "test_accuracy")))  # once if they coincide
-    for col in ("arm", "done", "diverged", "failed", *metrics):
-        table.add_column(col, justify="left" if col == "arm" else "right")
+    metrics = list(dict.fromkeys((study.metric.name, "test_accuracy")))  # once if the same
     by_arm: dict[str, list[Run]] = {a.name: [] for a in study.arms}
     seeds = set(study.seeds)
     for run in runs:
         if run.arm in by_arm and run.seed in seeds:
             by_arm[run.arm].append(run)
+    rows = []
     for arm in study.arms:
         rs = by_arm[arm.name]
         done = [r for r in rs if r.status == "done"]
-        values = [[getattr(r, m) for r in done if getattr(r, m) is not None] for m in metrics]
-        table.add_row(arm.name, str(len(done)), str(sum(r.status == "diverged" for r in rs)),
-                      str(sum(r.status == "failed" for r in rs)), *map(_mean_sd, values))
-    return table
+        values = [[v for r in done if (v := getattr(r, m)) is not None] for m in metrics]
+        rows.append((arm.name, str(len(done)), str(sum(r.status == "diverged" for r in rs)),
+                     str(sum(r.status == "failed" for r in rs)),
+                     *(_mean_sd(v, lambda x, m=m: _cell(m, x))  # type: ignore[misc]
+                       for v, m in zip(values, metrics, strict=True))))
+    grid = _Grid(f"{study.name}: mean ± sd over seeds",
+                 ("arm", "done", "diverged", "failed", *(_header(m) for m in metrics)),
+                 (True, False, False, False, *(False for _ in metrics)), tuple(rows))
+    return grid.render(width)
 
 
 def keras_summary(arm: Arm) -> Table:

@@ -7,11 +7,11 @@ cannot say different things.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ablate.engine import layers_text, optimizer_text
 from ablate.report._analysis import Analysis
 from ablate.report._figures import Plot
 from ablate.report._text import (
@@ -195,8 +195,8 @@ def _failure_table(a: Analysis) -> Table:
 
 
 def _design_section(a: Analysis) -> Section:
-    m = a.meta
-    prov = m.get("provenance") or {}
+    r = a.record
+    prov = r.provenance
     study = a.study
     design = ("2x2 factorial: main effects and interaction" if a.factorial else
               f"{study.design.replace('_', '-')}: each arm against the baseline")
@@ -204,48 +204,35 @@ def _design_section(a: Analysis) -> Section:
                         for f in study.factors)
     rows = []
     for arm in study.arms:
-        cfg = a.configs.get(arm.name, {})
-        layers = cfg.get("layers", [])
-        rows.append((
-            arm.name, ", ".join(f"{f}={lv}" for f, lv in arm.levels),
-            "-".join(f"{lay['units']}{'BN' if lay['batch_norm'] != 'off' else ''}"
-                     f"{'D' if lay['dropout'] else ''}" for lay in layers),
-            _optimizer(cfg.get("optimizer", {})), str(cfg.get("epochs", "")),
-            str(cfg.get("batch_size", ""))))
+        c = arm.config
+        rows.append((arm.name, ", ".join(f"{f}={lv}" for f, lv in arm.levels), layers_text(c),
+                     optimizer_text(c), str(c.epochs), str(c.batch_size)))
     hours = a.training_seconds / 3600
     budget = (f"{a.training_seconds:.0f} s" if hours < 1 else f"{hours:.2f} h")
     bullets = (
         f"Design: {design}. Factors: {factors}.",
-        f"Metric: {m.get('metric') or study.metric.name} "
+        f"Metric: {study.metric.name}, {study.metric.description} "
         f"({'higher' if study.higher_is_better else 'lower'} is better); ROPE "
-        f"±{m.get('rope') if m.get('rope') is not None else study.rope:g} (metric units).",
+        f"±{study.rope:g} (metric units).",
         f"Seeds: {len(study.seeds)} planned ({_seed_list(study.seeds)}), {len(a.seeds)} "
         f"analysed.",
-        f"Data: validation {m.get('validation')} images held out of the 60,000; training "
-        f"subset: {m.get('subset') or 'all'}.",
+        f"Data: validation {study.validation} images held out of the 60,000; training "
+        f"subset: {r.subset or 'all'}.",
         f"Budget: {len(study.arms)} arms x {len(study.seeds)} seeds; training time {budget} "
         f"in total.",
-        f"Device: {m.get('device') or prov.get('device', '?')} "
+        f"Device: {r.device or prov.get('device', '?')} "
         f"({prov.get('device_name', 'unknown')}, {prov.get('threads', '?')} threads).",
         "Versions: " + ", ".join(f"{k} {prov[k]}" for k in ("python", "torch", "numpy",
                                                             "ablate") if k in prov) + ".",
     )
-    checksums = m.get("data_sha256") or {}
+    checksums = r.data_sha256 or {}
     tables = [Table(("arm", "levels", "layers", "optimizer", "epochs", "batch size"),
                     tuple(rows))]
     if checksums:
         tables.append(Table(("array", "sha256"), tuple((k, v) for k, v in
                                                        sorted(checksums.items()))))
     return Section("Design and provenance", bullets=bullets, tables=tuple(tables),
-                   code=str(m.get("study_source") or ""))
-
-
-def _optimizer(opt: dict) -> str:
-    if not opt:
-        return ""
-    extra = {k: v for k, v in opt.items() if k not in ("name", "lr") and v is not None}
-    return f"{opt.get('name')} lr={opt.get('lr'):g}" + (
-        f" ({json.dumps(extra)[1:-1]})" if extra else "")
+                   code=r.source)
 
 
 def _seed_list(seeds: Sequence[int]) -> str:

@@ -76,11 +76,6 @@ class Units:
             return "n/a"
         return f"{x * 100:.2f}%" if self.accuracy else f"{x:.4f}"
 
-    def axis_label(self, what: str = "") -> str:
-        base = what or self.name.capitalize()
-        return f"{base} ({'percentage points' if self.accuracy else 'nats'})" if what \
-            else f"{base} ({'%' if self.accuracy else 'cross-entropy, nats'})"
-
 
 def fmt_p(p: float) -> str:
     """p value as a reader expects it: '0.45', '0.004', '< 0.001'."""
@@ -175,7 +170,7 @@ def rope_text(c: Contrast, u: Units) -> str:
     return f"±{u.adjective(c.rope)}"
 
 
-def holm_floor(n: int, m: int, alpha: float) -> float:
+def holm_floor(n: int, m: int) -> float:
     """Smallest Holm-adjusted p any of m contrasts can reach with n seeds: m * 2 / 2^n."""
     return min(1.0, m * 2.0 ** (1 - n))
 
@@ -202,7 +197,7 @@ def reason_text(c: Contrast, u: Units, m: int) -> str:
     elif c.n < n_min_m:
         why = (f"With {c.n} seeds and {m} contrasts nothing can pass Holm's correction (the "
                f"smallest possible Holm p is {m} x 2/2^{c.n} = "
-               f"{holm_floor(c.n, m, c.alpha):.3g} >= {c.alpha:g}); use at least {n_min_m} "
+               f"{holm_floor(c.n, m):.3g} >= {c.alpha:g}); use at least {n_min_m} "
                "seeds" + (", which would likely settle it: the 95% CI already lies beyond "
                           "the ROPE." if beyond else "."))
     elif c.p_adjusted < c.alpha:
@@ -242,7 +237,7 @@ def answer_paragraph(a: Analysis, u: Units) -> str:
         if min_seeds_for_sign_flip(alpha) <= n < min_seeds_for_sign_flip(alpha, m):
             # One shared reason instead of the same sentence per contrast.
             body.append(f"With {n} seeds and {m} contrasts nothing can pass Holm's "
-                        f"correction (smallest possible Holm p {holm_floor(n, m, alpha):.3g}); "
+                        f"correction (smallest possible Holm p {holm_floor(n, m):.3g}); "
                         f"use at least {min_seeds_for_sign_flip(alpha, m)} seeds.")
         elif n < min_seeds_for_sign_flip(alpha):
             body.append(f"With {plural(n, 'paired seed')} no test can reach p < {alpha:g}, so this "

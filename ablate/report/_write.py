@@ -27,20 +27,26 @@ FIGURE_NAMES = frozenset({"forest", "slopes", "distributions", "learning_curves"
                           "interaction", "critical_difference"})
 
 
-def write_report(run_dir: Path) -> list[Path]:
-    """Analyse a run directory and write report.md, report.html, report.json into it.
-
-    Returns the three paths (md, html, json). PNGs for the Markdown go to
-    RUN_DIR/report_files/. Raises `UserError` when there is no store or nothing to
-    compare.
-    """
-    run_dir = Path(run_dir)
-    store = Store.open_existing(run_dir)
+def analyse_run_dir(run_dir: Path) -> Analysis:
+    """The decision object of a run directory (nothing written). Raises `UserError` when
+    there is no store or nothing to compare."""
+    store = Store.open_existing(Path(run_dir))
     try:
         data = load(store)
     finally:
         store.close()
-    a = analyse(data)
+    return analyse(data)
+
+
+def write_report(run_dir: Path) -> tuple[Analysis, list[Path]]:
+    """Analyse a run directory and write report.md, report.html, report.json into it.
+
+    Returns the analysis and the three paths (md, html, json). PNGs for the Markdown go
+    to RUN_DIR/report_files/. Raises `UserError` when there is no store or nothing to
+    compare.
+    """
+    run_dir = Path(run_dir)
+    a = analyse_run_dir(run_dir)
     u = Units.for_metric(a.family.metric, a.higher_is_better)
     figures = make_plots(a, u)
     doc = build(a, u, figures)
@@ -58,7 +64,7 @@ def write_report(run_dir: Path) -> list[Path]:
     atomic_write(paths[1], html(doc).encode())
     text = json.dumps(report_json(a, doc), indent=2, allow_nan=False, ensure_ascii=False)
     atomic_write(paths[2], (text + "\n").encode())
-    return paths
+    return a, paths
 
 
 def make_plots(a: Analysis, u: Units) -> list[plots.Plot]:
@@ -89,7 +95,7 @@ def make_plots(a: Analysis, u: Units) -> list[plots.Plot]:
 
 def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
     """report.json: the decision object in metric units (fractions), strict JSON."""
-    m = a.meta
+    r = a.record
     fam = a.family.to_dict()
     contrasts = []
     for c, v in zip(fam["contrasts"], doc.verdicts, strict=False):  # then the lost arms
@@ -115,17 +121,17 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
             "factors": [{"name": f.name, "levels": f.levels, "baseline": f.baseline}
                         for f in a.study.factors],
             "arms": [{"name": arm.name, "levels": dict(arm.levels),
-                      "config": a.configs.get(arm.name)} for arm in a.study.arms],
+                      "config": arm.config.to_dict()} for arm in a.study.arms],
             "baseline": a.study.arms[0].name,
             "seeds_planned": a.study.seeds,
             "seeds_analysed": a.seeds,
-            "validation": m.get("validation"),
-            "subset": m.get("subset"),
-            "device": m.get("device"),
-            "provenance": m.get("provenance"),
-            "data_sha256": m.get("data_sha256"),
+            "validation": a.study.validation,
+            "subset": r.subset,
+            "device": r.device,
+            "provenance": r.provenance,
+            "data_sha256": r.data_sha256,
             "training_seconds": round(a.training_seconds, 3),
-            "study_file": m.get("study_file"),
+            "study_file": r.study_file,
         },
         "arms": [s.to_dict() for s in a.arms],
         "scores": {arm: {"seeds": a.seeds, "values": v} for arm, v in a.scores.items()},

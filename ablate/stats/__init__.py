@@ -1,16 +1,96 @@
-from ablate.stats._contrast import Contrast, Family, compare, compare_contrasts, factorial_2x2
-from ablate.stats._paired import complete_pairs
-from ablate.stats._power import min_seeds_for_sign_flip
-from ablate.stats._ranks import Friedman, friedman
+"""The statistics of a study: exact paired inference, family-wise decisions, power,
+divergence, pairing, sequential designs and the cross-fitted estimand.
+
+Everything is a pure function of arrays; randomness only through generators keyed by
+name (`stream`). The report and the study driver import from here.
+"""
+
+from ablate.stats._contrast import (
+    MULTIPLICITY,
+    Contrast,
+    Family,
+    compare,
+    compare_contrasts,
+    decide,
+    factorial_2x2,
+)
+from ablate.stats._crossfit import CrossFit, crossfit
+from ablate.stats._divergence import Divergence, divergence, rank_p
+from ablate.stats._effects import Wins, d_z, t_p, wilcoxon_p, wins
+from ablate.stats._family import benjamini_hochberg, holm
+from ablate.stats._grid import to_grid
+from ablate.stats._outcomes import (
+    DIVERGED,
+    ContrastData,
+    Outcome,
+    Paired,
+    complete_pairs,
+    factorial,
+    pair,
+    simple_effects,
+)
+from ablate.stats._pairing import Pairing, pairing
+from ablate.stats._power import Power, min_seeds_for_sign_flip, power_for, sd_upper
+from ablate.stats._ranks import Friedman, bonferroni_dunn_q, friedman, nemenyi_q
+from ablate.stats._sequential import (
+    Look,
+    SequentialDesign,
+    SequentialResult,
+    SequentialVerdict,
+    sequential_verdicts,
+)
+from ablate.stats._signflip import SignFlip, sign_flip
+from ablate.stats._streams import stream
+from ablate.stats._verdict import CLAIMS, DECISIONS, INTERACTION_DECISIONS
 
 __all__ = [
+    "CLAIMS",
+    "DECISIONS",
+    "DIVERGED",
+    "INTERACTION_DECISIONS",
+    "MULTIPLICITY",
     "Contrast",
+    "ContrastData",
+    "CrossFit",
+    "Divergence",
     "Family",
     "Friedman",
+    "Look",
+    "Outcome",
+    "Paired",
+    "Pairing",
+    "Power",
+    "SequentialDesign",
+    "SequentialResult",
+    "SequentialVerdict",
+    "SignFlip",
+    "Wins",
+    "benjamini_hochberg",
+    "bonferroni_dunn_q",
     "compare",
     "compare_contrasts",
     "complete_pairs",
+    "crossfit",
+    "d_z",
+    "decide",
+    "divergence",
+    "factorial",
     "factorial_2x2",
     "friedman",
+    "holm",
     "min_seeds_for_sign_flip",
+    "nemenyi_q",
+    "pair",
+    "pairing",
+    "power_for",
+    "rank_p",
+    "sd_upper",
+    "sequential_verdicts",
+    "sign_flip",
+    "simple_effects",
+    "stream",
+    "t_p",
+    "to_grid",
+    "wilcoxon_p",
+    "wins",
 ]

@@ -1,77 +1,56 @@
-"""The statistical verdict of a study: paired contrasts, a family correction, a decision.
+"""The verdict of a study with a fixed number of seeds: one object for text and plots.
 
-Every arm runs on the same seed list, so each contrast is paired by seed: its data are
-the per-seed differences `diffs: (n_seeds,)` (arm minus baseline). For one contrast
-(`paired_contrast`) this module gathers the mean difference, its 95% and 90% BCa
-bootstrap intervals, the two-sided sign-flip p value (primary), Wilcoxon and paired-t
-p values, d_z, wins with a Clopper-Pearson interval, the seeds needed and the minimum
-detectable effect. `compare` (arms against a baseline) and `compare_contrasts` (any
-per-seed contrast vectors, e.g. the main effects and interaction of a 2x2 factorial
-from `factorial_2x2`) then adjust the family's p values (Holm; BH only as an
-exploratory option) and decide each contrast:
+`decide` takes the study's contrasts, each paired per contrast (`ContrastData` from
+`pair` or `factorial`), and returns a `Family`: one `Contrast` per contrast with
 
-- better / worse: adjusted p < alpha AND the 95% CI lies entirely beyond the ROPE
-  [-rope, +rope] on that side (for `higher_is_better=False`, better means negative);
-- equivalent: the 90% CI lies inside the ROPE (TOST at level 0.05);
-- inconclusive: otherwise.
+- the estimate: mean difference (arm - baseline, metric units), sd, d_z, wins k/n;
+- the exact sign-flip inference (`_signflip`): two-sided p of Delta = 0, and the 95%
+  and 90% intervals obtained by inverting the same test (exact on the metric's grid);
+- the decision (`_verdict`): better / worse / equivalent / inconclusive (an
+  interaction: interaction / no interaction / inconclusive), each claim type
+  family-wise controlled by Holm over the contrasts, with one sentence of reason;
+- what pairing bought (`_pairing`), divergence and missing seeds (`_divergence`),
+  and the power of the verdict itself (`_power`).
 
-Small samples: the smallest two-sided sign-flip p with n seeds is 2/2^n, so below
-`min_seeds_for_sign_flip(alpha)` seeds (6 at alpha 0.05) no contrast is decided:
-intervals and p values are still reported, the decision is `inconclusive` (not even
-`equivalent`: a bootstrap interval from five seeds is too narrow to trust for a claim
-of no effect) and the reason says why.
-
-The primitives live in `stats_paired` (one contrast; pairing by seed with
-`complete_pairs`), `stats_family` (corrections), `stats_ranks` (Friedman, Nemenyi) and
-`stats_power` (seeds needed, MDE); the names are re-exported here so callers import
-from `ablate.stats._contrast` only.
+`compare` (arms against a baseline, from per-arm scores) and `compare_contrasts`
+(any per-seed contrast vectors) build the `ContrastData` and call `decide`. Monte Carlo
+draws (power; the sign-flip test of a loss beyond 20 seeds) come from streams keyed by
+the study key and the contrast's name, so reordering the arms changes no number.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ablate.files import jsonable
-from ablate.stats._family import CORRECTIONS, adjust, benjamini_hochberg, holm
-from ablate.stats._paired import (
-    DEFAULT_BOOTSTRAP,
-    DEFAULT_RESAMPLES,
-    EXACT_MAX_N,
-    Interval,
-    Paired,
-    SignFlip,
-    Wins,
-    as_diffs,
-    bca_intervals,
-    complete_pairs,
-    d_z,
-    sign_flip_p_exact,
-    sign_flip_p_mc,
-    sign_flip_test,
-    t_p,
-    wilcoxon_p,
-    wins,
-)
-from ablate.stats._power import mde, min_seeds_for_sign_flip, seeds_needed, t_power
-from ablate.stats._ranks import Friedman, average_ranks, friedman, nemenyi_cd, nemenyi_q
+from ablate.stats._divergence import Divergence, divergence, improvement_scores, rank_p
+from ablate.stats._effects import d_z, t_p, wilcoxon_p, wins
+from ablate.stats._family import holm
+from ablate.stats._outcomes import ContrastData, Kind, Outcome, pair
+from ablate.stats._pairing import Pairing, pairing
+from ablate.stats._power import SIMULATIONS, Power, min_seeds_for_sign_flip, power_for
+from ablate.stats._ranks import Friedman, friedman
+from ablate.stats._signflip import SignFlip, sign_flip
+from ablate.stats._streams import stream
+from ablate.stats._verdict import Case, ClaimTests, claim_tests, combine, decide_claims
 
 __all__ = [
-    "CORRECTIONS", "DEFAULT_BOOTSTRAP", "DEFAULT_RESAMPLES", "EXACT_MAX_N", "Contrast",
-    "Family", "Friedman", "Interval", "Paired", "SignFlip", "Wins", "adjust",
-    "average_ranks", "bca_intervals", "benjamini_hochberg", "compare", "compare_contrasts",
-    "complete_pairs", "d_z", "decide", "factorial_2x2", "friedman", "holm", "mde",
-    "min_seeds_for_sign_flip", "nemenyi_cd", "nemenyi_q", "paired_contrast",
-    "seeds_needed", "sign_flip_p_exact", "sign_flip_p_mc", "sign_flip_test", "t_p",
-    "t_power", "wilcoxon_p", "wins",
+    "MULTIPLICITY",
+    "Contrast",
+    "Family",
+    "compare",
+    "compare_contrasts",
+    "decide",
+    "factorial_2x2",
 ]
 
-DECISIONS = ("better", "worse", "equivalent", "inconclusive")
+MULTIPLICITY = "holm"  # per claim: better and worse at alpha/2, equivalent at alpha
 
 
 @dataclass(frozen=True)
@@ -81,47 +60,68 @@ class Contrast:
     arm: str
     baseline: str
     metric: str
-    n: int  # paired seeds
-    mean_diff: float  # mean over seeds of (arm - baseline), metric units
-    sd_diff: float  # sd of the per-seed differences, ddof=1 (nan if n < 2)
-    ci_low: float  # 95% bootstrap CI of mean_diff (BCa unless ci_method says otherwise)
+    kind: str  # arm | main | interaction | simple
+    n: int  # seeds with a metric difference (both sides finished)
+    n_paired: int  # seeds paired for this contrast (neither side missing)
+    seeds: tuple[int, ...]  # the n seeds
+    mean_diff: float  # mean of arm - baseline over the n seeds, metric units
+    sd_diff: float  # sd of the differences, ddof=1 (nan if n < 2)
+    ci_low: float  # 95% interval of the mean difference, by inverting the exact test
     ci_high: float
-    ci90_low: float  # 90% CI from the same resamples, for the TOST equivalence check
+    ci90_low: float  # 90% interval (TOST at 5%) from the same test
     ci90_high: float
-    ci_method: str  # "BCa" | "degenerate (all differences equal)" | "percentile" | ...
-    p_value: float  # primary: two-sided paired sign-flip permutation test
-    p_holm: float  # Holm-adjusted over the family (always computed)
-    p_adjusted: float  # the adjusted p the decision used: p_holm, or BH q if "bh"
-    correction: str  # "holm" | "bh" (exploratory)
-    p_wilcoxon: float  # Wilcoxon signed-rank, two-sided
-    p_t: float  # paired t, two-sided
-    d_z: float  # mean_diff / sd_diff; +-inf if sd = 0 (nan if the mean is 0 too)
+    interval: str  # how they were obtained: "exact sign-flip inversion (grid 1/10000)"
+    exact: bool  # False only for the Monte Carlo path (a loss with more than 20 seeds)
+    mc_se: float  # Monte Carlo SE of p_value (0 when exact)
+    p_value: float  # two-sided exact sign-flip p of Delta = 0
+    p_holm: float  # p_value Holm-adjusted over the family
+    p_better: float  # one-sided claim p values (improvement units; see _verdict)
+    p_worse: float
+    p_equivalent: float
+    p_better_holm: float  # ... Holm-adjusted per claim type
+    p_worse_holm: float
+    p_equivalent_holm: float
+    multiplicity: str  # "holm": Holm per claim type
+    p_wilcoxon: float  # for reference only: Wilcoxon signed-rank, two-sided
+    p_t: float  # for reference only: paired t, two-sided
+    d_z: float  # mean_diff / sd_diff
     wins: int  # seeds where the arm did better (direction-aware)
     ties: int  # seeds with a difference of exactly 0
     wins_ci: tuple[float, float]  # Clopper-Pearson 95% interval of wins / n
-    test: str  # e.g. "sign-flip (exact, 1024 patterns)"
-    rope: float  # region of practical equivalence half-width, metric units
+    rope: float
     alpha: float
     higher_is_better: bool
-    decision: str  # better | worse | equivalent | inconclusive
-    reason: str  # one sentence: why this decision
-    seeds_needed: int | None  # for power 0.8 at the ROPE edge, level alpha / m
-    mde: float  # minimum detectable effect with n seeds, power 0.8, level alpha / m
+    resolution: float | None  # grid of the differences; None for a loss
+    decision: str  # better | worse | equivalent | inconclusive (interaction: see _verdict)
+    reason: str  # one sentence: why this decision, with its numbers
+    pairing: Pairing | None  # None when built from differences alone
+    divergence: Divergence
+    missing: tuple[tuple[int, str], ...]  # (seed, why) left out of this contrast only
+    power: Power | None  # power of the verdict; None with fewer than 2 seeds or off
+    # The names today's report reads; same numbers as above.
+    test: str  # = interval
+    ci_method: str  # = interval
+    p_adjusted: float  # = p_holm
+    correction: str  # = multiplicity
+    seeds_needed: int | None  # = power.seeds_better
+    mde: float  # = power.mde (nan without power)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: plain floats, tuples as lists, nan and +-inf as None."""
+        """Strict-JSON values: nested objects as dicts, nan and +-inf as None."""
         return {k: jsonable(v) for k, v in dataclasses.asdict(self).items()}
 
 
 @dataclass(frozen=True)
 class Family:
-    """All contrasts of one study and metric, adjusted together: the decision object."""
+    """All contrasts of one study and metric, decided together: the decision object."""
 
     metric: str
-    n: int  # paired seeds per contrast
+    n: int  # the most seeds any contrast has (each Contrast carries its own n)
     rope: float
     alpha: float
-    correction: str  # "holm" (confirmatory) or "bh" (exploratory)
+    correction: str  # "holm"
+    multiplicity: str  # "holm": Holm per claim type (see _verdict)
+    interval: str  # the interval method of the contrasts (the first one's, if they differ)
     higher_is_better: bool
     contrasts: tuple[Contrast, ...]
     friedman: Friedman | None  # omnibus over all arms when there are more than two
@@ -130,237 +130,278 @@ class Family:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; `contrasts` is the list report.json carries."""
         out = {k: jsonable(getattr(self, k)) for k in
-               ("metric", "n", "rope", "alpha", "correction", "higher_is_better", "warnings")}
+               ("metric", "n", "rope", "alpha", "correction", "multiplicity", "interval",
+                "higher_is_better", "warnings")}
         out["contrasts"] = [c.to_dict() for c in self.contrasts]
         out["friedman"] = None if self.friedman is None else {
-            k: jsonable(v) for k, v in dataclasses.asdict(self.friedman).items()
-        }
+            k: jsonable(v) for k, v in dataclasses.asdict(self.friedman).items()}
         return out
 
 
-def _ci_text(low: float, high: float) -> str:
-    return f"[{low:.3g}, {high:.3g}]"
+@dataclass(frozen=True)
+class _Tested:
+    """One contrast's per-contrast numbers, before the family decides."""
+
+    data: ContrastData
+    sign: float  # +1: improvement = arm - baseline; -1 (a loss): baseline - arm
+    d: np.ndarray  # (n,) arm - baseline over both-done seeds
+    dist: SignFlip | None  # of the improvements; None when n = 0
+    metric: ClaimTests | None
+    rank: ClaimTests | None
+    tests: ClaimTests | None  # metric combined with rank where a side diverged
+
+
+def _test(data: ContrastData, rope: float, higher: bool, key: str) -> _Tested:
+    sign = 1.0 if higher or data.kind == "interaction" else -1.0
+    d = data.diffs
+    if d.size == 0:
+        return _Tested(data, sign, d, None, None, None, None)
+    dist = sign_flip(sign * d, resolution=data.resolution, rng=stream(key, data.name, "p"))
+    metric = claim_tests(dist, rope)
+    rank = None
+    if data.any_divergence:
+        u = improvement_scores(data, higher_is_better=sign > 0)
+        r = data.resolution
+        pb, pw = rank_p(u, rope, upper=True, resolution=r), rank_p(u, -rope, upper=False,
+                                                                   resolution=r)
+        pe = max(rank_p(u, -rope, upper=True, resolution=r),
+                 rank_p(u, rope, upper=False, resolution=r))
+        n_rank = int(np.count_nonzero(~np.isnan(u)))
+        rank = ClaimTests(pb, pw, pe, floor=2.0 ** -n_rank)
+    tests = metric if rank is None else combine(metric, rank)
+    return _Tested(data, sign, d, dist, metric, rank, tests)
+
+
+def _interval(t: _Tested, confidence: float) -> tuple[float, float]:
+    """(low, high) of arm - baseline; the improvement interval mirrored for a loss."""
+    if t.dist is None:
+        return math.nan, math.nan
+    lo, hi = t.dist.interval(confidence)
+    return (lo, hi) if t.sign > 0 else (-hi, -lo)
 
 
 def decide(
+    contrasts: Sequence[ContrastData],
     *,
-    n: int,
-    p_adjusted: float,
-    ci95: tuple[float, float],
-    ci90: tuple[float, float],
-    rope: float,
-    alpha: float = 0.05,
-    higher_is_better: bool = True,
-    correction: str = "holm",
-) -> tuple[str, str]:
-    """The decision for one contrast and a one-sentence reason (see the module doc).
-
-    ci95, ci90: (low, high) of the mean difference, metric units; rope >= 0.
-    """
-    label = "Holm p" if correction == "holm" else "BH q (exploratory)"
-    n_min = min_seeds_for_sign_flip(alpha)
-    if n < n_min:
-        return "inconclusive", (
-            f"with n={n} paired seeds the smallest possible sign-flip p is "
-            f"2/2^{n} = {2.0 ** (1 - n):.4g} > {alpha:g}; intervals only, "
-            f"no decision below {n_min} seeds"
-        )
-    lo, hi = ci95
-    sig = p_adjusted < alpha
-    above, below = lo > rope, hi < -rope  # whole 95% CI beyond the ROPE on one side
-    if sig and (above or below):
-        good = above if higher_is_better else below
-        side = f"above +{rope:g}" if above else f"below -{rope:g}"
-        return ("better" if good else "worse"), (
-            f"{label} = {p_adjusted:.3g} < {alpha:g} and the 95% CI {_ci_text(lo, hi)} "
-            f"lies {side}, outside the ROPE"
-        )
-    lo90, hi90 = ci90
-    if -rope <= lo90 and hi90 <= rope:
-        return "equivalent", (
-            f"the 90% CI {_ci_text(lo90, hi90)} lies inside the ROPE +-{rope:g} (TOST)"
-        )
-    if sig:
-        return "inconclusive", (
-            f"{label} = {p_adjusted:.3g} < {alpha:g} but the 95% CI {_ci_text(lo, hi)} "
-            f"overlaps the ROPE +-{rope:g}"
-        )
-    return "inconclusive", (
-        f"{label} = {p_adjusted:.3g} >= {alpha:g} and the 90% CI {_ci_text(lo90, hi90)} "
-        f"is not inside the ROPE +-{rope:g}"
-    )
-
-
-def paired_contrast(
-    diffs: np.ndarray,
-    *,
-    arm: str,
-    baseline: str,
     metric: str,
     rope: float,
-    rng: np.random.Generator,
     higher_is_better: bool = True,
     alpha: float = 0.05,
-    family_size: int = 1,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    n_bootstrap: int = DEFAULT_BOOTSTRAP,
-) -> Contrast:
-    """All statistics of one paired contrast, decided as a family of one.
+    key: str = "",
+    power: bool = True,
+    simulations: int = SIMULATIONS,
+) -> Family:
+    """Decide a study's family of contrasts (see the module docstring).
 
-    diffs: (n_seeds,) per-seed differences arm - baseline (or any per-seed contrast
-    value). `family_size` m sets the level alpha / m used for seeds needed and MDE;
-    `compare_contrasts` then replaces p_holm / p_adjusted / decision for the family.
-    rng seeds the bootstrap and, for n > EXACT_MAX_N, the Monte Carlo sign-flip test
-    (each from its own spawned child stream).
+    contrasts: from `pair`, `factorial`, `simple_effects` or `ContrastData.from_diffs`,
+    names unique. key: the study's name (seeds the keyed Monte Carlo streams).
+    power=False skips the power simulation (Contrast.power None).
     """
-    d = as_diffs(diffs)
+    if not contrasts:
+        raise ValueError("no contrasts to decide: a family needs at least one")
+    names = [c.name for c in contrasts]
+    if len(set(names)) != len(names):
+        raise ValueError(f"contrast names must be unique, got {names}")
     if not rope >= 0:
         raise ValueError(f"rope must be >= 0 (metric units), got {rope}")
-    boot_rng, flip_rng = rng.spawn(2)
-    ci95, ci90 = bca_intervals(d, rng=boot_rng, levels=(0.95, 0.90), n_resamples=n_bootstrap)
-    flip = sign_flip_test(d, rng=flip_rng, n_resamples=n_resamples)
-    w = wins(d, higher_is_better=higher_is_better)
-    sd = float(d.std(ddof=1)) if d.size >= 2 else float("nan")
-    decision, reason = decide(
-        n=d.size, p_adjusted=flip.p_value, ci95=(ci95.low, ci95.high),
-        ci90=(ci90.low, ci90.high), rope=rope, alpha=alpha, higher_is_better=higher_is_better,
+    tested = [_test(c, rope, higher_is_better, key) for c in contrasts]
+    m = len(tested)
+    cases = [Case(n=t.d.size, kind=t.data.kind, higher_is_better=higher_is_better,
+                  ci95=_interval(t, 0.95), ci90=_interval(t, 0.90), metric=t.metric,
+                  rank=t.rank) for t in tested]
+    decided = decide_claims([t.tests for t in tested], cases, rope=rope, alpha=alpha)
+    p_two = [1.0 if t.dist is None else t.dist.p_two_sided(0.0) for t in tested]
+    p_holm = holm(p_two)
+    out = []
+    for t, case, (decision, reason, adjusted), p, ph in zip(
+            tested, cases, decided, p_two, p_holm, strict=True):
+        out.append(_contrast(t, case, decision, reason, adjusted, p, float(ph), metric=metric,
+                             rope=rope, alpha=alpha, higher=higher_is_better, m=m, key=key,
+                             power=power, simulations=simulations))
+    n = max(c.n for c in out)
+    return Family(
+        metric=metric, n=n, rope=float(rope), alpha=alpha, correction=MULTIPLICITY,
+        multiplicity=MULTIPLICITY, interval=out[0].interval,
+        higher_is_better=higher_is_better, contrasts=tuple(out), friedman=None,
+        warnings=tuple(_warnings(out, alpha)),
     )
+
+
+def _contrast(t: _Tested, case: Case, decision: str, reason: str,
+              adjusted: Mapping[str, float], p: float, ph: float, *, metric: str,
+              rope: float, alpha: float, higher: bool, m: int, key: str, power: bool,
+              simulations: int) -> Contrast:
+    data, d = t.data, t.d
+    n = int(d.size)
+    sd = float(d.std(ddof=1)) if n >= 2 else math.nan
+    w = wins(d, higher_is_better=t.sign > 0)
+    done = data.both_done
+    pw = power_for(sd, n, rope=rope, alpha=alpha, m=m, resolution=data.resolution,
+                   rng=stream(key, data.name, "power"), simulations=simulations) \
+        if power and n >= 2 else None
+    raw = t.tests or ClaimTests(1.0, 1.0, 1.0, 1.0)
+    label = "no differences (no seed where both sides finished)" if t.dist is None \
+        else t.dist.method
     return Contrast(
-        arm=arm, baseline=baseline, metric=metric, n=int(d.size),
-        mean_diff=float(d.mean()), sd_diff=sd,
-        ci_low=ci95.low, ci_high=ci95.high, ci90_low=ci90.low, ci90_high=ci90.high,
-        ci_method=ci95.method,
-        p_value=flip.p_value, p_holm=flip.p_value, p_adjusted=flip.p_value, correction="holm",
-        p_wilcoxon=wilcoxon_p(d), p_t=t_p(d), d_z=d_z(d),
-        wins=w.wins, ties=w.ties, wins_ci=w.ci, test=flip.label,
-        rope=float(rope), alpha=alpha, higher_is_better=higher_is_better,
-        decision=decision, reason=reason,
-        seeds_needed=seeds_needed(sd, rope, alpha=alpha, m=family_size),
-        mde=mde(sd, int(d.size), alpha=alpha, m=family_size),
+        arm=data.name, baseline=data.reference, metric=metric, kind=data.kind, n=n,
+        n_paired=len(data.seeds), seeds=tuple(s for s, ok in zip(data.seeds, done,
+                                                                 strict=True) if ok),
+        mean_diff=float(d.mean()) if n else math.nan, sd_diff=sd,
+        ci_low=case.ci95[0], ci_high=case.ci95[1], ci90_low=case.ci90[0],
+        ci90_high=case.ci90[1], interval=label,
+        exact=t.dist is None or t.dist.exact,
+        mc_se=0.0 if t.dist is None else t.dist.mc_se(p),
+        p_value=p, p_holm=ph,
+        p_better=raw.better, p_worse=raw.worse, p_equivalent=raw.equivalent,
+        p_better_holm=adjusted["better"], p_worse_holm=adjusted["worse"],
+        p_equivalent_holm=adjusted["equivalent"], multiplicity=MULTIPLICITY,
+        p_wilcoxon=wilcoxon_p(d), p_t=t_p(d), d_z=d_z(d) if n else math.nan,
+        wins=w.wins, ties=w.ties, wins_ci=w.ci, rope=float(rope), alpha=alpha,
+        higher_is_better=higher, resolution=data.resolution, decision=decision,
+        reason=reason,
+        pairing=pairing(data.a[done], data.b[done]) if data.sides_known else None,
+        divergence=divergence(data), missing=data.missing, power=pw,
+        test=label, ci_method=label, p_adjusted=ph, correction=MULTIPLICITY,
+        seeds_needed=None if pw is None else pw.seeds_better,
+        mde=math.nan if pw is None else pw.mde,
     )
 
 
-def _family_warnings(n: int, m: int, alpha: float, correction: str) -> list[str]:
+def _warnings(contrasts: Sequence[Contrast], alpha: float) -> list[str]:
     out: list[str] = []
-    n_min = min_seeds_for_sign_flip(alpha)
-    if n < n_min:
+    m = len(contrasts)
+    need = min_seeds_for_sign_flip(alpha, m)
+    short = [c for c in contrasts if c.n < need]
+    if short:
+        n_min = min(c.n for c in short)
         out.append(
-            f"only n={n} paired seeds: the smallest possible sign-flip p is 2/2^{n} = "
-            f"{2.0 ** (1 - n):.4g} > {alpha:g}, so no contrast can be declared better, "
-            f"worse or equivalent; intervals only (use at least {n_min} seeds)"
-        )
-    if m > 1 and n < math.log2(2 * m / alpha):
-        out.append(
-            f"n={n} seeds cannot reach Holm's strictest threshold alpha/m = "
-            f"{alpha:g}/{m} = {alpha / m:.3g} for m={m} contrasts (smallest sign-flip p "
-            f"2/2^{n} = {2.0 ** (1 - n):.3g}); use at least "
-            f"{min_seeds_for_sign_flip(alpha, m)} seeds"
-        )
-    if correction == "bh":
-        out.append(
-            "Benjamini-Hochberg adjustment is exploratory: it controls the false discovery "
-            "rate, not the family-wise error rate, so these decisions are not confirmatory"
-        )
+            f"with {n_min} seeds the smallest one-sided sign-flip p is 1/2^{n_min} = "
+            f"{2.0 ** -n_min:.3g}, above Holm's first level {alpha / 2:g}/{m} = "
+            f"{alpha / (2 * m):.3g} for 'better' or 'worse': use at least {need} seeds")
+    for c in contrasts:
+        if c.missing:
+            listed = ", ".join(f"{s} ({why})" for s, why in c.missing)
+            out.append(f"{c.arm} vs {c.baseline}: seeds left out of this contrast only: "
+                       f"{listed}")
+        dv = c.divergence
+        if dv.arm_only or dv.baseline_only or dv.both:
+            out.append(
+                f"{c.arm} vs {c.baseline}: diverged on {dv.arm_only + dv.both} "
+                f"(arm) and {dv.baseline_only + dv.both} (baseline) of {dv.paired} paired "
+                f"seeds; exact test of equal divergence rates p = {dv.p_value:.3g}; claims "
+                "also required the rank test with diverged = worst")
     return out
 
 
-def compare_contrasts(
-    contrasts: Mapping[tuple[str, str], np.ndarray],
-    *,
-    metric: str,
-    rope: float,
-    rng: np.random.Generator,
-    higher_is_better: bool = True,
-    alpha: float = 0.05,
-    correction: str = "holm",
-    n_resamples: int = DEFAULT_RESAMPLES,
-    n_bootstrap: int = DEFAULT_BOOTSTRAP,
-) -> Family:
-    """Test and decide a family of per-seed contrast vectors together.
+def _outcomes_of(values: object, n: int | None = None) -> dict[int, Outcome]:
+    """Per-arm scores as seed -> outcome: a mapping passes through; an array (n_seeds,)
+    is indexed by position, NaN meaning missing."""
+    if isinstance(values, Mapping):
+        return dict(values)
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or (n is not None and arr.size != n):
+        raise ValueError(f"scores must be 1-D arrays of one length (n_seeds,), got {arr.shape}")
+    return {i: (float(v) if math.isfinite(v) else "missing") for i, v in enumerate(arr)}
 
-    contrasts: (arm label, baseline label) -> (n_seeds,) per-seed contrast values, all
-    of the same n_seeds. Holm (or, exploratory, BH) runs over all of them.
-    """
-    if correction not in CORRECTIONS:
-        raise ValueError(f"unknown correction {correction!r}; use one of {CORRECTIONS}")
-    if not contrasts:
-        raise ValueError("no contrasts to compare: a family needs at least one")
-    arrays = {key: as_diffs(v) for key, v in contrasts.items()}
-    sizes = {v.size for v in arrays.values()}
-    if len(sizes) != 1:
-        raise ValueError(f"all contrasts must have the same number of paired seeds, got {sizes}")
-    m = len(arrays)
-    children = rng.spawn(m)  # one stream per contrast: results do not depend on order
-    single = [
-        paired_contrast(
-            d, arm=arm, baseline=base, metric=metric, rope=rope, rng=child,
-            higher_is_better=higher_is_better, alpha=alpha, family_size=m,
-            n_resamples=n_resamples, n_bootstrap=n_bootstrap,
-        )
-        for ((arm, base), d), child in zip(arrays.items(), children, strict=True)
-    ]
-    raw = [c.p_value for c in single]
-    p_holm, p_adj = holm(raw), adjust(raw, correction)
-    decided = []
-    for c, ph, pa in zip(single, p_holm, p_adj, strict=True):
-        decision, reason = decide(
-            n=c.n, p_adjusted=float(pa), ci95=(c.ci_low, c.ci_high),
-            ci90=(c.ci90_low, c.ci90_high), rope=rope, alpha=alpha,
-            higher_is_better=higher_is_better, correction=correction,
-        )
-        decided.append(dataclasses.replace(
-            c, p_holm=float(ph), p_adjusted=float(pa), correction=correction,
-            decision=decision, reason=reason,
-        ))
-    n = sizes.pop()
-    return Family(
-        metric=metric, n=n, rope=float(rope), alpha=alpha, correction=correction,
-        higher_is_better=higher_is_better, contrasts=tuple(decided), friedman=None,
-        warnings=tuple(_family_warnings(n, m, alpha, correction)),
-    )
+
+def _finished(outcome: Outcome) -> float | None:
+    """The value of a finished run, None for a diverged or missing one."""
+    if isinstance(outcome, str):
+        return None
+    value = float(outcome)
+    return value if math.isfinite(value) else None
+
+
+def _key_from(rng: np.random.Generator | None, key: str | None) -> str:
+    """The stream key: given, or one draw from a caller's generator (order-free: drawn
+    once, then combined with each contrast's name)."""
+    if key is not None:
+        return key
+    return "" if rng is None else str(int(rng.integers(2**63)))
 
 
 def compare(
-    scores: Mapping[str, np.ndarray],
+    scores: Mapping[str, Any],
     baseline: str,
     metric: str,
     rope: float,
     *,
-    rng: np.random.Generator,
+    resolution: float | None = None,
     higher_is_better: bool = True,
     alpha: float = 0.05,
-    correction: str = "holm",
-    n_resamples: int = DEFAULT_RESAMPLES,
-    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    key: str | None = None,
+    rng: np.random.Generator | None = None,
+    correction: str = MULTIPLICITY,
+    power: bool = True,
+    simulations: int = SIMULATIONS,
 ) -> Family:
-    """Compare every arm with the baseline, paired by seed; the study's decision object.
+    """Compare every arm with the baseline, each contrast paired on its own seeds.
 
-    scores: arm -> (n_seeds,), aligned by seed (use `complete_pairs` to drop failed
-    seeds first). With more than two arms the Friedman omnibus over all arms,
-    scores (n_seeds, n_arms) in `scores` order, is attached.
+    scores: arm -> per-seed outcomes: an array (n_seeds,) aligned by seed (NaN: missing)
+    or a mapping seed -> value / DIVERGED / reason missing. With more than two arms the
+    Friedman omnibus (Bonferroni-Dunn critical difference against the baseline) over
+    the seeds every arm finished is attached. key (or one draw from rng) seeds the
+    keyed streams. correction: only "holm" (kept for today's callers).
     """
+    if correction != MULTIPLICITY:
+        raise ValueError(f"decisions use Holm per claim; correction={correction!r} is gone")
     if baseline not in scores:
         raise ValueError(f"baseline {baseline!r} is not an arm; arms are {list(scores)}")
     if len(scores) < 2:
         raise ValueError("compare needs the baseline and at least one other arm")
-    base = as_diffs(scores[baseline])
-    arrays = {arm: as_diffs(v) for arm, v in scores.items()}
-    bad = {arm: v.size for arm, v in arrays.items() if v.size != base.size}
-    if bad:
-        raise ValueError(
-            f"arms must share the baseline's {base.size} seeds, got {bad}; "
-            "align them with ablate.stats.complete_pairs"
-        )
-    family = compare_contrasts(
-        {(arm, baseline): v - base for arm, v in arrays.items() if arm != baseline},
-        metric=metric, rope=rope, rng=rng, higher_is_better=higher_is_better, alpha=alpha,
-        correction=correction, n_resamples=n_resamples, n_bootstrap=n_bootstrap,
-    )
-    if len(arrays) > 2 and base.size >= 2:
-        table = np.stack(list(arrays.values()), axis=1)  # (n_seeds, n_arms)
-        omnibus = friedman(table, list(arrays), higher_is_better=higher_is_better, alpha=alpha)
-        family = dataclasses.replace(family, friedman=omnibus)
+    sizes = {np.size(v) for v in scores.values() if not isinstance(v, Mapping)}
+    if len(sizes) > 1:
+        raise ValueError(f"arms must share the baseline's seeds, got lengths {sizes}")
+    per_arm = {arm: _outcomes_of(v) for arm, v in scores.items()}
+    seeds = sorted({s for o in per_arm.values() for s in o})
+    data = [pair(per_arm[arm], per_arm[baseline], seeds, name=arm, reference=baseline,
+                 resolution=resolution) for arm in scores if arm != baseline]
+    family = decide(data, metric=metric, rope=rope, higher_is_better=higher_is_better,
+                    alpha=alpha, key=_key_from(rng, key), power=power,
+                    simulations=simulations)
+    if len(scores) > 2:
+        arms = list(scores)
+        values = {a: {s: v for s, o in per_arm[a].items() if (v := _finished(o)) is not None}
+                  for a in arms}
+        complete = [s for s in seeds if all(s in values[a] for a in arms)]
+        if len(complete) >= 2:
+            table = np.array([[values[a][s] for a in arms] for s in complete])  # (n, k)
+            omnibus = friedman(table, arms, higher_is_better=higher_is_better, alpha=alpha,
+                               baseline=baseline)
+            family = dataclasses.replace(family, friedman=omnibus)
     return family
+
+
+def compare_contrasts(
+    contrasts: Mapping[tuple[str, str], Any],
+    *,
+    metric: str,
+    rope: float,
+    resolution: float | None = None,
+    kinds: Mapping[str, Kind] | None = None,
+    higher_is_better: bool = True,
+    alpha: float = 0.05,
+    key: str | None = None,
+    rng: np.random.Generator | None = None,
+    correction: str = MULTIPLICITY,
+    power: bool = True,
+    simulations: int = SIMULATIONS,
+) -> Family:
+    """Decide a family of per-seed contrast vectors.
+
+    contrasts: (label, reference) -> (n_seeds,) finite contrast values (or a
+    ContrastData). kinds: label -> "interaction" etc. (default "arm"), which sets the
+    decision's words. resolution: the grid of the vectors (for a factorial from
+    `factorial_2x2`, half the metric's for main effects: pass the finer one).
+    """
+    if correction != MULTIPLICITY:
+        raise ValueError(f"decisions use Holm per claim; correction={correction!r} is gone")
+    kinds = kinds or {}
+    data = [v if isinstance(v, ContrastData) else ContrastData.from_diffs(
+        v, name=label, reference=ref, kind=kinds.get(label, "arm"), resolution=resolution)
+        for (label, ref), v in contrasts.items()]
+    return decide(data, metric=metric, rope=rope, higher_is_better=higher_is_better,
+                  alpha=alpha, key=_key_from(rng, key), power=power, simulations=simulations)
 
 
 def factorial_2x2(
@@ -372,16 +413,16 @@ def factorial_2x2(
     factor_a: str = "A",
     factor_b: str = "B",
 ) -> dict[tuple[str, str], np.ndarray]:
-    """Per-seed contrast vectors of a paired 2x2 factorial, for `compare_contrasts`.
+    """Per-seed contrast vectors of a paired 2x2 factorial (aligned, complete cells).
 
-    Each cell: (n_seeds,) scores, aligned by seed (a0 = factor A off, a1 = on). Returns
-    (label, reference) -> (n_seeds,):
-    main A = ((a1b0 + a1b1) - (a0b0 + a0b1)) / 2, main B likewise, and
-    interaction = (a1b1 - a0b1) - (a1b0 - a0b0): how much B changes A's effect.
+    Each cell: (n_seeds,) scores (a0 = factor A off, a1 = on). Returns (label,
+    reference) -> (n_seeds,): main A = ((a1b0 + a1b1) - (a0b0 + a0b1)) / 2, main B
+    likewise, interaction = (a1b1 - a0b1) - (a1b0 - a0b0). Kept for today's report;
+    `factorial` does the same per contrast, with divergence, missing seeds and kinds.
     """
-    cells = [as_diffs(c) for c in (a0b0, a0b1, a1b0, a1b1)]
-    if len({c.size for c in cells}) != 1:
-        raise ValueError("the four factorial cells must have the same seeds")
+    cells = [np.asarray(c, dtype=np.float64) for c in (a0b0, a0b1, a1b0, a1b1)]
+    if len({c.shape for c in cells}) != 1 or cells[0].ndim != 1:
+        raise ValueError("the four factorial cells must be 1-D arrays over the same seeds")
     c00, c01, c10, c11 = cells
     return {
         (f"{factor_a} (main effect)", f"{factor_a} off"): ((c10 + c11) - (c00 + c01)) / 2,
@@ -389,3 +430,4 @@ def factorial_2x2(
         (f"{factor_a} x {factor_b} (interaction)", "additive effects"):
             (c11 - c01) - (c10 - c00),
     }
+

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["CORRECTIONS", "adjust", "benjamini_hochberg", "holm"]
+
 CORRECTIONS = ("holm", "bh")
 
 

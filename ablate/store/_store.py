@@ -1,18 +1,21 @@
 """The run store: one SQLite file per study (WAL), plus one checkpoint per run.
 
 A run's row moves pending -> running -> done | failed | diverged. The driver is the
-only writer; every state change is one transaction, so a kill -9 at any moment leaves
-a store that a rerun completes with no run lost or duplicated. Checkpoints are
-safetensors files with a JSON sidecar, written to a temporary file and renamed.
+only writer (it holds the store's lease, `_lease`); every state change is one
+transaction, so a kill -9 at any moment leaves a store that a rerun completes with no
+run lost or duplicated. Checkpoints are safetensors files with a JSON sidecar, written
+atomically. The study record (what the runs are runs of) is one JSON document in the
+`study` table; the `meta` key-value table is only read, for stores written before it.
 """
 
 import hashlib
 import json
 import math
 import re
+import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +26,23 @@ from torch import Tensor
 
 from ablate.errors import UserError
 from ablate.files import atomic_write
+from ablate.store._lease import SCHEMA as LEASE_SCHEMA
+from ablate.store._lease import Holder, Lease, LeaseHeld, holder
 
 DB_NAME = "runs.sqlite"
 STATUSES = ("pending", "running", "done", "failed", "diverged")
 FINISHED = ("done", "diverged")  # a rerun with the same config does not repeat these
-METRIC_COLUMNS = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+METRIC_COLUMNS = ("train_loss", "val_loss", "val_accuracy", "crossfit_val_loss",
+                  "crossfit_val_accuracy", "test_loss", "test_accuracy")
+# Per-epoch metrics of the two validation halves (A, B), for cross-fitting.
+HALF_COLUMNS = ("val_loss_a", "val_accuracy_a", "val_loss_b", "val_accuracy_b")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS study (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    record TEXT NOT NULL                  -- ablate.study.StudyRecord as JSON
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);  -- legacy
 CREATE TABLE IF NOT EXISTS runs (
     arm TEXT NOT NULL,
     seed INTEGER NOT NULL,
@@ -43,6 +55,7 @@ CREATE TABLE IF NOT EXISTS runs (
     epochs INTEGER,                       -- epochs trained
     best_epoch INTEGER,                   -- epoch whose weights were kept (on validation)
     train_loss REAL, val_loss REAL, val_accuracy REAL, test_loss REAL, test_accuracy REAL,
+    crossfit_val_loss REAL, crossfit_val_accuracy REAL,  -- selection-free (ablate.metric)
     checkpoint TEXT,                      -- path relative to the run directory
     error TEXT,
     PRIMARY KEY (arm, seed)
@@ -52,6 +65,7 @@ CREATE TABLE IF NOT EXISTS epochs (
     seed INTEGER NOT NULL,
     epoch INTEGER NOT NULL,
     train_loss REAL, train_accuracy REAL, val_loss REAL, val_accuracy REAL,
+    val_loss_a REAL, val_accuracy_a REAL, val_loss_b REAL, val_accuracy_b REAL,
     seconds REAL,
     grad_norms TEXT NOT NULL,             -- JSON list, one per Dense layer
     weight_norms TEXT NOT NULL,           -- JSON list, one per Dense layer
@@ -73,6 +87,8 @@ class Run:
     train_loss: float | None
     val_loss: float | None
     val_accuracy: float | None
+    crossfit_val_loss: float | None
+    crossfit_val_accuracy: float | None
     test_loss: float | None
     test_accuracy: float | None
     checkpoint: str | None
@@ -89,13 +105,25 @@ def _finite(x: float) -> float | None:
 class Store:
     """A study's run directory: `runs.sqlite` and `checkpoints/`."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock  # unix time; tests pass their own
+        self.lease: Lease | None = None  # set by `acquire`: this driver writes
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.dir / DB_NAME, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        self.db.executescript(_SCHEMA + LEASE_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns later versions introduced to a store an older version wrote."""
+        for table, columns in (("runs", ("crossfit_val_loss", "crossfit_val_accuracy")),
+                               ("epochs", HALF_COLUMNS)):
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for column in columns:
+                if column not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} REAL")
 
     @classmethod
     def open_existing(cls, run_dir: Path) -> "Store":
@@ -106,27 +134,65 @@ class Store:
         return cls(run_dir)
 
     def close(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
         self.db.close()
+
+    def acquire(self, *, wait: bool = False, poll_s: float = 1.0,
+                on_wait: Callable[[Holder], None] | None = None) -> None:
+        """Become this run directory's one driver (see `_lease`); `LeaseHeld` if another
+        live driver holds it, unless `wait`, which polls until it is free."""
+        lease = Lease(self.db, self.clock)
+        told = False
+        while (h := lease.try_acquire()) is not None:
+            if not wait:
+                raise LeaseHeld(h, f"{self.dir} is in use by another `ablate study` "
+                                f"({describe(h, self.clock())}); wait for it to finish, "
+                                "or rerun with --wait to start when it does")
+            if on_wait is not None and not told:
+                on_wait(h)
+                told = True
+            time.sleep(poll_s)
+        lease.start_heartbeat(str(self.dir / DB_NAME))
+        self.lease = lease
+
+    def reset(self) -> None:
+        """`--fresh`: forget every earlier run and the record (the lease stays held)."""
+        with self.transaction() as db:
+            for table in ("runs", "epochs", "study", "meta"):
+                db.execute(f"DELETE FROM {table}")
+        shutil.rmtree(self.dir / "checkpoints", ignore_errors=True)
+
+    def holder(self) -> Holder | None:
+        """Who holds the lease now, if anyone (live or not)."""
+        return holder(self.db)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            if self.lease is not None:
+                self.lease.check(self.db)
             yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 
-    # -- meta -------------------------------------------------------------------------
-    def set_meta(self, **values: Any) -> None:
+    # -- the study record ---------------------------------------------------------------
+    def write_record(self, text: str) -> None:
+        """Store the study record (JSON text), replacing any earlier one."""
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                           [(k, json.dumps(v)) for k, v in values.items()])
+            db.execute("INSERT OR REPLACE INTO study VALUES (1, ?)", (text,))
 
-    def meta(self, key: str, default: Any = None) -> Any:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+    def record_text(self) -> str | None:
+        row = self.db.execute("SELECT record FROM study").fetchone()
+        return None if row is None else str(row[0])
+
+    def legacy_meta(self) -> dict[str, Any]:
+        """The key-value table of stores written before the study record existed."""
+        return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
 
     # -- runs -------------------------------------------------------------------------
     def is_finished(self, arm: str, seed: int, config_hash: str) -> bool:
@@ -151,25 +217,30 @@ class Store:
                 "UPDATE runs SET status = ?, device = COALESCE(?, device), error = ?, "
                 "started = CASE WHEN ? = 'running' THEN ? ELSE started END "
                 "WHERE arm = ? AND seed = ?",
-                [(status, device, error, status, time.time(), arm, s) for s in seeds])
+                [(status, device, error, status, self.clock(), arm, s) for s in seeds])
 
     def finish(self, arm: str, seed: int, *, status: str, seconds: float, epochs: list[dict],
-               best_epoch: int, metrics: dict[str, float], checkpoint: str | None) -> None:
+               best_epoch: int, metrics: dict[str, float], checkpoint: str | None,
+               device: str | None = None) -> None:
         """Record a finished run and its per-epoch metrics in one transaction."""
         with self.transaction() as db:
             db.execute("DELETE FROM epochs WHERE arm = ? AND seed = ?", (arm, seed))
+            values = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", *HALF_COLUMNS)
             db.executemany(
-                "INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(arm, seed, e["epoch"], _finite(e["train_loss"]), _finite(e["train_accuracy"]),
-                  _finite(e["val_loss"]), _finite(e["val_accuracy"]), e["seconds"],
+                f"INSERT INTO epochs (arm, seed, epoch, {', '.join(values)}, seconds, "
+                f"grad_norms, weight_norms) VALUES ({', '.join('?' * (len(values) + 6))})",
+                [(arm, seed, e["epoch"], *[_finite(e.get(k, math.nan)) for k in values],
+                  e["seconds"],
                   json.dumps([_finite(x) for x in e["grad_norms"]]),
                   json.dumps([_finite(x) for x in e["weight_norms"]])) for e in epochs])
             db.execute(
                 "UPDATE runs SET status = ?, seconds = ?, epochs = ?, best_epoch = ?, "
-                "train_loss = ?, val_loss = ?, val_accuracy = ?, test_loss = ?, "
-                "test_accuracy = ?, checkpoint = ?, error = NULL WHERE arm = ? AND seed = ?",
+                + "".join(f"{k} = ?, " for k in METRIC_COLUMNS)
+                + "checkpoint = ?, device = COALESCE(?, device), error = NULL "
+                "WHERE arm = ? AND seed = ?",
                 (status, seconds, len(epochs), best_epoch,
-                 *[_finite(metrics[k]) for k in METRIC_COLUMNS], checkpoint, arm, seed))
+                 *[_finite(metrics.get(k, math.nan)) for k in METRIC_COLUMNS], checkpoint,
+                 device, arm, seed))
 
     def runs(self) -> list[Run]:
         cols = ", ".join(Run.__dataclass_fields__)
@@ -210,3 +281,9 @@ class Store:
         atomic_write(path.with_suffix(".json"),
                      json.dumps(side, indent=2, sort_keys=True).encode())
         return str(path.relative_to(self.dir))
+
+
+def describe(h: Holder, now: float) -> str:
+    """'pid 123 on host-a since 2026-11-30 01:02:03 UTC, last heartbeat 4 s ago'."""
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(h.since))
+    return f"pid {h.pid} on {h.host} since {since}, last heartbeat {now - h.heartbeat:.0f} s ago"

@@ -1,13 +1,32 @@
-from ablate.study._execute import InProcessExecutor, check_subset, execute, load_data, reset_run_dir
-from ablate.study._plan import Plan, estimate_seconds, plan_study
-from ablate.study._spec import Arm, SpecError, Study, load_study, parse_study
+from ablate.study._design import Arm, Factor, Sequential, Study, suggest
+from ablate.study._execute import (
+    Executed,
+    Executor,
+    InProcessExecutor,
+    Outcome,
+    Progress,
+    check_subset,
+    execute,
+    load_data,
+)
+from ablate.study._plan import CohortTask, Plan, estimate_seconds, plan_study
+from ablate.study._record import StudyRecord, read_record
+from ablate.study._spec import SpecError, load_study, parse_study
 
 __all__ = [
     "Arm",
+    "CohortTask",
+    "Executed",
+    "Executor",
+    "Factor",
     "InProcessExecutor",
+    "Outcome",
     "Plan",
+    "Progress",
+    "Sequential",
     "SpecError",
     "Study",
+    "StudyRecord",
     "check_subset",
     "estimate_seconds",
     "execute",
@@ -15,5 +34,6 @@ __all__ = [
     "load_study",
     "parse_study",
     "plan_study",
-    "reset_run_dir",
+    "read_record",
+    "suggest",
 ]

@@ -1,95 +1,178 @@
-"""Execute a plan: hand each cohort to an executor and record its result.
+"""Execute a plan: hand cohorts to an executor and record each result as it lands.
 
-The boundary to an executor is narrow: a `CohortTask` in, a `CohortResult` out, so an
-executor on another machine (Ray, say) needs nothing else. The in-process executor is
-the default. The driver is the store's only writer.
+The boundary to an executor is narrow: `CohortTask`s in (picklable: a resolved config
+and seeds), `(task, CohortResult | error)` out, in any order, plus progress events. So an
+executor on other machines (Ray, `_ray.py`) needs nothing else, and the driver stays
+the store's only writer. The in-process executor is the default.
 """
 
-import shutil
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from ablate.data import Mnist
-from ablate.engine import CohortResult, DeviceData, prepare_data, provenance, train_cohort
+from ablate.engine import (
+    CohortResult,
+    DeviceData,
+    Epoch,
+    prepare_data,
+    train_cohort,
+)
 from ablate.errors import UserError
+from ablate.metric import METRICS
+from ablate.stats import crossfit
 from ablate.store import Store
+from ablate.study._design import Study
 from ablate.study._plan import CohortTask, Plan, train_images
-from ablate.study._spec import Study
+
+
+class Progress(Protocol):
+    """What an executor tells the driver while it works (any thread, any order)."""
+
+    def started(self, task: CohortTask) -> None:
+        """The task began training (again, after a retry: its progress restarts)."""
+
+    def advanced(self, task: CohortTask, steps: int) -> None:
+        """`steps` more optimizer steps of the task are done."""
+
+    def epoch(self, task: CohortTask, record: Epoch) -> None:
+        """The task finished an epoch; `record` has each replica's metrics."""
+
+
+Outcome = CohortResult | Exception  # an exception: the cohort failed, with this error
 
 
 class Executor(Protocol):
-    def run(self, task: CohortTask, on_step: Callable[[int], None]) -> CohortResult: ...
+    def run(self, tasks: Sequence[CohortTask], progress: Progress
+            ) -> Iterator[tuple[CohortTask, Outcome]]:
+        """Train every task; yield each with its result (or its error) as it lands."""
+        ...
 
 
 class InProcessExecutor:
-    """Trains cohorts in this process on one device, with the data loaded once."""
+    """Trains cohorts one after another in this process, with the data loaded once."""
 
     def __init__(self, data: DeviceData) -> None:
         self.data = data
 
-    def run(self, task: CohortTask, on_step: Callable[[int], None]) -> CohortResult:
-        return train_cohort(task.arm.config, list(task.seeds), self.data,
-                            select_on=task.select_on, on_step=on_step)
+    def run(self, tasks: Sequence[CohortTask], progress: Progress
+            ) -> Iterator[tuple[CohortTask, Outcome]]:
+        for task in tasks:
+            progress.started(task)
+            try:
+                result: Outcome = train_cohort(
+                    task.arm.config, list(task.seeds), self.data, select_on=task.select_on,
+                    on_step=lambda k, t=task: progress.advanced(t, k),  # type: ignore[misc]
+                    on_epoch=lambda e, t=task: progress.epoch(t, e))  # type: ignore[misc]
+            except Exception as exc:  # a runtime failure: the driver records it
+                result = exc
+            yield task, result
 
 
-def reset_run_dir(run_dir: Path) -> None:
-    """`--fresh`: forget every earlier run of this study."""
-    if run_dir.exists():
-        (run_dir / "runs.sqlite").unlink(missing_ok=True)
-        for suffix in ("-wal", "-shm"):
-            (run_dir / f"runs.sqlite{suffix}").unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+@dataclass(frozen=True)
+class Executed:
+    trained: int  # runs recorded done or diverged
+    failed: int  # runs whose cohort failed
 
 
-def execute(study: Study, store: Store, plan: Plan, executor: Executor, device: torch.device,
-            checksums: dict[str, str], on_step: Callable[[int], None],
-            on_cohort: Callable[[CohortTask, CohortResult], None] | None = None) -> int:
-    """Run every cohort of `plan`, recording each result as it lands. Returns the number
-    of failed runs. Ctrl-C puts the cohort in flight back to pending and re-raises."""
-    failed = 0
-    info = provenance(device)
-    for task in plan.cohorts:
-        seeds = list(task.seeds)
-        store.mark(task.arm.name, seeds, "running", device=str(device))
-        try:
-            result = executor.run(task, on_step)
-        except KeyboardInterrupt:
-            store.mark(task.arm.name, seeds, "pending")
-            raise
-        except Exception as exc:  # a runtime failure: record it, go on with the rest
-            store.mark(task.arm.name, seeds, "failed", error=f"{type(exc).__name__}: {exc}")
-            failed += len(seeds)
-            continue
-        _record(study, store, task, result, info, checksums)
-        if on_cohort is not None:
-            on_cohort(task, result)
-    return failed
+def execute(study: Study, store: Store, plan: Plan, executor: Executor,
+            checksums: dict[str, str], progress: Progress,
+            on_cohort: Callable[[CohortTask, Outcome], None] | None = None) -> Executed:
+    """Run every cohort of `plan`, recording each result the moment it lands. A failed
+    cohort is recorded with its error and the rest go on. Ctrl-C (or any other escape)
+    puts every cohort not yet recorded back to pending, then re-raises."""
+    driver = _Recording(store, progress)
+    pending = set(range(len(plan.cohorts)))
+    index = {id(t): i for i, t in enumerate(plan.cohorts)}
+    trained = failed = 0
+    try:
+        for task, outcome in executor.run(plan.cohorts, driver):
+            pending.discard(index[id(task)])
+            if isinstance(outcome, Exception):
+                _mark(store, task, "failed", error=f"{type(outcome).__name__}: {outcome}")
+                failed += len(task.runs)
+            else:
+                _record(study, store, task, outcome, checksums)
+                trained += len(task.runs)
+            if on_cohort is not None:
+                on_cohort(task, outcome)
+    except BaseException:
+        for i in pending:
+            _mark(store, plan.cohorts[i], "pending")
+        raise
+    return Executed(trained, failed)
+
+
+class _Recording:
+    """Progress for the driver: marks a task's runs running in the store, then passes on."""
+
+    def __init__(self, store: Store, inner: Progress) -> None:
+        self.store, self.inner = store, inner
+
+    def started(self, task: CohortTask) -> None:
+        _mark(self.store, task, "running")
+        self.inner.started(task)
+
+    def advanced(self, task: CohortTask, steps: int) -> None:
+        self.inner.advanced(task, steps)
+
+    def epoch(self, task: CohortTask, record: Epoch) -> None:
+        self.inner.epoch(task, record)
+
+
+def _mark(store: Store, task: CohortTask, status: str, *, error: str | None = None) -> None:
+    by_arm: dict[str, list[int]] = {}
+    for arm, seed in task.runs:
+        by_arm.setdefault(arm, []).append(seed)
+    for arm, seeds in by_arm.items():
+        store.mark(arm, seeds, status, error=error)
 
 
 def _record(study: Study, store: Store, task: CohortTask, result: CohortResult,
-            info: dict[str, object], checksums: dict[str, str]) -> None:
+            checksums: dict[str, str]) -> None:
     share = result.seconds / len(task.seeds)
+    crossfits = _crossfit(result)
     for s, rep in enumerate(result.replicas):
         epochs = [{"epoch": e.epoch, "train_loss": float(e.train_loss[s]),
                    "train_accuracy": float(e.train_accuracy[s]),
                    "val_loss": float(e.val_loss[s]), "val_accuracy": float(e.val_accuracy[s]),
+                   "val_loss_a": float(e.val_loss_halves[s, 0]),
+                   "val_accuracy_a": float(e.val_accuracy_halves[s, 0]),
+                   "val_loss_b": float(e.val_loss_halves[s, 1]),
+                   "val_accuracy_b": float(e.val_accuracy_halves[s, 1]),
                    "seconds": e.seconds / len(task.seeds),
                    "grad_norms": e.grad_norms[s].tolist(),
                    "weight_norms": e.weight_norms[s].tolist()} for e in result.history]
+        metrics = {**rep.metrics, **{name: float(v[s]) for name, v in crossfits.items()}}
         checkpoint = None
         if rep.status == "done":
             sidecar = {
                 "study": study.name, "question": study.question, "arm": task.arm.name,
                 "seed": rep.seed, "config": task.arm.config.to_dict(),
-                "best_epoch": rep.best_epoch, "metrics": rep.metrics,
-                "data_sha256": checksums, "versions": info,
+                "best_epoch": rep.best_epoch, "metrics": metrics,
+                "data_sha256": checksums, "versions": result.provenance,
             }
             checkpoint = store.write_checkpoint(task.arm.name, rep.seed, rep.state, sidecar)
         store.finish(task.arm.name, rep.seed, status=rep.status, seconds=share, epochs=epochs,
-                     best_epoch=rep.best_epoch, metrics=rep.metrics, checkpoint=checkpoint)
+                     best_epoch=rep.best_epoch, metrics=metrics, checkpoint=checkpoint,
+                     device=str(result.provenance["device"]))
+
+
+def _crossfit(result: CohortResult) -> dict[str, np.ndarray]:
+    """The cross-fitted validation metrics of every replica: name -> (S,), NaN if diverged."""
+    n_a, n_b = result.val_half_sizes
+    out = {}
+    for quantity in ("accuracy", "loss"):
+        halves = np.stack([getattr(e, f"val_{quantity}_halves") for e in result.history],
+                          axis=-1)  # (S, 2, epochs) of half means
+        fit = crossfit(halves[:, 0] * n_a, halves[:, 1] * n_b, n_a, n_b,
+                       higher_is_better=METRICS[f"crossfit_val_{quantity}"].higher_is_better)
+        dead = np.array([r.status != "done" for r in result.replicas])
+        out[f"crossfit_val_{quantity}"] = np.where(dead, np.nan, fit.value)
+    return out
 
 
 def check_subset(study: Study, subset: int | None) -> None:

@@ -13,7 +13,7 @@ from ablate.data import EXPECTED_SHA256
 from ablate.engine import matmul_flops, parameter_count
 from ablate.metric import Metric
 from ablate.store import Store
-from ablate.study._spec import Arm, Study
+from ablate.study._design import Arm, Study
 
 MAX_COHORT = 16  # replicas per cohort; bounds memory at 16 copies of the model
 
@@ -23,6 +23,16 @@ class CohortTask:
     arm: Arm
     seeds: tuple[int, ...]
     select_on: Metric  # the validation metric that picks each run's kept epoch
+
+    @property
+    def runs(self) -> tuple[tuple[str, int], ...]:
+        """(arm, seed) of each replica, in replica order."""
+        return tuple((self.arm.name, s) for s in self.seeds)
+
+    @property
+    def label(self) -> str:
+        """For progress lines: 'dropout=off, seeds 0-9'."""
+        return f"{self.arm.name}, {_seed_range(self.seeds)}"
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,12 @@ class Plan:
     @property
     def runs(self) -> int:
         return sum(len(t.seeds) for t in self.cohorts)
+
+
+def _seed_range(seeds: tuple[int, ...]) -> str:
+    if len(seeds) > 2 and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return ("seed " if len(seeds) == 1 else "seeds ") + ",".join(map(str, seeds))
 
 
 def data_settings(study: Study, subset: int | None) -> dict[str, object]:

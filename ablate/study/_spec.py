@@ -1,4 +1,4 @@
-"""Study files: TOML -> a typed, validated, frozen `Study` -> arms.
+"""Study files: TOML -> a typed, validated, frozen `Study` (see `_design`) -> arms.
 
 A study names the question it answers, a `base` run configuration, and `factors` whose
 levels replace whole keys of `base`. Arms are either one-factor-at-a-time against the
@@ -7,12 +7,10 @@ Every mistake is one `SpecError` line naming the file, the key path and what was
 expected, with a "did you mean" for misspelt keys.
 """
 
-import difflib
 import itertools
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,7 +29,8 @@ from ablate.engine import (
     RunConfig,
 )
 from ablate.errors import UserError
-from ablate.metric import METRICS, Metric
+from ablate.metric import METRICS
+from ablate.study._design import Arm, Factor, Sequential, Study, suggest
 
 STUDY_KEYS = ("name", "question", "seeds", "metric", "rope", "validation", "design", "base",
               "factors")
@@ -39,74 +38,14 @@ BASE_KEYS = ("conventions", "layers", "activation", "leaky_slope", "batch_norm",
              "bn_eps", "dropout", "init", "init_scale", "optimizer", "epochs", "batch_size")
 LAYER_KEYS = ("units", "activation", "batch_norm", "dropout")
 FACTOR_KEYS = ("baseline", "levels")
-STUDY_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
+STUDY_METRICS = ("crossfit_val_accuracy", "crossfit_val_loss", "test_accuracy", "test_loss")
+# Study files written before the cross-fitted metrics said "val_accuracy": they meant
+# "compare on validation", which is now done selection-free (see ablate.metric).
+METRIC_ALIASES = {"val_accuracy": "crossfit_val_accuracy", "val_loss": "crossfit_val_loss"}
 
 
 class SpecError(UserError):
     """A study file that cannot be used; the message is one line."""
-
-
-@dataclass(frozen=True)
-class Arm:
-    name: str  # e.g. "dropout=off"
-    levels: tuple[tuple[str, str], ...]  # ((factor, level), ...)
-    config: RunConfig
-
-
-@dataclass(frozen=True)
-class Factor:
-    name: str
-    levels: tuple[str, ...]
-    baseline: str
-
-
-@dataclass(frozen=True)
-class Study:
-    name: str
-    question: str
-    seeds: tuple[int, ...]
-    metric: Metric  # what arms are compared on
-    rope: float  # region of practical equivalence, in metric units
-    validation: int  # images held out of the 60,000 for validation (0: train on all)
-    design: str  # "one_at_a_time" | "factorial"
-    factors: tuple[Factor, ...]
-    arms: tuple[Arm, ...]  # arms[0] is the baseline
-    source: str  # the file it came from
-
-    @property
-    def baseline(self) -> Arm:
-        return self.arms[0]
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.metric.higher_is_better
-
-    def arm(self, name: str) -> Arm:
-        for arm in self.arms:
-            if arm.name == name:
-                return arm
-        names = [a.name for a in self.arms]
-        raise UserError(f"{self.source}: no arm named {name!r}{_suggest(name, names)}; "
-                        f"arms: {', '.join(names)}")
-
-    def with_overrides(self, *, seeds: int | None = None, epochs: int | None = None) -> "Study":
-        """The same study with `--seeds N` (seeds 0..N-1) or `--epochs N` applied."""
-        study = self
-        if seeds is not None:
-            if seeds < 1:
-                raise UserError(f"--seeds must be at least 1, got {seeds}")
-            study = replace(study, seeds=tuple(range(seeds)))
-        if epochs is not None:
-            if epochs < 1:
-                raise UserError(f"--epochs must be at least 1, got {epochs}")
-            arms = tuple(replace(a, config=replace(a.config, epochs=epochs)) for a in study.arms)
-            study = replace(study, arms=arms)
-        return study
-
-
-def _suggest(key: str, allowed: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class _Table:
@@ -119,7 +58,7 @@ class _Table:
         self.data: Mapping[str, Any] = data
         for key in data:
             if key not in allowed:
-                self.fail(self.key_path(key), f"unknown key{_suggest(str(key), allowed)} "
+                self.fail(self.key_path(key), f"unknown key{suggest(str(key), allowed)} "
                                               f"(allowed: {', '.join(allowed)})")
 
     def key_path(self, key: str) -> str:
@@ -139,7 +78,7 @@ class _Table:
             self.fail(self.key_path(key), f"expected a string, got {_kind(value)}")
         if choices and value not in choices:
             self.fail(self.key_path(key), f"expected one of {', '.join(choices)}, got "
-                                          f"{value!r}{_suggest(value, choices)}")
+                                          f"{value!r}{suggest(value, choices)}")
         return value
 
     def int_(self, key: str, default: int | None = None, low: int = 0) -> int:
@@ -192,8 +131,9 @@ def parse_study(text: str, source: str = "<study>") -> Study:
         top.fail("name", f"expected letters, digits, '-', '_' or '.', got {name!r} "
                          "(it names the run directory)")
     question = top.str_("question")
-    seeds = _seeds(top)
-    metric = METRICS[top.str_("metric", "val_accuracy", STUDY_METRICS)]
+    seeds, sequential = _seeds(top)
+    asked = top.str_("metric", "crossfit_val_accuracy", STUDY_METRICS + tuple(METRIC_ALIASES))
+    metric = METRICS[METRIC_ALIASES.get(asked, asked)]
     rope = top.float_("rope", 0.002)
     validation = top.int_("validation", 10_000)
     if validation >= 60_000:
@@ -204,8 +144,8 @@ def parse_study(text: str, source: str = "<study>") -> Study:
                            "validation = 10000")
     if validation > 0 and metric.split == "test":
         top.fail("metric", f"{metric.name!r} would compare arms on the test set; compare on "
-                           "\"val_accuracy\" or \"val_loss\" (the test set is reported, "
-                           "never tuned on)")
+                           "\"crossfit_val_accuracy\" or \"crossfit_val_loss\" (the test set "
+                           "is reported, never tuned on)")
     design = top.str_("design", "one_at_a_time", ("one_at_a_time", "factorial"))
     base = top.data.get("base", {})
     _Table(base, "base", source, BASE_KEYS)
@@ -213,11 +153,25 @@ def parse_study(text: str, source: str = "<study>") -> Study:
     arms = _arms(base, factors, design, source)
     return Study(name=name, question=question, seeds=seeds, metric=metric, rope=rope,
                  validation=validation, design=design, factors=tuple(f for f, _ in factors),
-                 arms=arms, source=source)
+                 arms=arms, source=source, sequential=sequential)
 
 
-def _seeds(top: _Table) -> tuple[int, ...]:
+def _seeds(top: _Table) -> tuple[tuple[int, ...], Sequential | None]:
+    """`seeds = N`, a list of seeds, or `{ min = 6, max = 30, step = 2 }` (sequential:
+    seeds 0..max-1 are used in order, min of them first)."""
     value = top.data.get("seeds", 10)
+    if isinstance(value, Mapping):
+        t = _Table(value, "seeds", top.source, ("min", "max", "step"))
+        low = t.int_("min", 6, low=1)
+        high = t.int_("max", 30, low=1)
+        step = t.int_("step", 2, low=1)
+        if high < low:
+            t.fail("seeds.max", f"expected max >= min ({low}), got {high}")
+        return tuple(range(low)), Sequential(low, high, step)
+    return _fixed_seeds(top, value), None
+
+
+def _fixed_seeds(top: _Table, value: object) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             top.fail("seeds", f"expected a count >= 1 or a list of seeds, got {value}")
@@ -227,8 +181,8 @@ def _seeds(top: _Table) -> tuple[int, ...]:
         if len(set(value)) != len(value):
             top.fail("seeds", "expected distinct seeds, got duplicates")
         return tuple(value)
-    top.fail("seeds", "expected a count >= 1 or a non-empty list of non-negative integers, "
-                      f"got {_kind(value)}")
+    top.fail("seeds", "expected a count >= 1, a non-empty list of non-negative integers, "
+                      f"or a table {{ min, max }}, got {_kind(value)}")
 
 
 def _factors(data: object, source: str) -> list[tuple[Factor, dict[str, Mapping[str, Any]]]]:

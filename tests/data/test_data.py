@@ -451,6 +451,27 @@ def test_split_zero_and_bad_sizes() -> None:
             data.split(y, bad)  # type: ignore[arg-type]
 
 
+@given(st.lists(st.integers(0, 9), min_size=0, max_size=300))
+def test_validation_halves_are_fixed_stratified_and_split_evenly(labels: list[int]) -> None:
+    y = np.array(labels, dtype=np.uint8)
+    half = data.validation_halves(y)
+    np.testing.assert_array_equal(half, data.validation_halves(y.copy()))  # fixed
+    assert half.dtype == np.int64 and set(half.tolist()) <= {0, 1}
+    assert int(half.sum()) == len(y) // 2  # B gets floor(n / 2)
+    counts, in_b = np.bincount(y, minlength=10), np.bincount(y[half == 1], minlength=10)
+    ideal = (len(y) // 2) * counts / max(len(y), 1)
+    assert np.all((in_b == np.floor(ideal)) | (in_b == np.ceil(ideal)))  # stratified
+
+
+def test_validation_halves_do_not_reuse_the_split_shuffle(subset: data.Mnist) -> None:
+    """Half B is not simply the prefix of each class in the split's own shuffle order."""
+    _, val = data.split(subset.y_train, 400)
+    y = subset.y_train[val]
+    same_seed = np.zeros(len(y), dtype=np.int64)
+    same_seed[data.split(y, len(y) // 2)[1]] = 1
+    assert not np.array_equal(data.validation_halves(y), same_seed)
+
+
 # --- stratified_order ----------------------------------------------------------------
 
 def test_order_balanced_prefixes_are_exact() -> None:

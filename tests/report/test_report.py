@@ -25,7 +25,7 @@ import scipy.stats as st
 from ablate.errors import UserError
 from ablate.report import DECISION_COLOURS, write_report
 from ablate.store import Store
-from ablate.study import parse_study
+from ablate.study import StudyRecord, parse_study
 
 ONE_AT_A_TIME = """
 name = "synthetic_dropout"
@@ -99,23 +99,30 @@ PROVENANCE = {"python": "3.11.7", "torch": "2.4.0", "numpy": "2.0.0", "ablate": 
 
 
 def make_store(run_dir: Path, source: str, scores: Mapping[str, Mapping[int, float]],
-               broken: Mapping[tuple[str, int], str] | None = None, seed: int = 0) -> Path:
+               broken: Mapping[tuple[str, int], str] | None = None, seed: int = 0,
+               legacy: bool = False) -> Path:
     """Write a finished study's store with the given final metric per (arm, seed).
 
     broken: (arm, seed) -> "failed" | "diverged" | "pending"; those runs get no usable
     metric (a diverged run keeps a finite val_accuracy on purpose: it must still be
-    left out). Per-epoch curves end at the final score.
+    left out). Per-epoch curves end at the final score. legacy: describe the study the
+    way stores written before the study record did (a key-value `meta` table).
     """
     broken = broken or {}
-    study = parse_study(source, "synthetic.toml")
+    study = parse_study(source, "studies/synthetic.toml")
     rng = np.random.default_rng(seed)
     store = Store(run_dir)
-    store.set_meta(study_file="studies/synthetic.toml", study_source=source, name=study.name,
-                   question=study.question, metric=study.metric.name, rope=study.rope,
-                   validation=study.validation, subset=None, seeds=list(study.seeds),
-                   arms=[a.name for a in study.arms], baseline=study.baseline.name,
-                   device="cpu", provenance=PROVENANCE,
-                   data_sha256={"x_train": "ab" * 32, "y_train": "cd" * 32})
+    checksums = {"x_train": "ab" * 32, "y_train": "cd" * 32}
+    if legacy:
+        _write_legacy_meta(store, study_file="studies/synthetic.toml", study_source=source,
+                           name=study.name, question=study.question,
+                           metric=study.metric.name, rope=study.rope,
+                           validation=study.validation, subset=None, seeds=list(study.seeds),
+                           arms=[a.name for a in study.arms], baseline=study.baseline.name,
+                           device="cpu", provenance=PROVENANCE, data_sha256=checksums)
+    else:
+        store.write_record(StudyRecord(study, "studies/synthetic.toml", source, None, "cpu",
+                                       PROVENANCE, checksums).to_json())
     accuracy = study.metric.name == "val_accuracy"
     for arm in study.arms:
         n_layers = len(arm.config.layers) + 1
@@ -151,6 +158,13 @@ def make_store(run_dir: Path, source: str, scores: Mapping[str, Mapping[int, flo
                          best_epoch=EPOCHS, metrics=metrics, checkpoint=None)
     store.close()
     return run_dir
+
+
+def _write_legacy_meta(store: Store, **values: object) -> None:
+    """The meta table exactly as the version before the study record wrote it."""
+    with store.transaction() as db:
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                       [(k, json.dumps(v)) for k, v in values.items()])
 
 
 def draw(arms_effects: Mapping[str, float], seeds: range, *, base: float, sd_seed: float,
@@ -254,6 +268,18 @@ def test_writes_three_files_with_the_required_keys(worse: tuple[Path, dict, dict
     assert len(re.findall(r"\]\(report_files/", md)) == 5  # forest, slopes, dist, curves, grads
     assert sorted(p.name for p in (run_dir / "report_files").iterdir()) == sorted(
         f"{f['name']}.png" for f in report["figures"])
+
+
+def test_a_store_from_before_the_study_record_reports_the_same(
+        worse: tuple[Path, dict, dict], tmp_path: Path) -> None:
+    """Run directories written by the previous layout (a key-value meta table and the
+    study file's text) still report, and to the same numbers and words."""
+    _, scores, report = worse
+    old = make_store(tmp_path / "old", ONE_AT_A_TIME.format(seeds=10), scores, BROKEN,
+                     legacy=True)
+    write_report(old)
+    assert read_json(old / "report.json") == report
+    assert (old / "report.md").read_text() == (worse[0] / "report.md").read_text()
 
 
 def test_report_is_deterministic(worse: tuple[Path, dict, dict], tmp_path: Path) -> None:

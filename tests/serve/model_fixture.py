@@ -12,12 +12,33 @@ from pathlib import Path
 import torch
 
 from ablate.data import load_npz
-from ablate.engine import OptimizerConfig
+from ablate.engine import Epoch, OptimizerConfig
 from ablate.store import Store
-from ablate.study import InProcessExecutor, execute, load_data, load_study, plan_study
+from ablate.study import (
+    CohortTask,
+    InProcessExecutor,
+    StudyRecord,
+    execute,
+    load_data,
+    load_study,
+    plan_study,
+)
 from tests.data_fixtures import SUBSET, subset_expected
 
 STUDY_FILE = Path(__file__).resolve().parents[2] / "studies" / "dropout.toml"
+
+
+class _Quiet:
+    """Progress nobody watches."""
+
+    def started(self, task: CohortTask) -> None:
+        pass
+
+    def advanced(self, task: CohortTask, steps: int) -> None:
+        pass
+
+    def epoch(self, task: CohortTask, record: Epoch) -> None:
+        pass
 
 
 def make_run_dir(out: Path, *, seeds: int = 2, epochs: int = 3, subset: int = 1500,
@@ -37,18 +58,15 @@ def make_run_dir(out: Path, *, seeds: int = 2, epochs: int = 3, subset: int = 15
         for a in study.arms))
     device = torch.device("cpu")
     store = Store(out / study.name)
+    store.acquire()
     try:
         plan = plan_study(study, store, subset)
         mnist = load_npz(SUBSET, subset_expected())
         data, checksums = load_data(study, subset, device, mnist)
-        store.set_meta(name=study.name, question=study.question, metric=study.metric.name,
-                       rope=study.rope, validation=study.validation, subset=subset,
-                       seeds=list(study.seeds), arms=[a.name for a in study.arms],
-                       baseline=study.baseline.name, device=str(device),
-                       data_sha256=mnist.checksums())
-        failed = execute(study, store, plan, InProcessExecutor(data), device,
-                                mnist.checksums(), on_step=lambda k: None)
-        assert failed == 0, "training the fixture study failed"
+        store.write_record(StudyRecord(study, str(STUDY_FILE), STUDY_FILE.read_text(), subset,
+                                       str(device), {}, checksums).to_json())
+        done = execute(study, store, plan, InProcessExecutor(data), checksums, _Quiet())
+        assert done.failed == 0, "training the fixture study failed"
     finally:
         store.close()
     return out / study.name

@@ -20,7 +20,8 @@ def run(arm: str, seed: int, val_acc: float | None, val_loss: float | None, test
         status: str = "done") -> Run:
     return Run(arm=arm, seed=seed, config_hash="h", status=status, device="cpu", seconds=1.0,
                epochs=1, best_epoch=1, train_loss=0.1, val_loss=val_loss,
-               val_accuracy=val_acc, test_loss=0.2, test_accuracy=test_acc,
+               val_accuracy=val_acc, crossfit_val_loss=None, crossfit_val_accuracy=None,
+               test_loss=0.2, test_accuracy=test_acc,
                checkpoint=f"checkpoints/{arm}/seed-{seed}.safetensors", error=None)
 
 

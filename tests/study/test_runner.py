@@ -65,11 +65,30 @@ def test_study_stores_every_run_and_a_rerun_does_no_work(cli: CliRunner, study_f
         weights = load_file(run_dir / "checkpoints" / arm / f"seed-{seed}.safetensors")
         assert side["arm"] == arm and side["seed"] == seed and len(side["weights_sha256"]) == 64
         assert weights["dense0.weight"].shape == (784, 128)
+    _check_crossfit(run_dir, validation=400)
     report = json.loads((run_dir / "report.json").read_text())
     assert {c["arm"] for c in report["contrasts"]} == set(ARMS) - {"dropout=on"}
     second = cli.invoke(app, ["study", str(study_file), "--out", str(out), "--no-report"])
     assert second.exit_code == 0 and "Nothing to do" in second.output
     assert _rows(run_dir) == rows  # same started times: nothing retrained
+
+
+def _check_crossfit(run_dir: Path, validation: int) -> None:
+    """The stored cross-fitted accuracy, recomputed from the stored per-half epoch
+    accuracies by a plain loop: the epoch first best on one half, scored on the other."""
+    with sqlite3.connect(run_dir / DB_NAME) as db:
+        runs = db.execute("SELECT arm, seed, crossfit_val_accuracy FROM runs"
+                          ).fetchall()
+        for arm, seed, stored in runs:
+            rows = db.execute("SELECT val_accuracy_a, val_accuracy_b FROM epochs WHERE arm = ? "
+                              "AND seed = ? ORDER BY epoch", (arm, seed)).fetchall()
+            n_b = validation // 2
+            n_a = validation - n_b
+            e_a = max(range(len(rows)), key=lambda e: (rows[e][0], -e))
+            e_b = max(range(len(rows)), key=lambda e: (rows[e][1], -e))
+            expected = (rows[e_a][1] * n_b + rows[e_b][0] * n_a) / validation
+            assert stored == pytest.approx(expected, abs=1e-12)
+            assert abs(stored * validation - round(stored * validation)) < 1e-9  # on the grid
 
 
 def test_a_changed_arm_reruns_and_the_others_do_not(cli: CliRunner, study_file: Path,
@@ -129,11 +148,11 @@ def test_user_errors_are_one_line_and_exit_2(cli: CliRunner, study_file: Path, a
     assert len(result.output.strip().splitlines()) == 1
 
 
-def _start(study_file: Path, out: Path) -> subprocess.Popen:
+def _start(study_file: Path, out: Path, *extra: str) -> subprocess.Popen:
     # 40 epochs make each cohort take a few seconds, so a signal lands mid-study.
     return subprocess.Popen(
         [sys.executable, "-m", "tests.study_harness", "study", str(study_file), "--out", str(out),
-         "--epochs", "40", "--no-report"],
+         "--epochs", "40", "--no-report", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -201,3 +220,29 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(cli: CliRunner, study_file: Pa
                               "--no-report"])
     assert result.exit_code == 0
     assert {st for _, _, st, _ in _rows(run_dir)} == {"done"}
+
+
+def test_two_drivers_on_one_directory_never_train_a_run_twice(study_file: Path,
+                                                               tmp_path: Path) -> None:
+    """A second `ablate study` on a directory in use stops with one line naming the first;
+    with --wait it starts when the first is done, and then finds nothing to train."""
+    out = tmp_path / "runs"
+    run_dir = out / "tiny"
+    first = _start(study_file, out)
+    _wait_for_first_done(first, run_dir)
+    refused = subprocess.run(
+        [sys.executable, "-m", "tests.study_harness", "study", str(study_file), "--out",
+         str(out), "--epochs", "40", "--no-report"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2, refused.stderr
+    assert f"pid {first.pid}" in refused.stderr and "--wait" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    waiter = _start(study_file, out, "--wait")
+    first_output, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, first_output
+    finished = _rows(run_dir)
+    assert {st for *_, st, _ in finished} == {"done"}
+    waited, _ = waiter.communicate(timeout=600)
+    assert waiter.returncode == 0, waited
+    assert b"waiting" in waited and b"Nothing to do" in waited
+    assert _rows(run_dir) == finished  # same started times: nothing trained twice

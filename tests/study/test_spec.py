@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ablate.engine import summary_rows
+from ablate.errors import UserError
 from ablate.study import SpecError, load_study, parse_study
 
 STUDIES = sorted(Path(__file__).parents[2].joinpath("studies").glob("*.toml"))
@@ -218,3 +219,34 @@ def test_summary_command_prints_the_keras_table() -> None:
                  "Total params: 479,306", "Trainable params: 477,898",
                  "Non-trainable params: 1,408"):
         assert text in result.output
+
+
+def test_sequential_seeds_parse_and_resolve_their_looks() -> None:
+    study = parse_study(VALID.replace("seeds = 3", "seeds = { min = 6, max = 11 }"), "s.toml")
+    assert study.seeds == tuple(range(6))
+    assert study.sequential is not None and study.sequential.looks() == (6, 8, 10, 11)
+    with pytest.raises(SpecError, match="seeds.max"):
+        parse_study(VALID.replace("seeds = 3", "seeds = { min = 8, max = 6 }"), "s.toml")
+    with pytest.raises(SpecError, match="did you mean 'max'"):
+        parse_study(VALID.replace("seeds = 3", "seeds = { min = 6, maxx = 9 }"), "s.toml")
+
+
+def test_until_decided_turns_a_fixed_study_sequential() -> None:
+    study = parse_study(VALID, "s.toml")
+    seq = study.with_overrides(until_decided=True, max_seeds=9)
+    assert seq.sequential is not None and seq.sequential.looks() == (3, 5, 7, 9)
+    assert study.with_overrides(until_decided=True).sequential.max == 30  # type: ignore[union-attr]
+    with pytest.raises(UserError, match="--max-seeds goes with --until-decided"):
+        study.with_overrides(max_seeds=9)
+    with pytest.raises(UserError, match="at least the 3 seeds"):
+        study.with_overrides(until_decided=True, max_seeds=2)
+
+
+def test_old_metric_names_mean_the_selection_free_ones() -> None:
+    """Study files from before the cross-fitted metrics keep working: `val_accuracy`
+    (compare on validation) now compares selection-free."""
+    old = parse_study(VALID.replace("rope = 0.01", 'rope = 0.01\nmetric = "val_accuracy"'), "o")
+    assert old.metric.name == "crossfit_val_accuracy" and old.metric.selection_free
+    loss = parse_study(VALID.replace("rope = 0.01", 'rope = 0.01\nmetric = "val_loss"'), "o")
+    assert loss.metric.name == "crossfit_val_loss" and not loss.higher_is_better
+    assert parse_study(VALID, "o").metric.name == "crossfit_val_accuracy"  # the default

@@ -1,0 +1,202 @@
+"""The decision rule: three claims, each controlled family-wise, and one verdict.
+
+Units: the *improvement* u of a contrast is arm - baseline for a higher-is-better
+metric and baseline - arm for a loss, so "better" always means u > 0. r >= 0 is the
+ROPE half-width and alpha the study's level. Per contrast, with exact one-sided
+sign-flip p values (`_signflip`):
+
+- better:     reject H: Delta <= +r,  p_better = p_greater(+r), at alpha / 2;
+- worse:      reject H: Delta >= -r,  p_worse  = p_less(-r),    at alpha / 2;
+- equivalent: reject both H: Delta <= -r and H: Delta >= +r (TOST),
+              p_equivalent = max(p_greater(-r), p_less(+r)),     at alpha.
+
+Each claim type is controlled family-wise over the study's contrasts by Holm's method
+on that claim's p values: a claim is made when its Holm-adjusted p is <= its level.
+So P(any false "better") <= alpha / 2, P(any false "worse") <= alpha / 2 and
+P(any false "equivalent") <= alpha, under any dependence between the contrasts (they
+share a baseline). The claims exclude each other: "better" needs the 95% interval's
+lower end above +r, "equivalent" the 90% interval's upper end below +r, and the 90%
+interval lies inside the 95% one. Neither claim made: "inconclusive".
+
+An interaction contrast says "interaction" (better or worse: u is the interaction in
+metric units, either sign) or "no interaction" (equivalent); a simple or main effect
+uses the arm's words.
+
+Diverged runs: when any paired seed of a contrast has a diverged side, each claim's p
+is the larger of the metric test's (seeds where both finished) and the rank test's
+with diverged = worst (`_divergence`). A claim then needs both tests to agree (an
+intersection-union test, valid because each test is), so an arm that diverges is never
+called better or equivalent on the seeds where it happened to survive.
+
+The floor: with n paired seeds no one-sided p is below 1/2^n. When even that smallest p
+could not pass Holm, the reason says so instead of implying a near miss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ablate.stats._family import holm
+from ablate.stats._signflip import SignFlip
+
+__all__ = [
+    "CLAIMS",
+    "DECISIONS",
+    "Case",
+    "INTERACTION_DECISIONS",
+    "ClaimTests",
+    "claim_tests",
+    "combine",
+    "decide_claims",
+    "label",
+    "levels",
+]
+
+CLAIMS = ("better", "worse", "equivalent")
+DECISIONS = ("better", "worse", "equivalent", "inconclusive")
+INTERACTION_DECISIONS = ("interaction", "no interaction", "inconclusive")
+
+
+@dataclass(frozen=True)
+class ClaimTests:
+    """One contrast's one-sided p value per claim (improvement units)."""
+
+    better: float
+    worse: float
+    equivalent: float
+    floor: float  # the smallest p these seeds allow (1/2^n for the exact test)
+
+    def get(self, claim: str) -> float:
+        return float(getattr(self, claim))
+
+
+def claim_tests(dist: SignFlip, rope: float) -> ClaimTests:
+    """The three claims' p values from the sign-flip distribution of the improvements."""
+    return ClaimTests(
+        better=dist.p_greater(rope),
+        worse=dist.p_less(-rope),
+        equivalent=max(dist.p_greater(-rope), dist.p_less(rope)),
+        floor=dist.floor,
+    )
+
+
+def combine(metric: ClaimTests, rank: ClaimTests) -> ClaimTests:
+    """Intersection-union: a claim needs both tests, so its p is the larger one."""
+    better, worse, equivalent = (max(metric.get(c), rank.get(c)) for c in CLAIMS)
+    return ClaimTests(better, worse, equivalent, floor=max(metric.floor, rank.floor))
+
+
+def levels(alpha: float) -> dict[str, float]:
+    """Each claim's family-wise level: alpha/2 per direction, alpha for equivalence."""
+    return {"better": alpha / 2, "worse": alpha / 2, "equivalent": alpha}
+
+
+def label(claim: str | None, kind: str) -> str:
+    """The decision word: the claim made, in the interaction's own words if it is one."""
+    if kind == "interaction":
+        return {"better": "interaction", "worse": "interaction",
+                "equivalent": "no interaction"}.get(claim or "", "inconclusive")
+    return claim or "inconclusive"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}" if math.isfinite(x) else ("-inf" if x < 0 else "inf")
+
+
+def _ci(ci: tuple[float, float]) -> str:
+    return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
+
+
+@dataclass(frozen=True)
+class Case:
+    """What a reason needs about one contrast (raw units: arm - baseline)."""
+
+    n: int
+    kind: str
+    higher_is_better: bool
+    ci95: tuple[float, float]
+    ci90: tuple[float, float]
+    metric: ClaimTests | None  # None: no seed where both sides finished
+    rank: ClaimTests | None  # None: no divergence among the paired seeds
+
+
+def decide_claims(
+    tests: Sequence[ClaimTests | None],
+    cases: Sequence[Case],
+    *,
+    rope: float,
+    alpha: float,
+) -> list[tuple[str, str, dict[str, float]]]:
+    """Holm per claim over the family, then each contrast's decision and reason.
+
+    tests: per contrast, the claims' p values (combined with the rank test where a
+    side diverged), or None when nothing could be tested. Returns per contrast
+    (decision, reason, {claim: Holm-adjusted p}).
+    """
+    m = len(tests)
+    lv = levels(alpha)
+    raw = {c: np.array([1.0 if t is None else t.get(c) for t in tests]) for c in CLAIMS}
+    adj = {c: holm(raw[c]) for c in CLAIMS}
+    out = []
+    for j, (t, case) in enumerate(zip(tests, cases, strict=True)):
+        adjusted = {c: float(adj[c][j]) for c in CLAIMS}
+        made = [c for c in CLAIMS if t is not None and adjusted[c] <= lv[c]]
+        claim = made[0] if len(made) == 1 else None
+        if len(made) > 1:  # impossible by the nesting of the intervals; kept honest
+            reason = f"conflicting claims {made}: no decision"
+        elif claim is not None:
+            reason = _made(claim, adjusted[claim], case, rope, lv[claim])
+        else:
+            reason = _not_made(j, t, case, raw, rope, lv, m)
+        out.append((label(claim, case.kind), reason, adjusted))
+    return out
+
+
+def _made(claim: str, p: float, case: Case, rope: float, level: float) -> str:
+    sign = 1.0 if case.higher_is_better or case.kind == "interaction" else -1.0
+    if claim == "equivalent":
+        word = "no interaction" if case.kind == "interaction" else "equivalent"
+        return (f"{word}: TOST Holm p = {p:.3g} <= {level:g} against |Delta| >= {rope:g}; "
+                f"the 90% CI {_ci(case.ci90)} lies inside +-{rope:g}")
+    up = (claim == "better") == (sign > 0)  # the raw difference lies above +r
+    null = f"Delta <= +{rope:g}" if up else f"Delta >= -{rope:g}"
+    side = f"above +{rope:g}" if up else f"below -{rope:g}"
+    word = "interaction" if case.kind == "interaction" else claim
+    return (f"{word}: Holm p = {p:.3g} <= {level:g} against H: {null}; the 95% CI "
+            f"{_ci(case.ci95)} lies {side}")
+
+
+def _not_made(j: int, t: ClaimTests | None, case: Case, raw: dict[str, np.ndarray],
+              rope: float, lv: dict[str, float], m: int) -> str:
+    if t is None or case.metric is None:
+        return "inconclusive: no seed where both sides finished, so there is nothing to test"
+    # Could the smallest p these seeds allow pass Holm, given the other contrasts' p's?
+    blocked = []
+    for c in CLAIMS:
+        best = raw[c].copy()
+        best[j] = t.floor
+        if holm(best)[j] > lv[c]:
+            blocked.append(c)
+    which = "any claim" if len(blocked) == len(CLAIMS) else " or ".join(
+        f"{c!r} (level {lv[c]:g})" for c in blocked)
+    floor = (f"with {case.n} seeds the smallest one-sided p is {t.floor:.3g}, which Holm "
+             f"over {m} contrast{'s' if m > 1 else ''} cannot accept for {which}")
+    if len(blocked) == len(CLAIMS):
+        return f"inconclusive: no claim was possible: {floor}"
+    metric, rank = case.metric, case.rank
+    if rank is not None:
+        lost = [c for c in CLAIMS if metric.get(c) <= lv[c] < rank.get(c)]
+        if lost:
+            c = lost[0]
+            return (f"inconclusive: the metric test alone gives p = {metric.get(c):.3g} for "
+                    f"{c!r}, but with diverged runs counted as worst the rank test gives "
+                    f"p = {rank.get(c):.3g}; a claim needs both")
+    ps = ", ".join(f"{c} {holm(raw[c])[j]:.3g}" for c in CLAIMS)
+    note = f"; out of reach: {floor}" if blocked else ""
+    return (f"inconclusive: no claim reached its Holm level (adjusted p: {ps}; levels "
+            f"{lv['better']:g}, {lv['worse']:g}, {lv['equivalent']:g}); 95% CI "
+            f"{_ci(case.ci95)}, 90% CI {_ci(case.ci90)}, ROPE +-{rope:g}{note}")

@@ -1,0 +1,112 @@
+"""A study's design as typed, frozen values: the question, the arms, the seeds, the metric.
+
+`Study` is what a study file resolves to (`_spec` parses TOML into it) and what the
+study record stores with the runs (`_record`), so the report is built from the same
+object that was trained, never from re-parsing a file.
+"""
+
+import difflib
+from dataclasses import dataclass, replace
+
+from ablate.engine import RunConfig
+from ablate.errors import UserError
+from ablate.metric import Metric
+
+__all__ = ["Arm", "Factor", "Study", "suggest"]
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str  # e.g. "dropout=off"
+    levels: tuple[tuple[str, str], ...]  # ((factor, level), ...)
+    config: RunConfig
+
+
+@dataclass(frozen=True)
+class Factor:
+    name: str
+    levels: tuple[str, ...]
+    baseline: str
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """Seeds added in rounds until every verdict is settled (`seeds = { min, max }`).
+
+    Looks happen at min, min + step, ..., max paired seeds (fixed in advance, so the
+    error rates hold however often the study looks); each round trains `step` more
+    seeds of every arm.
+    """
+
+    min: int  # seeds before the first look (6: the fewest an exact test can decide on)
+    max: int  # the most seeds any arm gets
+    step: int = 2  # seeds added per round
+
+    def looks(self) -> tuple[int, ...]:
+        """The seed counts at which the study looks: min, min + step, ..., max."""
+        return tuple(sorted({*range(self.min, self.max, self.step), self.max}))
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    question: str
+    seeds: tuple[int, ...]
+    metric: Metric  # what arms are compared on
+    rope: float  # region of practical equivalence, in metric units
+    validation: int  # images held out of the 60,000 for validation (0: train on all)
+    design: str  # "one_at_a_time" | "factorial"
+    factors: tuple[Factor, ...]
+    arms: tuple[Arm, ...]  # arms[0] is the baseline
+    source: str  # the file it came from
+    sequential: Sequential | None = None  # None: a fixed design on `seeds`
+
+    @property
+    def baseline(self) -> Arm:
+        return self.arms[0]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric.higher_is_better
+
+    def arm(self, name: str) -> Arm:
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        names = [a.name for a in self.arms]
+        raise UserError(f"{self.source}: no arm named {name!r}{suggest(name, names)}; "
+                        f"arms: {', '.join(names)}")
+
+    def with_overrides(self, *, seeds: int | None = None, epochs: int | None = None,
+                       until_decided: bool = False, max_seeds: int | None = None) -> "Study":
+        """The same study with `--seeds N` (seeds 0..N-1), `--epochs N`, or
+        `--until-decided [--max-seeds N]` (sequential, from the file's seeds or 6) applied."""
+        study = self
+        if seeds is not None:
+            if seeds < 1:
+                raise UserError(f"--seeds must be at least 1, got {seeds}")
+            study = replace(study, seeds=tuple(range(seeds)), sequential=None)
+        if max_seeds is not None and not (until_decided or study.sequential):
+            raise UserError("--max-seeds goes with --until-decided (or seeds = { min, max } "
+                            "in the study file)")
+        if until_decided or (max_seeds is not None and study.sequential):
+            low = study.sequential.min if study.sequential else len(study.seeds)
+            high = max_seeds or (study.sequential.max if study.sequential else 30)
+            if high < low:
+                raise UserError(f"--max-seeds must be at least the {low} seeds the study "
+                                f"starts with, got {high}")
+            step = study.sequential.step if study.sequential else 2
+            study = replace(study, seeds=tuple(range(low)),
+                            sequential=Sequential(low, high, step))
+        if epochs is not None:
+            if epochs < 1:
+                raise UserError(f"--epochs must be at least 1, got {epochs}")
+            arms = tuple(replace(a, config=replace(a.config, epochs=epochs)) for a in study.arms)
+            study = replace(study, arms=arms)
+        return study
+
+
+def suggest(key: str, allowed: tuple[str, ...] | list[str]) -> str:
+    """'; did you mean ...?' for a close match of `key` in `allowed`, else ''."""
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
