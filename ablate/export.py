@@ -42,7 +42,6 @@ from ablate.errors import UserError
 from ablate.files import atomic_write
 from ablate.metric import METRICS, Metric
 from ablate.store import Run, Store
-from ablate.study import read_record
 
 __all__ = ["SELF_TEST_ATOL", "best_run", "export_best", "probe_images", "resolve_model"]
 
@@ -58,6 +57,11 @@ def export_best(run_dir: Path, arm: str | None = None, to: Path | None = None) -
     Writes `to` (default `RUN_DIR/model.safetensors`; a directory gets `model.safetensors`
     inside) and the card beside it with the suffix `.json`, each atomically.
     """
+    # ablate.study brings the statistics and SciPy (~65 MiB): imported here rather than at
+    # the top, so that `ablate serve MODEL`, which imports this module only to resolve
+    # its source, does not carry them into the server.
+    from ablate.study import read_record
+
     run_dir = Path(run_dir)
     store = Store.open_existing(run_dir)
     try:
