@@ -170,11 +170,9 @@ def _estimand_section(a: Analysis) -> Section:
 
 
 def _contrast_section(a: Analysis, by_name: dict[str, Plot]) -> Section:
-    bullets = []
-    for c in a.contrasts:
-        bullets.append(f"{c.arm} vs {c.baseline}: {why(a, c)}")
+    """The method and the contrasts' numbers (each verdict's reason is in the box)."""
     return Section("Contrasts", paragraphs=(methods_paragraph(a),),
-                   tables=(_contrast_table(a),), bullets=tuple(bullets),
+                   tables=(_contrast_table(a),),
                    plots=_pick(by_name, "slopes", "interaction"))
 
 

@@ -79,10 +79,6 @@ class Units:
         s = self.number(abs(x))
         return f"{s} {self.unit}" if self.unit else s
 
-    def adjective(self, x: float) -> str:
-        """A magnitude before a noun: '0.20-point difference', '0.01 difference'."""
-        return f"{self.number(abs(x))}-point" if self.unit else self.number(abs(x))
-
     def level(self, x: float) -> str:
         """A metric value: '97.12%' for accuracy, '0.0832' for loss."""
         if not math.isfinite(x):

@@ -16,8 +16,14 @@ from ablate.report._analysis import Analysis
 from ablate.report._contrasts import Effect
 from ablate.report._estimand import Optimism
 from ablate.report._format import DECISION_COLOURS, Units, fmt_p, join, p_clause, plural
-from ablate.stats import Contrast, Pairing, Power, SequentialResult, SequentialVerdict
-from ablate.stats._power import floor_seeds
+from ablate.stats import (
+    Contrast,
+    Pairing,
+    Power,
+    SequentialResult,
+    SequentialVerdict,
+    floor_seeds,
+)
 
 MULTIPLICITY = {"holm": "Holm's method (holm), applied to each claim type separately"}
 

@@ -27,7 +27,13 @@ from ablate.stats._outcomes import (
     simple_effects,
 )
 from ablate.stats._pairing import Pairing, pairing
-from ablate.stats._power import Power, min_seeds_for_sign_flip, power_for, sd_upper
+from ablate.stats._power import (
+    Power,
+    floor_seeds,
+    min_seeds_for_sign_flip,
+    power_for,
+    sd_upper,
+)
 from ablate.stats._ranks import Friedman, bonferroni_dunn_q, friedman, nemenyi_q
 from ablate.stats._sequential import (
     Look,
@@ -69,6 +75,7 @@ __all__ = [
     "decide",
     "divergence",
     "factorial",
+    "floor_seeds",
     "friedman",
     "holm",
     "min_seeds_for_sign_flip",
