@@ -137,6 +137,10 @@ def warning_list(a: Analysis) -> list[str]:
                 if s]
     out += [f"Arm {arm} has no finished run ({_lost_reason(a, arm)}): it is left out of "
             "every contrast." for arm in a.lost]
+    if a.sequential is not None and any(c.decision == "interaction" for c in a.contrasts):
+        out.append("The interaction was decided, but a sequential study's looks were "
+                   "designed for the three effects only, so no simple effect is decided; "
+                   "read the main effects as averages of effects that differ.")
     if a.study.design == "factorial" and a.factorial is None:
         out.append("This factorial is not analysed as a 2x2 (it is not 2x2, or a cell has no "
                    "finished run), so each arm is compared with the baseline arm.")

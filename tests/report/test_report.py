@@ -880,6 +880,22 @@ def test_before_the_first_look_the_report_says_so(tmp_path: Path) -> None:
     assert report["answer"].startswith("Not settled yet.")
 
 
+def test_a_sequential_factorial_decides_its_three_effects_only(tmp_path: Path) -> None:
+    shifts = {"dropout=on,bn=after": 0.0, "dropout=on,bn=off": -0.010,
+              "dropout=off,bn=after": -0.004, "dropout=off,bn=off": -0.008}
+    scores = draw(shifts, range(10), base=0.97, sd_seed=0.002, sd_noise=0.0004, seed=3)
+    source = FACTORIAL.replace("seeds = 8", "seeds = { min = 6, max = 10, step = 2 }")
+    run_dir = make_store(tmp_path, source, scores, seeds=range(8))
+    write_report(run_dir)
+    report = read_json(run_dir / "report.json")
+    assert [c["arm"] for c in report["contrasts"]] == [
+        "dropout=off (main effect)", "bn=off (main effect)", "dropout x bn (interaction)"]
+    assert [v["decision"] for v in report["sequential"]["verdicts"]] == [
+        c["decision"] for c in report["contrasts"]]
+    assert report["contrasts"][2]["decision"] == "interaction"  # +0.6 points on every seed
+    assert any("no simple effect is decided" in w for w in report["warnings"])
+
+
 # -- the CLI and the HTML -----------------------------------------------------------------
 def test_cli_report(worse: tuple[Path, dict, dict], tmp_path: Path) -> None:
     from typer.testing import CliRunner
