@@ -136,7 +136,7 @@ def _made(c: Contrast, claim: str, u: Units) -> str:
     r, word = c.rope, _sentence(c.decision)
     what = "interaction" if c.kind == "interaction" else "difference"
     if claim == "equivalent":
-        return (f"{word}: its Holm-adjusted TOST p = {fmt_p(c.p_equivalent_holm)} against "
+        return (f"{word}: its Holm-adjusted TOST {p_clause(c.p_equivalent_holm)} against "
                 f"|Δ| ≥ {u.amount(r)} is at most {c.alpha:g}, and its 90% CI, "
                 f"{interval_text(c.ci90_low, c.ci90_high, u)}, "
                 f"{ci_vs_rope(c.ci90_low, c.ci90_high, r, u)}: any {what} is too small to "
@@ -144,7 +144,7 @@ def _made(c: Contrast, claim: str, u: Units) -> str:
     up = (claim == "better") == (c.higher_is_better or c.kind == "interaction")
     null = f"Δ ≤ +{u.amount(r)}" if up else f"Δ ≥ -{u.amount(r)}"
     p = c.p_better_holm if claim == "better" else c.p_worse_holm
-    return (f"{word}: its Holm-adjusted p = {fmt_p(p)} against {null} is at most "
+    return (f"{word}: its Holm-adjusted {p_clause(p)} against {null} is at most "
             f"{c.alpha / 2:g}, and its 95% CI, {interval_text(c.ci_low, c.ci_high, u)}, "
             f"{ci_vs_rope(c.ci_low, c.ci_high, r, u)}: {'an' if c.kind == 'interaction' else 'a'} "
             f"{what} real and large enough to matter.")
