@@ -33,7 +33,6 @@ from ablate.errors import UserError
 from ablate.progress import StudyProgress
 from ablate.report import (
     Analysis,
-    Units,
     analyse_run_dir,
     answer_paragraph,
     arm_summary,
@@ -259,9 +258,7 @@ def write_report(run_dir: Path | str) -> Report:
 
 
 def _report(a: Analysis, run_dir: Path, paths: tuple[Path, ...]) -> Report:
-    u = Units.for_metric(a.family.metric, a.higher_is_better)
-    return Report(run_dir, headline(a), answer_paragraph(a, u), tuple(a.family.contrasts),
-                  paths)
+    return Report(run_dir, headline(a), answer_paragraph(a), a.contrasts, paths)
 
 
 def _dataframe(rows: list[dict[str, Any]], columns: list[str]) -> "pandas.DataFrame":

@@ -8,8 +8,10 @@ from ablate.report._console import (
     runs_json,
     runs_table,
 )
-from ablate.report._text import DECISION_COLOURS, Units, answer_paragraph, headline
-from ablate.report._write import analyse_run_dir, write_report
+from ablate.report._format import DECISION_COLOURS, Units
+from ablate.report._run_dir import analyse_run_dir, sequential_state
+from ablate.report._text import answer_paragraph, headline
+from ablate.report._write import write_report
 
 __all__ = [
     "RUN_COLUMNS",
@@ -26,5 +28,6 @@ __all__ = [
     "runs_csv",
     "runs_json",
     "runs_table",
+    "sequential_state",
     "write_report",
 ]

@@ -1,27 +1,34 @@
 """A study's runs -> the one decision object the report renders (text, tables, plots).
 
-`load` reads a run directory's store into plain arrays (`StudyData`); `analyse` pairs
-the runs by seed, keeps the seeds every arm completed (listing the failed, diverged
-and unfinished ones), and decides the study's family of contrasts with `ablate.stats`:
+`load` reads a run directory's store into plain values (`StudyData`); `analyse` turns
+them into the `Analysis`:
 
-- one-at-a-time designs (and factorials other than 2x2): every arm against the
-  baseline arm (`compare`; Friedman + Nemenyi when there are more than two arms);
-- a 2x2 factorial: the two main effects and the interaction (`factorial_2x2` +
-  `compare_contrasts`), each factor going from its baseline level to the other one.
+1. the estimand (`_estimand`): the cross-fitted metric, or, for a store written before
+   it existed, the optimistic one with a warning; and its grid;
+2. each arm's outcome per seed and the study's contrasts, paired per contrast
+   (`_contrasts`): a diverged run is the worst outcome, a failed or unfinished one is
+   missing from its own contrasts only;
+3. the decisions: `ablate.stats.decide` for a fixed design (Holm per claim over the
+   contrasts; a 2x2 whose interaction is decided adds its simple effects as a second
+   family), or, for a sequential study, `ablate.stats.sequential_verdicts` over the
+   seeds run so far (`_sequential`), whose decisions and repeated intervals replace
+   the fixed-sample ones;
+4. what the numbers rest on: per-arm summaries and selection optimism, the Friedman
+   rank summary against the baseline (more than two arms, fixed design), and the
+   verdict each contrast would have had if its diverged runs had been dropped.
 
-Every number the report shows comes from the `Analysis` returned here, so the prose,
-the tables and the plots cannot disagree. The bootstrap (and, above 13 seeds, the
-Monte Carlo sign-flip test) draws from a generator seeded by the study's name, so the
-same runs always give the same report.
+`sequential_of` is the same path stopped at step 3, for the study driver: its
+stopping decision and the report cannot disagree. Every number the report shows comes
+from the `Analysis`, so the prose, the tables and the plots cannot disagree either.
+Monte Carlo draws (power) come from streams keyed by the study's name and each
+contrast's name: the same runs always give the same report.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,17 +36,39 @@ import scipy.stats as st
 
 from ablate.errors import UserError
 from ablate.files import jsonable
-from ablate.stats import Family, compare, compare_contrasts, complete_pairs, factorial_2x2
+from ablate.report import _sequential as seq
+from ablate.report._contrasts import (
+    Effect,
+    Factorial,
+    Outcomes,
+    arm_contrasts,
+    arm_outcomes,
+    factorial_contrasts,
+    simple_contrasts,
+    without_divergence,
+)
+from ablate.report._estimand import Estimand, Optimism, estimand, optimism
+from ablate.report._format import Units
+from ablate.stats import (
+    DIVERGED,
+    Contrast,
+    ContrastData,
+    Family,
+    Friedman,
+    SequentialResult,
+    decide,
+    friedman,
+    sequential_verdicts,
+)
 from ablate.store import Run, Store
 from ablate.study import Study, StudyRecord, read_record
 
 ALPHA = 0.05
-CORRECTION = "holm"  # confirmatory; DESIGN.md offers BH only as a labelled option
 
 
 @dataclass(frozen=True)
 class Curves:
-    """Per-epoch training history of one arm over the analysed seeds.
+    """Per-epoch training history of one arm over its finished seeds.
 
     Arrays are (n_seeds, n_epochs), NaN where a run logged no finite value (or stopped
     early); grad_norms is (n_seeds, n_epochs, n_dense_layers).
@@ -58,7 +87,7 @@ class StudyData:
     """What the report needs from a run directory, read once."""
 
     record: StudyRecord  # the study as trained (overrides applied), data, provenance
-    runs: tuple[Run, ...]  # every run of the planned arms and seeds
+    runs: tuple[Run, ...]  # every run of the study's arms and seeds
     epochs: Mapping[str, Sequence[Mapping[str, Any]]]  # arm -> store.epochs(arm) rows
 
     @property
@@ -67,46 +96,43 @@ class StudyData:
 
 
 @dataclass(frozen=True)
-class Effect:
-    """What a contrast changes, for the prose: the family's `Contrast.arm` is `label`."""
-
-    label: str
-    kind: str  # "arm" (arm vs baseline) | "main" (2x2 main effect) | "interaction"
-    changes: tuple[tuple[str, str, str], ...]  # (factor, from level, to level)
-    other: tuple[str, str, str] | None  # main: factor averaged over; interaction: moderator
-    diffs: np.ndarray  # (n_seeds,) the per-seed contrast values that were tested
-
-
-@dataclass(frozen=True)
 class ArmSummary:
-    """One row of the per-arm table; metric values in metric units (fractions)."""
+    """One row of the per-arm table over the arm's own finished seeds (metric units)."""
 
     arm: str
     levels: tuple[tuple[str, str], ...]
-    n: int  # analysed seeds (complete in every arm)
+    n: int  # finished runs with a metric value
     mean: float
     sd: float  # ddof=1; nan when n < 2
     median: float
-    ci_low: float  # 95% t interval of the mean; nan when n < 2
+    ci_low: float  # 95% t interval of the mean (descriptive); nan when n < 2
     ci_high: float
-    test_mean: float  # test accuracy over the same seeds (reported, never tuned on)
+    test_mean: float  # test accuracy of the same runs (reported, never selected on)
     test_sd: float
-    done: int  # runs of this arm by status, over the planned seeds
+    done: int  # runs of this arm by status, over the analysed seeds
     diverged: int
     failed: int
-    unfinished: int  # pending or running: the study was interrupted
+    unfinished: int  # pending, running or missing: the study was interrupted
+
+    @property
+    def divergence_rate(self) -> float:
+        """Diverged among the runs with an outcome (done or diverged); nan if none."""
+        k = self.done + self.diverged
+        return self.diverged / k if k else math.nan
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__})
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["divergence_rate"] = self.divergence_rate
+        return dict(jsonable(out))
 
 
 @dataclass(frozen=True)
 class Failure:
-    """A planned run that is not in the analysis, and why."""
+    """A run of an analysed seed without a metric value, and why."""
 
     arm: str
     seed: int
-    status: str  # failed | diverged | pending | running | missing | done (metric missing)
+    status: str  # failed | diverged | pending | running | missing | done (value missing)
     error: str | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,18 +144,24 @@ class Analysis:
     """The decision object: everything the report says, computed once."""
 
     record: StudyRecord
-    family: Family
-    effects: Mapping[str, Effect]  # Contrast.arm -> what it changes
+    estimand: Estimand
+    family: Family  # the study's contrasts (a 2x2: main effects and interaction)
+    simple: Family | None  # a 2x2's simple effects, when its interaction was decided
+    sequential: SequentialResult | None  # a sequential study's looks and stopping
+    effects: Mapping[str, Effect]  # contrast name -> what it changes
+    pairs: Mapping[str, ContrastData]  # contrast name -> its paired data
+    undiverged: Mapping[str, str]  # contrast -> its decision had diverged runs been
+    # dropped instead of counted as worst; only where that decision differs
     arms: tuple[ArmSummary, ...]  # in study order, baseline first
-    seeds: tuple[int, ...]  # analysed seeds, complete in every arm
-    scores: Mapping[str, np.ndarray]  # arm -> (n_seeds,) metric, aligned with `seeds`
-    curves: Mapping[str, Curves]  # arm -> history over `seeds`
+    optimism: tuple[Optimism, ...]  # per arm; () without cross-fitted values
+    seeds: tuple[int, ...]  # the seeds analysed (sequential: those the looks used)
+    outcomes: Outcomes  # arm -> seed -> value | status, over `seeds`
+    curves: Mapping[str, Curves]  # arm -> history over its finished seeds
     failures: tuple[Failure, ...]
-    dropped: tuple[int, ...]  # planned seeds left out of every contrast
-    factorial: tuple[str, str] | None  # (factor A, factor B) when analysed as a 2x2
+    factorial: Factorial | None  # a 2x2 analysed as main effects and interaction
+    friedman: Friedman | None  # rank summary against the baseline (> 2 arms, fixed)
     training_seconds: float
-    lost: tuple[str, ...] = field(default=())  # arms with no completed run, left out
-    notes: tuple[str, ...] = field(default=())  # report-level sentences (pairing, design)
+    lost: tuple[str, ...] = ()  # arms with no outcome at all (fixed design), left out
 
     @property
     def study(self) -> Study:
@@ -139,180 +171,243 @@ class Analysis:
     def higher_is_better(self) -> bool:
         return self.study.higher_is_better
 
+    @property
+    def units(self) -> Units:
+        return Units.for_metric(self.estimand.metric)
 
-def report_rng(name: str) -> np.random.Generator:
-    """The report's generator: seeded by the study name, so reruns give identical numbers."""
-    digest = hashlib.sha256(f"ablate-report:{name}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    @property
+    def contrasts(self) -> tuple[Contrast, ...]:
+        """Every decided contrast: the family's, then the simple effects'."""
+        return self.family.contrasts + (self.simple.contrasts if self.simple else ())
+
+    def family_of(self, c: Contrast) -> Family:
+        return self.simple if self.simple and c in self.simple.contrasts else self.family
 
 
 def load(store: Store) -> StudyData:
     """Read the study record, runs and per-epoch history from a store."""
     record = read_record(store)
-    arm_names = [a.name for a in record.study.arms]
-    planned = set(record.study.seeds)
-    runs = tuple(r for r in store.runs() if r.arm in arm_names and r.seed in planned)
+    study = record.study
+    arm_names = [a.name for a in study.arms]
+    runs = tuple(r for r in store.runs() if r.arm in arm_names)
+    if study.sequential is None:  # a fixed design analyses its planned seeds only
+        planned = set(study.seeds)
+        runs = tuple(r for r in runs if r.seed in planned)
     return StudyData(record=record, runs=runs, epochs={a: store.epochs(a) for a in arm_names})
 
 
-def analyse(data: StudyData, *, alpha: float = ALPHA) -> Analysis:
-    """Pair the runs by seed and decide the study's contrasts (see the module doc)."""
-    study = data.study
-    metric, rope = study.metric.name, study.rope
-    arm_names = [a.name for a in study.arms]
-    by_key = {(r.arm, r.seed): r for r in data.runs}
+@dataclass(frozen=True)
+class _Inputs:
+    """The contrasts' data before any decision: shared by `analyse` and the driver."""
 
-    values: dict[str, dict[int, float | None]] = {a: {} for a in arm_names}
-    failures: list[Failure] = []
-    for arm in arm_names:
-        for seed in study.seeds:
-            run = by_key.get((arm, seed))
-            value: float | None = getattr(run, metric) if run is not None else None
-            ok = run is not None and run.status == "done" and value is not None \
-                and math.isfinite(value)
-            values[arm][seed] = value if ok else None
-            if not ok:
-                status = "missing" if run is None else run.status
-                error = None if run is None else run.error
-                if run is not None and run.status == "done":
-                    error = f"{metric} was not recorded"
-                failures.append(Failure(arm, seed, status, error))
-    # An arm with no usable seed at all (every run diverged, say) is left out rather than
-    # emptying every contrast; the baseline cannot be left out.
-    usable = [a for a in arm_names if any(v is not None for v in values[a].values())]
-    lost = [a for a in arm_names if a not in usable]
-    if arm_names[0] in lost or len(usable) < 2:
-        who = "the baseline arm" if arm_names[0] in lost else "fewer than two arms"
-        raise UserError(f"{who} ({', '.join(lost)}) has no completed run, so there is "
+    estimand: Estimand
+    seeds: tuple[int, ...]  # fixed: planned; sequential: run so far (in run order)
+    outcomes: Outcomes
+    factorial: Factorial | None
+    lost: tuple[str, ...]
+    contrasts: list[ContrastData]
+    effects: dict[str, Effect]
+
+
+def _has_outcome(outcomes: Mapping[int, object]) -> bool:
+    return any(not isinstance(o, str) or o == DIVERGED for o in outcomes.values())
+
+
+def _form(study: Study, outcomes: Outcomes, seeds: Sequence[int], f: Factorial | None,
+          arms: Sequence[str], resolution: float | None
+          ) -> tuple[list[ContrastData], dict[str, Effect]]:
+    if f is not None:
+        return factorial_contrasts(f, outcomes, seeds, resolution)
+    return arm_contrasts(study, outcomes, seeds, arms, resolution)
+
+
+def _inputs(data: StudyData) -> _Inputs:
+    study = data.study
+    est = estimand(study, data.runs)
+    sequential = study.sequential is not None
+    seeds = seq.seeds_run(study, data.runs) if sequential else tuple(study.seeds)
+    outcomes = arm_outcomes(study, data.runs, est.metric.name, seeds)
+    arm_names = [a.name for a in study.arms]
+    # An arm with no outcome at all (every run failed, say) is left out of a fixed
+    # design rather than joining its Holm family with nothing to test. A sequential
+    # design keeps its contrasts fixed from the first look to the last.
+    lost = () if sequential else tuple(a for a in arm_names if not _has_outcome(outcomes[a]))
+    f = Factorial.of(study) if not lost else None
+    usable = [a for a in arm_names if a not in lost]
+    contrasts, effects = _form(study, outcomes, seeds, f, usable, est.resolution)
+    return _Inputs(est, seeds, outcomes, f, lost, contrasts, effects)
+
+
+def _verdicts(study: Study, inputs: _Inputs, alpha: float) -> SequentialResult:
+    return seq.verdicts(study, inputs.contrasts, inputs.seeds, alpha)
+
+
+def sequential_of(data: StudyData, *, alpha: float = ALPHA) -> SequentialResult | None:
+    """A sequential study's verdicts after the seeds run so far (None for a fixed
+    design): exactly the `Analysis.sequential` the report is built from."""
+    if data.study.sequential is None:
+        return None
+    return _verdicts(data.study, _inputs(data), alpha)
+
+
+def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Analysis:
+    """Decide the study's contrasts and gather what the report shows (module doc).
+
+    power=False skips the power simulation (about a second per contrast).
+    """
+    study = data.study
+    inputs = _inputs(data)
+    est, f, lost = inputs.estimand, inputs.factorial, inputs.lost
+    arm_names = [a.name for a in study.arms]
+    if study.baseline.name in lost or len(arm_names) - len(lost) < 2:
+        who = "the baseline arm" if study.baseline.name in lost else "fewer than two arms"
+        raise UserError(f"{who} ({', '.join(lost)}) has no finished run, so there is "
                         "nothing to compare; see `ablate runs RUN_DIR` and rerun the study "
                         "to retry failed runs")
-    paired = complete_pairs({a: values[a] for a in usable})
-    if not paired.seeds:
-        listed = "; ".join(f"{f.arm} seed {f.seed} {f.status}" for f in failures[:6])
-        raise UserError(f"no seed completed in every arm, so there is nothing to compare "
-                        f"({listed}{'...' if len(failures) > 6 else ''}); see `ablate runs "
-                        "RUN_DIR` and rerun the study to retry failed runs")
+    if study.sequential is not None and not inputs.seeds:
+        raise UserError(f"no seed has finished in every arm yet (the first look is at "
+                        f"{study.sequential.min} seeds per arm), so there is nothing to "
+                        "report; see `ablate runs RUN_DIR`")
+    result = _verdicts(study, inputs, alpha) if study.sequential is not None else None
+    seeds, contrasts, effects = inputs.seeds, inputs.contrasts, dict(inputs.effects)
+    if result is not None:  # decide on the seeds the looks used; later ones wait
+        seeds = seq.seeds_used(result, seeds)
+        contrasts, _ = _form(study, inputs.outcomes, seeds, f,
+                             [a for a in arm_names if a not in lost], est.resolution)
+    elif not any(c.seeds for c in contrasts):
+        raise UserError("no seed has an outcome in both an arm and its baseline, so there "
+                        "is nothing to compare; see `ablate runs RUN_DIR` and rerun the "
+                        "study to retry failed runs")
+    higher = study.higher_is_better
 
-    rng = report_rng(study.name)
-    higher = study.metric.higher_is_better
-    factorial = _factorial_factors(study) if not lost else None
-    if factorial is not None:
-        family, effects = _factorial(study, factorial, paired.scores, metric, rope, rng,
-                                     higher, alpha)
-    else:
-        family = compare(paired.scores, arm_names[0], metric, rope, rng=rng,
-                         higher_is_better=higher, alpha=alpha, correction=CORRECTION)
-        effects = {a.name: Effect(a.name, "arm", _changes(study.arms[0].levels, a.levels),
-                                  None, paired.scores[a.name] - paired.scores[arm_names[0]])
-                   for a in study.arms[1:] if a.name in usable}
+    def decided(cs: Sequence[ContrastData], with_power: bool) -> Family:
+        return decide(cs, metric=est.metric.name, rope=study.rope, higher_is_better=higher,
+                      alpha=alpha, key=study.name, power=with_power)
 
-    notes = []
-    for arm in lost:
-        counts = Counter(f.status for f in failures if f.arm == arm)
-        how = ", ".join(f"{k} {status}" for status, k in sorted(counts.items()))
-        notes.append(f"Arm {arm} has no completed run ({how}): it is left out of every "
-                     "contrast.")
-    if paired.dropped:
-        notes.append(
-            f"The analysis uses the {len(paired.seeds)} seeds that completed in every arm "
-            f"(complete pairs); seed{'s' if len(paired.dropped) > 1 else ''} "
-            f"{_join([str(s) for s in paired.dropped])} "
-            f"{'were' if len(paired.dropped) > 1 else 'was'} left out of every contrast "
-            "because a run failed, diverged or did not finish (listed below).")
-    if study.design == "factorial" and factorial is None:
-        notes.append("This factorial is not 2x2, so each arm is compared with the baseline "
-                     "arm; main effects and interactions are reported for 2x2 designs only.")
+    def undiverged(cs: Sequence[ContrastData], fam: Family) -> dict[str, str]:
+        """Decisions had the diverged runs been dropped, where they differ."""
+        if not any(c.any_divergence for c in cs):
+            return {}
+        dropped = [without_divergence(c) for c in cs]
+        if result is None:
+            actual = {c.arm: c.decision for c in fam.contrasts}
+            other = {c.arm: c.decision for c in decided(dropped, False).contrasts}
+        else:
+            actual = {v.arm: v.decision for v in result.verdicts}
+            other = {v.arm: v.decision for v in sequential_verdicts(
+                result.design, dropped, inputs.seeds, higher_is_better=higher,
+                intervals=False).verdicts}
+        return {name: d for name, d in other.items() if d != actual[name]}
+
+    family = decided(contrasts, power and result is None)
+    pairs = {c.name: c for c in contrasts}
+    changed = undiverged(contrasts, family)
+    simple = None
+    if f is not None and result is None and family.contrasts[2].decision == "interaction":
+        simple_data, simple_effects = simple_contrasts(f, inputs.outcomes, seeds,
+                                                       est.resolution)
+        simple = decided(simple_data, power)
+        effects.update(simple_effects)
+        pairs.update({c.name: c for c in simple_data})
+        changed.update(undiverged(simple_data, simple))
+    if result is not None:
+        family = seq.apply(family, result)
+    used = set(seeds)
+    runs = [r for r in data.runs if r.seed in used]
+    outcomes = {a: {s: o for s, o in per.items() if s in used}
+                for a, per in inputs.outcomes.items()}
+    usable = [a for a in arm_names if a not in lost]
     return Analysis(
-        record=data.record, family=family, effects=effects,
-        arms=tuple(_arm_summary(a.name, a.levels, paired.scores.get(a.name, np.empty(0)),
-                                paired.seeds if a.name in usable else (),
-                                [r for r in data.runs if r.arm == a.name], by_key)
+        record=data.record, estimand=est, family=family, simple=simple, sequential=result,
+        effects=effects, pairs=pairs, undiverged=changed,
+        arms=tuple(_arm_summary(a.name, a.levels, outcomes[a.name], runs)
                    for a in study.arms),
-        seeds=paired.seeds, scores=paired.scores,
-        curves={a: _curves(data.epochs.get(a, ()), paired.seeds) for a in usable},
-        failures=tuple(failures), dropped=paired.dropped, factorial=factorial,
-        training_seconds=float(sum(r.seconds or 0.0 for r in data.runs)),
-        lost=tuple(lost),
-        notes=tuple(notes),
-    )
+        optimism=optimism(study, runs, est), seeds=tuple(seeds), outcomes=outcomes,
+        curves={a: _curves(data.epochs.get(a, ()), _done_seeds(outcomes[a])) for a in usable},
+        failures=_failures(study, data.runs, _failure_seeds(study, data.runs, seeds),
+                           est.metric.name),
+        factorial=f,
+        friedman=_friedman(outcomes, usable, study, alpha)
+        if f is None and result is None and len(usable) > 2 else None,
+        training_seconds=float(sum(r.seconds or 0.0 for r in data.runs)), lost=lost)
 
 
-def _join(words: Sequence[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+def _failure_seeds(study: Study, runs: Sequence[Run], analysed: Sequence[int]
+                   ) -> tuple[int, ...]:
+    """Seeds whose runs the failure list covers: the planned ones (fixed), or every
+    seed in the store (sequential: an interrupted round's runs are listed too)."""
+    if study.sequential is None:
+        return tuple(analysed)
+    return tuple(s for s in seq.seed_order(study) if any(r.seed == s for r in runs))
 
 
-def _changes(base: tuple[tuple[str, str], ...], levels: tuple[tuple[str, str], ...]
-             ) -> tuple[tuple[str, str, str], ...]:
-    return tuple((f, b, lv) for (f, b), (_, lv) in zip(base, levels, strict=True) if b != lv)
+def _done_seeds(outcomes: Mapping[int, object]) -> tuple[int, ...]:
+    return tuple(s for s, o in outcomes.items() if not isinstance(o, str))
 
 
-def _factorial_factors(study: Study) -> tuple[str, str] | None:
-    """(A, B) when the study is a full 2x2 factorial, else None."""
-    if study.design != "factorial" or len(study.factors) != 2:
+def _failures(study: Study, runs: Sequence[Run], seeds: Sequence[int], metric: str
+              ) -> tuple[Failure, ...]:
+    by_key = {(r.arm, r.seed): r for r in runs}
+    out = []
+    for arm in study.arms:
+        for s in seeds:
+            run = by_key.get((arm.name, s))
+            if run is None:
+                out.append(Failure(arm.name, s, "missing", None))
+            elif run.status != "done":
+                out.append(Failure(arm.name, s, run.status, run.error))
+            elif getattr(run, metric) is None:
+                out.append(Failure(arm.name, s, "done", f"{metric} was not recorded"))
+    return tuple(out)
+
+
+def _friedman(outcomes: Outcomes, arms: Sequence[str], study: Study, alpha: float
+              ) -> Friedman | None:
+    """Friedman over the seeds where every arm has an outcome, a diverged run ranked
+    last in its seed; Bonferroni-Dunn against the baseline (a versus-baseline design)."""
+    seeds = [s for s in outcomes[arms[0]]
+             if all(not isinstance(outcomes[a][s], str) or outcomes[a][s] == DIVERGED
+                    for a in arms)]
+    if len(seeds) < 2:
         return None
-    if any(len(f.levels) != 2 for f in study.factors):
-        return None
-    return study.factors[0].name, study.factors[1].name
+    values = np.array([[np.nan if isinstance(outcomes[a][s], str) else outcomes[a][s]
+                        for a in arms] for s in seeds], dtype=np.float64)  # (n, k)
+    finite = values[np.isfinite(values)]
+    # Only ranks matter: a diverged run takes a value worse than every finished one.
+    worst = (finite.min() - 1.0 if study.higher_is_better else finite.max() + 1.0) \
+        if finite.size else 0.0
+    values = np.where(np.isnan(values), worst, values)
+    return friedman(values, list(arms), higher_is_better=study.higher_is_better,
+                    alpha=alpha, baseline=study.baseline.name)
 
 
-def _factorial(study: Study, factors: tuple[str, str], scores: Mapping[str, np.ndarray],
-               metric: str, rope: float, rng: np.random.Generator, higher: bool,
-               alpha: float) -> tuple[Family, dict[str, Effect]]:
-    """Main effects and interaction of a paired 2x2, each factor baseline -> other level."""
-    fa, fb = (next(f for f in study.factors if f.name == n) for n in factors)
-    a0, a1 = fa.baseline, next(lv for lv in fa.levels if lv != fa.baseline)
-    b0, b1 = fb.baseline, next(lv for lv in fb.levels if lv != fb.baseline)
-    cell = {tuple(dict(a.levels)[n] for n in factors): a.name for a in study.arms}
-    vectors = factorial_2x2(scores[cell[a0, b0]], scores[cell[a0, b1]],
-                            scores[cell[a1, b0]], scores[cell[a1, b1]],
-                            factor_a=fa.name, factor_b=fb.name)
-    # factorial_2x2 returns main A, main B, interaction in that order; relabel them with
-    # the levels compared so a reader sees which way each effect points.
-    main_a, main_b, inter = vectors.values()
-    change_a, change_b = (fa.name, a0, a1), (fb.name, b0, b1)
-    effects = {
-        f"{fa.name}={a1} (main effect)": Effect(f"{fa.name}={a1} (main effect)", "main",
-                                                (change_a,), change_b, main_a),
-        f"{fb.name}={b1} (main effect)": Effect(f"{fb.name}={b1} (main effect)", "main",
-                                                (change_b,), change_a, main_b),
-        f"{fa.name} x {fb.name} (interaction)": Effect(
-            f"{fa.name} x {fb.name} (interaction)", "interaction", (change_a,), change_b,
-            inter),
-    }
-    baselines = [f"{fa.name}={a0}", f"{fb.name}={b0}", "additive effects"]
-    family = compare_contrasts(
-        {(label, base): e.diffs for (label, e), base in zip(effects.items(), baselines,
-                                                             strict=True)},
-        metric=metric, rope=rope, rng=rng, higher_is_better=higher, alpha=alpha,
-        correction=CORRECTION)
-    return family, effects
-
-
-def _arm_summary(arm: str, levels: tuple[tuple[str, str], ...], scores: np.ndarray,
-                 seeds: tuple[int, ...], runs: list[Run],
-                 by_key: Mapping[tuple[str, int], Run]) -> ArmSummary:
-    n = scores.size
-    if n == 0:  # an arm left out: counts only
-        scores = np.full(1, np.nan)
-    sd = float(scores.std(ddof=1)) if n >= 2 else math.nan
+def _arm_summary(arm: str, levels: tuple[tuple[str, str], ...],
+                 outcomes: Mapping[int, object], runs: Sequence[Run]) -> ArmSummary:
+    values = np.array([o for o in outcomes.values() if not isinstance(o, str)],
+                      dtype=np.float64)
+    n = values.size
+    nan = math.nan
+    sd = float(values.std(ddof=1)) if n >= 2 else nan
     if n >= 2 and sd > 0:
-        low, high = st.t.interval(0.95, n - 1, loc=scores.mean(), scale=sd / math.sqrt(n))
+        low, high = st.t.interval(0.95, n - 1, loc=values.mean(), scale=sd / math.sqrt(n))
     elif n >= 2:  # every seed scored the same: the interval is that point
-        low = high = float(scores.mean())
+        low = high = float(values.mean())
     else:
-        low = high = math.nan
-    test = np.array([v for s in seeds if (v := by_key[arm, s].test_accuracy) is not None],
-                    dtype=np.float64)
+        low = high = nan
+    done = {s for s, o in outcomes.items() if not isinstance(o, str)}
+    mine = [r for r in runs if r.arm == arm and r.seed in outcomes]
+    test = np.array([r.test_accuracy for r in mine if r.seed in done
+                     and r.test_accuracy is not None], dtype=np.float64)
+    statuses = [outcomes[s] if isinstance(outcomes[s], str) else "done" for s in outcomes]
     return ArmSummary(
-        arm=arm, levels=levels, n=n, mean=float(scores.mean()), sd=sd,
-        median=float(np.median(scores)), ci_low=float(low), ci_high=float(high),
-        test_mean=float(test.mean()) if test.size else math.nan,
-        test_sd=float(test.std(ddof=1)) if test.size >= 2 else math.nan,
-        done=sum(r.status == "done" for r in runs),
-        diverged=sum(r.status == "diverged" for r in runs),
-        failed=sum(r.status == "failed" for r in runs),
-        unfinished=sum(r.status in ("pending", "running") for r in runs),
+        arm=arm, levels=levels, n=n, mean=float(values.mean()) if n else nan, sd=sd,
+        median=float(np.median(values)) if n else nan, ci_low=float(low),
+        ci_high=float(high), test_mean=float(test.mean()) if test.size else nan,
+        test_sd=float(test.std(ddof=1)) if test.size >= 2 else nan,
+        done=sum(r.status == "done" for r in mine),
+        diverged=statuses.count(DIVERGED),
+        failed=statuses.count("failed"),
+        unfinished=sum(s in ("pending", "running", "missing") for s in statuses),
     )
 
 

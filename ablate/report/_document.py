@@ -1,8 +1,8 @@
 """The report as a format-free document: verdicts, paragraphs, tables, figures.
 
 `build` turns an `Analysis` (the decision object) and its plots into a `Document`;
-`report_render` writes the same document as Markdown and as HTML, so the two files
-cannot say different things.
+`_render` writes the same document as Markdown and as HTML, so the two files cannot
+say different things.
 """
 
 from __future__ import annotations
@@ -14,17 +14,24 @@ from dataclasses import dataclass, field
 from ablate.engine import layers_text, optimizer_text
 from ablate.report._analysis import Analysis
 from ablate.report._figures import Plot
+from ablate.report._format import fmt_float, fmt_p, p_clause, plural, seed_list
 from ablate.report._text import (
-    Units,
     answer_paragraph,
+    divergence_sentence,
     effect_sentence,
-    fmt_float,
-    fmt_p,
+    estimand_sentence,
+    floor_sentence,
     headline,
-    join,
-    p_clause,
-    reason_text,
+    interval_text,
+    methods_paragraph,
+    missing_sentence,
+    optimism_sentence,
+    pairing_sentence,
+    power_sentence,
+    sequential_sentence,
+    why_sentence,
 )
+from ablate.stats import Contrast, Friedman
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ class Verdict:
     contrast: str  # "dropout=off vs dropout=on"
     decision: str
     sentence: str  # the effect, with interval, p and seeds
-    why: str  # the decision in plain words
+    why: str  # the decision, from the numbers that made it
 
 
 @dataclass(frozen=True)
@@ -67,97 +74,200 @@ class Document:
     sections: tuple[Section, ...] = field(default=())
 
 
-def build(a: Analysis, u: Units, plots: Sequence[Plot]) -> Document:
-    by_name = {p.name: p for p in plots}
-    verdicts = tuple(
-        Verdict(f"{c.arm} vs {c.baseline}", c.decision, effect_sentence(c, a.effects[c.arm], u),
-                reason_text(c, u, len(a.family.contrasts)))
-        for c in a.family.contrasts) + tuple(
-        Verdict(arm, "excluded", f"{arm}: no completed run, so it is in no contrast.",
+def why(a: Analysis, c: Contrast) -> str:
+    """The verdict's reason for one contrast (fixed or sequential)."""
+    verdict = None
+    if a.sequential is not None:
+        verdict = next(v for v in a.sequential.verdicts if v.arm == c.arm)
+    return why_sentence(c, a.units, len(a.family_of(c).contrasts), verdict=verdict,
+                        result=a.sequential, undiverged=a.undiverged.get(c.arm))
+
+
+def verdicts(a: Analysis) -> tuple[Verdict, ...]:
+    """One verdict per decided contrast, then one per arm left out."""
+    sequential = a.sequential is not None
+    return tuple(
+        Verdict(f"{c.arm} vs {c.baseline}", c.decision,
+                effect_sentence(c, a.effects[c.arm], a.units, sequential=sequential),
+                why(a, c))
+        for c in a.contrasts) + tuple(
+        Verdict(arm, "excluded", f"{arm}: no finished run, so it is in no contrast.",
                 _lost_reason(a, arm))
         for arm in a.lost)
-    results = Section(
-        "Contrasts", paragraphs=(
-            f"Paired by seed: each contrast's per-seed differences (n = {a.family.n}) are "
-            f"tested with a two-sided sign-flip permutation test (primary), adjusted over the "
-            f"family of {len(a.family.contrasts)} contrast"
-            f"{'s' if len(a.family.contrasts) > 1 else ''} with Holm's method at alpha = "
-            f"{a.family.alpha:g}; 95% BCa bootstrap intervals. Decision: better/worse when the "
-            "Holm p < alpha and the 95% CI lies outside the ROPE; equivalent when the 90% CI "
-            "lies inside it; otherwise inconclusive.",),
-        tables=(_contrast_table(a, u),),
-        plots=tuple(by_name[n] for n in ("slopes", "interaction") if n in by_name))
-    sections = [
-        results,
-        Section("Arms", paragraphs=(
-            f"Over the {a.family.n} analysed seeds (complete in every arm). 95% CI: t interval "
-            "of the mean. Test accuracy is reported, never used to choose anything.",),
-            tables=(_arm_table(a, u),), plots=_pick(by_name, "distributions")),
-    ]
-    if a.family.friedman is not None:
-        fr = a.family.friedman
-        sections.append(Section(
-            "More than two arms: Friedman and critical difference",
-            paragraphs=(
-                f"Friedman test with seeds as blocks: χ² = {fr.statistic:.3f}, "
-                f"{p_clause(fr.p_value)} over {len(fr.arms)} arms and {fr.n} seeds. Nemenyi "
-                f"critical difference of average ranks at alpha {fr.alpha:g}: CD = "
-                f"{fr.cd:.3f} (q = {fr.q_alpha:.3f}); two arms differ when their average "
-                "ranks differ by at least the CD.",),
-            tables=(Table(("arm", "average rank (1 = best)"),
-                          tuple((arm, f"{r:.2f}") for arm, r in sorted(
-                              zip(fr.arms, fr.avg_ranks, strict=True), key=lambda t: t[1]))),),
-            plots=_pick(by_name, "critical_difference")))
-    sections.append(Section(
-        "Seeds needed", paragraphs=(
-            f"From the observed sd of each contrast's differences: the seeds that detect a "
-            f"true difference at the ROPE edge ({u.amount(a.family.rope)}) with power 0.8 at "
-            f"Holm's strictest level alpha/m, and the minimum detectable effect (MDE) with "
-            f"the {a.family.n} seeds used.",),
-        tables=(_seeds_table(a, u),)))
-    sections.append(Section("Training", plots=_pick(by_name, "learning_curves", "grad_norms")))
-    warnings = (*a.family.warnings, *a.notes)
+
+
+def build(a: Analysis, plots: Sequence[Plot]) -> Document:
+    by_name = {p.name: p for p in plots}
+    sections = [_estimand_section(a), _contrast_section(a, by_name)]
+    if a.sequential is not None:
+        sections.append(_sequential_section(a, by_name))
+    sections += [_pairing_section(a), _arm_section(a, by_name)]
+    if a.friedman is not None:
+        sections.append(_rank_section(a, a.friedman, by_name))
+    if a.sequential is None:
+        sections.append(_power_section(a))
+    sections.append(Section("Training", plots=_pick(by_name, "learning_curves",
+                                                    "grad_norms")))
+    warnings = tuple(warning_list(a))
     sections.append(Section(
         "Warnings, failed and diverged runs",
-        paragraphs=(() if warnings else ("No warnings.",)),
-        bullets=tuple(warnings),
-        tables=(_failure_table(a),) if a.failures else (),
-    ))
+        paragraphs=(() if warnings else ("No warnings.",)), bullets=warnings,
+        tables=(_failure_table(a),) if a.failures else ()))
     sections.append(_design_section(a))
     return Document(
         title=f"Ablation report: {a.study.name}", question=a.study.question,
-        headline=headline(a), verdicts=verdicts, lead_plot=by_name.get("forest"),
-        answer=answer_paragraph(a, u), sections=tuple(sections))
+        headline=headline(a), verdicts=verdicts(a), lead_plot=by_name.get("forest"),
+        answer=answer_paragraph(a), sections=tuple(sections))
+
+
+def warning_list(a: Analysis) -> list[str]:
+    """Everything a reader must not miss, each one sentence."""
+    out = []
+    if a.estimand.fallback:
+        out.append(estimand_sentence(a))
+    for fam in (a.family, a.simple):
+        if fam is None or a.sequential is not None:
+            continue
+        n = min(c.n for c in fam.contrasts)
+        if floor := floor_sentence(n, len(fam.contrasts), fam.alpha):
+            out.append(floor)
+    for c in a.contrasts:
+        out += [s for s in (missing_sentence(c),
+                            divergence_sentence(c, sequential=a.sequential is not None))
+                if s]
+    out += [f"Arm {arm} has no finished run ({_lost_reason(a, arm)}): it is left out of "
+            "every contrast." for arm in a.lost]
+    if a.sequential is not None and any(c.decision == "interaction" for c in a.contrasts):
+        out.append("The interaction was decided, but a sequential study's looks were "
+                   "designed for the three effects only, so no simple effect is decided; "
+                   "read the main effects as averages of effects that differ.")
+    if a.study.design == "factorial" and a.factorial is None:
+        out.append("This factorial is not analysed as a 2x2 (it is not 2x2, or a cell has no "
+                   "finished run), so each arm is compared with the baseline arm.")
+    return out
 
 
 def _lost_reason(a: Analysis, arm: str) -> str:
     statuses = [f.status for f in a.failures if f.arm == arm]
     counts = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
-    return f"Its runs: {counts}. See the failed and diverged runs below."
+    return f"its runs: {counts}"
 
 
 def _pick(by_name: dict[str, Plot], *names: str) -> tuple[Plot, ...]:
     return tuple(by_name[n] for n in names if n in by_name)
 
 
-def _contrast_table(a: Analysis, u: Units) -> Table:
+def _estimand_section(a: Analysis) -> Section:
+    u = a.units
+    paragraphs = [estimand_sentence(a)]
+    tables = []
+    if a.optimism:
+        paragraphs.append(optimism_sentence(a.optimism, u, a.estimand.metric.quantity))
+        tables.append(Table(
+            ("arm", "seeds", "mean optimism", "sd", "smallest", "largest"),
+            tuple((o.arm, str(o.n), u.signed(o.mean), u.number(o.sd), u.signed(o.low),
+                   u.signed(o.high)) for o in a.optimism),
+            caption=f"Per seed: val_{a.estimand.metric.quantity} minus the cross-fitted "
+            f"value{' (points)' if u.accuracy else ', sign-flipped for a loss'}; positive: "
+            "the best-epoch figure flatters the arm."))
+    return Section("What is compared", paragraphs=tuple(paragraphs), tables=tuple(tables))
+
+
+def _contrast_section(a: Analysis, by_name: dict[str, Plot]) -> Section:
+    """The method and the contrasts' numbers (each verdict's reason is in the box)."""
+    return Section("Contrasts", paragraphs=(methods_paragraph(a),),
+                   tables=(_contrast_table(a),),
+                   plots=_pick(by_name, "slopes", "interaction"))
+
+
+def _contrast_table(a: Analysis) -> Table:
+    u = a.units
     unit = " (points)" if u.accuracy else ""
+    cs = a.contrasts
+
+    def wins(c: Contrast) -> str:
+        return f"{c.wins}/{c.n}" + (f" ({c.ties} ties)" if c.ties else "")
+
+    def ci(lo: float, hi: float) -> str:
+        return f"[{u.signed(lo)}, {u.signed(hi)}]"
+
+    caption = (f"Δ = mean over seeds of (arm − reference) in {u.name}; n = seeds where "
+               f"both sides finished; wins = seeds where the arm did better; ROPE "
+               f"{u.rope(a.family.rope)}.")
+    if a.sequential is not None:
+        settled = {v.arm: v.settled_at for v in a.sequential.verdicts}
+        looked = tuple((f"{c.arm} vs {c.baseline}", str(c.n), u.signed(c.mean_diff),
+                        ci(c.ci_low, c.ci_high), wins(c),
+                        "-" if settled[c.arm] is None else str(settled[c.arm]), c.decision)
+                       for c in cs)
+        return Table(("contrast", "n", f"Δ{unit}", f"95% repeated CI{unit}", "wins",
+                      "settled at (seeds per arm)", "decision"), looked,
+                     caption=caption + " Sequential study: no fixed-sample p value is shown.",
+                     marks=tuple(c.decision for c in cs))
     rows = tuple(
-        (f"{c.arm} vs {c.baseline}", str(c.n), u.signed(c.mean_diff),
-         f"[{u.signed(c.ci_low)}, {u.signed(c.ci_high)}]", fmt_float(c.d_z),
-         f"{c.wins}/{c.n}" + (f" ({c.ties} ties)" if c.ties else ""),
-         fmt_p(c.p_value), fmt_p(c.p_holm), fmt_p(c.p_wilcoxon), fmt_p(c.p_t), c.test,
-         c.decision)
-        for c in a.family.contrasts)
+        (f"{c.arm} vs {c.baseline}", str(c.n), u.signed(c.mean_diff), ci(c.ci_low, c.ci_high),
+         ci(c.ci90_low, c.ci90_high), wins(c), fmt_p(c.p_holm),
+         " / ".join(fmt_p(p) for p in (c.p_better_holm, c.p_worse_holm,
+                                        c.p_equivalent_holm)), c.decision)
+        for c in cs)
     return Table(
-        ("contrast", "n", f"Δ{unit}", f"95% CI{unit}", "d_z", "wins", "p (sign-flip)",
-         "Holm p", "Wilcoxon p", "t-test p", "test", "decision"),
-        rows, caption=f"Δ = mean over seeds of (arm − reference) in {u.name}; wins = seeds "
-        f"where the arm did better; ROPE ±{u.amount(a.family.rope)}.",
-        marks=tuple(c.decision for c in a.family.contrasts))
+        ("contrast", "n", f"Δ{unit}", f"95% CI{unit}", f"90% CI{unit}", "wins",
+         "Holm p (Δ = 0)", "Holm p: better / worse / equivalent", "decision"), rows,
+        caption=caption + f" Claims: better or worse at Holm p ≤ {a.family.alpha / 2:g}, "
+        f"equivalent at Holm p ≤ {a.family.alpha:g}.", marks=tuple(c.decision for c in cs))
 
 
-def _arm_table(a: Analysis, u: Units) -> Table:
+def _sequential_section(a: Analysis, by_name: dict[str, Plot]) -> Section:
+    res = a.sequential
+    assert res is not None
+    u = a.units
+    tables = []
+    for v in res.verdicts:
+        tables.append(Table(
+            ("seeds per arm", "paired seeds", f"Δ{' (points)' if u.accuracy else ''}",
+             "95% repeated CI", "decision as of this look"),
+            tuple((str(look.n), str(look.n_paired), u.signed(look.mean_diff),
+                   interval_text(look.ci_low, look.ci_high, u), look.decision)
+                  for look in v.path),
+            caption=f"{v.arm} vs {v.baseline}: {v.reason}",
+            marks=tuple(look.decision for look in v.path)))
+    return Section("Sequential path", paragraphs=(sequential_sentence(res),),
+                   tables=tuple(tables), plots=_pick(by_name, "sequential_path"))
+
+
+def _pairing_section(a: Analysis) -> Section:
+    u = a.units
+    rows = []
+    for c in a.contrasts:
+        p = c.pairing
+        if p is None:
+            continue
+        lo, hi = p.correlation_ci
+        r = fmt_float(p.correlation) + (f" ({lo:.2f} to {hi:.2f})" if math.isfinite(lo) else "")
+        rows.append((f"{c.arm} vs {c.baseline}", str(p.n), r, u.variance(p.var_paired),
+                     u.variance(p.var_unpaired), fmt_float(p.ratio)))
+    return Section(
+        "Pairing by seed, measured",
+        paragraphs=("Every arm trains on the same seeds (the same initial weights and data "
+                    "order where the arms allow), so each contrast is paired by seed. What "
+                    "that bought is measured here, not assumed: the correlation of the "
+                    "paired sides and the variance of the paired differences against what "
+                    "independent runs would give."
+                    + (" In a sequential study these are descriptive numbers over the seeds "
+                       "the looks used; the correlation's interval is fixed-sample."
+                       if a.sequential else ""),),
+        tables=(Table(("contrast", "seeds", "r (approx. 95% CI)", "var paired",
+                       "var unpaired", "ratio"), tuple(rows),
+                      caption="ratio = var unpaired / var paired: a paired study with n "
+                      "seeds is as precise as an unpaired one with about ratio x n seeds "
+                      "per arm."),),
+        bullets=tuple(f"{c.arm} vs {c.baseline}: {pairing_sentence(c.pairing, u)}"
+                      for c in a.contrasts))
+
+
+def _arm_section(a: Analysis, by_name: dict[str, Plot]) -> Section:
+    u = a.units
+
     def spread(mean: float, sd: float, pct: bool) -> str:
         if not math.isfinite(mean):
             return "n/a"
@@ -169,29 +279,110 @@ def _arm_table(a: Analysis, u: Units) -> Table:
     rows = tuple(
         (s.arm, f"{s.done} / {s.diverged} / {s.failed}" + (f" (+{s.unfinished} unfinished)"
                                                              if s.unfinished else ""),
-         str(s.n), spread(s.mean, s.sd, u.accuracy), u.level(s.median).rstrip("%"),
+         fmt_float(s.divergence_rate), str(s.n), spread(s.mean, s.sd, u.accuracy),
+         u.level(s.median).rstrip("%"),
          f"[{u.level(s.ci_low).rstrip('%')}, {u.level(s.ci_high).rstrip('%')}]",
          spread(s.test_mean, s.test_sd, True))
         for s in a.arms)
-    return Table(("arm", "runs done / diverged / failed", "n", f"mean ± sd{unit}",
-                  f"median{unit}", f"95% CI{unit}", "test accuracy (%)"), rows,
-                 caption=f"{u.name.capitalize()} per arm (baseline first).")
+    sequential = (" In a sequential study these per-arm intervals are fixed-sample: "
+                  "descriptive only, not adjusted for the looks." if a.sequential else "")
+    return Section("Arms", paragraphs=(
+        f"Each arm over its own finished seeds (n); a diverged run has no {u.name} and is "
+        "counted in the divergence rate (diverged / (done + diverged)). 95% CI: t interval "
+        "of the arm's mean, descriptive. Test accuracy is reported, never used to choose "
+        f"anything.{sequential}",),
+        tables=(Table(("arm", "runs done / diverged / failed", "divergence rate", "n",
+                       f"mean ± sd{unit}", f"median{unit}", f"95% CI{unit}",
+                       "test accuracy (%)"), rows,
+                      caption=f"{u.name.capitalize()} per arm (baseline first)."),),
+        plots=_pick(by_name, "distributions"))
 
 
-def _seeds_table(a: Analysis, u: Units) -> Table:
-    rows = tuple(
-        (f"{c.arm} vs {c.baseline}", u.number(c.sd_diff), str(c.n),
-         "unreachable" if c.seeds_needed is None else str(c.seeds_needed), u.amount(c.mde))
-        for c in a.family.contrasts)
-    return Table(("contrast", "sd of differences", "seeds used", "seeds needed (power 0.8)",
-                  "MDE with seeds used"), rows)
+def rank_sentences(fr: Friedman, decisions: dict[str, str]) -> list[str]:
+    """Each arm's rank gap to the baseline against the CD, beside its paired verdict."""
+    assert fr.baseline is not None
+    base = fr.avg_ranks[fr.arms.index(fr.baseline)]
+    out = []
+    for arm, rank in zip(fr.arms, fr.avg_ranks, strict=True):
+        if arm == fr.baseline:
+            continue
+        gap = rank - base
+        side = "better" if gap < 0 else "worse"
+        if abs(gap) >= fr.cd:
+            rank_says = (f"ranks {side} than the baseline by {abs(gap):.2f} ≥ CD {fr.cd:.2f}: "
+                         "the rank test separates them")
+        else:
+            rank_says = (f"its rank gap to the baseline, {abs(gap):.2f}, is below the CD "
+                         f"{fr.cd:.2f}: the rank test does not separate them")
+        verdict = decisions[arm]
+        note = ""
+        if abs(gap) >= fr.cd and verdict in ("better", "worse") and verdict != side:
+            note = (" The two disagree in direction: ranks count only each seed's order, "
+                    "the paired test also how far apart the arms are; the verdict is the "
+                    "paired one.")
+        elif abs(gap) < fr.cd and verdict in ("better", "worse"):
+            note = (" The paired test, which uses the size of each seed's difference, is "
+                    "the more powerful of the two.")
+        out.append(f"{arm}: {rank_says}; paired verdict: {verdict}.{note}")
+    return out
+
+
+def _rank_section(a: Analysis, fr: Friedman, by_name: dict[str, Plot]) -> Section:
+    decisions = {c.arm: c.decision for c in a.family.contrasts}
+    return Section(
+        "More than two arms: ranks against the baseline",
+        paragraphs=(
+            f"Friedman test with seeds as blocks, over the {fr.n} seeds where every arm has "
+            f"an outcome (a diverged run ranks last): χ² = {fr.statistic:.3f}, "
+            f"{p_clause(fr.p_value)} over {len(fr.arms)} arms. The design compares each arm "
+            f"with the baseline, so the critical difference is {fr.method}'s against the "
+            f"baseline at alpha {fr.alpha:g}: CD = {fr.cd:.3f} (q = {fr.q_alpha:.3f}). Ranks "
+            "are a summary beside the verdicts; they ignore the ROPE and the size of each "
+            "difference, and decide nothing.",),
+        bullets=tuple(rank_sentences(fr, decisions)),
+        tables=(Table(("arm", "average rank (1 = best)"),
+                      tuple((arm, f"{r:.2f}") for arm, r in sorted(
+                          zip(fr.arms, fr.avg_ranks, strict=True), key=lambda t: t[1]))),),
+        plots=_pick(by_name, "critical_difference"))
+
+
+def _power_section(a: Analysis) -> Section:
+    u = a.units
+    rows = []
+    for c in a.contrasts:
+        pw = c.power
+        if pw is None:
+            continue
+
+        def need(k: int | None) -> str:
+            return "> 200" if k is None else str(k)
+
+        rows.append((f"{c.arm} vs {c.baseline}", u.number(pw.sd), u.number(pw.sd_upper),
+                     f"{u.amount(pw.effect)} ({pw.effect_rule})", str(pw.n),
+                     f"{pw.power_better:.2f}", need(pw.seeds_better),
+                     f"{pw.power_equivalent:.2f}", need(pw.seeds_equivalent),
+                     u.amount(pw.mde)))
+    sentences = tuple(f"{c.arm} vs {c.baseline}: {s}" for c in a.contrasts
+                      if (s := power_sentence(c, u)))
+    return Section(
+        "Power of the verdict",
+        paragraphs=("The probability that this decision rule says 'better' at a stated true "
+                    "effect (2 x ROPE) and 'equivalent' at no difference, simulated with the "
+                    "sd's one-sided 80% upper confidence bound, so that a lucky small sd does "
+                    "not promise power." if rows else
+                    "No power: too few seeds to estimate a spread.",),
+        tables=(Table(("contrast", "sd", "sd 80% upper bound", "design effect", "seeds used",
+                       "P(better)", "seeds for P(better) ≥ 0.8", "P(equivalent) at 0",
+                       "seeds for P(equivalent) ≥ 0.8", "MDE with seeds used"),
+                      tuple(rows)),) if rows else (),
+        bullets=sentences)
 
 
 def _failure_table(a: Analysis) -> Table:
     rows = tuple((f.arm, str(f.seed), f.status, f.error or "") for f in a.failures)
     return Table(("arm", "seed", "status", "error"), rows,
-                 caption="Planned runs not in the analysis; their seeds are dropped from "
-                 "every contrast so that all comparisons stay paired.")
+                 caption="Runs without a metric value. A diverged run is the worst outcome "
+                 "of its contrasts; any other is left out of its own arm's contrasts only.")
 
 
 def _design_section(a: Analysis) -> Section:
@@ -209,17 +400,24 @@ def _design_section(a: Analysis) -> Section:
                      optimizer_text(c), str(c.epochs), str(c.batch_size)))
     hours = a.training_seconds / 3600
     budget = (f"{a.training_seconds:.0f} s" if hours < 1 else f"{hours:.2f} h")
+    if study.sequential is None:
+        seeds = (f"Seeds: {len(study.seeds)} planned ({seed_list(study.seeds)}), fixed in "
+                 "advance.")
+    else:
+        s = study.sequential
+        seeds = (f"Seeds: sequential, {s.min} to {s.max} per arm in rounds of {s.step}; "
+                 f"{len(a.seeds)} used by the looks so far ({seed_list(a.seeds)}).")
     bullets = (
         f"Design: {design}. Factors: {factors}.",
-        f"Metric: {study.metric.name}, {study.metric.description} "
-        f"({'higher' if study.higher_is_better else 'lower'} is better); ROPE "
-        f"±{study.rope:g} (metric units).",
-        f"Seeds: {len(study.seeds)} planned ({_seed_list(study.seeds)}), {len(a.seeds)} "
-        f"analysed.",
+        f"Metric compared: {a.estimand.metric.name}, {a.estimand.metric.description} "
+        f"({'higher' if study.higher_is_better else 'lower'} is better)"
+        + (f"; the study asked for {study.metric.name}"
+           if study.metric != a.estimand.metric else "")
+        + f"; ROPE ±{study.rope:g} (metric units).",
+        seeds,
         f"Data: validation {study.validation} images held out of the 60,000; training "
         f"subset: {r.subset or 'all'}.",
-        f"Budget: {len(study.arms)} arms x {len(study.seeds)} seeds; training time {budget} "
-        f"in total.",
+        f"Budget: {plural(len(study.arms), 'arm')}; training time {budget} in total.",
         f"Device: {r.device or prov.get('device', '?')} "
         f"({prov.get('device_name', 'unknown')}, {prov.get('threads', '?')} threads).",
         "Versions: " + ", ".join(f"{k} {prov[k]}" for k in ("python", "torch", "numpy",
@@ -234,9 +432,3 @@ def _design_section(a: Analysis) -> Section:
     return Section("Design and provenance", bullets=bullets, tables=tuple(tables),
                    code=r.source)
 
-
-def _seed_list(seeds: Sequence[int]) -> str:
-    s = list(seeds)
-    if s == list(range(s[0], s[0] + len(s))) and len(s) > 3:
-        return f"{s[0]}..{s[-1]}"
-    return join([str(x) for x in s])

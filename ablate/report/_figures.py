@@ -1,13 +1,15 @@
 """The report's figures, drawn from the decision object so they agree with its text.
 
-Every study gets the forest plot, slopes, distributions, learning curves and gradient
-norms; more than two arms add a critical-difference diagram of the Friedman average ranks,
-and a 2x2 factorial adds the interaction plot of its four cells.
+Every study gets the forest plot, distributions, learning curves and gradient norms;
+arm-versus-baseline designs the slopes; more than two arms (fixed design) the average
+ranks against the baseline's with the Bonferroni-Dunn critical difference; a 2x2
+factorial the interaction plot of its four cells; a sequential study the path of its
+repeated confidence intervals over the looks.
 
 Each function takes arrays (and, where it colours a verdict, the `Contrast`s that carry
 it) and returns a `Plot`: PNG bytes plus a title that states the finding. Figures use
 matplotlib's object API on the Agg backend (no display, no pyplot global state), one
-colour per arm everywhere (`arm_colours`) and the decision colours of `report_text`.
+colour per arm everywhere (`arm_colours`) and the decision colours of `_format`.
 Metric values are drawn in display units (accuracy in %, differences in points).
 """
 
@@ -34,8 +36,9 @@ from matplotlib.ticker import (  # noqa: E402
 )
 
 from ablate.report._analysis import Curves  # noqa: E402
-from ablate.report._text import DECISION_COLOURS, Units, fmt_p, join, p_clause  # noqa: E402
-from ablate.stats import Contrast, Friedman  # noqa: E402
+from ablate.report._contrasts import Factorial  # noqa: E402
+from ablate.report._format import DECISION_COLOURS, Units, join, p_clause  # noqa: E402
+from ablate.stats import Contrast, Friedman, SequentialResult  # noqa: E402
 
 DPI = 100  # 9-inch-wide figures -> 900 px, sharp in a 1000 px page column
 # Baseline in near-black, then Okabe-Ito-like hues that avoid the decision colours
@@ -92,8 +95,11 @@ def _mean_ci(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, mean - half, mean + half
 
 
-def forest(contrasts: Sequence[Contrast], u: Units, title: str) -> Plot:
-    """Each contrast's mean difference with its 95% CI, coloured by decision, on the ROPE."""
+def forest(contrasts: Sequence[Contrast], u: Units, title: str, *,
+           interval: str = "95% CI") -> Plot:
+    """Each contrast's mean difference and 95% interval, coloured by decision, on the
+    ROPE. interval: what the intervals are ("95% repeated CI" in a sequential study).
+    An unbounded end is drawn to the edge of the axes with an arrow."""
     k = len(contrasts)
     fig = Figure(figsize=(9, 1.3 + 0.75 * k), layout="constrained")
     ax, side = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [3, 2]})
@@ -102,25 +108,30 @@ def forest(contrasts: Sequence[Contrast], u: Units, title: str) -> Plot:
                label=f"ROPE ±{u.amount(contrasts[0].rope)}")
     ax.axvline(0, color="#555555", lw=1)
     ys = np.arange(k)[::-1]  # first contrast on top
-    extent_lo, extent_hi = [-rope * 1.5], [rope * 1.5]
+    ends = [-rope * 1.5, rope * 1.5]
+    for c in contrasts:
+        ends += [x * u.scale for x in (c.ci_low, c.ci_high, c.mean_diff) if math.isfinite(x)]
+    lo_all, hi_all = min(ends), max(ends)
+    pad = 0.08 * (hi_all - lo_all) or 1.0  # rope 0 and no spread: avoid a singular axis
+    left, right = lo_all - pad, hi_all + pad
     for y, c in zip(ys, contrasts, strict=True):
         colour = DECISION_COLOURS[c.decision]
-        lo, hi, m = c.ci_low * u.scale, c.ci_high * u.scale, c.mean_diff * u.scale
-        if math.isfinite(lo) and math.isfinite(hi):
-            ax.plot([lo, hi], [y, y], color=colour, lw=4, solid_capstyle="butt")
-            extent_lo.append(lo)
-            extent_hi.append(hi)
-        ax.plot([m], [y], marker="D", ms=9, color=colour, mec="white", mew=1.2)
-        extent_lo.append(m)
-        extent_hi.append(m)
+        lo, hi = c.ci_low * u.scale, c.ci_high * u.scale
+        if not (math.isnan(lo) or math.isnan(hi)):
+            a, b = max(lo, left), min(hi, right)  # an unbounded end stops at the axis
+            ax.plot([a, b], [y, y], color=colour, lw=4, solid_capstyle="butt")
+            for end, x, mark in ((lo, a, "<"), (hi, b, ">")):
+                if math.isinf(end):
+                    ax.plot([x], [y], marker=mark, ms=10, color=colour)
+        if math.isfinite(c.mean_diff):
+            ax.plot([c.mean_diff * u.scale], [y], marker="D", ms=9, color=colour,
+                    mec="white", mew=1.2)
         side.text(0.02, y + 0.12, c.decision.upper(), color=colour, weight="bold",
                   va="bottom", fontsize=11)
-        side.text(0.02, y + 0.08, f"Δ {u.signed(c.mean_diff)}  [{u.signed(c.ci_low)}, "
-                  f"{u.signed(c.ci_high)}]  Holm p {fmt_p(c.p_holm)}", va="top", fontsize=9)
-    # Limits hug the data but always show zero and the whole ROPE band.
-    lo_all, hi_all = min(extent_lo), max(extent_hi)
-    pad = 0.08 * (hi_all - lo_all) or 1.0  # rope 0 and no spread: avoid a singular axis
-    ax.set_xlim(lo_all - pad, hi_all + pad)
+        side.text(0.02, y + 0.08, f"Δ {u.signed(c.mean_diff)}  {interval} "
+                  f"[{u.signed(c.ci_low)}, {u.signed(c.ci_high)}]  n = {c.n}", va="top",
+                  fontsize=9)
+    ax.set_xlim(left, right)
     ax.set_ylim(-0.7, k - 0.3)
     ax.set_yticks(ys, [f"{c.arm}\nvs {c.baseline}" for c in contrasts])
     unit = "percentage points" if u.accuracy else "nats"
@@ -135,16 +146,18 @@ def forest(contrasts: Sequence[Contrast], u: Units, title: str) -> Plot:
     side.axis("off")
     side.set_xlim(0, 1)
     put_title(fig, title, 12)
-    return Plot("forest", title, "Forest plot: mean paired difference and 95% CI of each "
-                "contrast against the region of practical equivalence", png(fig))
+    return Plot("forest", title, f"Forest plot: mean paired difference and {interval} of "
+                "each contrast against the region of practical equivalence", png(fig))
 
 
-def learning_curves(curves: Mapping[str, Curves], colours: Mapping[str, str], u: Units,
-                    n_seeds: int) -> Plot:
-    """Training and validation loss (and accuracy) per epoch: mean and 95% CI band."""
+def learning_curves(curves: Mapping[str, Curves], colours: Mapping[str, str], u: Units
+                    ) -> Plot:
+    """Training and validation loss (and accuracy) per epoch: mean and 95% CI band over
+    each arm's finished seeds. Validation here is the whole split (what picks the
+    kept epoch), not the cross-fitted metric."""
     panels = [("train_loss", "Training loss"), ("val_loss", "Validation loss")]
     if u.accuracy:
-        panels.append(("val_accuracy", "Validation accuracy (%)"))
+        panels.append(("val_accuracy", "Validation accuracy (%), whole split"))
     fig = Figure(figsize=(9, 3.6 + 0.2 * math.ceil(len(curves) / 4)), layout="constrained")
     axes = fig.subplots(1, len(panels))
     final: dict[str, float] = {}
@@ -171,8 +184,10 @@ def learning_curves(curves: Mapping[str, Curves], colours: Mapping[str, str], u:
                fontsize=8, frameon=False)
     if final:
         best = min(final, key=final.__getitem__)
+        seeds = sorted({c.train_loss.shape[0] for c in curves.values()})
+        over = f"{seeds[0]} seeds" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]} seeds per arm"
         title = (f"Learning curves: final validation loss lowest for {best} "
-                 f"({final[best]:.3f}); bands are 95% CIs over {n_seeds} seeds")
+                 f"({final[best]:.3f}); bands are 95% CIs over {over}")
     else:
         title = "Learning curves: no finite losses recorded"
     put_title(fig, title)
@@ -185,23 +200,23 @@ def tick(arm: str) -> str:
     return arm.replace(",", ",\n")
 
 
-def slopes(scores: Mapping[str, np.ndarray], baseline: str, colours: Mapping[str, str],
-           u: Units, decisions: Mapping[str, str] | None = None) -> Plot:
-    """Each seed's baseline score joined to its score in every other arm.
+def slopes(pairs: Mapping[str, tuple[np.ndarray, np.ndarray]], baseline: str,
+           colours: Mapping[str, str], u: Units, decisions: Mapping[str, str]) -> Plot:
+    """Each seed's baseline score joined to its score in the arm, one panel per contrast.
 
-    scores: arm -> (n_seeds,) aligned by seed. decisions: arm -> its contrast's decision
-    (one-at-a-time designs), shown in the panel title in the decision's colour.
+    pairs: arm -> (baseline values, arm values), each (n,) over the seeds where both
+    finished; decisions: arm -> its contrast's decision, shown in the panel title in the
+    decision's colour.
     """
-    others = [a for a in scores if a != baseline]
+    others = list(pairs)
     cols = min(3, len(others))
     rows = math.ceil(len(others) / cols)
     fig = Figure(figsize=(9 if cols > 1 else 6, 3.6 * rows + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
     scale = 100.0 if u.accuracy else 1.0
-    base = scores[baseline] * scale
     summary = []
     for ax, arm in zip(axes, others, strict=False):
-        vals = scores[arm] * scale
+        base, vals = (v * scale for v in pairs[arm])
         diff = vals - base
         better = diff > 0 if u.higher_is_better else diff < 0
         worse = diff < 0 if u.higher_is_better else diff > 0
@@ -210,38 +225,38 @@ def slopes(scores: Mapping[str, np.ndarray], baseline: str, colours: Mapping[str
             ax.plot([0, 1], [b, v], color=colour, alpha=0.7, lw=1.3)
         ax.scatter(np.zeros_like(base), base, color=colours[baseline], s=18, zorder=3)
         ax.scatter(np.ones_like(vals), vals, color=colours[arm], s=18, zorder=3)
-        ax.plot([0, 1], [base.mean(), vals.mean()], color="black", lw=2.5, marker="s", ms=6,
-                alpha=0.8, zorder=4, label="mean over seeds")
+        if base.size:
+            ax.plot([0, 1], [base.mean(), vals.mean()], color="black", lw=2.5, marker="s",
+                    ms=6, alpha=0.8, zorder=4, label="mean over seeds")
         ax.set_xticks([0, 1], [tick(baseline), tick(arm)], fontsize=9)
         ax.set_xlim(-0.3, 1.3)
         k = int(better.sum())
-        decision = (decisions or {}).get(arm)
-        ax.set_title(f"better on {k} of {base.size} seeds"
-                     + (f": {decision.upper()}" if decision else ""), fontsize=10,
-                     color=DECISION_COLOURS[decision] if decision else "black",
-                     weight="bold" if decision else "normal")
+        decision = decisions[arm]
+        ax.set_title(f"better on {k} of {base.size} seeds: {decision.upper()}", fontsize=10,
+                     color=DECISION_COLOURS[decision], weight="bold")
         ax.grid(axis="y", alpha=0.3)
         summary.append(f"{arm} {k}/{base.size}")
     for ax in axes[len(others):]:
         ax.axis("off")
     axes[0].set_ylabel(u.name.capitalize() + (" (%)" if u.accuracy else " (nats)"))
-    axes[0].legend(fontsize=8, frameon=False)
-    title = ("Paired by seed: one line per seed, green where the arm beat the baseline, red "
-             "where it lost")
+    if any(pairs[a][0].size for a in others):
+        axes[0].legend(fontsize=8, frameon=False)
+    title = ("Paired by seed: one line per seed where both finished, green where the arm "
+             "beat the baseline, red where it lost")
     put_title(fig, title)
     return Plot("slopes", f"{title}. Seeds improved: {', '.join(summary)}",
                 "Slope plot: one line per seed from the baseline's score to the arm's score",
                 png(fig))
 
 
-def distributions(scores: Mapping[str, np.ndarray], colours: Mapping[str, str],
+def distributions(values: Mapping[str, np.ndarray], colours: Mapping[str, str],
                   u: Units) -> Plot:
-    """Box plot and every seed's score per arm."""
-    arms = list(scores)
+    """Box plot and every finished seed's score per arm; values: arm -> (n_arm,)."""
+    arms = [a for a in values if values[a].size]
     scale = 100.0 if u.accuracy else 1.0
     fig = Figure(figsize=(max(5.5, 1.6 * len(arms) + 2), 3.8), layout="constrained")
     ax = fig.subplots()
-    data = [scores[a] * scale for a in arms]
+    data = [values[a] * scale for a in arms]
     box = ax.boxplot(data, positions=range(len(arms)), widths=0.5, patch_artist=True,
                      showfliers=False, medianprops={"color": "black"})
     for patch, arm in zip(box["boxes"], arms, strict=True):
@@ -259,11 +274,13 @@ def distributions(scores: Mapping[str, np.ndarray], colours: Mapping[str, str],
     means = {a: float(v.mean()) for a, v in zip(arms, data, strict=True)}
     best = (max if u.higher_is_better else min)(means, key=means.__getitem__)
     shown = f"{means[best]:.2f}%" if u.accuracy else f"{means[best]:.4f}"
-    title = (f"Per-arm {u.name} over {data[0].size} seeds: best mean {best} ({shown}); "
+    sizes = sorted({v.size for v in data})
+    over = f"{sizes[0]} seeds" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]} seeds per arm"
+    title = (f"Per-arm {u.name} over {over} (finished runs): best mean {best} ({shown}); "
              "diamond = mean")
     put_title(fig, title)
     return Plot("distributions", title, "Distribution of the metric per arm: box plot and "
-                "one dot per seed", png(fig))
+                "one dot per finished seed", png(fig))
 
 
 def _grad_finding(curves: Mapping[str, Curves]) -> str:
@@ -344,69 +361,65 @@ def grad_norms(curves: Mapping[str, Curves], colours: Mapping[str, str]) -> Plot
     return Plot("grad_norms", title, "Gradient norm of each Dense layer's weights per epoch "
                 "(geometric mean over seeds, 95% band), one panel per arm", png(fig))
 
-def cd_cliques(ranks: Sequence[float], cd: float) -> list[tuple[int, int]]:
-    """Maximal runs (i, j) of rank-sorted arms whose ranks differ by less than cd.
+def cd_diagram(fr: Friedman, colours: Mapping[str, str], decisions: Mapping[str, str]
+               ) -> Plot:
+    """Average ranks against the baseline's, with the Bonferroni-Dunn critical difference.
 
-    ranks: (k,) sorted ascending. Arms in a run are not significantly different
-    (Nemenyi: significant when the average ranks differ by at least the CD).
+    A versus-baseline design asks k - 1 questions, each arm against the baseline, so the
+    only band drawn is the baseline's rank +- CD (no all-pairs cliques). Each arm is
+    labelled with its paired verdict, which the rank comparison sits beside and never
+    replaces: ranks ignore the size of a difference and the ROPE.
+    decisions: arm -> the paired decision of its contrast with the baseline.
     """
-    out: list[tuple[int, int]] = []
-    for i in range(len(ranks)):
-        j = i
-        while j + 1 < len(ranks) and ranks[j + 1] - ranks[i] < cd:
-            j += 1
-        if j > i and not any(a <= i and j <= b for a, b in out):
-            out.append((i, j))
-    return out
-
-
-def cd_diagram(fr: Friedman, colours: Mapping[str, str]) -> Plot:
-    """Critical-difference diagram: average ranks (1 = best), bars join arms within CD."""
+    if fr.baseline is None:
+        raise ValueError("the rank figure is drawn for versus-baseline designs only: pass a "
+                         "Friedman built with baseline=the baseline arm")
     order = sorted(range(len(fr.arms)), key=lambda i: fr.avg_ranks[i])
     arms = [fr.arms[i] for i in order]
     ranks = [fr.avg_ranks[i] for i in order]
     k = len(arms)
-    cliques = cd_cliques(ranks, fr.cd)
-    half = math.ceil(k / 2)  # labels: best half on the left, the rest on the right
-    fig = Figure(figsize=(9, 1.4 + 0.45 * (half + 1) + 0.1 * len(cliques)),
-                 layout="constrained")
+    base = fr.avg_ranks[fr.arms.index(fr.baseline)]
+    fig = Figure(figsize=(9, 1.6 + 0.45 * k), layout="constrained")
     ax = fig.subplots()
-    ax.hlines(0, 1, k, color="black", lw=1.5)
-    for r in range(1, k + 1):
-        ax.vlines(r, 0, 0.12, color="black", lw=1)
-        ax.text(r, 0.18, str(r), ha="center", va="bottom", fontsize=9)
-    # The CD bar, drawn from rank 1, so its length reads against the axis.
-    ax.hlines(0.75, 1, 1 + fr.cd, color="black", lw=2.5)
-    ax.text(1 + fr.cd / 2, 0.85, f"CD = {fr.cd:.2f}", ha="center", va="bottom", fontsize=9)
-    for idx, (arm, rank) in enumerate(zip(arms, ranks, strict=True)):
-        left = idx < half
-        y = -0.5 - 0.35 * (idx if left else k - 1 - idx)
-        x_text = 0.6 if left else k + 0.4
-        ax.plot([rank, rank, x_text], [0, y, y], color=colours.get(arm, "black"), lw=1.5)
-        ax.text(x_text + (0.05 if not left else -0.05), y, f"{arm} ({rank:.2f})",
-                ha="left" if not left else "right", va="center", fontsize=9,
-                color=colours.get(arm, "black"), weight="bold")
-    for m, (i, j) in enumerate(cliques):
-        y = -0.25 - 0.12 * m
-        ax.hlines(y, ranks[i] - 0.03, ranks[j] + 0.03, color="#444444", lw=4)
-    ax.set_ylim(-0.6 - 0.35 * half, 1.2)
-    ax.axis("off")
-    # The labels sit outside [0.5, k + 0.5]; widen the view so they are not cut off.
-    ax.set_xlim(-1.8, k + 2.8)
-    verdict = "ranks differ" if fr.p_value < fr.alpha else "no rank difference shown"
-    title = (f"Friedman χ² = {fr.statistic:.2f}, {p_clause(fr.p_value)} ({verdict}): "
-             f"{arms[0]} ranks best; bars join arms within the Nemenyi CD")
+    ax.axvspan(base - fr.cd, base + fr.cd, color="#bbbbbb", alpha=0.35, lw=0,
+               label=f"within the CD ({fr.cd:.2f}) of the baseline's rank")
+    ax.axvline(base, color=colours.get(fr.baseline, "black"), lw=1.5, ls="--")
+    ys = np.arange(k)[::-1]
+    for y, arm, rank in zip(ys, arms, ranks, strict=True):
+        ax.plot([rank], [y], marker="o", ms=10, color=colours.get(arm, "black"))
+        word = "baseline" if arm == fr.baseline else decisions.get(arm, "")
+        ax.text(rank, y + 0.22, f"{rank:.2f}", ha="center", va="bottom", fontsize=9)
+        ax.text(1.0, y, f"  {word.upper()}", transform=ax.get_yaxis_transform(),
+                ha="left", va="center", fontsize=9, weight="bold",
+                color=DECISION_COLOURS.get(word, "black"))
+    ax.set_yticks(ys, arms)
+    ax.set_xlim(0.5, k + 0.5)
+    ax.set_ylim(-0.8, k - 0.2)
+    ax.set_xlabel("Average rank over seeds (1 = best; a diverged run ranks last)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    outside = [a for a, r in zip(arms, ranks, strict=True)
+               if a != fr.baseline and abs(r - base) >= fr.cd]
+    found = (f"{join(outside)} differ{'s' if len(outside) == 1 else ''} in rank from the "
+             "baseline" if outside else "no arm's rank differs from the baseline's by the CD")
+    title = (f"Friedman χ² = {fr.statistic:.2f}, {p_clause(fr.p_value)} over {fr.n} seeds; "
+             f"{found} ({fr.method}, alpha {fr.alpha:g}); labels: the paired verdicts")
     put_title(fig, title)
-    return Plot("critical_difference", title, "Critical-difference diagram: average rank of "
-                "each arm over seeds (1 = best); arms joined by a bar are not significantly "
-                "different", png(fig))
+    return Plot("critical_difference", title, "Average rank of each arm over seeds (1 = "
+                "best) against the baseline's, with the Bonferroni-Dunn critical difference "
+                "as a band; each arm labelled with its paired verdict", png(fig))
 
 
-def interaction(cells: Mapping[tuple[str, str], np.ndarray], arm_of: Mapping[tuple[str, str], str],
-                factors: tuple[str, str], levels: tuple[tuple[str, str], tuple[str, str]],
-                colours: Mapping[str, str], u: Units, contrast: Contrast) -> Plot:
-    """2x2 interaction plot: factor A on x, one line per level of B, mean and 95% CI."""
-    (a0, a1), (b0, b1) = levels
+def interaction(cells: Mapping[tuple[str, str], np.ndarray], f: Factorial,
+                colours: Mapping[str, str], u: Units, contrast: Contrast, *,
+                interval: str = "95% CI") -> Plot:
+    """2x2 interaction plot: factor A on x, one line per level of B; each cell's mean
+    over its finished seeds with a 95% t interval (descriptive).
+
+    cells: (level of A, level of B) -> (n_cell,) finished values.
+    """
+    (a0, a1), (b0, b1) = f.levels_a, f.levels_b
     scale = 100.0 if u.accuracy else 1.0
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.subplots()
@@ -416,21 +429,69 @@ def interaction(cells: Mapping[tuple[str, str], np.ndarray], arm_of: Mapping[tup
             v = cells[a, b] * scale
             half = (st.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
                     if v.size > 1 else 0.0)
-            means.append(v.mean())
+            means.append(v.mean() if v.size else math.nan)
             errs.append(half)
-        ax.plot([0, 1], means, color="#555555", ls=style, lw=1.8,
-                label=f"{factors[1]}={b}")
+        ax.plot([0, 1], means, color="#555555", ls=style, lw=1.8, label=f"{f.factor_b}={b}")
         for x, a, m, e in zip((0, 1), (a0, a1), means, errs, strict=True):
             ax.errorbar([x], [m], yerr=[e], fmt="o", ms=8, capsize=4,
-                        color=colours[arm_of[a, b]])
-    ax.set_xticks([0, 1], [f"{factors[0]}={a0}", f"{factors[0]}={a1}"])
+                        color=colours[f.cells[a, b]])
+    ax.set_xticks([0, 1], [f"{f.factor_a}={a0}", f"{f.factor_a}={a1}"])
     ax.set_xlim(-0.4, 1.4)
     ax.set_ylabel(u.name.capitalize() + (" (%)" if u.accuracy else " (nats)"))
     ax.legend(fontsize=9, frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    title = (f"Interaction {contrast.decision}: {u.signed(contrast.mean_diff)}"
-             f"{' points' if u.accuracy else ''} (Holm p {fmt_p(contrast.p_holm)}); "
-             "parallel lines = additive")
+    c = contrast
+    title = (f"Interaction, {c.decision}: {u.signed(c.mean_diff)}"
+             f"{' points' if u.accuracy else ''} ({interval} {u.signed(c.ci_low)} to "
+             f"{u.signed(c.ci_high)}); parallel lines = additive")
     put_title(fig, title)
-    return Plot("interaction", title, "Interaction plot of the 2x2 factorial: mean and 95% CI "
-                "of each cell", png(fig))
+    return Plot("interaction", title, "Interaction plot of the 2x2 factorial: mean and 95% t "
+                "interval of each cell over its finished seeds", png(fig))
+
+
+def sequential_path(result: SequentialResult, rope: float, u: Units) -> Plot:
+    """Per contrast, the 95% repeated CI and mean difference at each look, against the
+    ROPE band, coloured by the verdict as of that look; a dashed line where the
+    contrast was settled. Unbounded ends are drawn to the panel's edge with an arrow."""
+    vs = result.verdicts
+    fig = Figure(figsize=(9, 0.9 + 2.4 * len(vs)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(vs), 1, sharex=True, squeeze=False)).ravel()
+    r = rope * u.scale
+    looks = result.design.looks
+    for ax, v in zip(axes, vs, strict=True):
+        ax.axhspan(-r, r, color="#4575b4", alpha=0.12, lw=0, label=f"ROPE {u.rope(rope)}")
+        ax.axhline(0, color="#555555", lw=1)
+        finite = [x * u.scale for look in v.path
+                  for x in (look.ci_low, look.ci_high, look.mean_diff) if math.isfinite(x)]
+        lo_all, hi_all = min([-1.5 * r, *finite]), max([1.5 * r, *finite])
+        pad = 0.1 * (hi_all - lo_all) or 1.0
+        bottom, top = lo_all - pad, hi_all + pad
+        for look in v.path:
+            colour = DECISION_COLOURS[look.decision]
+            lo, hi = look.ci_low * u.scale, look.ci_high * u.scale
+            a, b = max(lo, bottom), min(hi, top)
+            ax.plot([look.n, look.n], [a, b], color=colour, lw=4, solid_capstyle="butt")
+            for end, y, mark in ((lo, a, "v"), (hi, b, "^")):
+                if math.isinf(end):
+                    ax.plot([look.n], [y], marker=mark, ms=9, color=colour)
+            if math.isfinite(look.mean_diff):
+                ax.plot([look.n], [look.mean_diff * u.scale], marker="D", ms=7, color=colour,
+                        mec="white", mew=1)
+        if v.settled_at is not None:
+            ax.axvline(v.settled_at, color=DECISION_COLOURS[v.decision], ls="--", lw=1.5,
+                       label=f"settled at {v.settled_at} seeds: {v.decision}")
+        ax.set_ylim(bottom, top)
+        ax.set_title(f"{v.arm} vs {v.baseline}: {v.decision}", fontsize=10, weight="bold",
+                     color=DECISION_COLOURS[v.decision])
+        ax.set_ylabel(f"Δ ({'points' if u.accuracy else 'nats'})")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+    axes[-1].set_xlim(looks[0] - 1, looks[-1] + 1)
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].set_xlabel("Seeds per arm at the look")
+    stop = (f"stopped at {result.looks_done[-1]} seeds per arm" if result.stop and
+            result.looks_done else "not stopped")
+    title = f"Sequential path: {stop} ({result.why}); bars are 95% repeated CIs per look"
+    put_title(fig, title)
+    return Plot("sequential_path", title, "Each contrast's 95% repeated confidence interval "
+                "and mean difference at every look, against the ROPE", png(fig))

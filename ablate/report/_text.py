@@ -1,119 +1,49 @@
-"""Words and numbers of the report, from the decision object only.
+"""The report's sentences, each built from the numbers it states.
 
-Accuracy metrics are shown in percentage points (0.0042 -> "0.42 points"); losses in
-their own units. Every sentence is built from a `Contrast` (and the `Effect` saying
-what it changes), so a sentence cannot claim a direction, interval or decision the
-numbers do not carry.
+Every sentence takes a `Contrast` (or another record of the analysis) and says only
+what those numbers show: a direction from the sign of the mean difference, an
+interval's relation to the ROPE from its ends (`ci_vs_rope`), a claim from its
+Holm-adjusted p against its level. Nothing is worded in advance of the numbers, so a
+sentence cannot claim a direction, interval or decision the numbers do not carry.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from ablate.report._analysis import Analysis, Effect
-from ablate.stats import Contrast, min_seeds_for_sign_flip
+from ablate.report._analysis import Analysis
+from ablate.report._contrasts import Effect
+from ablate.report._estimand import Optimism
+from ablate.report._format import DECISION_COLOURS, Units, fmt_p, join, p_clause, plural
+from ablate.stats import (
+    Contrast,
+    Pairing,
+    Power,
+    SequentialResult,
+    SequentialVerdict,
+    floor_seeds,
+)
 
-DECISION_COLOURS = {  # shared by the HTML and the plots: one meaning per colour
-    "better": "#1a9850",
-    "worse": "#d73027",
-    "equivalent": "#4575b4",
-    "inconclusive": "#8c8c8c",
-}
-METRIC_NAMES = {"val_accuracy": "validation accuracy", "val_loss": "validation loss"}
-
-
-@dataclass(frozen=True)
-class Units:
-    """How one metric is shown: accuracy as percent / points, loss as is."""
-
-    metric: str
-    name: str  # "validation accuracy"
-    scale: float  # display value = metric value * scale
-    unit: str  # "points" for accuracy differences, "" for loss
-    higher_is_better: bool
-
-    @classmethod
-    def for_metric(cls, metric: str, higher_is_better: bool) -> Units:
-        accuracy = metric.endswith("accuracy")
-        return cls(metric, METRIC_NAMES.get(metric, metric.replace("_", " ")),
-                   100.0 if accuracy else 1.0, "points" if accuracy else "", higher_is_better)
-
-    @property
-    def accuracy(self) -> bool:
-        return self.scale == 100.0
-
-    def number(self, x: float) -> str:
-        """A difference or spread in display units, no unit word: '0.42', '0.0123'."""
-        if not math.isfinite(x):
-            return "n/a"
-        x *= self.scale
-        if self.accuracy:
-            return f"{x:.2f}"
-        # Losses: four decimals (ROPEs are ~0.01); tiny nonzero values keep two digits.
-        return f"{x:.2g}" if 0 < abs(x) < 5e-5 else f"{x:.4f}"
-
-    def signed(self, x: float) -> str:
-        """A signed difference: '+0.42', '-0.42', '0.00' (no sign when it rounds to 0)."""
-        s = self.number(x)
-        if s == "n/a" or float(s) == 0:
-            return s.lstrip("-")
-        return s if s.startswith("-") else "+" + s
-
-    def amount(self, x: float) -> str:
-        """A magnitude with its unit: '0.42 points', '0.0123'."""
-        s = self.number(abs(x))
-        return f"{s} {self.unit}" if self.unit else s
-
-    def adjective(self, x: float) -> str:
-        """A magnitude before a noun: '0.20-point difference', '0.01 difference'."""
-        return f"{self.number(abs(x))}-point" if self.unit else self.number(abs(x))
-
-    def level(self, x: float) -> str:
-        """A metric value: '97.12%' for accuracy, '0.0832' for loss."""
-        if not math.isfinite(x):
-            return "n/a"
-        return f"{x * 100:.2f}%" if self.accuracy else f"{x:.4f}"
+MULTIPLICITY = {"holm": "Holm's method (holm), applied to each claim type separately"}
 
 
-def fmt_p(p: float) -> str:
-    """p value as a reader expects it: '0.45', '0.004', '< 0.001'."""
-    if not math.isfinite(p):
-        return "n/a"
-    if p < 0.001:
-        return "< 0.001"
-    return f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
-
-
-def p_clause(p: float) -> str:
-    s = fmt_p(p)
-    return f"p {s}" if s.startswith("<") else f"p = {s}"
-
-
-def fmt_float(x: float, digits: int = 2) -> str:
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
-
-
-def plural(n: int, noun: str) -> str:
-    """'1 seed', '3 seeds'."""
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
-def join(words: Sequence[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    if not words:
-        return ""
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-
-
+# -- pieces --------------------------------------------------------------------------
 def change_phrase(factor: str, old: str, new: str) -> str:
     """'turning dropout off', 'turning bn on', 'changing optimizer from sgd to adam'."""
     if new in ("off", "on"):
         return f"turning {factor} {new}"
     return f"changing {factor} from {old} to {new}"
+
+
+def subject(c: Contrast, e: Effect) -> str:
+    """What the contrast changes, as the subject of a sentence (lower case)."""
+    what = join([change_phrase(*ch) for ch in e.changes]) or f"arm {c.arm}"
+    if e.kind == "main" and e.other is not None:
+        return f"averaged over {e.other[0]}, {what}"
+    if e.kind == "simple" and e.other is not None:
+        return f"with {e.other[0]}={e.other[1]}, {what}"
+    return what
 
 
 def direction_word(c: Contrast) -> str:
@@ -130,22 +60,51 @@ def agreeing_seeds(c: Contrast) -> int:
     return c.wins if up == c.higher_is_better else c.n - c.wins - c.ties
 
 
-def ci_clause(c: Contrast, u: Units) -> str:
+def interval_text(lo: float, hi: float, u: Units) -> str:
+    """'+0.45 to +0.60 points', '-inf to +inf points'."""
+    tail = f" {u.unit}" if u.unit else ""
+    return f"{u.signed(lo)} to {u.signed(hi)}{tail}"
+
+
+def ci_vs_rope(lo: float, hi: float, rope: float, u: Units) -> str:
+    """Where an interval lies relative to the ROPE, read off its ends."""
+    r = u.amount(rope)
+    if math.isinf(lo) and math.isinf(hi):
+        return "is unbounded: too few seeds to bound it"
+    if lo > rope:
+        return f"lies above +{r}"
+    if hi < -rope:
+        return f"lies below -{r}"
+    if -rope < lo and hi < rope:
+        return f"lies inside ±{r}"
+    return f"reaches across the edge of the ROPE ±{r}"
+
+
+def ci_clause(c: Contrast, u: Units, name: str = "95% CI") -> str:
     lo, hi = c.ci_low, c.ci_high
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "no interval with a single seed"
-    if c.mean_diff != 0 and (lo > 0 if c.mean_diff > 0 else hi < 0):
+    if math.isinf(lo) and math.isinf(hi):
+        return f"{name} unbounded: too few seeds"
+    if math.isfinite(lo) and math.isfinite(hi) and c.mean_diff != 0 and (
+            lo > 0 if c.mean_diff > 0 else hi < 0):
         # The whole interval lies on the mean's side: give it as magnitudes, small first.
         a, b = sorted((abs(lo), abs(hi)))
-        return f"95% CI {u.number(a)} to {u.amount(b)}"
-    tail = f" {u.unit}" if u.unit else ""
-    return f"95% CI {u.signed(lo)} to {u.signed(hi)}{tail}, which includes zero"
+        return f"{name} {u.number(a)} to {u.amount(b)}"
+    zero = ", which includes zero" if lo <= 0 <= hi else ""
+    return f"{name} {interval_text(lo, hi, u)}{zero}"
 
 
-def effect_sentence(c: Contrast, e: Effect, u: Units) -> str:
-    """One sentence with the effect, its interval, the Holm p and the seed count."""
-    adj = "after Holm" if c.correction == "holm" else "after BH, exploratory"
-    stats = f"{ci_clause(c, u)}; {p_clause(c.p_adjusted)} {adj}"
+def _sentence(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
+# -- the effect and its verdict ------------------------------------------------------
+def effect_sentence(c: Contrast, e: Effect, u: Units, *, sequential: bool = False) -> str:
+    """The estimate with its interval, the p of no difference (fixed designs only) and
+    the seeds that agree."""
+    ci = ci_clause(c, u, "95% repeated CI" if sequential else "95% CI")
+    stats = ci if sequential else f"{ci}; {p_clause(c.p_holm)} for no difference, after Holm"
+    if c.n == 0:
+        return _sentence(f"{subject(c, e)}: no seed where both sides finished.")
     if e.kind == "interaction" and e.other is not None:
         factor, old, new = e.changes[0]
         mod, m_old, m_new = e.other
@@ -154,110 +113,357 @@ def effect_sentence(c: Contrast, e: Effect, u: Units) -> str:
         return (f"Interaction: the effect of {change_phrase(factor, old, new)} on {u.name} is "
                 f"{size} with {mod}={m_new} than with {mod}={m_old} ({stats}; "
                 f"same sign on {agreeing_seeds(c)} of {c.n} seeds).")
-    subject = join([change_phrase(*ch) for ch in e.changes]) or f"arm {c.arm}"
-    if e.kind == "main" and e.other is not None:
-        subject = f"averaged over {e.other[0]}, {subject}"
-    verb = direction_word(c)
     if c.mean_diff == 0:
-        return f"{subject[0].upper()}{subject[1:]} does not change {u.name} ({stats})."
+        return _sentence(f"{subject(c, e)} does not change {u.name} on average ({stats}).")
     side = "higher" if c.mean_diff > 0 else "lower"
-    return (f"{subject[0].upper()}{subject[1:]} {verb} {u.name} by {u.amount(c.mean_diff)} "
-            f"({stats}; {side} on {agreeing_seeds(c)} of {c.n} seeds).")
+    return _sentence(f"{subject(c, e)} {direction_word(c)} {u.name} by "
+                     f"{u.amount(c.mean_diff)} ({stats}; {side} on {agreeing_seeds(c)} of "
+                     f"{c.n} seeds).")
 
 
-def rope_text(c: Contrast, u: Units) -> str:
-    """'±0.20-point' (accuracy) or '±0.01' (loss): the ROPE as an adjective."""
-    return f"±{u.adjective(c.rope)}"
+def _claim(c: Contrast) -> str | None:
+    """The claim behind a fixed-design decision (an interaction's side from its p)."""
+    if c.decision in ("better", "worse", "equivalent"):
+        return c.decision
+    if c.decision == "no interaction":
+        return "equivalent"
+    if c.decision == "interaction":
+        return "better" if c.p_better_holm <= c.alpha / 2 else "worse"
+    return None
 
 
-def holm_floor(n: int, m: int) -> float:
-    """Smallest Holm-adjusted p any of m contrasts can reach with n seeds: m * 2 / 2^n."""
-    return min(1.0, m * 2.0 ** (1 - n))
-
-
-def reason_text(c: Contrast, u: Units, m: int) -> str:
-    """Why the decision, in plain words; `c.reason` keeps the technical version.
-
-    m: the family size, which sets Holm's strictest threshold alpha / m.
-    """
-    rope = rope_text(c, u)
-    if c.decision in ("better", "worse"):
-        return (f"It survives Holm's correction and its whole 95% CI lies beyond the {rope} "
-                "region of practical equivalence (ROPE), so it is real and large enough to "
+def _made(c: Contrast, claim: str, u: Units) -> str:
+    r, word = c.rope, _sentence(c.decision)
+    what = "interaction" if c.kind == "interaction" else "difference"
+    if claim == "equivalent":
+        return (f"{word}: its Holm-adjusted TOST {p_clause(c.p_equivalent_holm)} against "
+                f"|Δ| ≥ {u.amount(r)} is at most {c.alpha:g}, and its 90% CI, "
+                f"{interval_text(c.ci90_low, c.ci90_high, u)}, "
+                f"{ci_vs_rope(c.ci90_low, c.ci90_high, r, u)}: any {what} is too small to "
                 "matter.")
-    if c.decision == "equivalent":
-        return (f"Its 90% CI lies inside the {rope} region of practical equivalence (ROPE), "
-                "so any effect is too small to matter.")
-    n_min, n_min_m = min_seeds_for_sign_flip(c.alpha), min_seeds_for_sign_flip(c.alpha, m)
-    beyond = c.ci_low > c.rope or c.ci_high < -c.rope
-    if c.n < n_min:
-        why = (f"With {plural(c.n, 'paired seed')} no test can reach p < {c.alpha:g} (the smallest "
-               f"possible sign-flip p is 2/2^{c.n} = {2.0 ** (1 - c.n):.3g}), so this report "
-               f"gives intervals only; use at least {n_min} seeds.")
-    elif c.n < n_min_m:
-        why = (f"With {c.n} seeds and {m} contrasts nothing can pass Holm's correction (the "
-               f"smallest possible Holm p is {m} x 2/2^{c.n} = "
-               f"{holm_floor(c.n, m):.3g} >= {c.alpha:g}); use at least {n_min_m} "
-               "seeds" + (", which would likely settle it: the 95% CI already lies beyond "
-                          "the ROPE." if beyond else "."))
-    elif c.p_adjusted < c.alpha:
-        why = (f"The difference is statistically clear (Holm p {fmt_p(c.p_adjusted)}), but "
-               f"its 95% CI reaches into the {rope} ROPE, so it may be too small to matter.")
+    up = (claim == "better") == (c.higher_is_better or c.kind == "interaction")
+    null = f"Δ ≤ +{u.amount(r)}" if up else f"Δ ≥ -{u.amount(r)}"
+    p = c.p_better_holm if claim == "better" else c.p_worse_holm
+    return (f"{word}: its Holm-adjusted {p_clause(p)} against {null} is at most "
+            f"{c.alpha / 2:g}, and its 95% CI, {interval_text(c.ci_low, c.ci_high, u)}, "
+            f"{ci_vs_rope(c.ci_low, c.ci_high, r, u)}: {'an' if c.kind == 'interaction' else 'a'} "
+            f"{what} real and large enough to matter.")
+
+
+def floor_sentence(n: int, m: int, alpha: float) -> str:
+    """What the floor of exact one-sided p values (1/2^n) rules out with n seeds and m
+    contrasts ('' when it rules out nothing at Holm's first level)."""
+    floor = 2.0 ** -n
+    head = (f"With {plural(n, 'paired seed')} no one-sided exact p can be below "
+            f"1/2^{n} = {floor:.3g}")
+    need = floor_seeds(alpha / 2)
+    if floor > alpha:
+        return (f"{head}, above the level of every claim ({alpha / 2:g} for 'better' or "
+                f"'worse', {alpha:g} for 'equivalent'): no claim was possible whatever the "
+                f"data; use at least {need} seeds.")
+    if floor > alpha / 2:
+        return (f"{head}, above the {alpha / 2:g} a 'better' or 'worse' claim needs: those "
+                f"claims were impossible whatever the data; use at least {need} seeds.")
+    if m > 1 and floor > alpha / (2 * m):
+        return (f"{head}, above Holm's first level for 'better' or 'worse' over {m} "
+                f"contrasts, {alpha / (2 * m):.3g}: such a claim here could pass only after "
+                f"another contrast's had; {floor_seeds(alpha / (2 * m))} seeds would remove "
+                "that limit.")
+    return ""
+
+
+def why_sentence(c: Contrast, u: Units, m: int, *, verdict: SequentialVerdict | None = None,
+                 result: SequentialResult | None = None, undiverged: str | None = None
+                 ) -> str:
+    """Why the decision, from the numbers that made it. m: the contrast's family size;
+    verdict/result: a sequential study's verdict of this contrast and its looks;
+    undiverged: the decision had its diverged runs been dropped, where it differs."""
+    if verdict is not None and result is not None:
+        text = _why_sequential(c, u, verdict, result)
+    elif (claim := _claim(c)) is not None:
+        text = _made(c, claim, u)
+    elif c.n == 0:
+        text = "Inconclusive: no seed where both sides finished, so there is nothing to test."
     else:
-        why = (f"Holm p = {fmt_p(c.p_adjusted)} and the 90% CI reaches beyond the {rope} "
-               "ROPE: the data neither show a difference nor rule one out.")
-    return why + seeds_needed_clause(c, u)
+        up, down, none = (("'interaction' (positive)", "'interaction' (negative)",
+                           "'no interaction'") if c.kind == "interaction" else
+                          ("'better'", "'worse'", "'equivalent'"))
+        text = (f"Inconclusive: no claim reached its level (Holm-adjusted p "
+                f"{fmt_p(c.p_better_holm)} for {up} and {fmt_p(c.p_worse_holm)} for {down}, "
+                f"each needing at most {c.alpha / 2:g}; {fmt_p(c.p_equivalent_holm)} for "
+                f"{none}, needing at most {c.alpha:g}); its 95% CI, "
+                f"{interval_text(c.ci_low, c.ci_high, u)}, "
+                f"{ci_vs_rope(c.ci_low, c.ci_high, c.rope, u)}.")
+        if floor := floor_sentence(c.n, m, c.alpha):
+            text += " " + floor
+    if undiverged is not None:
+        text += (f" Had its diverged runs been dropped (complete pairs) instead of counted as "
+                 f"the worst outcome, the same rule would have said '{undiverged}'.")
+    return text
 
 
-def seeds_needed_clause(c: Contrast, u: Units) -> str:
-    if c.seeds_needed is None or c.seeds_needed <= c.n:
+def _why_sequential(c: Contrast, u: Units, v: SequentialVerdict, res: SequentialResult
+                    ) -> str:
+    if not v.path:
+        return (f"Not settled: no look yet; the first is at {res.design.looks[0]} seeds per "
+                "arm.")
+    last = v.path[-1]
+    ci = (f"{interval_text(last.ci_low, last.ci_high, u)}, "
+          f"{ci_vs_rope(last.ci_low, last.ci_high, c.rope, u)}")
+    if v.settled and v.decision != "inconclusive":
+        return (f"{_sentence(v.decision)}: claimed at the look with {v.settled_at} seeds per "
+                "arm by the group-sequential exact sign-flip test (Holm per claim, made "
+                f"sequential); the 95% repeated CI at the last look ({last.n} seeds), {ci}.")
+    if v.settled:
+        return (f"Inconclusive: no claim by the maximum of {res.design.max_seeds} seeds per "
+                f"arm; the last 95% repeated CI, {ci}.")
+    return (f"Not settled at {last.n} seeds per arm: the 95% repeated CI, {ci}; the next "
+            "round adds seeds.")
+
+
+# -- what the numbers rest on --------------------------------------------------------
+def pairing_sentence(p: Pairing | None, u: Units) -> str:
+    """The realized correlation of the paired sides and what the pairing bought."""
+    if p is None or p.n < 2 or not math.isfinite(p.var_paired):
+        return "Pairing: not measurable with fewer than 2 seeds where both sides finished."
+    if math.isfinite(p.correlation):
+        lo, hi = p.correlation_ci
+        ci = (f" (approximate 95% CI {lo:.2f} to {hi:.2f})"
+              if math.isfinite(lo) and math.isfinite(hi) else "")
+        corr = f"the two sides correlate at r = {p.correlation:.2f}{ci} over {p.n} seeds"
+        if math.isfinite(lo) and lo <= 0 <= hi:
+            corr += ", not distinguishable from no correlation"
+    else:
+        corr = f"one side does not vary over the {p.n} seeds, so it has no correlation"
+    var = (f"the paired differences have variance {u.variance(p.var_paired)} against "
+           f"{u.variance(p.var_unpaired)} for independent runs (var(a) + var(b))")
+    if not math.isfinite(p.ratio):
+        bought = "the paired differences do not vary at all"
+    elif p.ratio > 1:
+        bought = (f"a ratio of {p.ratio:.2f}: these {p.n} paired seeds are as precise as "
+                  f"about {p.ratio * p.n:.0f} unpaired seeds per arm would be")
+    elif p.ratio == 1:
+        bought = "a ratio of 1.00: the pairing bought no precision"
+    else:
+        bought = (f"a ratio of {p.ratio:.2f}: the paired differences vary more than "
+                  "independent runs would, so the pairing bought no precision")
+    return f"Pairing: {corr}; {var}, {bought}."
+
+
+def power_sentence(c: Contrast, u: Units) -> str:
+    """The power of the verdict itself, from `Contrast.power` (fixed designs)."""
+    pw: Power | None = c.power
+    if pw is None:
         return ""
-    return (f" About {c.seeds_needed} seeds would detect a {u.adjective(c.rope)} difference "
-            "with 80% power after Holm.")
+    interaction = c.kind == "interaction"
+    claim, null = ("interaction", "no interaction") if interaction else ("better", "equivalent")
+    toward = "" if interaction or c.higher_is_better else " (lower is better)"
+    size = f"a true {'interaction' if interaction else 'improvement'} of {u.amount(pw.effect)}"
+
+    def seeds(k: int | None) -> str:
+        return "more than 200 seeds" if k is None else plural(k, "seed")
+
+    mde = (f"the smallest {'interaction' if interaction else 'improvement'} it calls "
+           f"'{claim}' with probability 0.8 with these seeds is {u.amount(pw.mde)}"
+           if math.isfinite(pw.mde) else
+           f"with {pw.n} seeds no {'interaction' if interaction else 'improvement'} is called "
+           f"'{claim}' with probability 0.8")
+    level = (f", each at Holm's first level over {pw.m} contrasts (so lower bounds)"
+             if pw.m > 1 else "")
+    return (f"Power of this verdict ({pw.simulations} simulated studies, SE {pw.mc_se:.2f}"
+            f"{level}): planning with normal per-seed differences and the sd's 80% upper "
+            f"bound, {u.amount(pw.sd_upper)} (observed {u.amount(pw.sd)} over {pw.n} seeds), "
+            f"the rule says '{claim}' with probability {pw.power_better:.2f} at {size}"
+            f"{toward} ({pw.effect_rule}) and would need {seeds(pw.seeds_better)} for 0.8; "
+            f"it says '{null}' with probability {pw.power_equivalent:.2f} at no difference "
+            f"and would need {seeds(pw.seeds_equivalent)} for 0.8; {mde}.")
 
 
-def answer_paragraph(a: Analysis, u: Units) -> str:
-    """The study's question answered in one paragraph of plain English."""
-    cs = a.family.contrasts
-    m = len(cs)
-    if m == 1:
-        c = cs[0]
-        lead = {"better": "Yes, it matters.", "worse": "Yes, it matters.",
-                "equivalent": "No: the difference is too small to matter.",
-                "inconclusive": "Not settled yet."}[c.decision]
-        body = [effect_sentence(c, a.effects[c.arm], u), f"Verdict: {c.decision}.",
-                reason_text(c, u, m)]
-    else:
-        counts = {d: sum(c.decision == d for c in cs) for d in DECISION_COLOURS}
-        lead = f"Of {m} contrasts, {join([f'{k} {d}' for d, k in counts.items() if k])}."
-        body = []
-        for c in cs:
-            body += [effect_sentence(c, a.effects[c.arm], u), f"Verdict: {c.decision}."]
-        n, alpha = a.family.n, a.family.alpha
-        if min_seeds_for_sign_flip(alpha) <= n < min_seeds_for_sign_flip(alpha, m):
-            # One shared reason instead of the same sentence per contrast.
-            body.append(f"With {n} seeds and {m} contrasts nothing can pass Holm's "
-                        f"correction (smallest possible Holm p {holm_floor(n, m):.3g}); "
-                        f"use at least {min_seeds_for_sign_flip(alpha, m)} seeds.")
-        elif n < min_seeds_for_sign_flip(alpha):
-            body.append(f"With {plural(n, 'paired seed')} no test can reach p < {alpha:g}, so this "
-                        f"report gives intervals only; use at least "
-                        f"{min_seeds_for_sign_flip(alpha)} seeds.")
-    tail = (f"Paired by seed over {plural(a.family.n, 'seed')}"
-            + (f" (seeds {join([str(s) for s in a.dropped])} left out: a run failed, diverged "
-               "or did not finish)" if a.dropped else "") + ".")
-    if a.lost:
-        tail += (f" Left out entirely, with no completed run: {join(list(a.lost))}.")
-    return " ".join([lead, *body, tail])
+def divergence_sentence(c: Contrast, *, sequential: bool = False) -> str:
+    """Divergence among the contrast's paired seeds ('' when none diverged)."""
+    dv = c.divergence
+    if not (dv.arm_only or dv.baseline_only or dv.both):
+        return ""
+    k = dv.arm_only + dv.baseline_only
+    label = " (a fixed-sample test, not adjusted for the sequential looks)" if sequential else ""
+    test = (f"the exact test of equal divergence rates on the {plural(k, 'discordant seed')} "
+            f"gives {p_clause(dv.p_value)}{label}" if k else
+            "no seed diverged on one side only, so the rates cannot differ")
+    return (f"Divergence: {c.arm} diverged on {dv.arm_only + dv.both} and {c.baseline} on "
+            f"{dv.baseline_only + dv.both} of {dv.paired} paired seeds ({dv.both} on both); "
+            f"{test}. A diverged run counts as the worst outcome: each claim also needed "
+            "the exact signed-rank test with diverged = worst to agree.")
+
+
+def missing_sentence(c: Contrast) -> str:
+    """The seeds this contrast lost, and why ('' when none)."""
+    if not c.missing:
+        return ""
+    listed = join([f"{s} ({why})" for s, why in c.missing])
+    return (f"{c.arm} vs {c.baseline}: seed{'s' if len(c.missing) > 1 else ''} {listed} "
+            "left out of this contrast only.")
+
+
+def optimism_sentence(rows: Sequence[Optimism], u: Units, quantity: str) -> str:
+    """Each arm's selection optimism and how much it differs between arms."""
+    usable = [o for o in rows if o.n]
+    if not usable:
+        return ""
+    best = f"val_{quantity}"
+    per_arm = join([f"{o.arm} {u.signed(o.mean)}" + (f" (sd {u.number(o.sd)})"
+                                                     if math.isfinite(o.sd) else "")
+                    for o in usable])
+    text = (f"Selection optimism, the mean over seeds of {best} (the kept epoch scored on "
+            f"the split that chose it) minus crossfit_val_{quantity}, in "
+            f"{'points' if u.accuracy else 'improvement units'} (positive: the best-epoch "
+            f"figure flatters the arm): {per_arm}.")
+    if len(usable) > 1:
+        hi = max(usable, key=lambda o: o.mean)
+        lo = min(usable, key=lambda o: o.mean)
+        text += (f" It differs between arms by up to {u.amount(hi.mean - lo.mean)} "
+                 f"({hi.arm} minus {lo.arm}), a difference that comparing on {best} would "
+                 "have mixed into the contrasts.")
+    return text
+
+
+def estimand_sentence(a: Analysis) -> str:
+    """What the compared number is, and a warning when it is optimistic."""
+    est = a.estimand
+    m = est.metric
+    if est.fallback:
+        return (f"Compared on {m.name}: {m.description}. This store was written before the "
+                f"cross-fitted metric existed ({plural(est.fallback, 'finished run')} without "
+                f"crossfit_val_{m.quantity}), so the number compared was scored on the same "
+                "validation images that chose its epoch: it is optimistic, and more so for "
+                "noisier or longer training curves, which can favour one arm. Rerun the study "
+                "with `--fresh` for the selection-free comparison.")
+    if m.split == "test":
+        return (f"Compared on {m.name}: {m.description}. With no validation split the last "
+                "epoch is kept, so nothing was selected on the number compared.")
+    return (f"Compared on {m.name}: {m.description}. No validation image scores the epoch "
+            "it helped choose.")
+
+
+# -- the study as a whole ------------------------------------------------------------
+def counts(cs: Sequence[Contrast]) -> str:
+    """'1 better and 2 inconclusive', in the order of the decision colours."""
+    tally = {d: sum(c.decision == d for c in cs) for d in DECISION_COLOURS}
+    return join([f"{k} {d}" for d, k in tally.items() if k])
 
 
 def headline(a: Analysis) -> str:
     """A one-line title for the verdict box and the forest plot."""
-    cs = a.family.contrasts
-    lost = f"; no completed run: {join(list(a.lost))}" if a.lost else ""
+    cs = a.contrasts
+    lost = f"; no finished run: {join(list(a.lost))}" if a.lost else ""
     if len(cs) == 1:
         c = cs[0]
         return f"{c.arm} vs {c.baseline}: {c.decision}{lost}"
-    counts = {d: sum(c.decision == d for c in cs) for d in DECISION_COLOURS}
-    return (", ".join(f"{k} {d}" for d, k in counts.items() if k)
-            + f" of {len(cs)} contrasts{lost}")
+    return f"{counts(cs)} of {len(cs)} contrasts{lost}"
+
+
+def sequential_sentence(res: SequentialResult) -> str:
+    """Where a sequential study stands: its looks, and whether and why it stopped."""
+    d = res.design
+    if not res.looks_done:
+        return (f"Sequential study: no look yet (the first is at {d.looks[0]} seeds per arm); "
+                f"next: {res.next_seeds} seeds per arm.")
+    looks = join([str(n) for n in res.looks_done])
+    if res.stop:
+        return (f"Sequential study: looked at {looks} seeds per arm and stopped at "
+                f"{res.looks_done[-1]}: {res.why}.")
+    return (f"Sequential study: looked at {looks} seeds per arm; {res.why}; next: "
+            f"{res.next_seeds} seeds per arm.")
+
+
+def _lead(a: Analysis, c: Contrast) -> str:
+    if c.decision in ("better", "worse"):
+        return "Yes, it matters."
+    if c.decision == "equivalent":
+        return "No: the difference is too small to matter."
+    res = a.sequential
+    if res is not None and res.stop:
+        return f"Not settled by the maximum of {res.design.max_seeds} seeds per arm."
+    return "Not settled yet."
+
+
+def answer_paragraph(a: Analysis) -> str:
+    """The study's question answered in one paragraph of plain English."""
+    u = a.units
+    cs = a.contrasts
+    sequential = a.sequential is not None
+    if len(cs) == 1:
+        c = cs[0]
+        body = [_lead(a, c), effect_sentence(c, a.effects[c.arm], u, sequential=sequential),
+                f"Verdict: {c.decision}."]
+    else:
+        body = [f"Of {len(cs)} contrasts, {counts(cs)}."]
+        for c in cs:
+            body += [effect_sentence(c, a.effects[c.arm], u, sequential=sequential),
+                     f"Verdict: {c.decision}."]
+    if a.sequential is not None:
+        body.append(sequential_sentence(a.sequential))
+    lost = join([f"{c.arm} vs {c.baseline} lost {plural(len(c.missing), 'seed')}"
+                 for c in cs if c.missing])
+    body.append("Each contrast is paired by seed over the seeds where both sides have an "
+                "outcome; a diverged run is the worst outcome"
+                + (f"; {lost} (listed below)." if lost else "."))
+    if a.estimand.fallback:
+        body.append(f"Compared on {a.estimand.metric.name}, which is optimistic: this store "
+                    "predates the cross-fitted metric.")
+    if a.lost:
+        body.append(f"Left out entirely, with no finished run: {join(list(a.lost))}.")
+    return " ".join(body)
+
+
+def methods_paragraph(a: Analysis) -> str:
+    """How the verdicts were reached: the test, the interval, the rule, multiplicity."""
+    fam = a.family
+    alpha, m = fam.alpha, len(fam.contrasts)
+    u = a.units
+    intervals = sorted({c.interval for c in a.contrasts})
+    rope = u.rope(fam.rope)
+    text = (f"Each contrast's per-seed differences are tested with the exact paired "
+            f"sign-flip test, which assumes independent seeds whose differences are "
+            f"symmetric about the true difference Δ; intervals: {join(intervals)}. ")
+    if a.sequential is None:
+        how = MULTIPLICITY.get(fam.multiplicity, fam.multiplicity)
+        text += (f"'Better' is claimed when the Holm-adjusted p against Δ within the ROPE "
+                 f"({rope}) on that side is at most {alpha / 2:g}, so the whole 95% CI lies "
+                 f"beyond the ROPE; 'worse' likewise on the other side; 'equivalent' when the "
+                 f"Holm-adjusted TOST p (two one-sided tests against |Δ| ≥ {u.amount(fam.rope)}) "
+                 f"is at most {alpha:g}, so the 90% CI lies inside the ROPE; otherwise "
+                 f"'inconclusive'. Multiplicity: {how}"
+                 f" over the {plural(m, 'contrast')}, so each kind of false claim is controlled "
+                 "family-wise.")
+    else:
+        d = a.sequential.design
+        text += (f"Seeds were added in rounds of {d.step} per arm, looking at "
+                 f"{join([str(n) for n in d.looks])} seeds per arm. Each claim ('better' or "
+                 f"'worse' at {alpha / 2:g}, 'equivalent' by two one-sided tests at "
+                 f"{alpha:g}) is an exact group-sequential sign-flip test spending its level "
+                 f"as (n/{d.max_seeds})^{d.rho:g}, conditional on the observed magnitudes; a "
+                 "look where no rejection is possible spends nothing. Multiplicity: "
+                 f"{fam.multiplicity}, over the {plural(m, 'contrast')}. The 95% repeated "
+                 "confidence intervals hold at every look for each contrast (not adjusted "
+                 "for multiplicity); no fixed-sample p value or interval is shown, because "
+                 "after looking they are not valid.")
+    mc = [c for c in a.contrasts if not c.exact]
+    if mc:
+        text += (" Counting every sign pattern was impossible for "
+                 + join([f"{c.arm} vs {c.baseline} (its p of no difference has Monte Carlo "
+                         f"standard error {c.mc_se:.2g})" for c in mc])
+                 + ": their p values and intervals come from random sign patterns.")
+    if a.simple is not None:
+        text += (" The interaction was decided, so the effect of the first factor at each "
+                 "level of the second (the simple effects) is decided as a second family "
+                 "of two, with the same rule and Holm within it.")
+    text += (f" Floor: with n paired seeds no one-sided exact p is below 1/2^n, so 'better' "
+             f"or 'worse' needs at least {floor_seeds(alpha / 2)} seeds and 'equivalent' at "
+             f"least {floor_seeds(alpha)}" + (
+                 f"; at Holm's first level over {m} contrasts, "
+                 f"{floor_seeds(alpha / (2 * m))} and {floor_seeds(alpha / m)}"
+                 if m > 1 else "") + ". A seed whose run failed or did not finish is left "
+             "out of the contrasts of its arm only; a diverged run is the worst outcome, and "
+             "a contrast with a diverged seed needs the exact signed-rank test with diverged "
+             "= worst to agree before any claim.")
+    return text

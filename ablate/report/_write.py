@@ -1,55 +1,54 @@
 """`ablate report RUN_DIR`: the study's verdict as report.md, report.html and report.json.
 
 Pipeline, each step in its own module:
-store -> `report_analysis` (pair by seed, decide: the one decision object) ->
-`plots` (figures from that object) -> `report_document` (words and tables from it) ->
-`report_render` (Markdown + self-contained HTML); report.json is the same object as
-strict JSON. Nothing here draws fresh randomness: the bootstrap is seeded by the study
-name, so running the report twice writes identical report.json files.
+store -> `_analysis` (the one decision object) -> `_figures` (figures from that
+object) -> `_document` (words and tables from it) -> `_render` (Markdown +
+self-contained HTML); report.json is the same object as strict JSON. Nothing here
+draws fresh randomness: the power simulation is keyed by the study's and contrasts'
+names, so running the report twice writes identical files.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ablate.files import atomic_write, jsonable
 from ablate.report import _figures as plots
-from ablate.report._analysis import Analysis, analyse, load
-from ablate.report._document import Document, build
+from ablate.report._analysis import Analysis
+from ablate.report._document import Document, Verdict, build
 from ablate.report._render import FILES_DIR, html, markdown
-from ablate.report._text import Units, headline
-from ablate.store import Store
+from ablate.report._run_dir import analyse_run_dir
+from ablate.report._text import (
+    divergence_sentence,
+    headline,
+    pairing_sentence,
+    power_sentence,
+    sequential_sentence,
+)
+from ablate.stats import Contrast, Outcome
 
-SCHEMA = 1  # bump when report.json's keys change meaning
+SCHEMA = 2  # bump when report.json's keys change meaning
 FIGURE_NAMES = frozenset({"forest", "slopes", "distributions", "learning_curves", "grad_norms",
-                          "interaction", "critical_difference"})
+                          "interaction", "critical_difference", "sequential_path"})
 
 
-def analyse_run_dir(run_dir: Path) -> Analysis:
-    """The decision object of a run directory (nothing written). Raises `UserError` when
-    there is no store or nothing to compare."""
-    store = Store.open_existing(Path(run_dir))
-    try:
-        data = load(store)
-    finally:
-        store.close()
-    return analyse(data)
-
-
-def write_report(run_dir: Path) -> tuple[Analysis, list[Path]]:
+def write_report(run_dir: Path, *, power: bool = True) -> tuple[Analysis, list[Path]]:
     """Analyse a run directory and write report.md, report.html, report.json into it.
 
     Returns the analysis and the three paths (md, html, json). PNGs for the Markdown go
     to RUN_DIR/report_files/. Raises `UserError` when there is no store or nothing to
-    compare.
+    compare. power=False leaves out the power of the verdict (its simulation takes about
+    a second per contrast), for tests of everything else.
     """
     run_dir = Path(run_dir)
-    a = analyse_run_dir(run_dir)
-    u = Units.for_metric(a.family.metric, a.higher_is_better)
-    figures = make_plots(a, u)
-    doc = build(a, u, figures)
+    a = analyse_run_dir(run_dir, power=power)
+    figures = make_plots(a)
+    doc = build(a, figures)
 
     files = run_dir / FILES_DIR
     files.mkdir(exist_ok=True)
@@ -67,52 +66,82 @@ def write_report(run_dir: Path) -> tuple[Analysis, list[Path]]:
     return a, paths
 
 
-def make_plots(a: Analysis, u: Units) -> list[plots.Plot]:
+def _finished(outcomes: Mapping[int, Outcome]) -> np.ndarray:
+    """(n,) the finished runs' values, in seed order."""
+    return np.array([o for o in outcomes.values() if not isinstance(o, str)], dtype=np.float64)
+
+
+def make_plots(a: Analysis) -> list[plots.Plot]:
     """Every figure the analysis supports; the forest plot first."""
-    colours = plots.arm_colours([s.arm for s in a.arms])
-    baseline = a.arms[0].arm
-    out = [plots.forest(a.family.contrasts, u, f"Verdict: {headline(a)}"),
-           plots.slopes(a.scores, baseline, colours, u, decisions=None if a.factorial else {
-               c.arm: c.decision for c in a.family.contrasts}),
-           plots.distributions(a.scores, colours, u),
-           plots.learning_curves(a.curves, colours, u, len(a.seeds)),
-           plots.grad_norms(a.curves, colours)]
+    u = a.units
+    colours = plots.arm_colours([arm.name for arm in a.study.arms])
+    sequential = a.sequential is not None
+    interval = "95% repeated CI" if sequential else "95% CI"
+    out = [plots.forest(a.contrasts, u, f"Verdict: {headline(a)}", interval=interval)]
+    if a.factorial is None:
+        pairs = {}
+        for c in a.family.contrasts:
+            data, done = a.pairs[c.arm], a.pairs[c.arm].both_done
+            pairs[c.arm] = (data.b[done], data.a[done])
+        out.append(plots.slopes(pairs, a.study.baseline.name, colours, u,
+                                {c.arm: c.decision for c in a.family.contrasts}))
+    finished = {arm: _finished(v) for arm, v in a.outcomes.items()}
+    if any(v.size for v in finished.values()):  # every run diverged: nothing to draw
+        out.append(plots.distributions(finished, colours, u))
+    out += [plots.learning_curves(a.curves, colours, u), plots.grad_norms(a.curves, colours)]
     if a.factorial is not None:
-        fa, fb = (next(f for f in a.study.factors if f.name == n) for n in a.factorial)
-        levels = tuple((f.baseline, next(lv for lv in f.levels if lv != f.baseline))
-                       for f in (fa, fb))
-        arm_of = {tuple(dict(arm.levels)[n] for n in a.factorial): arm.name
-                  for arm in a.study.arms}
-        cells = {key: a.scores[name] for key, name in arm_of.items()}
-        inter = next(c for c in a.family.contrasts if a.effects[c.arm].kind == "interaction")
-        out.append(plots.interaction(
-            cells, arm_of, a.factorial, levels,  # type: ignore[arg-type]
-            colours, u, inter))
-    if a.family.friedman is not None:
-        out.append(plots.cd_diagram(a.family.friedman, colours))
+        f = a.factorial
+        cells = {key: _finished(a.outcomes[arm]) for key, arm in f.cells.items()}
+        inter = next(c for c in a.family.contrasts if c.kind == "interaction")
+        out.append(plots.interaction(cells, f, colours, u, inter, interval=interval))
+    if a.friedman is not None:
+        out.append(plots.cd_diagram(a.friedman, colours,
+                                    {c.arm: c.decision for c in a.family.contrasts}))
+    if a.sequential is not None:
+        out.append(plots.sequential_path(a.sequential, a.study.rope, u))
     return out
+
+
+def _contrast_json(a: Analysis, c: Contrast, verdict: Verdict) -> dict[str, Any]:
+    """One contrast: the decision object's numbers, its family and its sentences."""
+    u = a.units
+    data = a.pairs[c.arm]
+    return {
+        **c.to_dict(), "family": "simple effects" if a.family_of(c) is a.simple else "effects",
+        "diffs": data.diffs, "sentence": verdict.sentence, "why": verdict.why,
+        "pairing_sentence": pairing_sentence(c.pairing, u),
+        "power_sentence": power_sentence(c, u) or None,
+        "divergence_sentence": divergence_sentence(
+            c, sequential=a.sequential is not None) or None,
+        "decision_if_diverged_dropped": a.undiverged.get(c.arm),
+    }
 
 
 def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
     """report.json: the decision object in metric units (fractions), strict JSON."""
     r = a.record
-    fam = a.family.to_dict()
-    contrasts = []
-    for c, v in zip(fam["contrasts"], doc.verdicts, strict=False):  # then the lost arms
-        e = a.effects[c["arm"]]
-        contrasts.append({**c, "kind": e.kind, "sentence": v.sentence, "why": v.why,
-                          "diffs": e.diffs})
+    fam = a.family
+    est = a.estimand
+    contrasts = [_contrast_json(a, c, v)
+                 for c, v in zip(a.contrasts, doc.verdicts, strict=False)]  # then lost arms
     by_status: dict[str, list[dict[str, Any]]] = {"failed": [], "diverged": [],
                                                   "unfinished": []}
     for f in a.failures:
         key = f.status if f.status in ("failed", "diverged") else "unfinished"
         by_status[key].append(f.to_dict())
-    return jsonable({
+    powered = [c for c in a.contrasts if c.power is not None]
+    return dict(jsonable({
         "schema": SCHEMA,
         "study": {"name": a.study.name, "question": a.study.question,
-                  "metric": a.family.metric, "higher_is_better": a.higher_is_better,
-                  "rope": a.family.rope, "alpha": a.family.alpha,
-                  "correction": a.family.correction},
+                  "metric": est.metric.name, "metric_description": est.metric.description,
+                  "selection_free": est.metric.selection_free,
+                  "higher_is_better": a.higher_is_better, "rope": fam.rope,
+                  "alpha": fam.alpha, "interval": fam.interval,
+                  "multiplicity": fam.multiplicity,
+                  "design": "fixed" if a.sequential is None else "sequential"},
+        "estimand": {"metric": est.metric.name, "study_metric": a.study.metric.name,
+                     "resolution": est.resolution, "optimistic": est.optimistic,
+                     "runs_without_crossfit": est.fallback},
         "answer": doc.answer,
         "headline": doc.headline,
         "design": {
@@ -122,7 +151,7 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
                         for f in a.study.factors],
             "arms": [{"name": arm.name, "levels": dict(arm.levels),
                       "config": arm.config.to_dict()} for arm in a.study.arms],
-            "baseline": a.study.arms[0].name,
+            "baseline": a.study.baseline.name,
             "seeds_planned": a.study.seeds,
             "seeds_analysed": a.seeds,
             "validation": a.study.validation,
@@ -134,23 +163,31 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
             "study_file": r.study_file,
         },
         "arms": [s.to_dict() for s in a.arms],
-        "scores": {arm: {"seeds": a.seeds, "values": v} for arm, v in a.scores.items()},
+        "selection_optimism": [o.to_dict() for o in a.optimism],
+        "outcomes": {arm: {str(s): o for s, o in per.items()}
+                     for arm, per in a.outcomes.items()},
         "contrasts": contrasts,
-        "friedman": fam["friedman"],
-        "warnings": [*fam["warnings"], *a.notes],
+        "friedman": None if a.friedman is None else {
+            k: getattr(a.friedman, k) for k in a.friedman.__dataclass_fields__},
+        "sequential": None if a.sequential is None else {
+            **a.sequential.to_dict(), "sentence": sequential_sentence(a.sequential)},
+        "warnings": [s for sec in doc.sections if sec.title.startswith("Warnings")
+                     for s in sec.bullets],
         "failed": by_status["failed"],
         "diverged": by_status["diverged"],
         "unfinished": by_status["unfinished"],
-        "dropped_seeds": a.dropped,
         "excluded_arms": a.lost,
-        "seeds_needed": {
-            "power": 0.8, "rope": a.family.rope,
-            "per_contrast": {c.arm: c.seeds_needed for c in a.family.contrasts},
-            "mde": {c.arm: c.mde for c in a.family.contrasts},
-            "max": max((c.seeds_needed for c in a.family.contrasts
-                        if c.seeds_needed is not None), default=None),
+        "seeds_needed": None if not powered else {
+            "power": 0.8, "rope": fam.rope,
+            "effect": {c.arm: c.power.effect for c in powered if c.power},
+            "effect_rule": {c.arm: c.power.effect_rule for c in powered if c.power},
+            "per_contrast": {c.arm: c.power.seeds_better for c in powered if c.power},
+            "equivalent": {c.arm: c.power.seeds_equivalent for c in powered if c.power},
+            "mde": {c.arm: c.power.mde for c in powered if c.power},
+            "max": max((c.power.seeds_better for c in powered
+                        if c.power and c.power.seeds_better is not None), default=None),
         },
         "figures": [{"name": p.name, "title": p.title, "file": f"{FILES_DIR}/{p.name}.png"}
                     for p in ([doc.lead_plot] if doc.lead_plot else [])
                     + [p for s in doc.sections for p in s.plots]],
-    })
+    }))

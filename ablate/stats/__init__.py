@@ -12,25 +12,28 @@ from ablate.stats._contrast import (
     compare,
     compare_contrasts,
     decide,
-    factorial_2x2,
 )
 from ablate.stats._crossfit import CrossFit, crossfit
 from ablate.stats._divergence import Divergence, divergence, rank_p
 from ablate.stats._effects import Wins, d_z, t_p, wilcoxon_p, wins
-from ablate.stats._family import benjamini_hochberg, holm
+from ablate.stats._family import holm
 from ablate.stats._grid import to_grid
 from ablate.stats._outcomes import (
     DIVERGED,
     ContrastData,
     Outcome,
-    Paired,
-    complete_pairs,
     factorial,
     pair,
     simple_effects,
 )
 from ablate.stats._pairing import Pairing, pairing
-from ablate.stats._power import Power, min_seeds_for_sign_flip, power_for, sd_upper
+from ablate.stats._power import (
+    Power,
+    floor_seeds,
+    min_seeds_for_sign_flip,
+    power_for,
+    sd_upper,
+)
 from ablate.stats._ranks import Friedman, bonferroni_dunn_q, friedman, nemenyi_q
 from ablate.stats._sequential import (
     Look,
@@ -57,7 +60,6 @@ __all__ = [
     "Friedman",
     "Look",
     "Outcome",
-    "Paired",
     "Pairing",
     "Power",
     "SequentialDesign",
@@ -65,17 +67,15 @@ __all__ = [
     "SequentialVerdict",
     "SignFlip",
     "Wins",
-    "benjamini_hochberg",
     "bonferroni_dunn_q",
     "compare",
     "compare_contrasts",
-    "complete_pairs",
     "crossfit",
     "d_z",
     "decide",
     "divergence",
     "factorial",
-    "factorial_2x2",
+    "floor_seeds",
     "friedman",
     "holm",
     "min_seeds_for_sign_flip",

@@ -47,7 +47,6 @@ __all__ = [
     "compare",
     "compare_contrasts",
     "decide",
-    "factorial_2x2",
 ]
 
 MULTIPLICITY = "holm"  # per claim: better and worse at alpha/2, equivalent at alpha
@@ -98,13 +97,6 @@ class Contrast:
     divergence: Divergence
     missing: tuple[tuple[int, str], ...]  # (seed, why) left out of this contrast only
     power: Power | None  # power of the verdict; None with fewer than 2 seeds or off
-    # The names today's report reads; same numbers as above.
-    test: str  # = interval
-    ci_method: str  # = interval
-    p_adjusted: float  # = p_holm
-    correction: str  # = multiplicity
-    seeds_needed: int | None  # = power.seeds_better
-    mde: float  # = power.mde (nan without power)
 
     def to_dict(self) -> dict[str, Any]:
         """Strict-JSON values: nested objects as dicts, nan and +-inf as None."""
@@ -119,7 +111,6 @@ class Family:
     n: int  # the most seeds any contrast has (each Contrast carries its own n)
     rope: float
     alpha: float
-    correction: str  # "holm"
     multiplicity: str  # "holm": Holm per claim type (see _verdict)
     interval: str  # the interval method of the contrasts (the first one's, if they differ)
     higher_is_better: bool
@@ -130,7 +121,7 @@ class Family:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; `contrasts` is the list report.json carries."""
         out = {k: jsonable(getattr(self, k)) for k in
-               ("metric", "n", "rope", "alpha", "correction", "multiplicity", "interval",
+               ("metric", "n", "rope", "alpha", "multiplicity", "interval",
                 "higher_is_better", "warnings")}
         out["contrasts"] = [c.to_dict() for c in self.contrasts]
         out["friedman"] = None if self.friedman is None else {
@@ -220,10 +211,9 @@ def decide(
                              power=power, simulations=simulations))
     n = max(c.n for c in out)
     return Family(
-        metric=metric, n=n, rope=float(rope), alpha=alpha, correction=MULTIPLICITY,
-        multiplicity=MULTIPLICITY, interval=out[0].interval,
-        higher_is_better=higher_is_better, contrasts=tuple(out), friedman=None,
-        warnings=tuple(_warnings(out, alpha)),
+        metric=metric, n=n, rope=float(rope), alpha=alpha, multiplicity=MULTIPLICITY,
+        interval=out[0].interval, higher_is_better=higher_is_better, contrasts=tuple(out),
+        friedman=None, warnings=tuple(_warnings(out, alpha)),
     )
 
 
@@ -261,9 +251,6 @@ def _contrast(t: _Tested, case: Case, decision: str, reason: str,
         reason=reason,
         pairing=pairing(data.a[done], data.b[done]) if data.sides_known else None,
         divergence=divergence(data), missing=data.missing, power=pw,
-        test=label, ci_method=label, p_adjusted=ph, correction=MULTIPLICITY,
-        seeds_needed=None if pw is None else pw.seeds_better,
-        mde=math.nan if pw is None else pw.mde,
     )
 
 
@@ -331,7 +318,6 @@ def compare(
     alpha: float = 0.05,
     key: str | None = None,
     rng: np.random.Generator | None = None,
-    correction: str = MULTIPLICITY,
     power: bool = True,
     simulations: int = SIMULATIONS,
 ) -> Family:
@@ -341,10 +327,8 @@ def compare(
     or a mapping seed -> value / DIVERGED / reason missing. With more than two arms the
     Friedman omnibus (Bonferroni-Dunn critical difference against the baseline) over
     the seeds every arm finished is attached. key (or one draw from rng) seeds the
-    keyed streams. correction: only "holm" (kept for today's callers).
+    keyed streams.
     """
-    if correction != MULTIPLICITY:
-        raise ValueError(f"decisions use Holm per claim; correction={correction!r} is gone")
     if baseline not in scores:
         raise ValueError(f"baseline {baseline!r} is not an arm; arms are {list(scores)}")
     if len(scores) < 2:
@@ -383,7 +367,6 @@ def compare_contrasts(
     alpha: float = 0.05,
     key: str | None = None,
     rng: np.random.Generator | None = None,
-    correction: str = MULTIPLICITY,
     power: bool = True,
     simulations: int = SIMULATIONS,
 ) -> Family:
@@ -391,43 +374,12 @@ def compare_contrasts(
 
     contrasts: (label, reference) -> (n_seeds,) finite contrast values (or a
     ContrastData). kinds: label -> "interaction" etc. (default "arm"), which sets the
-    decision's words. resolution: the grid of the vectors (for a factorial from
-    `factorial_2x2`, half the metric's for main effects: pass the finer one).
+    decision's words. resolution: the grid of the vectors (for averaged cells, such
+    as a factorial's main effects, half the metric's: pass the finer one).
     """
-    if correction != MULTIPLICITY:
-        raise ValueError(f"decisions use Holm per claim; correction={correction!r} is gone")
     kinds = kinds or {}
     data = [v if isinstance(v, ContrastData) else ContrastData.from_diffs(
         v, name=label, reference=ref, kind=kinds.get(label, "arm"), resolution=resolution)
         for (label, ref), v in contrasts.items()]
     return decide(data, metric=metric, rope=rope, higher_is_better=higher_is_better,
                   alpha=alpha, key=_key_from(rng, key), power=power, simulations=simulations)
-
-
-def factorial_2x2(
-    a0b0: np.ndarray,
-    a0b1: np.ndarray,
-    a1b0: np.ndarray,
-    a1b1: np.ndarray,
-    *,
-    factor_a: str = "A",
-    factor_b: str = "B",
-) -> dict[tuple[str, str], np.ndarray]:
-    """Per-seed contrast vectors of a paired 2x2 factorial (aligned, complete cells).
-
-    Each cell: (n_seeds,) scores (a0 = factor A off, a1 = on). Returns (label,
-    reference) -> (n_seeds,): main A = ((a1b0 + a1b1) - (a0b0 + a0b1)) / 2, main B
-    likewise, interaction = (a1b1 - a0b1) - (a1b0 - a0b0). Kept for today's report;
-    `factorial` does the same per contrast, with divergence, missing seeds and kinds.
-    """
-    cells = [np.asarray(c, dtype=np.float64) for c in (a0b0, a0b1, a1b0, a1b1)]
-    if len({c.shape for c in cells}) != 1 or cells[0].ndim != 1:
-        raise ValueError("the four factorial cells must be 1-D arrays over the same seeds")
-    c00, c01, c10, c11 = cells
-    return {
-        (f"{factor_a} (main effect)", f"{factor_a} off"): ((c10 + c11) - (c00 + c01)) / 2,
-        (f"{factor_b} (main effect)", f"{factor_b} off"): ((c01 + c11) - (c00 + c10)) / 2,
-        (f"{factor_a} x {factor_b} (interaction)", "additive effects"):
-            (c11 - c01) - (c10 - c00),
-    }
-

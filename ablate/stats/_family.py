@@ -1,21 +1,17 @@
 """Multiplicity adjustment over the family of a study's contrasts.
 
-Holm's step-down procedure is the confirmatory correction: it controls the family-wise
-error rate at alpha under any dependence between the contrasts (they share a baseline,
-so they are dependent). Benjamini-Hochberg is offered only as a labelled exploratory
-option: it controls the false discovery rate, a weaker guarantee.
+Holm's step-down procedure controls the family-wise error rate at alpha under any
+dependence between the contrasts (they share a baseline, so they are dependent).
 
-Both take and return `p: (m,)` in the caller's order; adjusted p values are monotone
-in the raw p values and capped at 1, so "adjusted p < alpha" is the decision rule.
+It takes and returns `p: (m,)` in the caller's order; adjusted p values are monotone
+in the raw p values and capped at 1, so "adjusted p <= alpha" is the decision rule.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CORRECTIONS", "adjust", "benjamini_hochberg", "holm"]
-
-CORRECTIONS = ("holm", "bh")
+__all__ = ["holm"]
 
 
 def _as_pvalues(p: object) -> np.ndarray:
@@ -32,7 +28,7 @@ def holm(p: object) -> np.ndarray:
 
     p: (m,). With p sorted ascending, p_(1) <= ... <= p_(m), the adjusted value of the
     i-th smallest (1-based) is max_{j <= i} min(1, (m - j + 1) * p_(j)); returned in the
-    input order. Rejecting where adjusted p < alpha is Holm's procedure at level alpha.
+    input order. Rejecting where adjusted p <= alpha is Holm's procedure at level alpha.
     """
     arr = _as_pvalues(p)
     m = arr.size
@@ -41,27 +37,3 @@ def holm(p: object) -> np.ndarray:
     out = np.empty(m)
     out[order] = np.maximum.accumulate(scaled)  # step-down: never below an earlier step
     return out
-
-
-def benjamini_hochberg(p: object) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p values (q values); exploratory, controls the FDR.
-
-    p: (m,). With p sorted ascending, q_(i) = min_{j >= i} min(1, m * p_(j) / j);
-    returned in the input order. Matches `scipy.stats.false_discovery_control(p)`.
-    """
-    arr = _as_pvalues(p)
-    m = arr.size
-    order = np.argsort(arr, kind="stable")  # (m,)
-    scaled = np.minimum(1.0, m * arr[order] / np.arange(1, m + 1))
-    out = np.empty(m)
-    out[order] = np.minimum.accumulate(scaled[::-1])[::-1]  # step-up from the largest
-    return out
-
-
-def adjust(p: object, correction: str) -> np.ndarray:
-    """Adjust p: (m,) with "holm" (confirmatory) or "bh" (exploratory)."""
-    if correction == "holm":
-        return holm(p)
-    if correction == "bh":
-        return benjamini_hochberg(p)
-    raise ValueError(f"unknown correction {correction!r}; use one of {CORRECTIONS}")

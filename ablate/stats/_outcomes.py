@@ -27,8 +27,6 @@ __all__ = [
     "ContrastData",
     "Kind",
     "Outcome",
-    "Paired",
-    "complete_pairs",
     "factorial",
     "pair",
     "simple_effects",
@@ -225,35 +223,3 @@ def simple_effects(cells: Mapping[tuple[str, str], Mapping[int, Outcome]],
                     kind="simple")
 
     return at(levels_b[0]), at(levels_b[1])
-
-
-@dataclass(frozen=True)
-class Paired:
-    """Scores aligned on the seeds every arm completed, and what was left out."""
-
-    seeds: tuple[int, ...]  # kept seeds, ascending
-    scores: Mapping[str, np.ndarray]  # arm -> (n_seeds,), aligned with `seeds`
-    failed: Mapping[str, tuple[int, ...]]  # arm -> its seeds missing, None, NaN or inf
-    dropped: tuple[int, ...]  # seeds left out of every contrast (failed in some arm)
-
-
-def complete_pairs(values: Mapping[str, Mapping[int, float | None]]) -> Paired:
-    """Complete cases across *all* arms (the report's table of arms still uses them).
-
-    values: arm -> {seed: metric value, or None / NaN for a failed or diverged run}.
-    Contrasts must not use this: a seed lost in one arm would cost every contrast its
-    seed, and a diverged run would vanish instead of counting as the worst outcome; pair
-    each contrast with `pair` instead.
-    """
-    all_seeds = sorted({s for per_arm in values.values() for s in per_arm})
-
-    def ok(v: float | None) -> bool:
-        return v is not None and math.isfinite(v)
-
-    failed = {arm: tuple(s for s in all_seeds if not ok(per_arm.get(s)))
-              for arm, per_arm in values.items()}
-    dropped = tuple(sorted({s for seeds in failed.values() for s in seeds}))
-    kept = tuple(s for s in all_seeds if s not in set(dropped))
-    scores = {arm: np.array([float(per_arm[s]) for s in kept], dtype=np.float64)  # type: ignore[arg-type]
-              for arm, per_arm in values.items()}
-    return Paired(seeds=kept, scores=scores, failed=failed, dropped=dropped)

@@ -29,7 +29,6 @@ __all__ = [
     "bonferroni_dunn_q",
     "critical_difference",
     "friedman",
-    "nemenyi_cd",
     "nemenyi_q",
 ]
 
@@ -59,11 +58,6 @@ def critical_difference(q: float, k: int, n: int) -> float:
     if n < 1:
         raise ValueError(f"the critical difference needs n >= 1 seeds, got {n}")
     return q * float(np.sqrt(k * (k + 1) / (6.0 * n)))
-
-
-def nemenyi_cd(k: int, n: int, alpha: float = 0.05) -> float:
-    """Nemenyi critical difference of average ranks: q_alpha * sqrt(k (k + 1) / (6 n))."""
-    return critical_difference(nemenyi_q(k, alpha), k, n)
 
 
 def average_ranks(scores: np.ndarray, *, higher_is_better: bool = True) -> np.ndarray:
@@ -115,7 +109,8 @@ def friedman(
     if k < 3 or n < 2:
         raise ValueError(f"the Friedman test needs >= 3 arms and >= 2 seeds, got {k} and {n}")
     if not np.all(np.isfinite(s)):
-        raise ValueError("scores contain NaN or inf; use ablate.stats.complete_pairs first")
+        raise ValueError("scores contain NaN or inf: keep the seeds where every arm has an "
+                         "outcome, and give a diverged run a value worse than every finished one")
     if np.all(np.ptp(s, axis=1) == 0.0):
         stat, p = 0.0, 1.0
     else:

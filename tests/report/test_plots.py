@@ -15,12 +15,24 @@ import pytest
 import scipy.stats as st
 from PIL import Image
 
+from ablate.metric import METRICS
 from ablate.report import DECISION_COLOURS, Curves, Units
 from ablate.report import _figures as plots
-from ablate.stats import compare, friedman
+from ablate.report._contrasts import Factorial
+from ablate.stats import (
+    Family,
+    SequentialDesign,
+    compare,
+    decide,
+    factorial,
+    friedman,
+    pair,
+    sequential_verdicts,
+)
 
-ACC = Units.for_metric("val_accuracy", True)
-LOSS = Units.for_metric("val_loss", False)
+ACC = Units.for_metric(METRICS["crossfit_val_accuracy"])
+LOSS = Units.for_metric(METRICS["crossfit_val_loss"])
+H = 1e-4  # accuracy on 10,000 validation images
 
 
 def pixels(p: plots.Plot) -> np.ndarray:
@@ -40,13 +52,21 @@ def colour_count(rgb: np.ndarray, hex_colour: str, tol: float = 24) -> int:
     return int((np.abs(rgb - target).sum(axis=2) < tol).sum())
 
 
-def family(shifts: dict[str, float], n: int = 10, sd: float = 0.0005, seed: int = 0):
+def family(shifts: dict[str, float], n: int = 10, sd: float = 0.0005, seed: int = 0
+           ) -> tuple[dict[str, np.ndarray], Family]:
+    """Scores on the accuracy grid and their decided family (power is not drawn here)."""
     rng = np.random.default_rng(seed)
     base = 0.97 + rng.normal(0, 0.002, n)
-    scores = {arm: base + s + rng.normal(0, sd, n) for arm, s in shifts.items()}
+    scores = {arm: np.rint((base + s + rng.normal(0, sd, n)) / H) * H
+              for arm, s in shifts.items()}
     arms = list(shifts)
-    return scores, compare(scores, arms[0], "val_accuracy", 0.002,
-                           rng=np.random.default_rng(1), n_bootstrap=999)
+    return scores, compare(scores, arms[0], "crossfit_val_accuracy", 0.002, resolution=H,
+                           key="plots", power=False)
+
+
+def pairs(scores: dict[str, np.ndarray], baseline: str
+          ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {a: (scores[baseline], v) for a, v in scores.items() if a != baseline}
 
 
 def curves(n_seeds: int = 4, n_epochs: int = 5, n_layers: int = 3, scale: float = 1.0,
@@ -84,16 +104,31 @@ def test_forest_colours_each_contrast_by_its_decision() -> None:
     assert colour_count(rgb, DECISION_COLOURS["worse"]) == 0
 
 
-def test_forest_handles_single_seed_without_an_interval() -> None:
+def test_forest_draws_an_unbounded_interval_to_the_edge() -> None:
+    """One seed: no shift can be rejected, so the interval is (-inf, inf), drawn across
+    the whole axis in the decision's colour, with arrows, never dropped."""
     _, fam = family({"on": 0.0, "off": -0.006}, n=1)
-    assert math.isnan(fam.contrasts[0].ci_low)
-    assert pixels(plots.forest(fam.contrasts, ACC, "one seed")).std() > 10
+    c = fam.contrasts[0]
+    assert (c.ci_low, c.ci_high) == (-math.inf, math.inf)
+    rgb = pixels(plots.forest(fam.contrasts, ACC, "one seed"))
+    grey = colour_count(rgb, DECISION_COLOURS["inconclusive"])
+    assert grey > 900  # a 4 px bar across the plot area (about 500 px) and the label
+
+
+def test_forest_has_colours_for_interactions() -> None:
+    base = [replace(c, kind="interaction") for c in family({"on": 0.0, "off": -0.006})[1]
+            .contrasts]
+    for decision in ("interaction", "no interaction"):
+        rgb = pixels(plots.forest([replace(c, decision=decision) for c in base], ACC, "t"))
+        assert colour_count(rgb, DECISION_COLOURS[decision]) > 200, decision
+    assert len(set(DECISION_COLOURS.values())) == len(DECISION_COLOURS)
 
 
 def test_slopes_draw_one_green_line_per_improving_seed() -> None:
     scores, fam = family({"on": 0.0, "better": 0.01, "worse": -0.01})
     colours = plots.arm_colours(list(scores))
-    p = plots.slopes(scores, "on", colours, ACC, {c.arm: c.decision for c in fam.contrasts})
+    p = plots.slopes(pairs(scores, "on"), "on", colours, ACC,
+                     {c.arm: c.decision for c in fam.contrasts})
     rgb = pixels(p)
     # Left panel: all 10 seeds improve -> green lines; right panel: all lose -> red lines.
     half = rgb.shape[1] // 2
@@ -121,9 +156,9 @@ def test_learning_curves_band_is_a_t_interval() -> None:
     assert (lo[1], hi[1]) == (2.0, 2.0)  # no spread, no band
     assert mean[2] == 5.0 and np.isnan(lo[2])  # one seed: a mean but no band
     c = {"on": curves(), "off": curves(seed=1)}
-    p = plots.learning_curves(c, plots.arm_colours(list(c)), ACC, 4)
+    p = plots.learning_curves(c, plots.arm_colours(list(c)), ACC)
     assert pixels(p).shape == (380, 900, 3)  # 3.6 in + 0.2 in per legend row, at 100 dpi
-    assert "final validation loss lowest for" in p.title
+    assert "final validation loss lowest for" in p.title and "over 4 seeds" in p.title
 
 
 @pytest.mark.parametrize(("scale", "word"), [(1.0, "no vanishing or exploding"),
@@ -143,45 +178,62 @@ def test_grad_norms_ignore_missing_values() -> None:
     assert "no vanishing" in p.title
 
 
-@pytest.mark.parametrize(("ranks", "cd", "expected"), [
-    ([1.0, 1.5, 2.9, 3.0], 1.0, [(0, 1), (2, 3)]),
-    ([1.0, 2.0, 3.0], 1.35, [(0, 1), (1, 2)]),
-    ([1.0, 2.0, 3.0], 5.0, [(0, 2)]),
-    ([1.0, 2.0, 3.0], 0.5, []),
-    ([1.0, 2.0, 3.0], 1.0, []),  # a gap of exactly the CD is significant (Demsar 2006)
-])
-def test_cd_cliques_by_hand(ranks: list[float], cd: float, expected: list) -> None:
-    assert plots.cd_cliques(ranks, cd) == expected
-
-
-def test_cd_diagram_names_the_best_arm() -> None:
+def test_rank_figure_is_drawn_against_the_baseline() -> None:
+    """Bonferroni-Dunn: one band, the baseline's rank +- CD; each arm labelled with its
+    paired verdict. An all-pairs (Nemenyi) summary is refused: no study asks it."""
     rng = np.random.default_rng(0)
     table = np.stack([0.95 + rng.normal(0, 0.001, 10), 0.97 + rng.normal(0, 0.001, 10),
                       0.96 + rng.normal(0, 0.001, 10)], axis=1)  # (seeds, arms)
-    fr = friedman(table, ["sgd", "adam", "momentum"])
-    p = plots.cd_diagram(fr, plots.arm_colours(fr.arms))
-    assert "adam ranks best" in p.title and "p < 0.001" in p.title
-    assert colour_count(pixels(p), plots.arm_colours(fr.arms)["adam"], tol=30) > 30
+    arms = ["sgd", "adam", "momentum"]
+    fr = friedman(table, arms, baseline="sgd")
+    p = plots.cd_diagram(fr, plots.arm_colours(fr.arms), {"adam": "better",
+                                                          "momentum": "better"})
+    # Every seed ranks adam 1, momentum 2, sgd 3; CD = z_{1-0.05/4} sqrt(3 * 4 / 60) =
+    # 1.002: adam's gap of 2 is beyond it, momentum's gap of 1 is not.
+    assert fr.method == "Bonferroni-Dunn" and fr.avg_ranks == (3.0, 1.0, 2.0)
+    assert fr.cd == pytest.approx(st.norm.isf(0.0125) * math.sqrt(0.2), rel=1e-12)
+    assert "; adam differs in rank from the baseline (Bonferroni-Dunn" in p.title
+    assert "p < 0.001" in p.title and "labels: the paired verdicts" in p.title
+    rgb = pixels(p)
+    assert colour_count(rgb, plots.arm_colours(fr.arms)["adam"], tol=30) > 30
+    assert colour_count(rgb, DECISION_COLOURS["better"], tol=30) > 30  # the verdict labels
+    with pytest.raises(ValueError, match="versus-baseline"):
+        plots.cd_diagram(friedman(table, arms), plots.arm_colours(arms), {})
 
 
 def test_interaction_plot_title_reports_the_contrast() -> None:
-    from ablate.stats import compare_contrasts, factorial_2x2
-
     rng = np.random.default_rng(0)
     base = 0.97 + rng.normal(0, 0.002, 8)
     cells = {("on", "after"): base, ("on", "off"): base - 0.01,
              ("off", "after"): base - 0.004, ("off", "off"): base - 0.011}
-    arm_of = {k: f"dropout={k[0]},bn={k[1]}" for k in cells}
-    vectors = factorial_2x2(cells["on", "after"], cells["on", "off"], cells["off", "after"],
-                            cells["off", "off"])
-    fam = compare_contrasts(vectors, metric="val_accuracy", rope=0.002,
-                            rng=np.random.default_rng(1), n_bootstrap=999)
-    inter = fam.contrasts[2]
-    p = plots.interaction(
-        cells, arm_of, ("dropout", "bn"), (("on", "off"), ("after", "off")),
-        plots.arm_colours(list(arm_of.values())), ACC, inter)
-    assert p.title.startswith(f"Interaction {inter.decision}: +0.30 points")
+    cells = {k: np.rint(v / H) * H for k, v in cells.items()}
+    f = Factorial("dropout", "bn", ("on", "off"), ("after", "off"),
+                  {k: f"dropout={k[0]},bn={k[1]}" for k in cells})
+    seeds = list(range(8))
+    effects = factorial({k: dict(enumerate(v.tolist())) for k, v in cells.items()}, seeds,
+                        factor_a="dropout", factor_b="bn", levels_a=("on", "off"),
+                        levels_b=("after", "off"), resolution=H)
+    inter = decide(effects, metric="crossfit_val_accuracy", rope=0.002, power=False).contrasts[2]
+    p = plots.interaction(cells, f, plots.arm_colours(list(f.cells.values())), ACC, inter)
+    assert p.title.startswith(f"Interaction, {inter.decision}: +0.30 points (95% CI ")
     assert pixels(p).std() > 10
+
+
+def test_sequential_path_colours_each_look_by_its_verdict() -> None:
+    rng = np.random.default_rng(3)
+    seeds = list(range(12))
+    base = {s: float(np.rint((0.97 + rng.normal(0, 0.002)) / H) * H) for s in seeds}
+    arm = {s: float(np.rint((v + 0.006 + rng.normal(0, 0.001)) / H) * H)
+           for s, v in base.items()}
+    c = pair(arm, base, seeds, name="off", reference="on", resolution=H)
+    res = sequential_verdicts(SequentialDesign(6, 14, 2, rope=0.002), [c], seeds)
+    decisions = {look.decision for look in res.verdicts[0].path}
+    assert decisions == {"inconclusive", "better"}  # unbounded at 6 seeds, then settled
+    p = plots.sequential_path(res, 0.002, ACC)
+    rgb = pixels(p)
+    for d in decisions:
+        assert colour_count(rgb, DECISION_COLOURS[d]) > 100, d
+    assert p.title.startswith("Sequential path: stopped at 12 seeds per arm")
 
 
 def test_png_bytes_are_reproducible() -> None:

@@ -1,8 +1,16 @@
-"""`ablate report`: numbers against SciPy, words against the decision, files against a browser.
+"""`ablate report`: numbers against independent oracles, each sentence against the
+numbers beside it, files against a browser.
 
 No training here: each study's store is written directly with synthetic per-seed scores
 drawn from a seeded numpy Generator (including failed, diverged and unfinished runs),
-so the expected numbers are known and every test is deterministic.
+so the expected numbers are known and every test is deterministic. The oracles are
+brute-force enumerations of sign patterns and subsets, SciPy, and hand arithmetic; the
+sequential path is checked against `ablate.stats.sequential_verdicts` fed directly
+from the drawn scores (what is under test there is the report's plumbing: seeds, grid,
+metric and what it prints).
+
+Time: the power simulation costs about a second per contrast, so only the fixtures
+whose tests read power compute it (`worse`, `three`); the rest pass power=False.
 """
 
 from __future__ import annotations
@@ -14,7 +22,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +32,7 @@ import pytest
 import scipy.stats as st
 
 from ablate.errors import UserError
+from ablate.metric import METRICS
 from ablate.report import DECISION_COLOURS, write_report
 from ablate.store import Store
 from ablate.study import StudyRecord, parse_study
@@ -100,16 +110,25 @@ PROVENANCE = {"python": "3.11.7", "torch": "2.4.0", "numpy": "2.0.0", "ablate": 
 
 def make_store(run_dir: Path, source: str, scores: Mapping[str, Mapping[int, float]],
                broken: Mapping[tuple[str, int], str] | None = None, seed: int = 0,
-               legacy: bool = False) -> Path:
-    """Write a finished study's store with the given final metric per (arm, seed).
+               legacy: bool = False, optimism: Mapping[str, float] | None = None,
+               crossfit: bool = True, seeds: Sequence[int] | None = None) -> Path:
+    """Write a finished study's store with the given compared metric per (arm, seed).
 
-    broken: (arm, seed) -> "failed" | "diverged" | "pending"; those runs get no usable
-    metric (a diverged run keeps a finite val_accuracy on purpose: it must still be
-    left out). Per-epoch curves end at the final score. legacy: describe the study the
-    way stores written before the study record did (a key-value `meta` table).
+    scores are the cross-fitted values; the best-epoch validation value is the score
+    plus the arm's `optimism` (improvement units, default 0) plus noise, so selection
+    optimism is known. broken: (arm, seed) -> "failed" | "diverged" | "pending"; those
+    runs get no usable metric (a diverged run keeps a finite val_accuracy on purpose:
+    it must still be treated as diverged). Per-epoch curves end at the final score.
+    legacy: describe the study the way stores written before the study record did (a
+    key-value `meta` table). crossfit=False: a store written before the cross-fit
+    existed: val_* is the score, the cross-fitted columns are NULL, and the record asks
+    for val_* as such stores did. seeds: the seeds run (default: the study's; a
+    sequential study's later rounds use 0..max-1 in order).
     """
     broken = broken or {}
     study = parse_study(source, "studies/synthetic.toml")
+    if not crossfit:
+        study = replace(study, metric=METRICS[f"val_{study.metric.quantity}"])
     rng = np.random.default_rng(seed)
     store = Store(run_dir)
     checksums = {"x_train": "ab" * 32, "y_train": "cd" * 32}
@@ -123,10 +142,11 @@ def make_store(run_dir: Path, source: str, scores: Mapping[str, Mapping[int, flo
     else:
         store.write_record(StudyRecord(study, "studies/synthetic.toml", source, None, "cpu",
                                        PROVENANCE, checksums).to_json())
-    accuracy = study.metric.name == "val_accuracy"
+    accuracy = study.metric.quantity == "accuracy"
+    sign = 1.0 if accuracy else -1.0
     for arm in study.arms:
         n_layers = len(arm.config.layers) + 1
-        for s in study.seeds:
+        for s in study.seeds if seeds is None else seeds:
             store.queue(arm.name, s, "hash", arm.config.to_dict())
             status = broken.get((arm.name, s), "done")
             if status == "pending":
@@ -149,11 +169,19 @@ def make_store(run_dir: Path, source: str, scores: Mapping[str, Mapping[int, flo
                     "grad_norms": [2.0 / (layer + 1) / e * (1 + 0.1 * rng.random())
                                    for layer in range(n_layers)],
                     "weight_norms": [10.0] * n_layers})
-            metrics = {"train_loss": 0.1, "val_loss": final if not accuracy else 0.1,
-                       "val_accuracy": final if accuracy else 0.95,
-                       "test_loss": 0.1, "test_accuracy": 0.96 + 0.001 * rng.random()}
+            quantity = "accuracy" if accuracy else "loss"
+            best = final
+            if crossfit:  # optimism on the grid: whole images (accuracy)
+                best = final + sign * round(((optimism or {}).get(arm.name, 0.0)
+                                             + 2e-4 * rng.random()) * 1e4) / 1e4
+            metrics = {"train_loss": 0.1, "val_loss": 0.1, "val_accuracy": 0.95,
+                       "test_loss": 0.1, "test_accuracy": 0.96 + 0.001 * rng.random(),
+                       f"val_{quantity}": best}
+            if crossfit:
+                metrics[f"crossfit_val_{quantity}"] = final
             if status == "diverged":
-                metrics.update(val_loss=math.nan, val_accuracy=0.098)
+                metrics = {**metrics, "val_loss": math.nan, "val_accuracy": 0.098,
+                           f"crossfit_val_{quantity}": math.nan}
             store.finish(arm.name, s, status=status, seconds=2.0, epochs=epochs,
                          best_epoch=EPOCHS, metrics=metrics, checkpoint=None)
     store.close()
@@ -191,8 +219,12 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 # -- fixtures: each study written and reported once per module ------------------------
-BROKEN = {("dropout=off", 3): "failed", ("dropout=on", 7): "diverged",
-          ("dropout=off", 9): "pending"}
+# The arm that is worse also diverges once (counted as its worst outcome, it agrees with
+# the verdict); a failed and an unfinished run cost their contrast only those seeds.
+BROKEN = {("dropout=off", 3): "failed", ("dropout=off", 7): "diverged",
+          ("dropout=on", 9): "pending"}
+OPTIMISM = {"dropout=on": 0.0010, "dropout=off": 0.0025}  # best-epoch minus cross-fitted
+SEQUENTIAL = ONE_AT_A_TIME.format(seeds="{ min = 6, max = 14, step = 2 }")
 
 
 @pytest.fixture(scope="module")
@@ -201,44 +233,84 @@ def worse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
     scores = draw({"dropout=on": 0.0, "dropout=off": -0.005}, range(10), base=0.97,
                   sd_seed=0.002, sd_noise=0.0006, seed=1)
     run_dir = make_store(tmp_path_factory.mktemp("worse"), ONE_AT_A_TIME.format(seeds=10),
-                         scores, BROKEN)
+                         scores, BROKEN, optimism=OPTIMISM)
     write_report(run_dir)
     return run_dir, scores, read_json(run_dir / "report.json")
 
 
 @pytest.fixture(scope="module")
 def three(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
-    """val_loss, lower is better: momentum clearly better, adam equivalent to sgd."""
+    """val_loss, lower is better: momentum clearly better, adam equivalent to sgd; one
+    adam run failed (seed 4)."""
     scores = draw({"optimizer=sgd": 0.0, "optimizer=momentum": -0.03, "optimizer=adam": 0.0005},
                   range(10), base=0.08, sd_seed=0.004, sd_noise=0.001, seed=2, grid=1e-6)
-    run_dir = make_store(tmp_path_factory.mktemp("three"), THREE_LEVELS, scores)
+    run_dir = make_store(tmp_path_factory.mktemp("three"), THREE_LEVELS, scores,
+                         {("optimizer=adam", 4): "failed"})
     write_report(run_dir)
     return run_dir, scores, read_json(run_dir / "report.json")
 
 
 @pytest.fixture(scope="module")
 def factorial(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
+    """bn off costs ~1 point; turning dropout off costs 0.4 points with bn after but
+    gains 0.2 with bn off: an interaction of +0.6 points."""
     shifts = {"dropout=on,bn=after": 0.0, "dropout=on,bn=off": -0.010,
-              "dropout=off,bn=after": -0.004, "dropout=off,bn=off": -0.011}
-    scores = draw(shifts, range(8), base=0.97, sd_seed=0.002, sd_noise=0.0008, seed=3)
+              "dropout=off,bn=after": -0.004, "dropout=off,bn=off": -0.008}
+    scores = draw(shifts, range(8), base=0.97, sd_seed=0.002, sd_noise=0.0004, seed=3)
     run_dir = make_store(tmp_path_factory.mktemp("factorial"), FACTORIAL, scores)
-    write_report(run_dir)
+    write_report(run_dir, power=False)  # power is not under test here
     return run_dir, scores, read_json(run_dir / "report.json")
 
 
-def complete(scores: Mapping[str, Mapping[int, float]],
-             drop: frozenset[int] | set[int] = frozenset()) -> dict[str, np.ndarray]:
-    """The oracle's own pairing: every arm's scores on the seeds not dropped."""
-    seeds = sorted(set.intersection(*(set(v) for v in scores.values())) - set(drop))
-    return {arm: np.array([v[s] for s in seeds]) for arm, v in scores.items()}
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
+    """Seeds 6 to 14 in rounds of 2; 12 seeds run; dropout off gains ~0.4 points."""
+    scores = draw({"dropout=on": 0.0, "dropout=off": 0.004}, range(14), base=0.97,
+                  sd_seed=0.002, sd_noise=0.0015, seed=7)
+    run_dir = make_store(tmp_path_factory.mktemp("sequential"), SEQUENTIAL, scores,
+                         seeds=range(12))
+    write_report(run_dir)  # a sequential report computes no power
+    return run_dir, scores, read_json(run_dir / "report.json")
+
+
+# -- independent oracles -----------------------------------------------------------------
+def values(scores: Mapping[str, Mapping[int, float]], arm: str, seeds: Sequence[int]
+           ) -> np.ndarray:
+    return np.array([scores[arm][s] for s in seeds])
+
+
+def flips(n: int) -> np.ndarray:
+    """All 2^n sign vectors, (2^n, n)."""
+    return np.array(list(itertools.product((1.0, -1.0), repeat=n)))
 
 
 def sign_flip_brute(d: np.ndarray) -> float:
-    """Two-sided sign-flip p by enumerating all 2^n sign vectors (independent oracle)."""
+    """Two-sided sign-flip p of Δ = 0 by enumerating all 2^n sign vectors."""
     obs = abs(d.sum())
-    hits = sum(abs(np.dot(signs, d)) >= obs - 1e-12
-               for signs in itertools.product((1.0, -1.0), repeat=d.size))
-    return hits / 2**d.size
+    return float(np.mean(np.abs(flips(d.size) @ d) >= obs - 1e-12))
+
+
+def one_sided_brute(y: np.ndarray, upper: bool) -> float:
+    """P(flipped sum >= observed) (upper) or <= observed, over all 2^n sign vectors."""
+    sums = flips(y.size) @ y
+    return float(np.mean(sums >= y.sum() - 1e-12 if upper else sums <= y.sum() + 1e-12))
+
+
+def rank_brute(u: np.ndarray, delta: float, upper: bool) -> float:
+    """Signed-rank p with +-inf for divergence (ties at the top), by enumeration."""
+    z = u[~np.isnan(u)] - delta
+    z = z[np.abs(z) > 1e-12]
+    ranks = st.rankdata(np.abs(z))
+    return one_sided_brute(np.sign(z) * ranks, upper)
+
+
+def hartigan(d: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The sign-flip interval as order statistics of the 2^n - 1 nonempty subset means:
+    the k-th smallest and k-th largest, k = floor((1 - confidence) / 2 * 2^n)."""
+    means = sorted(float(np.mean(sub)) for r in range(1, d.size + 1)
+                   for sub in itertools.combinations(d.tolist(), r))
+    k = math.floor((1 - confidence) / 2 * 2**d.size)
+    return (-math.inf, math.inf) if k == 0 else (means[k - 1], means[-k])
 
 
 def holm_by_hand(p: list[float]) -> list[float]:
@@ -250,6 +322,10 @@ def holm_by_hand(p: list[float]) -> list[float]:
     return out
 
 
+def points(x: float) -> str:
+    return f"{x * 100:.2f}"
+
+
 # -- files -----------------------------------------------------------------------------
 def test_writes_three_files_with_the_required_keys(worse: tuple[Path, dict, dict]) -> None:
     run_dir, _, report = worse
@@ -259,8 +335,11 @@ def test_writes_three_files_with_the_required_keys(worse: tuple[Path, dict, dict
         for key in ("arm", "baseline", "metric", "n", "mean_diff", "ci_low", "ci_high",
                     "p_value", "p_holm", "decision"):
             assert key in c, key
+    assert report["study"]["interval"] == "exact sign-flip inversion (grid 1/10000)"
+    assert report["study"]["multiplicity"] == "holm"
+    assert report["study"]["metric"] == "crossfit_val_accuracy"
     for key in ("design", "arms", "friedman", "warnings", "failed", "diverged",
-                "seeds_needed", "answer"):
+                "seeds_needed", "answer", "selection_optimism", "sequential"):
         assert key in report, key
     md = (run_dir / "report.md").read_text()
     for png in re.findall(r"\]\((report_files/[^)]+\.png)\)", md):
@@ -268,6 +347,7 @@ def test_writes_three_files_with_the_required_keys(worse: tuple[Path, dict, dict
     assert len(re.findall(r"\]\(report_files/", md)) == 5  # forest, slopes, dist, curves, grads
     assert sorted(p.name for p in (run_dir / "report_files").iterdir()) == sorted(
         f"{f['name']}.png" for f in report["figures"])
+    assert "BCa" not in md and "bootstrap" not in md
 
 
 def test_a_store_from_before_the_study_record_reports_the_same(
@@ -276,7 +356,7 @@ def test_a_store_from_before_the_study_record_reports_the_same(
     study file's text) still report, and to the same numbers and words."""
     _, scores, report = worse
     old = make_store(tmp_path / "old", ONE_AT_A_TIME.format(seeds=10), scores, BROKEN,
-                     legacy=True)
+                     legacy=True, optimism=OPTIMISM)
     write_report(old)
     assert read_json(old / "report.json") == report
     assert (old / "report.md").read_text() == (worse[0] / "report.md").read_text()
@@ -290,103 +370,214 @@ def test_report_is_deterministic(worse: tuple[Path, dict, dict], tmp_path: Path)
         assert (copy / name).read_bytes() == (run_dir / name).read_bytes(), name
 
 
-# -- numbers against SciPy -------------------------------------------------------------
-def test_contrast_numbers_match_scipy(worse: tuple[Path, dict, dict]) -> None:
+# -- numbers against oracles -------------------------------------------------------------
+def test_contrast_numbers_match_independent_oracles(worse: tuple[Path, dict, dict]) -> None:
     _, scores, report = worse
-    paired = complete(scores, drop={3, 7, 9})
-    d = paired["dropout=off"] - paired["dropout=on"]
     (c,) = report["contrasts"]
-    assert c["n"] == d.size == 7
-    # Means and sds of the same 7 floats: only summation order can differ (~1e-16).
+    both = [0, 1, 2, 4, 5, 6, 8]  # 3 failed (arm), 7 diverged (arm), 9 pending (baseline)
+    d = values(scores, "dropout=off", both) - values(scores, "dropout=on", both)
+    assert (c["n"], c["n_paired"], c["seeds"]) == (7, 8, both)
+    assert c["missing"] == [[3, "dropout=off failed"], [9, "dropout=on pending"]]
+    assert c["diffs"] == pytest.approx(d.tolist(), abs=1e-12)
     assert c["mean_diff"] == pytest.approx(d.mean(), abs=1e-12)
     assert c["d_z"] == pytest.approx(d.mean() / d.std(ddof=1), rel=1e-9)
-    assert c["p_t"] == pytest.approx(st.ttest_rel(paired["dropout=off"],
-                                                  paired["dropout=on"]).pvalue, rel=1e-9)
+    assert c["p_t"] == pytest.approx(st.ttest_1samp(d, 0.0).pvalue, rel=1e-9)
     assert c["p_wilcoxon"] == pytest.approx(st.wilcoxon(d).pvalue, rel=1e-9)
-    assert c["p_value"] == pytest.approx(sign_flip_brute(d), abs=1e-12)  # exact: 2^7 cases
+    assert c["p_value"] == pytest.approx(sign_flip_brute(d), abs=1e-12)
     assert c["p_holm"] == c["p_value"]  # a family of one
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx(hartigan(d, 0.95), abs=1e-12)
+    assert (c["ci90_low"], c["ci90_high"]) == pytest.approx(hartigan(d, 0.90), abs=1e-12)
+    # 'worse' rejects Δ >= -ROPE; seed 7 diverged in the arm, so the claim also needs
+    # the signed-rank test with the arm's divergence as its worst outcome (-inf).
+    u = np.array([*d[:6], -math.inf, d[6]])  # paired seeds 0..8 without 3
+    metric, rank = one_sided_brute(d + 0.002, upper=False), rank_brute(u, -0.002, upper=False)
+    assert c["p_worse"] == pytest.approx(max(metric, rank), abs=1e-12)
+    assert c["p_worse_holm"] == c["p_worse"] and c["decision"] == "worse"
     assert c["wins"] == int((d > 0).sum())
-    # An independent BCa bootstrap (other seed): two runs of 9,999 resamples differ at the
-    # 2.5% / 97.5% quantiles by about 0.05 standard errors; 0.3 SE leaves room for that.
-    se = d.std(ddof=1) / math.sqrt(d.size)
-    ref = st.bootstrap((d,), np.mean, method="BCa", n_resamples=9999,
-                       rng=np.random.default_rng(12345)).confidence_interval
-    assert c["ci_low"] == pytest.approx(ref.low, abs=0.3 * se)
-    assert c["ci_high"] == pytest.approx(ref.high, abs=0.3 * se)
-    assert c["ci_low"] < c["mean_diff"] < c["ci_high"]
 
 
 def test_arm_table_numbers_match_numpy_and_scipy(worse: tuple[Path, dict, dict]) -> None:
+    """Each arm over its own finished seeds: a seed lost elsewhere is not lost here."""
     _, scores, report = worse
-    paired = complete(scores, drop={3, 7, 9})
+    own = {"dropout=on": [0, 1, 2, 3, 4, 5, 6, 7, 8], "dropout=off": [0, 1, 2, 4, 5, 6, 8, 9]}
     for row in report["arms"]:
-        x = paired[row["arm"]]
+        x = values(scores, row["arm"], own[row["arm"]])
         assert row["n"] == x.size
         assert row["mean"] == pytest.approx(x.mean(), abs=1e-12)
         assert row["sd"] == pytest.approx(x.std(ddof=1), rel=1e-9)
         assert row["median"] == pytest.approx(np.median(x), abs=1e-12)
         low, high = st.t.interval(0.95, x.size - 1, loc=x.mean(), scale=st.sem(x))
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high), rel=1e-9)
+    off = next(r for r in report["arms"] if r["arm"] == "dropout=off")
+    assert off["divergence_rate"] == pytest.approx(1 / 9)  # 8 done, 1 diverged
+
+
+def test_selection_optimism_equals_the_hand_computed_difference(
+        worse: tuple[Path, dict, dict]) -> None:
+    run_dir, _, report = worse
+    store = Store.open_existing(run_dir)
+    runs = store.runs()
+    store.close()
+    rows = {o["arm"]: o for o in report["selection_optimism"]}
+    for arm in ("dropout=on", "dropout=off"):
+        diff = np.array([r.val_accuracy - r.crossfit_val_accuracy for r in runs
+                         if r.arm == arm and r.status == "done"])  # type: ignore[operator]
+        o = rows[arm]
+        assert o["n"] == diff.size
+        assert o["mean"] == pytest.approx(diff.mean(), abs=1e-12)
+        assert o["sd"] == pytest.approx(diff.std(ddof=1), rel=1e-9)
+        assert (o["low"], o["high"]) == pytest.approx((diff.min(), diff.max()), abs=1e-12)
+        assert o["mean"] > OPTIMISM[arm] - 1e-12  # drawn as OPTIMISM + [0, 2 images)
+    md = (run_dir / "report.md").read_text()
+    sentence = next(line for line in md.splitlines() if line.startswith("Selection optimism"))
+    on, off = rows["dropout=on"]["mean"], rows["dropout=off"]["mean"]
+    assert f"dropout=on +{points(on)}" in sentence and f"dropout=off +{points(off)}" in sentence
+    assert f"by up to {points(off - on)} points (dropout=off minus dropout=on)" in sentence
+
+
+def test_pairing_numbers_are_those_of_the_paired_outcomes(
+        worse: tuple[Path, dict, dict]) -> None:
+    _, scores, report = worse
+    (c,) = report["contrasts"]
+    both = c["seeds"]
+    a, b = values(scores, "dropout=off", both), values(scores, "dropout=on", both)
+    p = c["pairing"]
+    assert p["correlation"] == pytest.approx(np.corrcoef(a, b)[0, 1], rel=1e-9)
+    assert p["var_paired"] == pytest.approx(np.var(a - b, ddof=1), rel=1e-9)
+    assert p["var_unpaired"] == pytest.approx(np.var(a, ddof=1) + np.var(b, ddof=1), rel=1e-9)
+    ratio = p["var_unpaired"] / p["var_paired"]
+    assert p["ratio"] == pytest.approx(ratio, rel=1e-12)
+    sentence = c["pairing_sentence"]
+    assert f"r = {p['correlation']:.2f}" in sentence
+    assert f"a ratio of {ratio:.2f}" in sentence
+    if ratio > 1:
+        assert f"about {ratio * len(both):.0f} unpaired seeds per arm" in sentence
+    else:
+        assert "bought no precision" in sentence
+    lo, hi = p["correlation_ci"]
+    assert ("not distinguishable from no correlation" in sentence) == (lo <= 0 <= hi)
+
+
+def test_power_sentences_state_the_power_of_the_verdict(worse: tuple[Path, dict, dict]) -> None:
+    _, _, report = worse
+    (c,) = report["contrasts"]
+    pw = c["power"]
+    d = np.array(c["diffs"])
+    n = d.size
+    assert pw["sd"] == pytest.approx(d.std(ddof=1), rel=1e-9)
+    assert pw["sd_upper"] == pytest.approx(
+        d.std(ddof=1) * math.sqrt((n - 1) / st.chi2.ppf(0.2, n - 1)), rel=1e-9)
+    assert pw["effect"] == pytest.approx(2 * 0.002) and pw["effect_rule"] == "2 x ROPE"
+    sentence = c["power_sentence"]
+    assert (f"says 'better' with probability {pw['power_better']:.2f} at a true improvement "
+            f"of {points(pw['effect'])} points") in sentence
+    assert f"would need {pw['seeds_better']} seed" in sentence
+    assert (f"says 'equivalent' with probability {pw['power_equivalent']:.2f} at no "
+            f"difference and would need {pw['seeds_equivalent']} seed") in sentence
+    assert f"80% upper bound, {points(pw['sd_upper'])} points" in sentence
+    block = report["seeds_needed"]
+    assert block["per_contrast"] == {c["arm"]: pw["seeds_better"]}
+    assert block["equivalent"] == {c["arm"]: pw["seeds_equivalent"]}
+    assert block["effect"] == {c["arm"]: pytest.approx(0.004)}
 
 
 def test_three_levels_friedman_and_holm_match_scipy(three: tuple[Path, dict, dict]) -> None:
     _, scores, report = three
-    paired = complete(scores)
-    base = paired["optimizer=sgd"]
+    base = "optimizer=sgd"
     raw = []
     for c in report["contrasts"]:
-        d = paired[c["arm"]] - base
+        seeds = c["seeds"]
+        d = values(scores, c["arm"], seeds) - values(scores, base, seeds)
         assert c["mean_diff"] == pytest.approx(d.mean(), abs=1e-12)
         assert c["p_value"] == pytest.approx(sign_flip_brute(d), abs=1e-12)
-        assert c["p_t"] == pytest.approx(st.ttest_rel(paired[c["arm"]], base).pvalue,
-                                         rel=1e-9)
         raw.append(c["p_value"])
     assert [c["p_holm"] for c in report["contrasts"]] == pytest.approx(holm_by_hand(raw))
+    # The rank summary uses the seeds where every arm has an outcome (not seed 4).
+    blocks = [s for s in range(10) if s != 4]
+    table = np.stack([values(scores, a, blocks) for a in
+                      ("optimizer=sgd", "optimizer=momentum", "optimizer=adam")], axis=1)
     fr = report["friedman"]
-    ref = st.friedmanchisquare(*paired.values())
+    ref = st.friedmanchisquare(*table.T)
+    assert fr["n"] == 9
     assert fr["statistic"] == pytest.approx(ref.statistic, rel=1e-9)
     assert fr["p_value"] == pytest.approx(ref.pvalue, rel=1e-9)
     # Lower loss is better: rank 1 goes to the smallest loss within each seed.
-    ranks = st.rankdata(np.stack(list(paired.values()), axis=1), axis=1).mean(axis=0)
-    assert fr["avg_ranks"] == pytest.approx(ranks.tolist())
+    assert fr["avg_ranks"] == pytest.approx(st.rankdata(table, axis=1).mean(axis=0).tolist())
+    # A versus-baseline design: Bonferroni-Dunn, k - 1 = 2 comparisons with the control.
+    assert (fr["method"], fr["baseline"]) == ("Bonferroni-Dunn", base)
+    assert fr["q_alpha"] == pytest.approx(st.norm.isf(0.05 / 4), rel=1e-12)
+    assert fr["cd"] == pytest.approx(fr["q_alpha"] * math.sqrt(3 * 4 / (6 * 9)), rel=1e-12)
+
+
+def test_a_seed_lost_in_one_arm_costs_only_its_contrasts(three: tuple[Path, dict, dict]
+                                                         ) -> None:
+    _, _, report = three
+    by_arm = {c["arm"]: c for c in report["contrasts"]}
+    assert by_arm["optimizer=momentum"]["n"] == 10
+    assert by_arm["optimizer=momentum"]["missing"] == []
+    assert by_arm["optimizer=adam"]["n"] == 9
+    assert by_arm["optimizer=adam"]["missing"] == [[4, "optimizer=adam failed"]]
+    assert any("seed 4 (optimizer=adam failed) left out of this contrast only" in w
+               for w in report["warnings"])
+
+
+def test_rank_summary_sits_beside_the_paired_verdicts(three: tuple[Path, dict, dict]) -> None:
+    run_dir, _, report = three
+    fr = report["friedman"]
+    ranks = dict(zip(fr["arms"], fr["avg_ranks"], strict=True))
+    md = (run_dir / "report.md").read_text()
+    for c in report["contrasts"]:
+        gap = ranks[c["arm"]] - ranks["optimizer=sgd"]
+        line = next(x for x in md.splitlines() if x.startswith(f"- {c['arm']}: "))
+        assert f"paired verdict: {c['decision']}." in line
+        if abs(gap) >= fr["cd"]:
+            assert f"ranks {'better' if gap < 0 else 'worse'} than the baseline" in line
+        else:
+            assert "the rank test does not separate them" in line
+    assert "not significantly different" not in md and "cliques" not in md
+    assert "Bonferroni-Dunn" in next(f["title"] for f in report["figures"]
+                                     if f["name"] == "critical_difference")
 
 
 def test_factorial_main_effects_and_interaction_by_hand(
         factorial: tuple[Path, dict, dict]) -> None:
     _, scores, report = factorial
-    p = complete(scores)
-    a0b0, a0b1 = p["dropout=on,bn=after"], p["dropout=on,bn=off"]
-    a1b0, a1b1 = p["dropout=off,bn=after"], p["dropout=off,bn=off"]
+    a0b0, a0b1, a1b0, a1b1 = (values(scores, f"dropout={a},bn={b}", range(8))
+                              for a, b in (("on", "after"), ("on", "off"), ("off", "after"),
+                                           ("off", "off")))
     by_arm = {c["arm"]: c for c in report["contrasts"]}
-    expected = {
+    effects = {
         "dropout=off (main effect)": ((a1b0 + a1b1) - (a0b0 + a0b1)) / 2,
         "bn=off (main effect)": ((a0b1 + a1b1) - (a0b0 + a1b0)) / 2,
         "dropout x bn (interaction)": (a1b1 - a0b1) - (a1b0 - a0b0),
     }
-    assert list(by_arm) == list(expected)
-    for label, d in expected.items():
-        c = by_arm[label]
-        assert c["diffs"] == pytest.approx(d.tolist(), abs=1e-12)
-        assert c["mean_diff"] == pytest.approx(d.mean(), abs=1e-12)
-        assert c["p_value"] == pytest.approx(sign_flip_brute(d), abs=1e-12)
-    assert [c["p_holm"] for c in by_arm.values()] == pytest.approx(
-        holm_by_hand([c["p_value"] for c in by_arm.values()]))
+    simple = {"dropout=off at bn=after": a1b0 - a0b0, "dropout=off at bn=off": a1b1 - a0b1}
+    assert list(by_arm) == [*effects, *simple]
+    for family in (effects, simple):
+        for label, d in family.items():
+            c = by_arm[label]
+            assert c["diffs"] == pytest.approx(d.tolist(), abs=1e-12)
+            assert c["mean_diff"] == pytest.approx(d.mean(), abs=1e-12)
+            assert c["p_value"] == pytest.approx(sign_flip_brute(d), abs=1e-12)
+        # Holm within each family: three effects, then the two simple effects.
+        assert [by_arm[k]["p_holm"] for k in family] == pytest.approx(
+            holm_by_hand([by_arm[k]["p_value"] for k in family]))
+    assert [by_arm[k]["family"] for k in by_arm] == ["effects"] * 3 + ["simple effects"] * 2
     assert by_arm["dropout=off (main effect)"]["baseline"] == "dropout=on"
     assert report["design"]["analysis"] == "factorial_2x2"
     assert report["friedman"] is None  # two levels per factor: no omnibus test
-    # The shifts drawn: bn off costs ~1 point, the interaction is ~+0.3 points.
+    inter = by_arm["dropout x bn (interaction)"]
+    assert inter["decision"] == "interaction"  # +0.6 points on every seed
+    assert "with bn=off than with bn=after" in inter["sentence"]
+    assert ("higher" if inter["mean_diff"] > 0 else "lower") in inter["sentence"]
     assert by_arm["bn=off (main effect)"]["decision"] == "worse"
-    sentence = by_arm["dropout x bn (interaction)"]["sentence"]
-    assert "with bn=off than with bn=after" in sentence
-    assert ("higher" if by_arm["dropout x bn (interaction)"]["mean_diff"] > 0
-            else "lower") in sentence
+    assert by_arm["dropout=off at bn=after"]["sentence"].startswith(
+        "With bn=after, turning dropout off lowers")
 
 
-# -- words agree with the decision -------------------------------------------------------
-def _check_prose(c: dict[str, Any], d: np.ndarray, higher_is_better: bool) -> None:
+# -- words agree with the numbers beside them -----------------------------------------
+def _check_prose(c: dict[str, Any], d: np.ndarray) -> None:
     sentence = c["sentence"]
-    if c.get("kind") == "interaction":
-        return
     verb = "raises" if d.mean() > 0 else "lowers"
     assert verb in sentence and ("lowers" if verb == "raises" else "raises") not in sentence
     side = "higher" if d.mean() > 0 else "lower"
@@ -396,14 +587,22 @@ def _check_prose(c: dict[str, Any], d: np.ndarray, higher_is_better: bool) -> No
 
 def test_prose_tables_and_plots_agree_with_the_decision(
         worse: tuple[Path, dict, dict]) -> None:
-    run_dir, scores, report = worse
+    run_dir, _, report = worse
     (c,) = report["contrasts"]
     assert c["decision"] == "worse"
-    paired = complete(scores, drop={3, 7, 9})
-    _check_prose(c, paired["dropout=off"] - paired["dropout=on"], True)
-    points = f"{abs(c['mean_diff']) * 100:.2f} points"
-    assert c["sentence"].startswith(f"Turning dropout off lowers validation accuracy by {points}")
-    assert "after Holm" in c["sentence"]
+    _check_prose(c, np.array(c["diffs"]))
+    size = f"{abs(c['mean_diff']) * 100:.2f} points"
+    assert c["sentence"].startswith(
+        f"Turning dropout off lowers cross-fitted validation accuracy by {size}")
+    lo, hi = sorted((abs(c["ci_low"]), abs(c["ci_high"])))
+    assert f"95% CI {points(lo)} to {points(hi)} points" in c["sentence"]
+    p = c["p_holm"]
+    shown = f"{p:.3f}" if p < 0.01 else f"{p:.2f}"  # 3 decimals below 0.01, else 2
+    assert f"p = {shown} for no difference, after Holm" in c["sentence"]
+    # The reason names the claim's own Holm p, its level, and where the 95% CI lies.
+    assert c["why"].startswith(f"Worse: its Holm-adjusted p = {c['p_worse_holm']:.3f} against "
+                               "Δ ≥ -0.20 points is at most 0.025")
+    assert c["ci_high"] < -0.002 and "lies below -0.20 points" in c["why"]
     assert report["answer"].startswith("Yes, it matters.")
     assert "Verdict: worse." in report["answer"]
     md = (run_dir / "report.md").read_text()
@@ -420,84 +619,284 @@ def test_prose_tables_and_plots_agree_with_the_decision(
     assert titles["forest"] == "Verdict: dropout=off vs dropout=on: worse"
 
 
+def test_methods_paragraph_names_the_interval_the_multiplicity_and_the_floor(
+        worse: tuple[Path, dict, dict]) -> None:
+    run_dir, _, _ = worse
+    md = (run_dir / "report.md").read_text()
+    methods = next(line for line in md.splitlines() if line.startswith("Each contrast's "))
+    assert "exact sign-flip inversion (grid 1/10000)" in methods
+    assert "Holm's method (holm), applied to each claim type separately" in methods
+    assert "no one-sided exact p is below 1/2^n" in methods
+    assert "'better' or 'worse' needs at least 6 seeds and 'equivalent' at least 5" in methods
+    assert 2.0**-6 <= 0.025 < 2.0**-5 and 2.0**-5 <= 0.05 < 2.0**-4  # the floor, by hand
+
+
 def test_three_levels_better_and_equivalent(three: tuple[Path, dict, dict]) -> None:
-    run_dir, scores, report = three
+    run_dir, _, report = three
     by_arm = {c["arm"]: c for c in report["contrasts"]}
     assert by_arm["optimizer=momentum"]["decision"] == "better"  # lower loss is better
     assert by_arm["optimizer=adam"]["decision"] == "equivalent"
-    paired = complete(scores)
-    for arm, c in by_arm.items():
-        _check_prose(c, paired[arm] - paired["optimizer=sgd"], False)
-    assert "changing optimizer from sgd to momentum lowers validation loss" in \
+    for c in by_arm.values():
+        _check_prose(c, np.array(c["diffs"]))
+    assert "changing optimizer from sgd to momentum lowers cross-fitted validation loss" in \
         by_arm["optimizer=momentum"]["sentence"].lower()
     assert "points" not in by_arm["optimizer=momentum"]["sentence"]  # loss: no % points
-    assert "too small to matter" in by_arm["optimizer=adam"]["why"]
+    adam = by_arm["optimizer=adam"]
+    assert adam["p_equivalent_holm"] <= 0.05
+    assert f"TOST p = {adam['p_equivalent_holm']:.3f}" in adam["why"]
+    assert adam["ci90_low"] > -0.01 and adam["ci90_high"] < 0.01
+    assert "lies inside ±0.0100: any difference is too small to matter" in adam["why"]
     assert report["answer"].startswith("Of 2 contrasts, 1 better and 1 equivalent.")
     assert (run_dir / "report_files" / "critical_difference.png").is_file()
 
 
-def test_failed_diverged_and_unfinished_are_listed_and_excluded(
-        worse: tuple[Path, dict, dict]) -> None:
+def test_failed_diverged_and_unfinished_are_listed(worse: tuple[Path, dict, dict]) -> None:
     run_dir, _, report = worse
     assert report["failed"] == [{"arm": "dropout=off", "seed": 3, "status": "failed",
                                  "error": "RuntimeError: out of memory"}]
-    assert [(f["arm"], f["seed"]) for f in report["diverged"]] == [("dropout=on", 7)]
+    assert [(f["arm"], f["seed"]) for f in report["diverged"]] == [("dropout=off", 7)]
     assert [(f["arm"], f["seed"], f["status"]) for f in report["unfinished"]] == [
-        ("dropout=off", 9, "pending")]
-    assert report["dropped_seeds"] == [3, 7, 9]
-    assert report["design"]["seeds_analysed"] == [0, 1, 2, 4, 5, 6, 8]
-    assert all(c["n"] == 7 for c in report["contrasts"])
-    assert any("complete pairs" in w for w in report["warnings"])
+        ("dropout=on", 9, "pending")]
     on = next(a for a in report["arms"] if a["arm"] == "dropout=on")
-    assert (on["done"], on["diverged"], on["failed"]) == (9, 1, 0)
+    assert (on["done"], on["diverged"], on["failed"], on["unfinished"]) == (9, 0, 0, 1)
+    (c,) = report["contrasts"]
+    dv = c["divergence"]
+    assert (dv["paired"], dv["arm_only"], dv["baseline_only"], dv["both"]) == (8, 1, 0, 0)
+    assert dv["p_value"] == pytest.approx(st.binomtest(1, 1).pvalue)
+    assert c["divergence_sentence"].startswith(
+        "Divergence: dropout=off diverged on 1 and dropout=on on 0 of 8 paired seeds")
     md = (run_dir / "report.md").read_text()
-    assert "| dropout=on | 7 | diverged |" in md
+    assert "| dropout=off | 7 | diverged |" in md
     assert "| dropout=off | 3 | failed | RuntimeError: out of memory |" in md
+    assert "complete pairs" not in " ".join(report["warnings"])
 
 
-def test_below_six_seeds_gives_intervals_only_and_says_why(tmp_path: Path) -> None:
+def test_a_diverged_arm_is_never_better_on_the_seeds_it_survived(tmp_path: Path) -> None:
+    """Dropout off gains a point wherever it finishes but diverges on 3 of 10 seeds.
+    On complete pairs (7 seeds, all gains) the rule would say 'better'; with divergence
+    as the worst outcome it must not."""
+    scores = draw({"dropout=on": 0.0, "dropout=off": 0.01}, range(10), base=0.97,
+                  sd_seed=0.002, sd_noise=0.0005, seed=8)
+    broken = {("dropout=off", s): "diverged" for s in (1, 4, 6)}
+    run_dir = make_store(tmp_path, ONE_AT_A_TIME.format(seeds=10), scores, broken)
+    write_report(run_dir, power=False)  # power is not under test here
+    (c,) = read_json(run_dir / "report.json")["contrasts"]
+    survivors = [s for s in range(10) if s not in (1, 4, 6)]
+    d = values(scores, "dropout=off", survivors) - values(scores, "dropout=on", survivors)
+    assert one_sided_brute(d - 0.002, upper=True) <= 0.025  # complete pairs: 'better'
+    assert hartigan(d, 0.95)[0] > 0.002
+    assert c["decision"] != "better"
+    assert c["decision_if_diverged_dropped"] == "better"
+    assert "Had its diverged runs been dropped (complete pairs) instead of counted as the " \
+           "worst outcome, the same rule would have said 'better'." in c["why"]
+    assert (c["n"], c["n_paired"]) == (7, 10)
+    assert c["divergence"]["arm_only"] == 3
+    assert c["divergence"]["p_value"] == pytest.approx(st.binomtest(3, 3).pvalue)
+
+
+def test_below_six_seeds_no_claim_is_possible_and_it_says_why(tmp_path: Path) -> None:
     scores = draw({"dropout=on": 0.0, "dropout=off": -0.01}, range(4), base=0.97,
                   sd_seed=0.002, sd_noise=0.0005, seed=4)
     run_dir = make_store(tmp_path, ONE_AT_A_TIME.format(seeds=4), scores)
-    write_report(run_dir)
+    write_report(run_dir, power=False)  # power is not under test here
     report = read_json(run_dir / "report.json")
     (c,) = report["contrasts"]
     assert c["n"] == 4 and c["decision"] == "inconclusive"
-    assert "2/2^4" in c["reason"] and "2/2^4" in c["why"]
-    assert "intervals only" in c["why"]
-    assert c["ci_high"] < -0.002  # the interval is still reported, and it is clear
-    assert any("only n=4 paired seeds" in w for w in report["warnings"])
+    # 1/2^4 = 0.0625 is above every claim's level: even the 95% interval is unbounded.
+    assert 2.0**-4 > 0.05 and math.floor(0.025 * 2**4) == 0
+    assert (c["ci_low"], c["ci_high"]) == (None, None)  # -inf and inf in strict JSON
+    floor = "With 4 paired seeds no one-sided exact p can be below 1/2^4 = 0.0625"
+    assert floor in c["why"] and "no claim was possible whatever the data" in c["why"]
+    assert any(w.startswith(floor) for w in report["warnings"])
+    assert "95% CI unbounded: too few seeds" in c["sentence"]
     assert report["answer"].startswith("Not settled yet.")
 
 
-def test_an_arm_that_never_finished_is_left_out_and_shown(tmp_path: Path) -> None:
+def test_an_arm_with_no_finished_run_is_left_out_but_a_diverging_one_is_not(
+        tmp_path: Path) -> None:
+    """Every adam run failed: no outcome at all, so no contrast. Every momentum run
+    diverged: that is an outcome (the worst), so its contrast stays, never 'better'."""
     scores = draw({"optimizer=sgd": 0.0, "optimizer=momentum": -0.03, "optimizer=adam": 0.0},
                   range(6), base=0.08, sd_seed=0.004, sd_noise=0.001, seed=6, grid=1e-6)
-    broken = {("optimizer=adam", s): "diverged" for s in range(6)}
+    broken = {**{("optimizer=adam", s): "failed" for s in range(6)},
+              **{("optimizer=momentum", s): "diverged" for s in range(6)}}
     run_dir = make_store(tmp_path, THREE_LEVELS.replace("seeds = 10", "seeds = 6"), scores,
                          broken)
-    write_report(run_dir)
+    write_report(run_dir, power=False)  # power is not under test here
     report = read_json(run_dir / "report.json")
-    assert [c["arm"] for c in report["contrasts"]] == ["optimizer=momentum"]
+    (c,) = report["contrasts"]
+    assert c["arm"] == "optimizer=momentum" and c["decision"] == "inconclusive"
+    assert (c["n"], c["n_paired"], c["divergence"]["arm_only"]) == (0, 6, 6)
     assert report["excluded_arms"] == ["optimizer=adam"]
-    assert len(report["diverged"]) == 6 and report["dropped_seeds"] == []
+    assert len(report["diverged"]) == 6 and len(report["failed"]) == 6
     assert report["friedman"] is None  # two arms left: no omnibus test
-    assert "no completed run: optimizer=adam" in report["headline"]
+    assert "no finished run: optimizer=adam" in report["headline"]
     html = (run_dir / "report.html").read_text()
     assert "EXCLUDED" in html[:html.index("<h2>Answer</h2>")]
-    adam = next(s for s in report["arms"] if s["arm"] == "optimizer=adam")
-    assert (adam["n"], adam["diverged"], adam["mean"]) == (0, 6, None)
+    momentum = next(s for s in report["arms"] if s["arm"] == "optimizer=momentum")
+    assert (momentum["n"], momentum["diverged"], momentum["divergence_rate"]) == (0, 6, 1.0)
 
 
-def test_no_complete_pair_is_a_user_error(tmp_path: Path) -> None:
+def test_no_seed_with_both_sides_is_a_user_error(tmp_path: Path) -> None:
     scores = draw({"dropout=on": 0.0, "dropout=off": 0.0}, range(2), base=0.97,
                   sd_seed=0.002, sd_noise=0.001, seed=5)
     run_dir = make_store(tmp_path, ONE_AT_A_TIME.format(seeds=2), scores,
-                         {("dropout=off", 0): "failed", ("dropout=on", 1): "diverged"})
-    with pytest.raises(UserError, match="no seed completed in every arm"):
+                         {("dropout=off", 0): "failed", ("dropout=on", 1): "failed"})
+    with pytest.raises(UserError, match="no seed has an outcome in both an arm and its "
+                                        "baseline"):
         write_report(run_dir)
 
 
+def test_an_old_store_without_crossfit_reports_on_what_it_has_and_warns(
+        tmp_path: Path) -> None:
+    scores = draw({"dropout=on": 0.0, "dropout=off": -0.005}, range(8), base=0.97,
+                  sd_seed=0.002, sd_noise=0.0006, seed=9)
+    run_dir = make_store(tmp_path, ONE_AT_A_TIME.format(seeds=8), scores, crossfit=False)
+    write_report(run_dir, power=False)  # power is not under test here
+    report = read_json(run_dir / "report.json")
+    assert report["study"]["metric"] == "val_accuracy"
+    assert report["study"]["selection_free"] is False
+    assert report["estimand"]["optimistic"] is True
+    assert report["estimand"]["runs_without_crossfit"] == 16
+    assert report["selection_optimism"] == []  # nothing selection-free to subtract
+    (c,) = report["contrasts"]
+    d = values(scores, "dropout=off", range(8)) - values(scores, "dropout=on", range(8))
+    assert c["mean_diff"] == pytest.approx(d.mean(), abs=1e-12)
+    assert "validation accuracy (optimistic)" in c["sentence"]
+    warning = next(w for w in report["warnings"] if "before the cross-fitted metric" in w)
+    assert "optimistic" in warning and "`--fresh`" in warning
+    md = (run_dir / "report.md").read_text()
+    assert "which is optimistic: this store predates the cross-fitted metric" in md
+
+
+def test_a_monte_carlo_p_value_says_so_with_its_error(tmp_path: Path) -> None:
+    """A loss has no grid; beyond 20 seeds its sign patterns are sampled, not counted."""
+    scores = draw({"optimizer=sgd": 0.0, "optimizer=momentum": -0.0005,
+                   "optimizer=adam": 0.0005}, range(21), base=0.08, sd_seed=0.004,
+                  sd_noise=0.001, seed=12, grid=1e-6)
+    run_dir = make_store(tmp_path, THREE_LEVELS.replace("seeds = 10", "seeds = 21"), scores)
+    write_report(run_dir, power=False)  # power is not under test here
+    report = read_json(run_dir / "report.json")
+    md = (run_dir / "report.md").read_text()
+    for c in report["contrasts"]:
+        assert c["exact"] is False and c["interval"].startswith("Monte Carlo sign-flip")
+        p = c["p_value"]
+        assert c["mc_se"] == pytest.approx(math.sqrt(p * (1 - p) / 200_000), rel=1e-12)
+        assert (f"{c['arm']} vs {c['baseline']} (its p of no difference has Monte Carlo "
+                f"standard error {c['mc_se']:.2g})") in md
+
+
+# -- sequential studies -----------------------------------------------------------------
+def _oracle(scores: Mapping[str, Mapping[int, float]], run: Sequence[int]) -> Any:
+    from ablate.stats import SequentialDesign, pair, sequential_verdicts
+
+    out = {arm: {s: scores[arm][s] for s in run} for arm in scores}
+    c = pair(out["dropout=off"], out["dropout=on"], list(run), name="dropout=off",
+             reference="dropout=on", resolution=1e-4)
+    return sequential_verdicts(SequentialDesign(6, 14, 2, rope=0.002), [c], list(run))
+
+
+def test_a_sequential_store_reports_its_path_and_stops_where_the_design_says(
+        sequential: tuple[Path, dict, dict]) -> None:
+    run_dir, scores, report = sequential
+    res = _oracle(scores, range(12))
+    seq = report["sequential"]
+    assert seq["stop"] == res.stop and seq["why"] == res.why
+    assert seq["looks_done"] == [6, 8, 10, 12] == list(res.looks_done)
+    (v,) = res.verdicts
+    (sv,) = seq["verdicts"]
+    assert (sv["decision"], sv["settled_at"]) == (v.decision, v.settled_at)
+    for look, mine in zip(v.path, sv["path"], strict=True):
+        assert mine["n"] == look.n and mine["decision"] == look.decision
+        assert (mine["ci_low"], mine["ci_high"]) == pytest.approx(
+            (None if math.isinf(look.ci_low) else look.ci_low,
+             None if math.isinf(look.ci_high) else look.ci_high))
+    (c,) = report["contrasts"]
+    # Decisions and intervals come from the looks; no fixed-sample inference is shown.
+    assert c["decision"] == v.decision
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx((v.path[-1].ci_low, v.path[-1].ci_high))
+    for key in ("p_value", "p_holm", "p_better_holm", "p_worse_holm", "p_equivalent_holm",
+                "ci90_low", "ci90_high", "p_t", "p_wilcoxon", "power"):
+        assert c[key] is None, key
+    assert report["seeds_needed"] is None
+    assert "repeated confidence interval" in report["study"]["interval"]
+    assert "Maurer & Bretz" in report["study"]["multiplicity"]
+    assert c["why"].startswith(f"{v.decision.capitalize()}: claimed at the look with "
+                               f"{v.settled_at} seeds per arm")
+    md = (run_dir / "report.md").read_text()
+    assert "Holm p (Δ = 0)" not in md and "after Holm" not in md
+    assert "| 8 | 8 |" in md  # the path table's row for the look at 8 seeds
+    assert (run_dir / "report_files" / "sequential_path.png").stat().st_size > 5000
+    assert report["design"]["seeds_analysed"] == list(range(12))
+
+
+def test_the_driver_state_is_the_report_s(sequential: tuple[Path, dict, dict],
+                                          worse: tuple[Path, dict, dict]) -> None:
+    from ablate.report import analyse_run_dir, sequential_state
+
+    run_dir, _, report = sequential
+    state = sequential_state(run_dir)
+    assert state is not None
+    assert state == analyse_run_dir(run_dir, power=False).sequential
+    as_json = json.loads(json.dumps(state.to_dict(), allow_nan=False))
+    assert as_json == {k: v for k, v in report["sequential"].items() if k != "sentence"}
+    assert sequential_state(worse[0]) is None  # a fixed design
+
+
+def test_an_unfinished_round_waits_and_the_driver_is_told_what_next(tmp_path: Path) -> None:
+    """Seeds 0..9 queued, seed 8 of dropout=off still pending: looks at 6 and 8 seeds
+    only (seed 9 waits for seed 8), and the study goes on to 10."""
+    from ablate.report import sequential_state
+
+    scores = draw({"dropout=on": 0.0, "dropout=off": 0.0}, range(14), base=0.97,
+                  sd_seed=0.002, sd_noise=0.003, seed=10)
+    run_dir = make_store(tmp_path, SEQUENTIAL, scores, {("dropout=off", 8): "pending"},
+                         seeds=range(10))
+    state = sequential_state(run_dir)
+    assert state is not None and state == _oracle(scores, range(8))
+    assert state.looks_done == (6, 8)
+    if not state.stop:
+        assert state.next_seeds == 10
+    write_report(run_dir)
+    report = read_json(run_dir / "report.json")
+    assert report["design"]["seeds_analysed"] == list(range(8))
+    assert ("dropout=off", 8, "pending") in [(f["arm"], f["seed"], f["status"])
+                                             for f in report["unfinished"]]
+
+
+def test_before_the_first_look_the_report_says_so(tmp_path: Path) -> None:
+    from ablate.report import sequential_state
+
+    scores = draw({"dropout=on": 0.0, "dropout=off": 0.004}, range(14), base=0.97,
+                  sd_seed=0.002, sd_noise=0.0015, seed=11)
+    run_dir = make_store(tmp_path, SEQUENTIAL, scores, seeds=range(4))
+    state = sequential_state(run_dir)
+    assert state is not None and (state.looks_done, state.stop, state.next_seeds) == ((), False, 6)
+    write_report(run_dir)
+    report = read_json(run_dir / "report.json")
+    (c,) = report["contrasts"]
+    assert c["decision"] == "inconclusive"
+    assert c["why"] == "Not settled: no look yet; the first is at 6 seeds per arm."
+    assert report["answer"].startswith("Not settled yet.")
+
+
+def test_a_sequential_factorial_decides_its_three_effects_only(tmp_path: Path) -> None:
+    shifts = {"dropout=on,bn=after": 0.0, "dropout=on,bn=off": -0.010,
+              "dropout=off,bn=after": -0.004, "dropout=off,bn=off": -0.008}
+    scores = draw(shifts, range(10), base=0.97, sd_seed=0.002, sd_noise=0.0004, seed=3)
+    source = FACTORIAL.replace("seeds = 8", "seeds = { min = 6, max = 10, step = 2 }")
+    run_dir = make_store(tmp_path, source, scores, seeds=range(8))
+    write_report(run_dir)
+    report = read_json(run_dir / "report.json")
+    assert [c["arm"] for c in report["contrasts"]] == [
+        "dropout=off (main effect)", "bn=off (main effect)", "dropout x bn (interaction)"]
+    assert [v["decision"] for v in report["sequential"]["verdicts"]] == [
+        c["decision"] for c in report["contrasts"]]
+    assert report["contrasts"][2]["decision"] == "interaction"  # +0.6 points on every seed
+    assert any("no simple effect is decided" in w for w in report["warnings"])
+
+
+# -- the CLI and the HTML -----------------------------------------------------------------
 def test_cli_report(worse: tuple[Path, dict, dict], tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -512,7 +911,6 @@ def test_cli_report(worse: tuple[Path, dict, dict], tmp_path: Path) -> None:
     assert missing.exit_code == 2
 
 
-# -- the HTML in a real browser ----------------------------------------------------------
 def test_html_is_self_contained(worse: tuple[Path, dict, dict]) -> None:
     run_dir, _, _ = worse
     html = (run_dir / "report.html").read_text()

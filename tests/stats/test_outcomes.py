@@ -14,7 +14,6 @@ import pytest
 from ablate.stats import (
     DIVERGED,
     Outcome,
-    complete_pairs,
     factorial,
     pair,
     pairing,
@@ -85,11 +84,3 @@ def test_pairing_numbers_against_numpy() -> None:
         (math.tanh(z - 1.959963984540054 / math.sqrt(13)),
          math.tanh(z + 1.959963984540054 / math.sqrt(13))), rel=1e-12)
     assert math.isnan(pairing([1.0], [2.0]).correlation)
-
-
-def test_complete_pairs_still_lists_failed_seeds() -> None:
-    paired = complete_pairs({"base": {0: 0.9, 1: 0.8, 2: 0.85, 3: 0.7},
-                             "drop": {0: 0.91, 1: None, 2: 0.86, 3: 0.72},
-                             "bn": {0: 0.92, 1: 0.81, 2: float("nan")}})
-    assert paired.seeds == (0,) and paired.dropped == (1, 2, 3)
-    assert paired.failed == {"base": (), "drop": (1,), "bn": (2, 3)}
