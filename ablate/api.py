@@ -37,6 +37,7 @@ from ablate.report import (
     answer_paragraph,
     arm_summary,
     headline,
+    sequential_state,
 )
 from ablate.report import write_report as _write_report
 from ablate.stats import Contrast
@@ -62,6 +63,8 @@ from ablate.study import (
 class StudyOptions:
     out: Path = Path("runs")  # a study writes to <out>/<study name>/
     seeds: int | None = None  # seeds 0..N-1 instead of the file's seeds
+    until_decided: bool = False  # add seeds in rounds until every verdict is settled
+    max_seeds: int | None = None  # with until_decided: the most seeds per arm (default 30)
     epochs: int | None = None  # epochs instead of the file's
     subset: int | None = None  # first N training images of a fixed stratified order
     device: str = "auto"
@@ -108,7 +111,9 @@ def run_study(path: Path | str, options: StudyOptions | None = None, *,
     options = options or StudyOptions(**option_values)
     console = console or Console()
     path = Path(path)
-    study = load_study(path).with_overrides(seeds=options.seeds, epochs=options.epochs)
+    study = load_study(path).with_overrides(seeds=options.seeds, epochs=options.epochs,
+                                            until_decided=options.until_decided,
+                                            max_seeds=options.max_seeds)
     # With Ray the workers resolve the device: the driver may have no GPU of its own.
     device = (resolve_device(options.device) if options.executor == "in-process"
               else torch.device("cpu" if options.device == "auto" else options.device))
@@ -136,36 +141,40 @@ def _with_store(run_dir: Path, study: Study, options: StudyOptions, device: torc
 
 def _run(study: Study, store: Store, options: StudyOptions, device: torch.device,
          console: Console, path: Path, runtime: Runtime) -> StudyRun:
-    plan = plan_study(study, store, options.subset, dry_run=options.dry_run)
+    """Train the plan; a sequential study trains in rounds, asking the report's own code
+    after each whether every verdict is settled (`sequential_state`)."""
     console.print(f"[bold]{study.name}[/]: {study.question}")
-    console.print(_plan_table(study, plan))
-    if options.dry_run:
-        est = estimate_seconds(plan, device)
-        console.print(f"{plan.runs} runs to train in {len(plan.cohorts)} cohorts "
-                      f"({plan.skipped} already done) on {device}; estimated {est / 60:.1f} min. "
-                      "Dry run: nothing trained.")
-        return StudyRun(options.out / study.name, plan.runs + plan.skipped, 0, 0)
-    earlier = store.record_text()
-    record = StudyRecord(
-        study=study, study_file=str(path), source=Path(path).read_text(encoding="utf-8"),
-        subset=options.subset, device=str(device), provenance=provenance(device),
-        data_sha256=StudyRecord.from_json(earlier).data_sha256 if earlier else None)
-    store.write_record(record.to_json())
-    done = Executed(0, 0)
-    if plan.cohorts:
-        check_subset(study, options.subset)
-        mnist = runtime.load_mnist(progress=console.is_terminal)
-        checksums = mnist.checksums()
-        store.write_record(replace(record, data_sha256=checksums).to_json())
-        executor = _executor(options, study, device, mnist, checksums)
-        console.print(f"training {plan.runs} runs in {len(plan.cohorts)} cohorts"
-                      + (f" on Ray ({options.ray_address or 'local'})"
-                         if options.executor == "ray" else f" on {device}"))
-        with StudyProgress(plan, console) as shown:
-            done = execute(study, store, plan, executor, checksums, shown,
-                           on_cohort=shown.finished)
-    else:
-        console.print(f"Nothing to do: all {plan.skipped} runs are finished with this config.")
+    if study.sequential is not None:
+        looks = ", ".join(map(str, study.sequential.looks()))
+        console.print(f"sequential: looks at {looks} seeds per "
+                      f"arm; stops at the first look that settles every verdict")
+    trainer = _Trainer(study, store, options, device, console, path, runtime)
+    planned = trained = failed = 0
+    while True:
+        plan = plan_study(study, store, options.subset, dry_run=options.dry_run)
+        console.print(_plan_table(study, plan))
+        planned = plan.runs + plan.skipped
+        if options.dry_run:
+            est = estimate_seconds(plan, device)
+            more = (f" (a sequential study may go on to {study.sequential.max} seeds per arm)"
+                    if study.sequential is not None else "")
+            console.print(f"{plan.runs} runs to train in {len(plan.cohorts)} cohorts "
+                          f"({plan.skipped} already done) on {device}; estimated "
+                          f"{est / 60:.1f} min{more}. Dry run: nothing trained.")
+            return StudyRun(options.out / study.name, planned, 0, 0)
+        done = trainer.round(study, plan)
+        trained, failed = trained + done.trained, failed + done.failed
+        if study.sequential is None or failed:  # a failed run stops the rounds: rerun
+            break
+        state = sequential_state(store.dir)
+        if state is None or state.stop or state.next_seeds is None:
+            if state is not None:
+                console.print(f"[bold]sequential: stopped at {len(study.seeds)} seeds per "
+                              f"arm[/]: {state.why}")
+            break
+        console.print(f"sequential: not settled at {len(study.seeds)} seeds per arm "
+                      f"({state.why}); adding seeds up to {state.next_seeds}")
+        study = replace(study, seeds=tuple(range(state.next_seeds)))
     console.print(arm_summary(study, store.runs(), console.width))
     console.print(f"Runs stored in {store.dir}/")
     if options.report and any(r.status == "done" for r in store.runs()):
@@ -174,10 +183,52 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
                 console.print(f"wrote {written}")
         except UserError as exc:  # e.g. every seed of the baseline diverged
             console.print(f"[yellow]no report[/]: {exc}")
-    if done.failed:
-        console.print(f"[red]{done.failed} runs failed[/]; see `ablate runs {store.dir}`; "
+    if failed:
+        console.print(f"[red]{failed} runs failed[/]; see `ablate runs {store.dir}`; "
                       "rerun the same command to retry them.")
-    return StudyRun(store.dir, plan.runs + plan.skipped, done.trained, done.failed)
+    return StudyRun(store.dir, planned, trained, failed)
+
+
+class _Trainer:
+    """Trains a study's plans round by round, loading MNIST and the executor once."""
+
+    def __init__(self, study: Study, store: Store, options: StudyOptions,
+                 device: torch.device, console: Console, path: Path, runtime: Runtime) -> None:
+        self.store, self.options, self.device, self.console = store, options, device, console
+        self.path, self.runtime = path, runtime
+        self.executor: Executor | None = None
+        self.checksums: dict[str, str] | None = None
+        earlier = store.record_text()
+        self.data_sha256 = StudyRecord.from_json(earlier).data_sha256 if earlier else None
+
+    def _record(self, study: Study) -> None:
+        """The study as trained so far (a sequential study's seeds grow by round)."""
+        self.store.write_record(StudyRecord(
+            study=study, study_file=str(self.path),
+            source=self.path.read_text(encoding="utf-8"), subset=self.options.subset,
+            device=str(self.device), provenance=provenance(self.device),
+            data_sha256=self.checksums or self.data_sha256).to_json())
+
+    def round(self, study: Study, plan: Plan) -> Executed:
+        self._record(study)
+        if not plan.cohorts:
+            self.console.print(f"Nothing to do: all {plan.skipped} runs are finished with "
+                               "this config.")
+            return Executed(0, 0)
+        options = self.options
+        if self.executor is None:
+            check_subset(study, options.subset)
+            mnist = self.runtime.load_mnist(progress=self.console.is_terminal)
+            self.checksums = mnist.checksums()
+            self._record(study)
+            self.executor = _executor(options, study, self.device, mnist, self.checksums)
+        assert self.checksums is not None
+        self.console.print(f"training {plan.runs} runs in {len(plan.cohorts)} cohorts"
+                           + (f" on Ray ({options.ray_address or 'local'})"
+                              if options.executor == "ray" else f" on {self.device}"))
+        with StudyProgress(plan, self.console) as shown:
+            return execute(study, self.store, plan, self.executor, self.checksums, shown,
+                           on_cohort=shown.finished)
 
 
 def _executor(options: StudyOptions, study: Study, device: torch.device, mnist: data.Mnist,

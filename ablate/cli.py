@@ -56,6 +56,13 @@ def study(
                      ] = None,
     epochs: Annotated[int | None, typer.Option(help="Train N epochs instead of the file's.")
                       ] = None,
+    until_decided: Annotated[bool, typer.Option("--until-decided", help=(
+        "Add seeds in rounds (2 per arm) until every verdict is settled, with a "
+        "group-sequential design that keeps every error rate at most 0.05 despite the "
+        "looks; the first look is at 6 seeds (or --seeds N)."))] = False,
+    max_seeds: Annotated[int | None, typer.Option(help=(
+        "With --until-decided: the most seeds per arm (default 30, or the file's "
+        "seeds.max)."))] = None,
     subset: Annotated[int | None, typer.Option(
         help="Train on the first N images of a fixed stratified order (smoke runs).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -83,11 +90,12 @@ def study(
     """Train every arm of a study over its seeds, store every run, summarise.
 
     Rerunning skips runs already finished with the same config, so an interrupted
-    study resumes where it stopped.
+    study resumes where it stopped (a sequential study continues its rounds).
     """
     from ablate.api import Runtime, StudyOptions, run_study
 
-    options = StudyOptions(out=out, seeds=seeds, epochs=epochs, subset=subset, device=device,
+    options = StudyOptions(out=out, seeds=seeds, epochs=epochs, until_decided=until_decided,
+                           max_seeds=max_seeds, subset=subset, device=device,
                            dry_run=dry_run, fresh=fresh, wait=wait, report=report,
                            executor=executor, ray_address=ray_address,
                            cpus_per_cohort=cpus_per_cohort, gpus_per_cohort=gpus_per_cohort)

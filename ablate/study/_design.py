@@ -29,6 +29,9 @@ class Factor:
     baseline: str
 
 
+FIRST_LOOK = 6  # seeds: with fewer, no exact paired test decides at alpha / 2 = 0.025
+
+
 @dataclass(frozen=True)
 class Sequential:
     """Seeds added in rounds until every verdict is settled (`seeds = { min, max }`).
@@ -80,7 +83,10 @@ class Study:
     def with_overrides(self, *, seeds: int | None = None, epochs: int | None = None,
                        until_decided: bool = False, max_seeds: int | None = None) -> "Study":
         """The same study with `--seeds N` (seeds 0..N-1), `--epochs N`, or
-        `--until-decided [--max-seeds N]` (sequential, from the file's seeds or 6) applied."""
+        `--until-decided [--max-seeds N]` applied. Until decided, the first look is at the
+        file's `seeds.min`, else at `--seeds N`, else at 6 seeds (the fewest on which an
+        exact paired test can decide at 0.05); the last at `--max-seeds`, the file's
+        `seeds.max`, else 30."""
         study = self
         if seeds is not None:
             if seeds < 1:
@@ -90,14 +96,14 @@ class Study:
             raise UserError("--max-seeds goes with --until-decided (or seeds = { min, max } "
                             "in the study file)")
         if until_decided or (max_seeds is not None and study.sequential):
-            low = study.sequential.min if study.sequential else len(study.seeds)
-            high = max_seeds or (study.sequential.max if study.sequential else 30)
+            was = self.sequential
+            low = was.min if was else (seeds if seeds is not None else FIRST_LOOK)
+            high = max_seeds or (was.max if was else 30)
             if high < low:
-                raise UserError(f"--max-seeds must be at least the {low} seeds the study "
-                                f"starts with, got {high}")
-            step = study.sequential.step if study.sequential else 2
+                raise UserError(f"--max-seeds must be at least the {low} seeds of the first "
+                                f"look, got {high}")
             study = replace(study, seeds=tuple(range(low)),
-                            sequential=Sequential(low, high, step))
+                            sequential=Sequential(low, high, was.step if was else 2))
         if epochs is not None:
             if epochs < 1:
                 raise UserError(f"--epochs must be at least 1, got {epochs}")

@@ -234,12 +234,15 @@ def test_sequential_seeds_parse_and_resolve_their_looks() -> None:
 def test_until_decided_turns_a_fixed_study_sequential() -> None:
     study = parse_study(VALID, "s.toml")
     seq = study.with_overrides(until_decided=True, max_seeds=9)
-    assert seq.sequential is not None and seq.sequential.looks() == (3, 5, 7, 9)
+    assert seq.seeds == tuple(range(6))  # the first look: the fewest seeds that can decide
+    assert seq.sequential is not None and seq.sequential.looks() == (6, 8, 9)
     assert study.with_overrides(until_decided=True).sequential.max == 30  # type: ignore[union-attr]
+    own = study.with_overrides(seeds=3, until_decided=True, max_seeds=9)  # --seeds: first look
+    assert own.sequential is not None and own.sequential.looks() == (3, 5, 7, 9)
     with pytest.raises(UserError, match="--max-seeds goes with --until-decided"):
         study.with_overrides(max_seeds=9)
-    with pytest.raises(UserError, match="at least the 3 seeds"):
-        study.with_overrides(until_decided=True, max_seeds=2)
+    with pytest.raises(UserError, match="at least the 6 seeds"):
+        study.with_overrides(until_decided=True, max_seeds=5)
 
 
 def test_old_metric_names_mean_the_selection_free_ones() -> None:
