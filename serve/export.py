@@ -27,6 +27,7 @@ from ablate.errors import UserError
 from ablate.files import atomic_write
 from ablate.metric import METRICS
 from ablate.store import Run, Store
+from ablate.study import upgrade_config_dict
 from serve.card import FORMAT, Architecture, InputSpec, ModelCard, Provenance, SelfTest
 from serve.predictor import build_model, softmax
 
@@ -135,7 +136,8 @@ def _read_checkpoint(path: Path) -> tuple[bytes, dict]:
 
 def _card(run: Run, metric: str, study: dict[str, str], sidecar: dict, weights: bytes,
           checkpoint: Path) -> ModelCard:
-    model = build_model(sidecar["config"], load_safetensors(weights), str(checkpoint))
+    config = upgrade_config_dict(sidecar["config"])  # runs stored before the forms were fields
+    model = build_model(config, load_safetensors(weights), str(checkpoint))
     probes = probe_images()  # (P, 784) uint8
     with torch.inference_mode():
         logits = model(torch.from_numpy(probes.astype(np.float32) / 255.0).unsqueeze(0))[0]
@@ -145,7 +147,7 @@ def _card(run: Run, metric: str, study: dict[str, str], sidecar: dict, weights: 
         format=FORMAT,
         version=digest[:12],
         weights_sha256=digest,
-        architecture=Architecture(inputs=INPUTS, classes=CLASSES, config=sidecar["config"]),
+        architecture=Architecture(inputs=INPUTS, classes=CLASSES, config=config),
         input=InputSpec(),
         labels=[str(c) for c in range(CLASSES)],
         provenance=Provenance(

@@ -138,7 +138,7 @@ def mlp_config(widths: Sequence[int], activations: Sequence[str], bns: Sequence[
     hidden = tuple(LayerConfig(w, a, b, d)
                    for w, a, b, d in zip(widths, activations, bns, dropouts, strict=True))
     return RunConfig(conventions="torch", layers=hidden, leaky_slope=leaky_slope,
-                     bn_momentum=bn_momentum, bn_eps=bn_eps,
+                     bn_momentum=bn_momentum, bn_eps=bn_eps, bn_running_var="unbiased",
                      init=InitConfig("glorot_uniform", None, False),
                      optimizer=OptimizerConfig("sgd", 0.01), epochs=1, batch_size=1)
 

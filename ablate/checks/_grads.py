@@ -215,7 +215,7 @@ def oracle_mlp(config: RunConfig, state: dict[str, ref.Array],
         out.append((f"bn{i}", ref.BatchNorm(state[at + "weight"], state[at + "bias"],
                                             state[at + "running_mean"], state[at + "running_var"],
                                             config.bn_eps, config.bn_momentum,
-                                            bessel=config.conventions == "torch")))
+                                            bessel=config.bn_running_var == "unbiased")))
 
     for i, layer in enumerate((*config.layers, None)):
         dense = ref.Dense(state[f"dense{i}.weight"], state[f"dense{i}.bias"])

@@ -33,8 +33,8 @@ class CohortBatchNorm(nn.Module):
 
     `momentum` is the weight of the new batch statistic (PyTorch's form; Keras's 0.99
     is 0.01 here). Training normalizes with the biased batch variance; the running
-    variance tracks the unbiased batch variance (PyTorch, `bessel=True`) or the biased
-    one (Keras, whose BatchNormalization averages `ops.moments`' variance).
+    variance tracks the unbiased batch variance (`bessel=True`, PyTorch's form) or the
+    biased one (Keras's form: its BatchNormalization averages `ops.moments`' variance).
     """
 
     running_mean: Tensor  # (S, F)
@@ -57,12 +57,12 @@ class CohortBatchNorm(nn.Module):
         # and one backward instead of a dozen elementwise ones (5x faster on the CPU).
         flat = x.transpose(0, 1).reshape(B, S * F_)  # (B, S*F)
         running_var = self.running_var.view(-1)  # views: the kernel updates them in place
-        keras_update = self.training and not self.bessel
-        if keras_update:  # a scratch copy (autograd keeps the kernel's argument unchanged)
+        biased_update = self.training and not self.bessel
+        if biased_update:  # a scratch copy (autograd keeps the kernel's argument unchanged)
             running_var = running_var.clone()
         y = F.batch_norm(flat, self.running_mean.view(-1), running_var, self.weight.view(-1),
                          self.bias.view(-1), self.training, self.momentum, self.eps)
-        if keras_update:
+        if biased_update:
             # The kernel averaged the unbiased variance v*B/(B-1); Keras averages the biased
             # v: new = (1-m) old + m v = ((B-1) kernel_new + (1-m) old) / B.
             with torch.no_grad():

@@ -69,7 +69,7 @@ class CohortMLP(nn.Module):
                 break
             layer = config.layers[i]
             bn = CohortBatchNorm(S, layer.units, config.bn_momentum, config.bn_eps,
-                                 bessel=config.conventions == "torch")
+                                 bessel=config.bn_running_var == "unbiased")
             if layer.batch_norm == "before":
                 self._add(f"bn{i}", bn)
             self._add(f"act{i}", Activation(layer.activation, config.leaky_slope))

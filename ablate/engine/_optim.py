@@ -1,22 +1,24 @@
-"""Elementwise optimizers under both conventions, written out from their formulas.
+"""Elementwise optimizers in both frameworks' forms, written out from their formulas.
 
 Every update is elementwise, so on cohort parameters (leading replica axis) replica s
 moves exactly as a standalone run would. State tensors share that leading axis, so a
 diverged replica's state can be reset on its own.
 
-Formulas (g: gradient, w: weight, t: step from 1):
+Formulas (g: gradient, w: weight, t: step from 1), by the config's form fields:
   sgd       w -= lr g
-  momentum  torch: v = m v + g; w -= lr v          keras: v = m v - lr g; w += v
-  nesterov  torch: v = m v + g; w -= lr (g + m v)  keras: v = m v - lr g; w += m v - lr g
-  adagrad   a += g^2;  torch: w -= lr g / (sqrt(a) + eps)   keras: w -= lr g / sqrt(a + eps)
+  momentum  velocity "gradients" (torch): v = m v + g; w -= lr v
+            velocity "steps" (keras):     v = m v - lr g; w += v
+  nesterov  "gradients": v = m v + g; w -= lr (g + m v)
+            "steps":     v = m v - lr g; w += m v - lr g
+  adagrad   a += g^2;  eps_placement "outside_sqrt" (torch): w -= lr g / (sqrt(a) + eps)
+                       "inside_sqrt" (keras):                w -= lr g / sqrt(a + eps)
   adadelta  a = rho a + (1-rho) g^2; d = sqrt(u + eps) / sqrt(a + eps) g;
-            u = rho u + (1-rho) d^2; w -= lr d                      (both conventions)
-  rmsprop   a = rho a + (1-rho) g^2;  torch: w -= lr g / (sqrt(a) + eps)
-                                       keras: w -= lr g / sqrt(a + eps)
+            u = rho u + (1-rho) d^2; w -= lr d                      (one form)
+  rmsprop   a = rho a + (1-rho) g^2; w -= lr g / (sqrt(a) + eps), or / sqrt(a + eps)
   adam      m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2
-            torch: w -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
-            keras: w -= lr sqrt(1-b2^t) / (1-b1^t) m / (sqrt(v) + eps)
-  adamw     w -= lr wd w, then adam (decoupled weight decay, both conventions)
+            bias_correction "moments" (torch): w -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+            "step_size" (keras):               w -= lr sqrt(1-b2^t) / (1-b1^t) m / (sqrt(v) + eps)
+  adamw     w -= lr wd w, then adam (decoupled weight decay, one form)
 Keras forms follow Keras 3; PyTorch forms follow torch.optim (a test compares them).
 """
 
@@ -32,9 +34,9 @@ from ablate.engine._config import OptimizerConfig
 class Optimizer:
     """One optimizer over a list of cohort parameters; `step()` after `backward()`."""
 
-    def __init__(self, config: OptimizerConfig, conventions: str,
-                 params: Sequence[Tensor]) -> None:
-        self.c, self.keras = config, conventions == "keras"
+    def __init__(self, config: OptimizerConfig, params: Sequence[Tensor]) -> None:
+        self.c = config
+        _check_forms(config)
         self.params = list(params)
         self.t = 0
         init = config.initial_accumulator or 0.0
@@ -70,7 +72,7 @@ class Optimizer:
                 w.add_(g, alpha=-lr)
             case "momentum" | "nesterov":
                 m, v = c.momentum or 0.0, st["v"][i]
-                if self.keras:
+                if c.velocity == "steps":
                     v.mul_(m).add_(g, alpha=-lr)
                     if c.name == "momentum":
                         w.add_(v)
@@ -103,7 +105,7 @@ class Optimizer:
 
     def _denominator(self, a: Tensor) -> Tensor:
         eps = self.c.eps or 0.0
-        return (a + eps).sqrt_() if self.keras else a.sqrt().add_(eps)
+        return (a + eps).sqrt_() if self.c.eps_placement == "inside_sqrt" else a.sqrt().add_(eps)
 
     def _adam(self, i: int, w: Tensor, g: Tensor) -> None:
         c, t = self.c, self.t
@@ -113,7 +115,7 @@ class Optimizer:
         m = self.state["m"][i].lerp_(g, 1 - b1)
         v = self.state["v"][i].mul_(b2).addcmul_(g, g, value=1 - b2)
         bc1, bc2 = 1 - b1**t, 1 - b2**t
-        if self.keras:
+        if c.bias_correction == "step_size":
             w.addcdiv_(m, v.sqrt().add_(eps), value=-lr * math.sqrt(bc2) / bc1)
         else:
             w.addcdiv_(m, (v.sqrt() / math.sqrt(bc2)).add_(eps), value=-lr / bc1)
@@ -125,3 +127,24 @@ class Optimizer:
         for key, tensors in self.state.items():
             for t in tensors:
                 t[dead] = init if key == "a" and self.c.name == "adagrad" else 0.0
+
+
+# The form field each optimizer needs, and its allowed values.
+_FORMS = {
+    "momentum": ("velocity", ("gradients", "steps")),
+    "nesterov": ("velocity", ("gradients", "steps")),
+    "adagrad": ("eps_placement", ("outside_sqrt", "inside_sqrt")),
+    "rmsprop": ("eps_placement", ("outside_sqrt", "inside_sqrt")),
+    "adam": ("bias_correction", ("moments", "step_size")),
+    "adamw": ("bias_correction", ("moments", "step_size")),
+}
+
+
+def _check_forms(config: OptimizerConfig) -> None:
+    """A config whose formula form is missing or unknown is refused, never guessed."""
+    if config.name not in _FORMS:
+        return
+    field, allowed = _FORMS[config.name]
+    value = getattr(config, field)
+    if value not in allowed:
+        raise ValueError(f"optimizer {config.name!r} needs {field} in {allowed}, got {value!r}")

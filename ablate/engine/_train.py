@@ -169,7 +169,7 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
     order_gens = [rng.generator(s, "data", device=device) for s in seeds]
     model = CohortMLP(config, seeds, dropout_gens).to(device=device, dtype=dtype)
     params = list(model.parameters())
-    opt = Optimizer(config.optimizer, config.conventions, params)
+    opt = Optimizer(config.optimizer, params)
     dense_weights = [layer.weight for layer in model.dense]
     alive = torch.ones(S, dtype=torch.bool, device=device)
     n, B = len(data.y_train), config.batch_size

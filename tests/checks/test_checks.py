@@ -252,7 +252,7 @@ class AdamNoBiasCorrection(Optimizer):
 
 class MomentumLrTwice(Optimizer):
     def _update(self, i: int, w: Tensor, g: Tensor) -> None:
-        if self.c.name == "momentum" and not self.keras:
+        if self.c.name == "momentum" and self.c.velocity == "gradients":
             v = self.state["v"][i].mul_(self.c.momentum or 0.0).add_(g, alpha=self.c.lr)
             w.add_(v, alpha=-self.c.lr)
             return

@@ -17,14 +17,13 @@ from torch import nn
 
 from ablate.data import load_npz
 from ablate.engine import (
-    OPTIMIZER_DEFAULTS,
+    OPTIMIZERS,
     CohortMLP,
     CohortResult,
     DeviceData,
     InitConfig,
     LayerConfig,
     Optimizer,
-    OptimizerConfig,
     RunConfig,
     initial_dense,
     prepare_data,
@@ -34,9 +33,10 @@ from ablate.engine import (
 )
 from ablate.engine import _rng as rng
 from ablate.metric import METRICS
-from ablate.study import parse_study
+from ablate.study import CONVENTIONS, optimizer_config, parse_study
 from tests.data_fixtures import SUBSET
 from tests.engine.test_optim import TORCH as TORCH_OPTIM
+from tests.engine.test_optim import torch_optim_forms
 
 SEEDS = [0, 1, 2]
 
@@ -51,23 +51,17 @@ def data() -> DeviceData:
 
 def _config(optimizer: str, *, conventions: str = "torch", batch_norm: str = "after",
             dropout: float = 0.0, activation: str = "relu", epochs: int = 2) -> RunConfig:
-    defaults = OPTIMIZER_DEFAULTS[conventions][optimizer]
+    """A 784-32-16-10 MLP with every default of `conventions`, resolved as a study does."""
+    c = CONVENTIONS[conventions]
     return RunConfig(
         conventions=conventions,  # type: ignore[arg-type]
         layers=(LayerConfig(32, activation, batch_norm, dropout),
                 LayerConfig(16, activation, batch_norm, dropout)),
-        leaky_slope=0.3 if conventions == "keras" else 0.01,
-        bn_momentum=0.01 if conventions == "keras" else 0.1,
-        bn_eps=1e-3 if conventions == "keras" else 1e-5,
-        init=_init(conventions),
-        optimizer=OptimizerConfig(name=optimizer, **defaults),
+        leaky_slope=c.leaky_slope, bn_momentum=c.bn_momentum, bn_eps=c.bn_eps,
+        bn_running_var=c.bn_running_var, init=InitConfig(c.init, None, c.truncated_normals),
+        optimizer=optimizer_config(conventions, optimizer),
         epochs=epochs, batch_size=64,
     )
-
-
-def _init(conventions: str) -> InitConfig:
-    name = "glorot_uniform" if conventions == "keras" else "torch_default"
-    return InitConfig(name, None, truncated=conventions == "keras")
 
 
 class _Dropout(nn.Module):
@@ -113,7 +107,7 @@ def _reference_model(config: RunConfig, seed: int) -> nn.Sequential:
         if i == len(config.layers):
             break
         layer = config.layers[i]
-        norm = _KerasBatchNorm if config.conventions == "keras" else nn.BatchNorm1d
+        norm = _KerasBatchNorm if config.bn_running_var == "biased" else nn.BatchNorm1d
         bn = norm(layer.units, eps=config.bn_eps, momentum=config.bn_momentum)
         if layer.batch_norm == "before":
             modules.append(bn)
@@ -127,8 +121,8 @@ def _reference_model(config: RunConfig, seed: int) -> nn.Sequential:
 
 def _reference_optimizer(config: RunConfig, params: list[torch.Tensor]
                          ) -> Optimizer | torch.optim.Optimizer:
-    if config.conventions == "keras":  # torch.optim has no Keras forms (test_optim checks ours)
-        return Optimizer(config.optimizer, "keras", params)
+    if not torch_optim_forms(config.optimizer):  # test_optim checks ours against Keras's
+        return Optimizer(config.optimizer, params)
     return TORCH_OPTIM[config.optimizer.name](params, config.optimizer)
 
 
@@ -165,7 +159,7 @@ def _dense_weights(state: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     return [v for k, v in state.items() if k.endswith(".weight") and v.dim() == 2]
 
 
-CASES = [(opt, "torch", "after", 0.0) for opt in OPTIMIZER_DEFAULTS["torch"]] + [
+CASES = [(opt, "torch", "after", 0.0) for opt in OPTIMIZERS] + [
     ("sgd", "torch", "off", 0.5), ("adam", "torch", "before", 0.3),
     ("momentum", "keras", "after", 0.5), ("adam", "keras", "off", 0.0),
     ("rmsprop", "keras", "after", 0.2), ("adagrad", "keras", "before", 0.0),
@@ -359,3 +353,16 @@ def test_no_validation_split_keeps_the_last_epoch() -> None:
     for r in result.replicas:
         assert r.status == "done" and r.best_epoch == 2
         assert math.isnan(r.metrics["val_accuracy"]) and 0 < r.metrics["test_accuracy"] <= 1
+
+
+def test_the_conventions_label_is_never_read(data: DeviceData) -> None:
+    """Training depends on the resolved fields only: relabelling a Keras config as "torch"
+    (every field unchanged) trains bitwise the same runs."""
+    keras = _config("momentum", conventions="keras", dropout=0.3)
+    relabelled = replace(keras, conventions="torch")
+    a = train_cohort(keras, SEEDS, data, select_on=METRICS["val_accuracy"])
+    b = train_cohort(relabelled, SEEDS, data, select_on=METRICS["val_accuracy"])
+    for ea, eb in zip(a.history, b.history, strict=True):
+        assert np.array_equal(ea.train_loss, eb.train_loss)
+    for ra, rb in zip(a.replicas, b.replicas, strict=True):
+        assert all(torch.equal(ra.state[k], rb.state[k]) for k in ra.state)
