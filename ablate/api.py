@@ -81,7 +81,7 @@ def _with_store(run_dir: Path, study: Study, options: StudyOptions, device: torc
 
 def _run(study: Study, store: Store, options: StudyOptions, device: torch.device,
          console: Console, path: Path, runtime: Runtime) -> int:
-    plan = plan_study(study, store, options.subset, dry_run=options.dry_run)
+    plan = plan_study(study, store, options.subset, device, dry_run=options.dry_run)
     console.print(f"[bold]{study.name}[/]: {study.question}")
     console.print(_plan_table(study, plan))
     if options.dry_run:

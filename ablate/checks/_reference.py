@@ -12,6 +12,7 @@ forms: torch's is the weight of the new batch statistic, Keras's the weight of t
 running value (Keras 0.99 == torch 0.01).
 """
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -195,6 +196,40 @@ def keras_to_torch_momentum(momentum: float) -> float:
 def check_dropout_p(p: float) -> None:
     if not 0.0 <= p <= 1.0:  # also rejects NaN
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+
+
+def dropout_key(seed: int, layer: int) -> int:
+    """The 63-bit key of seed's dropout stream at hidden `layer`: the first 8 bytes of
+    sha256("{seed}/dropout/{layer}"), little-endian, top bit cleared."""
+    digest = hashlib.sha256(f"{int(seed)}/dropout/{layer}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def _mix32(x: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+    """lowbias32 on uint32 arrays (NumPy's uint32 arithmetic wraps and shifts logically)."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def dropout_keep(key: int, step: int, rows: int, features: int, p: float
+                 ) -> npt.NDArray[np.bool_]:
+    """The engine's documented dropout rule for one replica, from scratch: unit n of the
+    (rows, features) mask at optimizer `step` draws 16 bits u from the pair word
+    h = mix((n // 2) * 0x9E3779B9 ^ a), a = mix(lo ^ mix(step ^ hi)) (the low half for even
+    n, the high half for odd n), U = (u ^ 0x8000) / 2^16, and is kept iff
+    U >= round(p 2^16) / 2^16."""
+    with np.errstate(over="ignore"):
+        lo, hi = np.uint32(key & 0xFFFFFFFF), np.uint32(key >> 32)
+        a = _mix32(lo ^ _mix32(np.asarray(step, np.uint32) ^ hi))
+        n = np.arange(rows * features, dtype=np.uint64)
+        pair = ((n // 2) * np.uint64(0x9E3779B9) % np.uint64(1 << 32)).astype(np.uint32)
+        h = _mix32(pair ^ a)
+        u = (h >> ((n % 2) * 16).astype(np.uint32)) & np.uint32(0xFFFF)
+    uniform = (u ^ 0x8000).astype(np.float64) / 65536.0
+    return (uniform >= round(p * 65536) / 65536.0).reshape(rows, features)
 
 
 def dropout_inverted(x: Array, keep: npt.NDArray[np.bool_], p: float, training: bool) -> Array:

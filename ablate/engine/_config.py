@@ -127,3 +127,18 @@ def run_config_from_dict(d: dict[str, Any]) -> RunConfig:
 
 OPTIMIZER_KEYS = ("lr", "momentum", "rho", "beta1", "beta2", "eps", "weight_decay",
                   "initial_accumulator")
+
+
+def cohort_key(config: RunConfig) -> tuple[object, ...]:
+    """What replicas must share to train in one cohort; configs with equal keys can.
+
+    The parameter shapes (widths, batch-norm placement), batch norm's settings (one fused
+    kernel normalizes every replica), the optimizer's kind and formula forms (one update
+    rule), the budget and the batch size (one step count). Dropout rates, activations,
+    initializers and optimizer hyperparameters may differ per replica.
+    """
+    o = config.optimizer
+    return (tuple((layer.units, layer.batch_norm) for layer in config.layers),
+            config.bn_momentum, config.bn_eps, config.bn_running_var,
+            o.name, o.velocity, o.eps_placement, o.bias_correction,
+            config.epochs, config.batch_size)

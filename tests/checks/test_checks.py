@@ -36,6 +36,7 @@ from ablate.engine import (
     resolve_device,
 )
 from ablate.engine import _layers as layers
+from ablate.engine import _rng as rng
 from ablate.errors import UserError
 
 CPU = torch.device("cpu")
@@ -109,25 +110,27 @@ class _GradNoScale(torch.autograd.Function):
 
 
 class PlantedDropout(CohortDropout):
+    """CohortDropout with one switchable mistake; masks from the documented rule."""
+
     no_scale = keep_below_p = shared_mask = unvalidated = backward_no_scale = False
 
-    def __init__(self, p: float, generators: list[torch.Generator]) -> None:
-        if not self.unvalidated:
-            super().__init__(p, generators)
-            return
-        nn.Module.__init__(self)
-        self.p, self.generators = p, generators
+    def __init__(self, p: float | tuple[float, ...], keys: list[int]) -> None:
+        super().__init__(0.5 if self.unvalidated else p, keys)
+        if self.unvalidated:  # whatever it was given
+            self.p = (float(p),) * len(keys)  # type: ignore[arg-type]
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0:
+        if not self.training or self.p[0] == 0.0:
             return x
-        u = torch.empty_like(x)
-        for s in range(x.shape[0]):
-            u[s].uniform_(generator=self.generators[0 if self.shared_mask else s])
-        keep = (u < self.p) if self.keep_below_p else (u >= self.p)
+        S, B, F_ = x.shape
+        keys = [self.keys[0]] * S if self.shared_mask else list(self.keys)
+        keep = torch.stack([rng.dropout_keep(k, int(self.step), B, F_, self.p[0]) for k in keys]
+                           ).to(x.device)
+        if self.keep_below_p:
+            keep = ~keep
         if self.backward_no_scale:
-            return _GradNoScale.apply(x, keep.to(x.dtype), 1.0 / (1.0 - self.p))
-        return x * keep if self.no_scale else x * keep / (1.0 - self.p)  # p = 1: 0 * inf
+            return _GradNoScale.apply(x, keep.to(x.dtype), 1.0 / (1.0 - self.p[0]))
+        return x * keep if self.no_scale else x * keep / (1.0 - self.p[0])  # p = 1: 0 * inf
 
 
 def dropout_bug(**flags: bool) -> type[CohortDropout]:
@@ -242,26 +245,31 @@ def global_rng_init(name: str, scale: float | None, truncated: bool, fan_in: int
 
 
 class AdamNoBiasCorrection(Optimizer):
-    def _adam(self, i: int, w: Tensor, g: Tensor) -> None:
-        c = self.c
-        b1, b2, eps = c.beta1 or 0.0, c.beta2 or 0.0, c.eps or 0.0
-        m = self.state["m"][i].lerp_(g, 1 - b1)
-        v = self.state["v"][i].mul_(b2).addcmul_(g, g, value=1 - b2)
-        w.addcdiv_(m, v.sqrt().add_(eps), value=-c.lr)
+    def _adam(self, params: list[Tensor], grads: list[Tensor]) -> None:
+        h = self.h
+        b1, b2, eps, lr = (float(h[k]) for k in ("beta1", "beta2", "eps", "lr"))
+        torch._foreach_lerp_(self.state["m"], grads, 1 - b1)
+        torch._foreach_mul_(self.state["v"], b2)
+        torch._foreach_addcmul_(self.state["v"], grads, grads, value=1 - b2)
+        denom = torch._foreach_add(torch._foreach_sqrt(self.state["v"]), eps)
+        torch._foreach_addcdiv_(params, self.state["m"], denom, value=-lr)
 
 
 class MomentumLrTwice(Optimizer):
-    def _update(self, i: int, w: Tensor, g: Tensor) -> None:
+    def _momentum(self, params: list[Tensor], grads: list[Tensor]) -> None:
         if self.c.name == "momentum" and self.c.velocity == "gradients":
-            v = self.state["v"][i].mul_(self.c.momentum or 0.0).add_(g, alpha=self.c.lr)
-            w.add_(v, alpha=-self.c.lr)
+            lr, m = float(self.h["lr"]), float(self.h["momentum"])
+            torch._foreach_mul_(self.state["v"], m)
+            torch._foreach_add_(self.state["v"], grads, alpha=lr)
+            torch._foreach_add_(params, self.state["v"], alpha=-lr)
             return
-        super()._update(i, w, g)
+        super()._momentum(params, grads)
 
 
 class KerasEpsOutsideSqrt(Optimizer):
-    def _denominator(self, a: Tensor) -> Tensor:
-        return a.sqrt().add_(self.c.eps or 0.0)  # torch's placement under Keras conventions too
+    def _denominator(self, a: list[Tensor]) -> list[Tensor]:
+        # torch's placement under Keras conventions too
+        return list(torch._foreach_add(torch._foreach_sqrt(a), float(self.h["eps"])))
 
 
 # ---------------------------------------------------------------- which property catches what
@@ -407,7 +415,8 @@ def test_run_checks_prints_the_table_and_returns_0() -> None:
     assert checks.run_checks("cpu", 3, properties=props, console=console) == 0
     text = out.getvalue()
     assert "y = x @ W + b" in text and "exact" in text and "pass" in text
-    assert "TF32: not used on cpu" in text and "2/2 properties hold" in text
+    assert "float32 matmul precision on cpu: 'ieee' (pinned)" in text
+    assert "2/2 properties hold" in text
 
 
 def test_run_checks_returns_1_and_shows_the_failing_example() -> None:
@@ -432,5 +441,29 @@ def test_unusable_devices_are_user_errors(device: str) -> None:
         resolve_device(device)
 
 
-def test_tf32_note_reports_the_matmul_precision() -> None:
-    assert "highest" in checks.tf32_note(CPU) or "high" in checks.tf32_note(CPU)
+def test_ablate_check_reads_only_the_current_precision_api() -> None:
+    """Once anything sets PyTorch's `fp32_precision` API, reading the legacy TF32 flags
+    raises; `ablate check` must still run, pinned to full float32, and say so."""
+    backend = torch.backends.cuda.matmul
+    saved = backend.fp32_precision
+    backend.fp32_precision = "tf32"
+    try:
+        with pytest.raises(RuntimeError):
+            torch.backends.cuda.matmul.allow_tf32  # noqa: B018  (the legacy read raises)
+        console, out = _console()
+        assert checks.run_checks("cpu", 2, properties=(la.dense_formula,), console=console) == 0
+        assert "'ieee' (pinned)" in out.getvalue()
+        assert backend.fp32_precision == "tf32"  # restored after the run
+    finally:
+        backend.fp32_precision = saved
+
+
+def test_ablate_check_on_a_missing_gpu_is_exit_2_without_traceback() -> None:
+    from typer.testing import CliRunner
+
+    from ablate.cli import app
+
+    missing = f"cuda:{torch.cuda.device_count() + 2}"
+    result = CliRunner().invoke(app, ["check", "--device", missing, "--examples", "1"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "error:" in result.output

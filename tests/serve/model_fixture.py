@@ -44,7 +44,7 @@ def make_run_dir(out: Path, *, seeds: int = 2, epochs: int = 3, subset: int = 15
     device = torch.device("cpu")
     store = Store(out / study.name)
     try:
-        plan = plan_study(study, store, subset)
+        plan = plan_study(study, store, subset, device)
         mnist = load_npz(SUBSET, subset_expected())
         data, checksums = load_data(study, subset, device, mnist)
         store.set_meta(name=study.name, question=study.question, metric=study.metric.name,
