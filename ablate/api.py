@@ -86,7 +86,8 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     console.print(_plan_table(study, plan))
     if options.dry_run:
         est = estimate_seconds(plan, device)
-        console.print(f"{plan.runs} runs to train in {len(plan.cohorts)} cohorts "
+        cohorts = f"{len(plan.cohorts)} cohort{'' if len(plan.cohorts) == 1 else 's'}"
+        console.print(f"{plan.runs} runs to train in {cohorts} "
                       f"({plan.skipped} already done) on {device}; estimated {est / 60:.1f} min. "
                       "Dry run: nothing trained.")
         return 0
@@ -111,7 +112,8 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
                 study, store, plan, InProcessExecutor(device_data), device, checksums,
                 on_step=lambda k: bar.advance(task, k),
                 on_cohort=lambda t, r: console.print(
-                    f"  {t.arm.name}: {len(t.seeds)} seeds in {r.seconds:.0f} s"))
+                    "  " + ", ".join(f"{arm}: {len(seeds)} seeds" for arm, seeds in t.arms.items())
+                    + f" in {r.seconds:.0f} s"))
     else:
         console.print(f"Nothing to do: all {plan.skipped} runs are finished with this config.")
     console.print(arm_summary(study, store.runs()))
@@ -129,9 +131,10 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
 
 
 def _plan_table(study: Study, plan: Plan) -> Table:
-    todo = {t.arm.name: 0 for t in plan.cohorts}
+    todo: dict[str, int] = {}
     for t in plan.cohorts:
-        todo[t.arm.name] += len(t.seeds)
+        for replica in t.replicas:
+            todo[replica.arm] = todo.get(replica.arm, 0) + 1
     table = Table(title=f"plan: {len(study.arms)} arms x {len(study.seeds)} seeds")
     for col in ("arm", "layers", "optimizer", "epochs", "to run"):
         table.add_column(col)

@@ -14,7 +14,9 @@ pins it, TF32 off).
     python benchmarks/train_throughput.py [--images 12800] [--rounds 3] [--device cpu]
 
 Lines `speedup: N.NNx` (engine over plain loop) and `speedup over the careful loop: N.NNx`
-give the medians' ratios.
+give the medians' ratios. Then the dropout study's two arms x 10 seeds, trained as one
+packed 20-replica cohort and as one cohort per arm, alternating; the last line reads
+`packing speedup: N.NNx` (per-arm time over packed time, medians).
 """
 
 import argparse
@@ -29,6 +31,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ablate.data import load as load_mnist
 from ablate.engine import (
     DeviceData,
+    RunConfig,
     layer_sizes,
     matmul_flops,
     pinned_precision,
@@ -54,6 +57,20 @@ def engine_round(config, d: DeviceData) -> float:  # noqa: ANN001
     train_cohort(config, SEEDS, d, select_on=METRICS["val_accuracy"])
     _sync(d.device)
     return len(SEEDS) * len(d.y_train) / (time.perf_counter() - t0)
+
+
+def packing_round(arms: list[RunConfig], d: DeviceData) -> tuple[float, float]:
+    """Seconds to train every arm's 10 seeds packed into one cohort, then one cohort per arm."""
+    _sync(d.device)
+    t0 = time.perf_counter()
+    train_cohort([c for c in arms for _ in SEEDS], SEEDS * len(arms), d,
+                 select_on=METRICS["val_accuracy"])
+    _sync(d.device)
+    t1 = time.perf_counter()
+    for config in arms:
+        train_cohort(config, SEEDS, d, select_on=METRICS["val_accuracy"])
+    _sync(d.device)
+    return t1 - t0, time.perf_counter() - t1
 
 
 def plain_round(d: DeviceData, seed: int) -> float:
@@ -124,7 +141,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    config = load_study("studies/dropout.toml").with_overrides(epochs=1).baseline.config
+    study = load_study("studies/dropout.toml").with_overrides(epochs=1)
+    config = study.baseline.config
     d = prepare_data(load_mnist(progress=False), 10_000, args.images, device)
     d = DeviceData(d.x_train, d.y_train, d.x_val[:2000], d.y_val[:2000], d.x_test[:0],
                    d.y_test[:0], d.val_half[:2000])
@@ -134,6 +152,18 @@ def main() -> None:
           f"{len(SEEDS)} seeds per cohort")
     with pinned_precision(device):  # every loop in full float32, as the engine trains
         measure(config, d, peak, args.rounds)
+        measure_packing([a.config for a in study.arms], d, args.rounds)
+
+
+def measure_packing(arms: list[RunConfig], d: DeviceData, rounds: int) -> None:
+    packed, separate = [], []
+    for r in range(rounds):
+        a, b = packing_round(arms, d)
+        packed.append(a)
+        separate.append(b)
+        print(f"packing round {r + 1}: {len(arms)} arms x {len(SEEDS)} seeds packed {a:.2f} s, "
+              f"one cohort per arm {b:.2f} s")
+    print(f"packing speedup: {statistics.median(separate) / statistics.median(packed):.2f}x")
 
 
 def measure(config, d: DeviceData, peak: float, rounds: int) -> None:  # noqa: ANN001

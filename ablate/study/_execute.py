@@ -6,7 +6,7 @@ the default. The driver is the store's only writer.
 """
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -19,7 +19,7 @@ from ablate.errors import UserError
 from ablate.metric import METRICS
 from ablate.stats import crossfit
 from ablate.store import Store
-from ablate.study._plan import CohortTask, Plan, train_images
+from ablate.study._plan import CohortTask, Plan, Replica, train_images
 from ablate.study._spec import Study
 
 
@@ -34,8 +34,8 @@ class InProcessExecutor:
         self.data = data
 
     def run(self, task: CohortTask, on_step: Callable[[int], None]) -> CohortResult:
-        return train_cohort(task.arm.config, list(task.seeds), self.data,
-                            select_on=task.select_on, on_step=on_step)
+        return train_cohort([r.config for r in task.replicas], [r.seed for r in task.replicas],
+                            self.data, select_on=task.select_on, on_step=on_step)
 
 
 def reset_run_dir(run_dir: Path) -> None:
@@ -51,32 +51,47 @@ def execute(study: Study, store: Store, plan: Plan, executor: Executor, device: 
             checksums: dict[str, str], on_step: Callable[[int], None],
             on_cohort: Callable[[CohortTask, CohortResult], None] | None = None) -> int:
     """Run every cohort of `plan`, recording each result as it lands. Returns the number
-    of failed runs. Ctrl-C puts the cohort in flight back to pending and re-raises."""
+    of failed runs. Ctrl-C puts the cohort's runs not yet recorded back to pending and
+    re-raises."""
     failed = 0
     info = provenance(device)
     for task in plan.cohorts:
-        seeds = list(task.seeds)
-        store.mark(task.arm.name, seeds, "running", device=str(device))
+        _mark(store, task.replicas, "running", device=str(device))
+        recorded: list[Replica] = []
         try:
             result = executor.run(task, on_step)
+            _record(study, store, task, result, info, checksums, recorded)
         except KeyboardInterrupt:
-            store.mark(task.arm.name, seeds, "pending")
+            _mark(store, task.replicas[len(recorded):], "pending")
             raise
         except Exception as exc:  # a runtime failure: record it, go on with the rest
-            store.mark(task.arm.name, seeds, "failed", error=f"{type(exc).__name__}: {exc}")
-            failed += len(seeds)
+            rest = task.replicas[len(recorded):]
+            _mark(store, rest, "failed", error=f"{type(exc).__name__}: {exc}")
+            failed += len(rest)
             continue
-        _record(study, store, task, result, info, checksums)
         if on_cohort is not None:
             on_cohort(task, result)
     return failed
 
 
+def _mark(store: Store, replicas: Sequence[Replica], status: str, **fields: str) -> None:
+    """Set the status of these runs, one store call per arm."""
+    by_arm: dict[str, list[int]] = {}
+    for r in replicas:
+        by_arm.setdefault(r.arm, []).append(r.seed)
+    for arm, seeds in by_arm.items():
+        store.mark(arm, seeds, status, **fields)
+
+
 def _record(study: Study, store: Store, task: CohortTask, result: CohortResult,
-            info: dict[str, object], checksums: dict[str, str]) -> None:
-    share = result.seconds / len(task.seeds)
+            info: dict[str, object], checksums: dict[str, str], recorded: list[Replica]
+            ) -> None:
+    """Store every replica's result (result.replicas[i] is task.replicas[i]'s), appending
+    each to `recorded` once it is stored."""
+    S = len(task.replicas)
+    share = result.seconds / S
     crossfits = _crossfit(result)
-    for s, rep in enumerate(result.replicas):
+    for s, (replica, rep) in enumerate(zip(task.replicas, result.replicas, strict=True)):
         epochs = [{"epoch": e.epoch, "train_loss": float(e.train_loss[s]),
                    "train_accuracy": float(e.train_accuracy[s]),
                    "val_loss": float(e.val_loss[s]), "val_accuracy": float(e.val_accuracy[s]),
@@ -84,21 +99,22 @@ def _record(study: Study, store: Store, task: CohortTask, result: CohortResult,
                    "val_accuracy_a": float(e.val_accuracy_halves[s, 0]),
                    "val_loss_b": float(e.val_loss_halves[s, 1]),
                    "val_accuracy_b": float(e.val_accuracy_halves[s, 1]),
-                   "seconds": e.seconds / len(task.seeds),
+                   "seconds": e.seconds / S,
                    "grad_norms": e.grad_norms[s].tolist(),
                    "weight_norms": e.weight_norms[s].tolist()} for e in result.history]
         metrics = {**rep.metrics, **{name: float(v[s]) for name, v in crossfits.items()}}
         checkpoint = None
         if rep.status == "done":
             sidecar = {
-                "study": study.name, "question": study.question, "arm": task.arm.name,
-                "seed": rep.seed, "config": task.arm.config.to_dict(),
+                "study": study.name, "question": study.question, "arm": replica.arm,
+                "seed": rep.seed, "config": replica.config.to_dict(),
                 "best_epoch": rep.best_epoch, "metrics": metrics,
                 "data_sha256": checksums, "versions": info,
             }
-            checkpoint = store.write_checkpoint(task.arm.name, rep.seed, rep.state, sidecar)
-        store.finish(task.arm.name, rep.seed, status=rep.status, seconds=share, epochs=epochs,
+            checkpoint = store.write_checkpoint(replica.arm, rep.seed, rep.state, sidecar)
+        store.finish(replica.arm, rep.seed, status=rep.status, seconds=share, epochs=epochs,
                      best_epoch=rep.best_epoch, metrics=metrics, checkpoint=checkpoint)
+        recorded.append(replica)
 
 
 def _crossfit(result: CohortResult) -> dict[str, np.ndarray]:

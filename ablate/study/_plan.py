@@ -1,11 +1,17 @@
-"""Plan a study: every (arm, seed) still to run, grouped into cohorts.
+"""Plan a study: every (arm, seed) still to run, packed into cohorts.
 
-A cohort is (arm, seeds still to run). Queuing happens here too: a changed config, and
-a run left `running` or `failed` by an earlier driver, go back to pending.
+A cohort is a tuple of replicas, each an (arm, seed, config) still to run. Replicas whose
+configs share an engine `cohort_key` (same shapes, batch-norm settings, optimizer kind,
+epochs and batch size) train in one cohort even when their arms differ (dropout rate,
+learning rate, initializer, activation, ...): the dropout study is one cohort of 20.
+Queuing happens here too: a changed config, and a run left `running` or `failed` by an
+earlier driver, go back to pending.
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -13,6 +19,7 @@ from ablate.data import EXPECTED_SHA256
 from ablate.engine import (
     MATMUL_PRECISION,
     RunConfig,
+    cohort_key,
     free_memory,
     matmul_flops,
     parameter_count,
@@ -20,22 +27,43 @@ from ablate.engine import (
 )
 from ablate.metric import Metric
 from ablate.store import Store
-from ablate.study._spec import Arm, Study
+from ablate.study._spec import Study
 
-# Replicas per cohort at most, by device type. On the CPU the matmuls already run near
-# peak at 10 replicas, so larger cohorts save little and lose resumability (a killed run
-# loses its whole cohort); 32 fits the dropout study's two arms x 10 seeds. A GPU needs
+T = TypeVar("T")
+
+# Replicas per cohort at most, by device type. On the CPU the matmuls run near peak from
+# about 10 replicas on, so larger cohorts save only per-cohort overhead, and a killed
+# driver loses its cohort in flight; 64 packs one factor's levels x 10 seeds of every
+# shipped study (the activation study: 60 replicas, ~1.7 GB for its model). A GPU needs
 # many replicas to fill it; its limit is also bounded by free memory (`cohort_limit`).
-MAX_COHORT = {"cpu": 32, "cuda": 256}
+MAX_COHORT = {"cpu": 64, "cuda": 256}
 # The share of a GPU's free memory that one cohort may plan to use.
 CUDA_MEMORY_SHARE = 0.5
 
 
 @dataclass(frozen=True)
+class Replica:
+    """One run of a cohort: arm `arm`'s config trained from `seed`."""
+
+    arm: str
+    seed: int
+    config: RunConfig
+
+
+@dataclass(frozen=True)
 class CohortTask:
-    arm: Arm
-    seeds: tuple[int, ...]
+    """What an executor trains as one batched model; result i is replicas[i]'s."""
+
+    replicas: tuple[Replica, ...]  # configs sharing one `cohort_key`
     select_on: Metric  # the validation metric that picks each run's kept epoch
+
+    @property
+    def arms(self) -> dict[str, list[int]]:
+        """arm -> its seeds in this cohort, arms in order of first appearance."""
+        out: dict[str, list[int]] = {}
+        for r in self.replicas:
+            out.setdefault(r.arm, []).append(r.seed)
+        return out
 
 
 @dataclass(frozen=True)
@@ -45,7 +73,8 @@ class Plan:
     train_images: int
 
     def steps(self, task: CohortTask) -> int:
-        return task.arm.config.epochs * math.ceil(self.train_images / task.arm.config.batch_size)
+        config = task.replicas[0].config  # one cohort: one step count
+        return config.epochs * math.ceil(self.train_images / config.batch_size)
 
     @property
     def total_steps(self) -> int:
@@ -53,7 +82,7 @@ class Plan:
 
     @property
     def runs(self) -> int:
-        return sum(len(t.seeds) for t in self.cohorts)
+        return sum(len(t.replicas) for t in self.cohorts)
 
 
 def data_settings(study: Study, subset: int | None, device: torch.device) -> dict[str, object]:
@@ -76,13 +105,13 @@ def cohort_limit(config: RunConfig, device_type: str, free: int | None) -> int:
     return limit
 
 
-def chunks(items: list[int], limit: int) -> list[list[int]]:
+def chunks(items: Sequence[T], limit: int) -> list[list[T]]:
     """`items` cut into the fewest pieces of at most `limit`, as equal in size as can be."""
     if not items:
         return []
     pieces = math.ceil(len(items) / limit)
     size = math.ceil(len(items) / pieces)
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
 def train_images(study: Study, subset: int | None) -> int:
@@ -98,12 +127,14 @@ def select_metric(study: Study) -> Metric:
 def plan_study(study: Study, store: Store, subset: int | None, device: torch.device, *,
                dry_run: bool = False) -> Plan:
     """Every (arm, seed) not yet finished with its current config on this kind of device,
-    grouped by arm into cohorts of at most `cohort_limit`. Unless `dry_run`, they are
-    queued in the store: a changed config, and a run left `running` or `failed` by an
-    earlier driver, go back to pending."""
+    packed into cohorts: replicas whose configs share a `cohort_key` together (arms in
+    study order, seeds in order), cut evenly into cohorts of at most `cohort_limit`.
+    Unless `dry_run`, they are queued in the store: a changed config, and a run left
+    `running` or `failed` by an earlier driver, go back to pending."""
     settings = data_settings(study, subset, device)
     free = free_memory(device)
-    cohorts, skipped = [], 0
+    groups: dict[tuple[object, ...], list[Replica]] = {}
+    skipped = 0
     for arm in study.arms:
         config_hash = arm.config.digest(**settings)
         todo = [s for s in study.seeds if not store.is_finished(arm.name, s, config_hash)]
@@ -111,15 +142,20 @@ def plan_study(study: Study, store: Store, subset: int | None, device: torch.dev
         if not dry_run:
             for s in todo:
                 store.queue(arm.name, s, config_hash, {**arm.config.to_dict(), **settings})
-        for seeds in chunks(todo, cohort_limit(arm.config, device.type, free)):
-            cohorts.append(CohortTask(arm, tuple(seeds), select_metric(study)))
-    return Plan(tuple(cohorts), skipped, train_images(study, subset))
+        if todo:
+            groups.setdefault(cohort_key(arm.config), []).extend(
+                Replica(arm.name, s, arm.config) for s in todo)
+    cohorts = tuple(CohortTask(tuple(part), select_metric(study))
+                    for replicas in groups.values()
+                    for part in chunks(replicas, cohort_limit(replicas[0].config, device.type,
+                                                              free)))
+    return Plan(cohorts, skipped, train_images(study, subset))
 
 
 def estimate_seconds(plan: Plan, device: torch.device) -> float:
     """A rough estimate: 6 FLOPs per parameter per training image (forward and backward)
     at 40% of a quick measurement of this device's fp32 matmul rate."""
     rate = 0.4 * matmul_flops(device)
-    flops = sum(6 * parameter_count(t.arm.config) * len(t.seeds) * plan.train_images
-                * t.arm.config.epochs for t in plan.cohorts)
+    flops = sum(6 * parameter_count(r.config) * plan.train_images * r.config.epochs
+                for t in plan.cohorts for r in t.replicas)
     return flops / rate

@@ -395,3 +395,77 @@ def test_each_replica_keeps_its_first_best_epoch(data: DeviceData, metric: str) 
         assert r.metrics["val_loss"] == pytest.approx(kept.val_loss[s], rel=1e-12)
         assert r.metrics["val_accuracy"] == kept.val_accuracy[s]
         assert r.metrics["train_loss"] == kept.train_loss[s]
+
+
+def _mixed(optimizer: str) -> list[RunConfig]:
+    """Four configs that share a cohort key but differ in everything a packed cohort lets
+    differ: dropout rate, activation (and leaky slope), initializer, optimizer values."""
+    base = _config(optimizer, dropout=0.5)
+    o = base.optimizer
+    faster = replace(o, lr=o.lr * 3, **({"momentum": 0.5} if o.momentum is not None else {}),
+                     **({"beta1": 0.8} if o.beta1 is not None else {}))
+    leaky = tuple(replace(layer, activation="leaky_relu", dropout=0.2) for layer in base.layers)
+    tanh = tuple(replace(layer, activation="tanh", dropout=0.0) for layer in base.layers)
+    return [base, replace(base, layers=leaky, leaky_slope=0.2, optimizer=faster),
+            replace(base, layers=tanh, init=InitConfig("he_normal", None, False)),
+            replace(base, optimizer=faster)]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "rmsprop"])
+def test_a_mixed_cohort_equals_separate_runs(data: DeviceData, optimizer: str) -> None:
+    """Packed arms (per-replica dropout, activation, initializer, optimizer values) against
+    separate plain torch.nn + torch.optim runs, in float64 (the tolerances of
+    test_cohort_equals_separate_runs, for the same reasons)."""
+    configs = _mixed(optimizer)
+    seeds = [0, 1, 2, 0]  # seed 0 twice: in two arms
+    result = train_cohort(configs, seeds, replace(data, x_val=data.x_val[:0],
+                                                  y_val=data.y_val[:0]),
+                          select_on=METRICS["val_loss"], dtype=torch.float64)
+    for s, (config, seed) in enumerate(zip(configs, seeds, strict=True)):
+        ref = _reference_run(config, seed, data, torch.float64)
+        np.testing.assert_allclose([e.train_loss[s] for e in result.history],
+                                   ref["train_loss"], rtol=1e-9)
+        for ours, theirs in zip(_dense_weights(result.replicas[s].state), ref["weights"],
+                                strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_a_seed_trains_the_same_in_any_cohort(data: DeviceData, optimizer: str) -> None:
+    """Common random numbers across cohorts: a replica's initial weights, minibatch order
+    and dropout masks depend on its seed and config only, so on the CPU it trains bit for
+    bit the same alone, in its arm's cohort, or packed with other arms."""
+    configs = _mixed(optimizer)
+    alone = train_cohort(configs[0], [2], data, select_on=METRICS["val_accuracy"])
+    packed = train_cohort(configs[1:] + configs[:1], [0, 1, 0, 2], data,
+                          select_on=METRICS["val_accuracy"])
+    for a, b in zip(alone.history, packed.history, strict=True):
+        assert a.train_loss[0] == b.train_loss[3] and a.val_loss[0] == b.val_loss[3]
+    state_a, state_b = alone.replicas[0].state, packed.replicas[3].state
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_packed_streams_are_each_seeds_own() -> None:
+    """The streams themselves: initial weights, and the dropout masks of a forward pass,
+    of replica s in a packed cohort equal those of its seed and config alone."""
+    configs = _mixed("sgd")
+    seeds = [5, 6, 7, 5]
+    packed = CohortMLP(configs, seeds).double()
+    initial = {k: t.clone() for k, t in packed.state_dict().items()}
+    x = torch.rand(len(seeds), 8, 784, dtype=torch.float64)
+    packed.set_step(3)
+    y = packed(x)  # training mode: dropout on, batch statistics
+    for s, (config, seed) in enumerate(zip(configs, seeds, strict=True)):
+        alone = CohortMLP(config, [seed]).double()
+        for name, t in alone.state_dict().items():
+            assert torch.equal(t[0], initial[name][s])
+        alone.set_step(3)
+        assert torch.equal(alone(x[s:s + 1])[0], y[s])
+
+
+def test_configs_that_cannot_share_a_cohort_are_refused() -> None:
+    base = _config("sgd")
+    with pytest.raises(ValueError, match="cannot share a cohort"):
+        CohortMLP([base, replace(base, batch_size=32)], [0, 1])
+    with pytest.raises(ValueError, match="cannot share a cohort"):
+        CohortMLP([base, _config("momentum")], [0, 1])
