@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ablate.checks import _dropout as checks_dropout
+from ablate.checks import _evaluation as checks_eval
 from ablate.checks import _grads as checks_grads
 from ablate.checks import _independence as checks_independence
 from ablate.checks import _initializers as checks_init
@@ -54,6 +55,9 @@ PROPERTIES: tuple[Property, ...] = (
     optim.adam_first_step,
     checks_independence.cohort_layers,
     checks_independence.cohort_mlp,
+    checks_eval.dense_shared_rows,
+    checks_eval.mlp_evaluation,
+    checks_eval.train_then_evaluate,
 )
 
 

@@ -75,11 +75,13 @@ class CohortBatchNorm(nn.Module):
 
     def _single_row(self, x: Tensor) -> Tensor:
         """A batch of one normalizes to beta (x - mean = 0); its unbiased variance is
-        undefined, so the running variance moves towards 0, the biased value."""
+        undefined, so the running variance moves towards 0, the biased value. Gamma's
+        gradient is exactly 0 (it multiplies x - mean = 0) and still exists, so every
+        optimizer steps gamma as with a zero gradient, as the formula says."""
         with torch.no_grad():
             self.running_mean.lerp_(x[:, 0], self.momentum)
             self.running_var.mul_(1 - self.momentum)
-        return self.bias.unsqueeze(1) + 0 * x
+        return self.bias.unsqueeze(1) + 0 * x + 0 * self.weight.unsqueeze(1)
 
 
 class CohortDropout(nn.Module):

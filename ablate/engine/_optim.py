@@ -85,16 +85,17 @@ class Optimizer:
     @torch.no_grad()
     def step(self) -> None:
         self.t += 1
-        params = [w for w in self.params if w.grad is not None]
-        if len(params) != len(self.params):
-            raise RuntimeError("every parameter needs a gradient before a cohort step")
-        grads = [w.grad for w in params if w.grad is not None]
-        c, h, st = self.c, self.h, self.state
+        # A parameter without a gradient is left alone, state included (as torch.optim).
+        live = [i for i, w in enumerate(self.params) if w.grad is not None]
+        params = [self.params[i] for i in live]
+        grads = [g for g in (w.grad for w in params) if g is not None]
+        st = {key: [tensors[i] for i in live] for key, tensors in self.state.items()}
+        c, h = self.c, self.h
         match c.name:
             case "sgd":
                 _axpy_(params, grads, -h["lr"])
             case "momentum" | "nesterov":
-                self._momentum(params, grads)
+                self._momentum(params, grads, st["v"])
             case "adagrad":
                 torch._foreach_addcmul_(st["a"], grads, grads)
                 _addcdiv_(params, grads, self._denominator(st["a"]), -h["lr"])
@@ -115,12 +116,12 @@ class Optimizer:
                 _addcmul_(st["a"], grads, grads, 1 - h["rho"])
                 _addcdiv_(params, grads, self._denominator(st["a"]), -h["lr"])
             case "adam" | "adamw":
-                self._adam(params, grads)
+                self._adam(params, grads, st["m"], st["v"])
             case _:
                 raise ValueError(f"unknown optimizer {c.name!r}")
 
-    def _momentum(self, params: list[Tensor], grads: list[Tensor]) -> None:
-        m, lr, v = self.h["momentum"], self.h["lr"], self.state["v"]
+    def _momentum(self, params: list[Tensor], grads: list[Tensor], v: list[Tensor]) -> None:
+        m, lr = self.h["momentum"], self.h["lr"]
         _scale_(v, m)
         if self.c.velocity == "steps":  # v = m v - lr g; w += v, or w += m v - lr g
             _axpy_(v, grads, -lr)
@@ -148,12 +149,12 @@ class Optimizer:
         _add_scalar_(out, eps)
         return out
 
-    def _adam(self, params: list[Tensor], grads: list[Tensor]) -> None:
+    def _adam(self, params: list[Tensor], grads: list[Tensor], m: list[Tensor],
+              v: list[Tensor]) -> None:
         h, t = self.h, self.t
         b1, b2, eps, lr = h["beta1"], h["beta2"], h["eps"], h["lr"]
         if self.c.name == "adamw":
             _scale_(params, 1 - lr * h["weight_decay"])
-        m, v = self.state["m"], self.state["v"]
         _lerp_(m, grads, 1 - b1)
         _scale_(v, b2)
         _addcmul_(v, grads, grads, 1 - b2)

@@ -193,30 +193,37 @@ def _means(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype) -> tuple[
     return loss[:, 0] / len(y), correct[:, 0].double() / len(y)
 
 
+# Builds the cohort model from (configs, seeds): CohortMLP, or for `ablate check` the
+# same model with one layer class swapped (a planted bug).
+ModelFactory = Callable[[tuple[RunConfig, ...], list[int]], CohortMLP]
+
+
 def train_cohort(configs: RunConfig | Sequence[RunConfig], seeds: Sequence[int],
                  data: DeviceData, *, select_on: Metric,
                  on_step: Callable[[int], None] | None = None,
-                 dtype: torch.dtype = torch.float32) -> CohortResult:
+                 dtype: torch.dtype = torch.float32,
+                 model: ModelFactory = CohortMLP) -> CohortResult:
     """Train replica s of `configs` (one config for all, or one per replica sharing a
     `cohort_key`) from `seeds[s]`, for the configs' epochs, in full float32 matmuls.
 
     `select_on` is the validation metric (`val_accuracy` or `val_loss`) whose best
     epoch's weights are kept; with no validation split the last epoch is kept.
     `on_step(k)` is called after every k optimizer steps (for progress bars). `dtype`
-    float64 is for exactness tests; studies train in float32.
+    float64 is for exactness tests; studies train in float32. `model` builds the model
+    (`ablate check` passes one with a layer under test).
     """
     with pinned_precision(data.device):
         return _train(replicate(configs, len(seeds)), list(seeds), data, select_on, on_step,
-                      dtype)
+                      dtype, model)
 
 
 def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
            select_on: Metric, on_step: Callable[[int], None] | None,
-           dtype: torch.dtype) -> CohortResult:
+           dtype: torch.dtype, build: ModelFactory) -> CohortResult:
     device, S, config = data.device, len(seeds), configs[0]
     start = time.perf_counter()
     order_gens = [rng.generator(s, "data") for s in seeds]
-    model = CohortMLP(configs, seeds).to(device=device, dtype=dtype)
+    model = build(configs, seeds).to(device=device, dtype=dtype)
     step = torch.zeros((), dtype=torch.int32, device=device)  # dropout's step, on the device
     model.set_step(step)
     opt = Optimizer([c.optimizer for c in configs], list(model.parameters()))

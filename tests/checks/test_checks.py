@@ -21,6 +21,7 @@ from torch.autograd.function import FunctionCtx
 
 from ablate.checks import ENGINE, F64, Engine, Property, PropertyFailed, Tol, Tracker
 from ablate.checks import _dropout as dr
+from ablate.checks import _evaluation as ev
 from ablate.checks import _grads as gr
 from ablate.checks import _independence as ind
 from ablate.checks import _initializers as ini
@@ -202,6 +203,29 @@ class RowMixingLinear(CohortLinear):
         return torch.baddbmm(self.bias.unsqueeze(1), mixed, self.weight)
 
 
+class SharedRowsNoBias(CohortLinear):
+    """Drops the bias on the shared-rows (2-D input) path, the one validation and test use;
+    training's per-replica (3-D) path is right."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            return torch.matmul(x, self.weight)
+        return super().forward(x)
+
+
+class DropoutInEval(CohortDropout):
+    """Keeps dropping (and scaling) units in eval mode."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            return super().forward(x)
+        self.train()
+        try:
+            return super().forward(x.expand(len(self.keys), *x.shape) if x.dim() == 2 else x)
+        finally:
+            self.eval()
+
+
 def naive_softmax(z: Tensor) -> Tensor:
     e = torch.exp(z)  # no max subtraction: overflows for large logits
     return e / e.sum(dim=-1, keepdim=True)
@@ -245,25 +269,26 @@ def global_rng_init(name: str, scale: float | None, truncated: bool, fan_in: int
 
 
 class AdamNoBiasCorrection(Optimizer):
-    def _adam(self, params: list[Tensor], grads: list[Tensor]) -> None:
+    def _adam(self, params: list[Tensor], grads: list[Tensor], m: list[Tensor],
+              v: list[Tensor]) -> None:
         h = self.h
         b1, b2, eps, lr = (float(h[k]) for k in ("beta1", "beta2", "eps", "lr"))
-        torch._foreach_lerp_(self.state["m"], grads, 1 - b1)
-        torch._foreach_mul_(self.state["v"], b2)
-        torch._foreach_addcmul_(self.state["v"], grads, grads, value=1 - b2)
-        denom = torch._foreach_add(torch._foreach_sqrt(self.state["v"]), eps)
-        torch._foreach_addcdiv_(params, self.state["m"], denom, value=-lr)
+        torch._foreach_lerp_(m, grads, 1 - b1)
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+        denom = torch._foreach_add(torch._foreach_sqrt(v), eps)
+        torch._foreach_addcdiv_(params, m, denom, value=-lr)
 
 
 class MomentumLrTwice(Optimizer):
-    def _momentum(self, params: list[Tensor], grads: list[Tensor]) -> None:
+    def _momentum(self, params: list[Tensor], grads: list[Tensor], v: list[Tensor]) -> None:
         if self.c.name == "momentum" and self.c.velocity == "gradients":
             lr, m = float(self.h["lr"]), float(self.h["momentum"])
-            torch._foreach_mul_(self.state["v"], m)
-            torch._foreach_add_(self.state["v"], grads, alpha=lr)
-            torch._foreach_add_(params, self.state["v"], alpha=-lr)
+            torch._foreach_mul_(v, m)
+            torch._foreach_add_(v, grads, alpha=lr)
+            torch._foreach_add_(params, v, alpha=-lr)
             return
-        super()._momentum(params, grads)
+        super()._momentum(params, grads, v)
 
 
 class KerasEpsOutsideSqrt(Optimizer):
@@ -348,6 +373,16 @@ PLANTED: list[tuple[str, Property, Engine]] = [
      replace(ENGINE, dropout=dropout_bug(shared_mask=True))),
     ("BN stats pooled over replicas", ind.cohort_mlp,
      replace(ENGINE, batchnorm=bn_bug(pooled_replicas=True))),
+    # evaluation
+    ("shared rows drop the bias", ev.dense_shared_rows, replace(ENGINE, linear=SharedRowsNoBias)),
+    ("shared rows drop the bias", ev.mlp_evaluation, replace(ENGINE, linear=SharedRowsNoBias)),
+    ("BN batch stats in eval", ev.mlp_evaluation,
+     replace(ENGINE, batchnorm=bn_bug(batch_stats_in_eval=True))),
+    ("dropout in eval", ev.mlp_evaluation, replace(ENGINE, dropout=DropoutInEval)),
+    ("shared rows drop the bias", ev.train_then_evaluate,
+     replace(ENGINE, linear=SharedRowsNoBias)),
+    ("BN momentum reversed", ev.train_then_evaluate,
+     replace(ENGINE, batchnorm=bn_bug(reversed_momentum=True))),
 ]
 
 # Derandomized so that the verdict is the same on every run; no shrinking (a failure is all
@@ -362,6 +397,18 @@ def test_planted_bug_fails_the_property(bug: str, prop: Property, engine: Engine
     outcome = prop(engine, CPU, PLANTED_SETTINGS)
     assert not outcome.passed, f"{prop.__name__} did not catch: {bug}"
     assert outcome.failure and outcome.ratio > 1.0
+
+
+def test_the_shared_rows_bias_bug_passed_every_earlier_property() -> None:
+    """The blind spot the evaluation properties close: dropping the bias on the shared-rows
+    path (validation and test) passes every property that is not about evaluation, since
+    those only feed per-replica (S, B, F) inputs; the evaluation properties fail it."""
+    engine = replace(ENGINE, linear=SharedRowsNoBias)
+    few = settings(max_examples=5, derandomize=True, phases=[Phase.explicit, Phase.generate])
+    evaluation = {ev.dense_shared_rows, ev.mlp_evaluation, ev.train_then_evaluate}
+    for prop in checks.PROPERTIES:
+        outcome = prop(engine, CPU, few)
+        assert outcome.passed == (prop not in evaluation), (prop.__name__, outcome.failure)
 
 
 def test_every_property_has_a_planted_bug() -> None:

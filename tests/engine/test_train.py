@@ -292,8 +292,7 @@ def test_dropout_arms_see_the_same_minibatches(data: DeviceData,
     assert all(torch.equal(a, b) for a, b in zip(seen[0.5], seen[0.0], strict=True))
 
 
-def test_a_diverged_replica_is_masked_and_the_others_carry_on(
-        data: DeviceData, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_diverged_replica_is_masked_and_the_others_carry_on(data: DeviceData) -> None:
     config = _config("sgd", dropout=0.0)
     clean = train_cohort(config, SEEDS, data, select_on=METRICS["val_accuracy"])
 
@@ -303,8 +302,8 @@ def test_a_diverged_replica_is_masked_and_the_others_carry_on(
             with torch.no_grad():
                 self.dense[0].weight[1, 0, 0] = math.inf  # replica 1 blows up at once
 
-    monkeypatch.setattr("ablate.engine._train.CohortMLP", Poisoned)
-    poisoned = train_cohort(config, SEEDS, data, select_on=METRICS["val_accuracy"])
+    poisoned = train_cohort(config, SEEDS, data, select_on=METRICS["val_accuracy"],
+                            model=Poisoned)
     assert [r.status for r in poisoned.replicas] == ["done", "diverged", "done"]
     assert all(math.isnan(v) for v in poisoned.replicas[1].metrics.values())
     for s in (0, 2):  # the healthy replicas are untouched by their neighbour's NaNs
