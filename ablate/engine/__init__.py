@@ -42,12 +42,12 @@ from ablate.engine._model import (
     summary_rows,
 )
 from ablate.engine._optim import Optimizer
+from ablate.engine._step import replica_losses
 from ablate.engine._train import (
     CohortResult,
     DeviceData,
     prepare_data,
     replica_bytes,
-    replica_losses,
     scale,
     train_cohort,
 )

@@ -26,9 +26,9 @@ class CohortLinear(nn.Module):
         self.bias = nn.Parameter(bias)  # (S, fan_out)
 
     def forward(self, x: Tensor) -> Tensor:  # (S, B, fan_in) or shared (B, fan_in)
-        if x.dim() == 2:  # the same rows for every replica (evaluation): one broadcast matmul
-            return torch.matmul(x, self.weight) + self.bias.unsqueeze(1)  # (S, B, fan_out)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+        if x.dim() == 2:  # the same rows for every replica (evaluation): an expanded view
+            x = x.expand(self.weight.shape[0], *x.shape)  # (S, B, fan_in), no copy
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)  # bias added in the GEMM
 
 
 class CohortBatchNorm(nn.Module):
@@ -97,6 +97,7 @@ class CohortDropout(nn.Module):
     key_lo: Tensor  # (S,) int32
     key_hi: Tensor  # (S,) int32
     threshold: Tensor  # (S, 1) int16: keep iff draw >= threshold
+    constants: Tensor  # mix32's, on the layer's device
     scale: Tensor  # (S, 1, 1): 1 / (1 - p), 0 for p = 1 (zeros, not NaN)
 
     def __init__(self, p: float | Sequence[float], keys: Sequence[int]) -> None:
@@ -109,6 +110,9 @@ class CohortDropout(nn.Module):
                 raise ValueError(f"dropout probability must be in [0, 1], got {q}")
         self.p, self.keys = tuple(ps), tuple(keys)
         self.step: Tensor | int = 0
+        # The step's words (S,) int32, when the trainer computed them ahead (one batched
+        # computation per epoch for every layer); None: computed here from `step`.
+        self.word: Tensor | None = None
         lo, hi = rng.key_words(list(keys), "cpu")
         # Not in the state dict: checkpoints hold parameters and BN statistics only.
         self.register_buffer("key_lo", lo, persistent=False)
@@ -121,6 +125,7 @@ class CohortDropout(nn.Module):
         scales = [1.0 / (1.0 - q) if q < 1.0 else 0.0 for q in ps]
         self.register_buffer("scale", torch.tensor(scales, dtype=torch.float64).view(-1, 1, 1),
                              persistent=False)
+        self.register_buffer("constants", rng.mix_constants("cpu"), persistent=False)
         self._counters: dict[tuple[int, torch.device], Tensor] = {}
 
     def forward(self, x: Tensor) -> Tensor:  # (S, B, F)
@@ -128,8 +133,10 @@ class CohortDropout(nn.Module):
             return x
         S, B, F_ = x.shape
         n = B * F_
-        draws = rng.uniform16(rng.step_words(self.key_lo, self.key_hi, self.step),
-                              self._pair_counters(n, x.device), n)  # (S, n) int16
+        word = rng.step_words(self.key_lo, self.key_hi, self.step) if self.word is None \
+            else self.word
+        draws = rng.uniform16(word, self._pair_counters(n, x.device), n,
+                              self.constants)  # (S, n) int16
         # One float mask, 0 or 1/(1-p): the forward multiplies once, and so does backward.
         mask = (draws >= self.threshold).view(S, B, F_) * self.scale.to(x.dtype)  # (S, B, F)
         return x * mask

@@ -107,7 +107,23 @@ class CohortMLP(nn.Module):
     def set_step(self, step: Tensor | int) -> None:
         """The optimizer step (from 0) whose dropout masks the next forward passes draw."""
         for drop in self.dropouts:
-            drop.step = step
+            drop.step, drop.word = step, None
+
+    def dropout_words(self, first: int, steps: int) -> Tensor:
+        """Every dropout layer's step words for steps first..first+steps-1, computed at
+        once: (steps, dropout layers, S) int32 (see `ablate.engine._rng`)."""
+        drops = self.dropouts
+        if not drops:
+            return torch.empty(steps, 0, self.replicas, dtype=torch.int32)
+        lo = torch.stack([d.key_lo for d in drops])  # (L, S)
+        hi = torch.stack([d.key_hi for d in drops])
+        step = torch.arange(first, first + steps, dtype=torch.int32, device=lo.device)
+        return rng.step_words(lo, hi, step.view(-1, 1, 1))
+
+    def set_words(self, words: Tensor) -> None:
+        """Draw the next masks from one row of `dropout_words`: (dropout layers, S)."""
+        for drop, word in zip(self.dropouts, words, strict=True):
+            drop.word = word
 
     def forward(self, x: Tensor) -> Tensor:
         """(S, B, 784) per-replica rows, or (B, 784) shared by all, in [0, 1] -> (S, B, 10)."""

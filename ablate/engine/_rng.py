@@ -85,17 +85,26 @@ def _signed(x: int) -> int:
 _M1, _M2, _GOLDEN32 = _signed(MIX_MULTIPLIERS[0]), _signed(MIX_MULTIPLIERS[1]), _signed(GOLDEN)
 
 
-def mix32(x: Tensor) -> Tensor:
+def mix_constants(device: torch.device | str) -> Tensor:
+    """mix32's constants as an int32 tensor on `device`: multipliers, shifts, masks.
+
+    Passing them as device tensors spares every op converting a Python number."""
+    return torch.tensor([_M1, _M2, 16, 15, 0xFFFF, 0x1FFFF], dtype=torch.int32, device=device)
+
+
+def mix32(x: Tensor, constants: Tensor | None = None) -> Tensor:
     """lowbias32 of every element of an int32 tensor (bits as uint32), in place.
 
     int32 multiplication wraps modulo 2^32 on every device; the masks make the
-    arithmetic right shifts logical.
+    arithmetic right shifts logical. `constants`: `mix_constants(x.device)`, or None.
     """
-    x ^= (x >> 16) & 0xFFFF
-    x *= _M1
-    x ^= (x >> 15) & 0x1FFFF
-    x *= _M2
-    x ^= (x >> 16) & 0xFFFF
+    c = mix_constants(x.device) if constants is None else constants
+    m1, m2, s16, s15, k16, k17 = (c[i] for i in range(6))  # 0-dim views, no copies
+    x ^= (x >> s16) & k16
+    x *= m1
+    x ^= (x >> s15) & k17
+    x *= m2
+    x ^= (x >> s16) & k16
     return x
 
 
@@ -112,7 +121,8 @@ def key_words(keys: list[int], device: torch.device | str) -> tuple[Tensor, Tens
 
 
 def step_words(lo: Tensor, hi: Tensor, step: Tensor | int) -> Tensor:
-    """a = mix(lo ^ mix(step ^ hi)): lo, hi (S,) int32, step a scalar -> (S,) int32."""
+    """a = mix(lo ^ mix(step ^ hi)): lo, hi int32 keys (S,) and a step (an int or an int32
+    tensor that broadcasts with them, e.g. (T, 1) for T steps at once) -> int32 words."""
     return mix32(lo ^ mix32(hi ^ step))
 
 
@@ -122,14 +132,15 @@ def pair_counters(n: int, device: torch.device | str) -> Tensor:
     return j * _GOLDEN32
 
 
-def uniform16(words: Tensor, counters: Tensor, n: int) -> Tensor:
+def uniform16(words: Tensor, counters: Tensor, n: int, constants: Tensor | None = None
+              ) -> Tensor:
     """The 16 random bits u of n units per replica, read as signed int16 v.
 
     words (S,) int32 step words, counters (pairs,) from `pair_counters` -> (S, n) int16.
     v + 32768 = u ^ 0x8000, so U >= q  <=>  v >= round(q * 65536) - 32768 with no
     further pass over the draws.
     """
-    h = mix32(counters ^ words.unsqueeze(1))  # (S, pairs) int32
+    h = mix32(counters ^ words.unsqueeze(1), constants)  # (S, pairs) int32
     if sys.byteorder == "little":  # bits 0-15 are the first int16, bits 16-31 the second
         halves = h.view(torch.int16)  # (S, 2 * pairs)
     else:

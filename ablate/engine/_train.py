@@ -27,6 +27,7 @@ from ablate.engine._config import RunConfig
 from ablate.engine._device import pinned_precision
 from ablate.engine._model import INPUTS, CohortMLP, replicate
 from ablate.engine._optim import Optimizer
+from ablate.engine._step import Mode, Stepper
 from ablate.metric import Metric
 
 EVAL_CHUNK = 2048  # rows per evaluation batch; bounds memory at (S, 2048, widest layer)
@@ -149,14 +150,6 @@ class CohortResult:
     val_half_sizes: tuple[int, int]  # images in validation halves A and B
 
 
-def replica_losses(logits: Tensor, labels: Tensor) -> Tensor:
-    """Each replica's mean cross-entropy: logits (S, B, C), labels (S, B) -> (S,).
-
-    The training loss is their sum, so each replica's gradient is exactly its own.
-    """
-    return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(1)
-
-
 def _evaluate(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype,
               groups: Tensor | None = None, n_groups: int = 1) -> tuple[Tensor, Tensor]:
     """Summed loss and correct predictions per replica and group on shared data.
@@ -202,7 +195,7 @@ def train_cohort(configs: RunConfig | Sequence[RunConfig], seeds: Sequence[int],
                  data: DeviceData, *, select_on: Metric,
                  on_step: Callable[[int], None] | None = None,
                  dtype: torch.dtype = torch.float32,
-                 model: ModelFactory = CohortMLP) -> CohortResult:
+                 model: ModelFactory = CohortMLP, capture: bool = False) -> CohortResult:
     """Train replica s of `configs` (one config for all, or one per replica sharing a
     `cohort_key`) from `seeds[s]`, for the configs' epochs, in full float32 matmuls.
 
@@ -210,27 +203,26 @@ def train_cohort(configs: RunConfig | Sequence[RunConfig], seeds: Sequence[int],
     epoch's weights are kept; with no validation split the last epoch is kept.
     `on_step(k)` is called after every k optimizer steps (for progress bars). `dtype`
     float64 is for exactness tests; studies train in float32. `model` builds the model
-    (`ablate check` passes one with a layer under test).
+    (`ablate check` passes one with a layer under test). `capture` (CUDA only, not for
+    Adam/AdamW) replays full-batch steps from a CUDA graph (see `ablate.engine._step`).
     """
     with pinned_precision(data.device):
         return _train(replicate(configs, len(seeds)), list(seeds), data, select_on, on_step,
-                      dtype, model)
+                      dtype, model, "graph" if capture else "eager")
 
 
 def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
            select_on: Metric, on_step: Callable[[int], None] | None,
-           dtype: torch.dtype, build: ModelFactory) -> CohortResult:
+           dtype: torch.dtype, build: ModelFactory, mode: Mode) -> CohortResult:
     device, S, config = data.device, len(seeds), configs[0]
     start = time.perf_counter()
     order_gens = [rng.generator(s, "data") for s in seeds]
     model = build(configs, seeds).to(device=device, dtype=dtype)
-    step = torch.zeros((), dtype=torch.int32, device=device)  # dropout's step, on the device
-    model.set_step(step)
     opt = Optimizer([c.optimizer for c in configs], list(model.parameters()))
     dense_weights = [layer.weight for layer in model.dense]
     alive = torch.ones(S, dtype=torch.bool, device=device)
-    x_train = data.train_images(dtype)  # (n, 784)
     n, B = len(data.y_train), config.batch_size
+    step = Stepper(model, opt, data.train_images(dtype), data.y_train, min(B, n), mode)
     has_val = len(data.y_val) > 0
     n_val = len(data.y_val)
     # A half can be empty (a 1-image split): its mean is then NaN, never 0/0 garbage.
@@ -242,31 +234,18 @@ def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         perms = rng.permutations(order_gens, n, device)  # (S, n), drawn on the CPU
-        loss_sum = torch.zeros(S, device=device, dtype=torch.float64)
-        correct = torch.zeros(S, device=device, dtype=torch.long)
-        grad_sq = torch.zeros(S, len(dense_weights), device=device, dtype=torch.float64)
-        weight = alive.to(dtype)  # dead replicas contribute no gradient
+        per_epoch = math.ceil(n / B)
+        words = model.dropout_words((epoch - 1) * per_epoch, per_epoch)  # (steps, L, S)
+        step.start_epoch(alive)
         steps = 0
         for i in range(0, n, B):
-            idx = perms[:, i:i + B]  # (S, b): each replica its own minibatch
-            xb, yb = x_train[idx], data.y_train[idx]  # (S, b, 784), (S, b)
-            logits = model(xb)  # (S, b, 10)
-            per_replica = replica_losses(logits, yb)  # (S,)
-            opt.zero_grad()
-            (per_replica * weight).sum().backward()
-            opt.step()
-            step += 1
-            with torch.no_grad():
-                loss_sum += per_replica.double() * idx.shape[1]
-                correct += (logits.argmax(-1) == yb).sum(1)
-                norms = torch.stack([torch.linalg.vector_norm(w.grad, dim=(1, 2))  # type: ignore[arg-type]
-                                     for w in dense_weights], 1)  # (S, dense layers)
-                grad_sq += norms.double().square()
+            step(perms[:, i:i + B], words[steps])  # each replica its own minibatch (S, b)
             steps += 1
             if on_step is not None and steps % 20 == 0:
                 on_step(20)
         if on_step is not None and steps % 20:
             on_step(steps % 20)
+        loss_sum, correct, grad_sq = step.loss_sum, step.correct, step.grad_sq
 
         train_loss = loss_sum / n
         if has_val:  # per half (A, B), for the cross-fitted metrics; the whole split too
@@ -351,14 +330,13 @@ def _bury(model: CohortMLP, opt: Optimizer, dead: Tensor) -> None:
 
 def _finish(model: CohortMLP, seeds: list[int], data: DeviceData, alive: Tensor, kept: _Kept,
             history: list[Epoch], dtype: torch.dtype) -> list[ReplicaResult]:
-    """Load each replica's kept weights, measure them on validation and test."""
+    """Load each replica's kept weights and measure them on test; their validation scores
+    are those their epoch measured (the same weights on the same images)."""
     with torch.no_grad():
         for name, t in model.state_dict().items():
             t.copy_(kept.state[name])
     has_val = len(data.y_val) > 0
     test_loss, test_acc = _means(model, data.x_test, data.y_test, dtype)
-    if has_val:
-        val_loss, val_acc = _means(model, data.x_val, data.y_val, dtype)
     host = {name: t.cpu() for name, t in kept.state.items()}  # one copy per tensor
     best_epoch = kept.epoch.tolist()
     out = []
@@ -367,8 +345,8 @@ def _finish(model: CohortMLP, seeds: list[int], data: DeviceData, alive: Tensor,
         record = history[best_epoch[s] - 1] if best_epoch[s] else history[-1]
         metrics = {
             "train_loss": float(record.train_loss[s]),
-            "val_loss": float(val_loss[s]) if has_val else math.nan,
-            "val_accuracy": float(val_acc[s]) if has_val else math.nan,
+            "val_loss": float(record.val_loss[s]) if has_val else math.nan,
+            "val_accuracy": float(record.val_accuracy[s]) if has_val else math.nan,
             "test_loss": float(test_loss[s]),
             "test_accuracy": float(test_acc[s]),
         }

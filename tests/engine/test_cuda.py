@@ -180,3 +180,17 @@ def test_the_memory_estimate_bounds_a_measured_cohort() -> None:
     train_cohort(config, list(range(S)), data, select_on=METRICS["val_accuracy"])
     used = torch.cuda.max_memory_allocated(CUDA) - before
     assert used <= S * replica_bytes(config), (used, S * replica_bytes(config))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_a_captured_step_trains_as_the_eager_one(gpu_data: DeviceData, optimizer: str) -> None:
+    """`capture=True` replays full-batch steps from a CUDA graph (the same kernels on the
+    same buffers): the same losses and weights, bit for bit, as eager steps."""
+    config = _config(optimizer, dropout=0.5, epochs=3)
+    eager = train_cohort(config, SEEDS, gpu_data, select_on=METRICS["val_loss"])
+    graph = train_cohort(config, SEEDS, gpu_data, select_on=METRICS["val_loss"], capture=True)
+    for ea, eb in zip(eager.history, graph.history, strict=True):
+        assert np.array_equal(ea.train_loss, eb.train_loss)
+        assert np.array_equal(ea.grad_norms, eb.grad_norms)
+    for ra, rb in zip(eager.replicas, graph.replicas, strict=True):
+        assert all(torch.equal(ra.state[k], rb.state[k]) for k in ra.state)
