@@ -151,14 +151,15 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     trainer = _Trainer(study, store, options, device, console, path, runtime)
     planned = trained = failed = 0
     while True:
-        plan = plan_study(study, store, options.subset, dry_run=options.dry_run)
+        plan = plan_study(study, store, options.subset, device, dry_run=options.dry_run)
         console.print(_plan_table(study, plan))
         planned = plan.runs + plan.skipped
         if options.dry_run:
             est = estimate_seconds(plan, device)
             more = (f" (a sequential study may go on to {study.sequential.max} seeds per arm)"
                     if study.sequential is not None else "")
-            console.print(f"{plan.runs} runs to train in {len(plan.cohorts)} cohorts "
+            cohorts = f"{len(plan.cohorts)} cohort{'' if len(plan.cohorts) == 1 else 's'}"
+            console.print(f"{plan.runs} runs to train in {cohorts} "
                           f"({plan.skipped} already done) on {device}; estimated "
                           f"{est / 60:.1f} min{more}. Dry run: nothing trained.")
             return StudyRun(options.out / study.name, planned, 0, 0)
@@ -223,7 +224,8 @@ class _Trainer:
             self._record(study)
             self.executor = _executor(options, study, self.device, mnist, self.checksums)
         assert self.checksums is not None
-        self.console.print(f"training {plan.runs} runs in {len(plan.cohorts)} cohorts"
+        cohorts = f"{len(plan.cohorts)} cohort{'' if len(plan.cohorts) == 1 else 's'}"
+        self.console.print(f"training {plan.runs} runs in {cohorts}"
                            + (f" on Ray ({options.ray_address or 'local'})"
                               if options.executor == "ray" else f" on {self.device}"))
         with StudyProgress(plan, self.console) as shown:
@@ -245,9 +247,10 @@ def _executor(options: StudyOptions, study: Study, device: torch.device, mnist: 
 
 
 def _plan_table(study: Study, plan: Plan) -> Table:
-    todo = {t.arm.name: 0 for t in plan.cohorts}
+    todo: dict[str, int] = {}
     for t in plan.cohorts:
-        todo[t.arm.name] += len(t.seeds)
+        for replica in t.replicas:
+            todo[replica.arm] = todo.get(replica.arm, 0) + 1
     table = Table(title=f"plan: {len(study.arms)} arms x {len(study.seeds)} seeds")
     for col in ("arm", "layers", "optimizer", "epochs", "to run"):
         table.add_column(col)

@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from torch import Tensor
 
+from ablate.conventions import upgrade_config_dict
 from ablate.engine import (
     CLASSES,
     INPUTS,
@@ -166,7 +167,7 @@ def build_network(config: dict[str, Any], tensors: dict[str, Tensor], where: str
     """The network a card's `config` describes, holding `tensors` (format-1 names are
     mapped); a `ModelError` when the config is invalid or the tensors do not fit it."""
     try:
-        run_config = run_config_from_dict(config)
+        run_config = run_config_from_dict(upgrade_config_dict(config))  # forms: see conventions
     except (KeyError, TypeError, ValueError) as e:
         raise ModelError(f"{where}: the card's architecture is not valid ({e}); {REEXPORT}"
                          ) from None

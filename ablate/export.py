@@ -37,6 +37,7 @@ from ablate.card import (
     from_legacy_names,
     uses_legacy_names,
 )
+from ablate.conventions import upgrade_config_dict
 from ablate.engine import CLASSES, INPUTS, run_config_from_dict
 from ablate.errors import UserError
 from ablate.files import atomic_write
@@ -75,6 +76,7 @@ def export_best(run_dir: Path, arm: str | None = None, to: Path | None = None) -
     target = _target(run_dir, to)
     checkpoint = run_dir / run.checkpoint
     weights, sidecar = _read_checkpoint(checkpoint)
+    sidecar["config"] = upgrade_config_dict(sidecar["config"])  # stored before the forms
     weights = _with_role_names(weights, sidecar["config"])
     card = _card(run, metric.selection.name, study, sidecar, weights,
                  checkpoint.relative_to(run_dir))
@@ -188,7 +190,8 @@ def _with_role_names(weights: bytes, config: dict[str, Any]) -> bytes:
 
 def _card(run: Run, selected_on: str, study: dict[str, str], sidecar: dict[str, Any],
           weights: bytes, checkpoint: Path) -> ModelCard:
-    network = build_network(sidecar["config"], load_safetensors(weights), str(checkpoint))
+    config = sidecar["config"]
+    network = build_network(config, load_safetensors(weights), str(checkpoint))
     probes = probe_images()  # (P, 784) uint8
     expected = network.probabilities(probes.astype(np.float32) / np.float32(255.0))  # (P, 10)
     digest = hashlib.sha256(weights).hexdigest()
@@ -196,7 +199,7 @@ def _card(run: Run, selected_on: str, study: dict[str, str], sidecar: dict[str, 
         format=FORMAT,
         version=digest[:12],
         weights_sha256=digest,
-        architecture=Architecture(inputs=INPUTS, classes=CLASSES, config=sidecar["config"]),
+        architecture=Architecture(inputs=INPUTS, classes=CLASSES, config=config),
         input=InputSpec(),
         labels=[str(c) for c in range(CLASSES)],
         provenance=Provenance(

@@ -91,7 +91,7 @@ class StudyProgress:
         self.last[task] = record
         if task in self.rows:
             self.bar.update(self.rows[task], description=(
-                f"  {task.label}: {epoch_line(record, task.arm.config.epochs)}"))
+                f"  {task.label}: {epoch_line(record, task.epochs)}"))
 
     # -- the driver's on_cohort -----------------------------------------------------
     def finished(self, task: CohortTask, outcome: Outcome) -> None:
@@ -107,6 +107,6 @@ class StudyProgress:
         diverged = sum(r.status == "diverged" for r in outcome.replicas)
         tail = f", [yellow]{diverged} diverged[/]" if diverged else ""
         last = outcome.history[-1] if outcome.history else None
-        numbers = f"; {epoch_line(last, task.arm.config.epochs)}" if last else ""
+        numbers = f"; {epoch_line(last, task.epochs)}" if last else ""
         self.console.print(f"  {task.label}: {runs} in {outcome.seconds:.0f} s{tail}{numbers}",
                            highlight=False)

@@ -1,9 +1,11 @@
-"""Shared test set-up: Hypothesis profiles (registered once, here) and the browser.
+"""Shared test set-up: Hypothesis profiles (registered once, here), the browser, and the
+`cuda` marker.
 
 Tests marked `browser` drive headless Chromium (ABLATE_CHROMIUM, else `chromium`,
 `chromium-browser` or `google-chrome` on PATH). Without one they are skipped, with the
 reason in the test summary, so `make test` passes on a bare machine; with
-ABLATE_REQUIRE_BROWSER=1 (CI sets it) a missing browser fails them instead.
+ABLATE_REQUIRE_BROWSER=1 (CI sets it) a missing browser fails them instead. Tests marked
+`cuda` need a GPU: without one they are skipped, saying so.
 """
 
 import os
@@ -11,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, settings
 
 # dev: quick local iterations; ci: derandomized and bounded so CI time is predictable.
@@ -27,6 +30,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 NO_BROWSER = ("no headless Chromium: install it (Debian: apt-get install -y chromium) or point "
               "ABLATE_CHROMIUM at one")
+NO_GPU = ("needs a CUDA GPU (none visible): run `pytest -m cuda` on a GPU machine, e.g. "
+          "benchmarks/gpu_check.sh")
 
 
 def find_chromium() -> str | None:
@@ -42,8 +47,10 @@ def find_chromium() -> str | None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Skip (or, when CI requires them, fail) browser tests before their fixtures start
-    servers for nothing."""
+    """Skip `cuda` tests without a GPU; skip (or, when CI requires them, fail) browser
+    tests without Chromium, before their fixtures start servers for nothing."""
+    if item.get_closest_marker("cuda") is not None and not torch.cuda.is_available():
+        pytest.skip(NO_GPU)
     if item.get_closest_marker("browser") is None or find_chromium() is not None:
         return
     if os.environ.get("ABLATE_REQUIRE_BROWSER") == "1":

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
+from ablate.checks import _reference as ref
 from ablate.checks._reference import Array
 from ablate.engine import (
     Activation,
@@ -67,7 +68,7 @@ def tol_for(dtype: str, chain: bool = False) -> Tol:
 
 # ---------------------------------------------------------------- the engine under test
 
-MLPFactory = Callable[[RunConfig, Sequence[int], list[torch.Generator]], nn.Module]
+MLPFactory = Callable[[RunConfig, Sequence[int]], nn.Module]
 InitWeight = Callable[[str, float | None, bool, int, int, torch.Generator], Tensor]
 InitBias = Callable[[str, int, int, torch.Generator], Tensor]
 
@@ -83,8 +84,8 @@ def cohort_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
     return replica_losses(logits, labels).sum()
 
 
-def _mlp(config: RunConfig, seeds: Sequence[int], gens: list[torch.Generator]) -> nn.Module:
-    return CohortMLP(config, list(seeds), gens)
+def _mlp(config: RunConfig, seeds: Sequence[int]) -> nn.Module:
+    return CohortMLP(config, list(seeds))
 
 
 @dataclass(frozen=True)
@@ -112,20 +113,19 @@ def _swap(engine: Engine, block: nn.Module) -> nn.Module:
         return engine.linear(block.weight.detach().clone(), block.bias.detach().clone())
     if type(block) is CohortBatchNorm and engine.batchnorm is not CohortBatchNorm:
         S, n = block.weight.shape
-        bn = engine.batchnorm(S, n, block.momentum, block.eps)
+        bn = engine.batchnorm(S, n, block.momentum, block.eps, bessel=block.bessel)
         bn.load_state_dict(block.state_dict())
         return bn
     if type(block) is CohortDropout and engine.dropout is not CohortDropout:
-        return engine.dropout(block.p, block.generators)
+        return engine.dropout(block.p, block.keys)
     if type(block) is Activation and engine.activation is not Activation:
         return engine.activation(block.name, block.leaky_slope)
     return block
 
 
-def build_mlp(engine: Engine, config: RunConfig, seeds: Sequence[int],
-              gens: list[torch.Generator]) -> nn.Module:
+def build_mlp(engine: Engine, config: RunConfig, seeds: Sequence[int]) -> nn.Module:
     """engine.mlp with every default layer swapped for the engine's (planted) layer classes."""
-    model = engine.mlp(config, seeds, gens)
+    model = engine.mlp(config, seeds)
     for name, block in list(model.named_children()):
         setattr(model, name, _swap(engine, block))
     return model
@@ -138,45 +138,30 @@ def mlp_config(widths: Sequence[int], activations: Sequence[str], bns: Sequence[
     hidden = tuple(LayerConfig(w, a, b, d)
                    for w, a, b, d in zip(widths, activations, bns, dropouts, strict=True))
     return RunConfig(conventions="torch", layers=hidden, leaky_slope=leaky_slope,
-                     bn_momentum=bn_momentum, bn_eps=bn_eps,
+                     bn_momentum=bn_momentum, bn_eps=bn_eps, bn_running_var="unbiased",
                      init=InitConfig("glorot_uniform", None, False),
                      optimizer=OptimizerConfig("sgd", 0.01), epochs=1, batch_size=1)
 
 
-def generators(seeds: Sequence[int], device: torch.device) -> list[torch.Generator]:
-    """One dropout generator per replica, on `device` (CUDA tensors need CUDA generators)."""
-    out = []
-    for s in seeds:
-        g = torch.Generator(device=device)
-        g.manual_seed(int(s))
-        out.append(g)
-    return out
+def dropout_keys(r: np.random.Generator, S: int) -> list[int]:
+    """S random 63-bit dropout stream keys (what `dropout_key(seed, layer)` gives a layer)."""
+    return [int(k) for k in r.integers(0, 2**63 - 1, S, dtype=np.int64)]
 
 
-def reset(gens: list[torch.Generator], states: list[Tensor]) -> None:
-    """Rewind dropout generators, so that the next forward pass draws the same masks."""
-    for g, state in zip(gens, states, strict=True):
-        g.set_state(state)
+def set_dropout_step(model: nn.Module, step: int) -> None:
+    """Make every dropout layer of `model` draw the masks of optimizer step `step`."""
+    for block in model.modules():
+        if isinstance(block, CohortDropout):
+            block.step = step
 
 
-def replay_keeps(states: list[Tensor], shapes: Sequence[tuple[int, int, int]],
-                 ps: Sequence[float], dtype: torch.dtype,
-                 device: torch.device) -> list[npt.NDArray[np.bool_]]:
-    """The keep masks (S, B, F) that successive CohortDropout layers draw from generators
-    that start in `states` (every dropout layer of a model shares the replica's generator).
-
-    Follows CohortDropout's documented contract: replica s draws uniforms from its own
-    generator into row s of an (S, B, F) tensor and keeps units whose draw is >= p.
-    """
-    gens = [torch.Generator(device=device) for _ in states]
-    reset(gens, states)
-    keeps = []
-    for shape, p in zip(shapes, ps, strict=True):
-        u = torch.empty(shape, dtype=dtype, device=device)
-        for s, g in enumerate(gens):
-            u[s].uniform_(generator=g)
-        keeps.append((u >= p).cpu().numpy())
-    return keeps
+def oracle_keeps(seeds: Sequence[int], config: RunConfig, step: int, rows: int
+                 ) -> list[npt.NDArray[np.bool_]]:
+    """The keep masks (S, rows, units) of every dropout layer of `config` at `step`, by the
+    documented rule (the NumPy oracle's `dropout_keep`, keyed by seed and hidden layer)."""
+    return [np.stack([ref.dropout_keep(ref.dropout_key(seed, i), step, rows, layer.units,
+                                       layer.dropout) for seed in seeds])
+            for i, layer in enumerate(config.layers) if layer.dropout > 0]
 
 
 def randomize_batchnorm(model: nn.Module, r: np.random.Generator) -> None:

@@ -1,4 +1,4 @@
-"""Properties of inverted dropout with per-replica generators.
+"""Properties of inverted dropout with per-replica counter-based streams.
 
 Inputs are kept away from zero so that a dropped unit (exactly 0) is told apart from a kept
 one; the kept-unit mask is then read off the output.
@@ -18,8 +18,8 @@ from ablate.checks._base import (
     Outcome,
     Tracker,
     dims,
+    dropout_keys,
     dtypes,
-    generators,
     numpy,
     replicas,
     rounded,
@@ -35,8 +35,12 @@ def _away_from_zero(r: np.random.Generator, shape: tuple[int, ...]) -> ref.Array
     return np.where(r.random(shape) < 0.5, -1.0, 1.0) * r.uniform(0.1, 2.0, shape)
 
 
-def _gens(r: np.random.Generator, S: int, device: torch.device) -> list[torch.Generator]:
-    return generators([int(k) for k in r.integers(0, 2**62, S)], device)
+def _dropout(engine: Engine, p: float, r: np.random.Generator, S: int, device: torch.device
+             ) -> torch.nn.Module:
+    """A dropout layer of S replicas with random stream keys, at a random step."""
+    drop = engine.dropout(p, dropout_keys(r, S)).to(device)
+    drop.step = int(r.integers(0, 2**31 - 1))
+    return drop
 
 
 def dropout_values(engine: Engine, device: torch.device,
@@ -50,7 +54,7 @@ def dropout_values(engine: Engine, device: torch.device,
         r = np.random.default_rng(seed)
         x = rounded(_away_from_zero(r, (S, B, F)), dtype)
         xt = tensor(x, dtype, device)
-        drop = engine.dropout(p, _gens(r, S, device))
+        drop = _dropout(engine, p, r, S, device)
         drop.train()
         y = numpy(drop(xt))
         scaled = rounded(x / (1.0 - p), dtype)
@@ -58,7 +62,7 @@ def dropout_values(engine: Engine, device: torch.device,
         tr.close(y, nearest, tol_for(dtype), "training outputs are 0 or x/(1-p)")
         drop.eval()
         tr.holds(torch.equal(drop(xt), xt), "eval is not the identity")
-        identity = engine.dropout(0.0, _gens(r, S, device))
+        identity = _dropout(engine, 0.0, r, S, device)
         identity.train()
         tr.holds(torch.equal(identity(xt), xt), "p = 0 in training is not the identity")
 
@@ -80,7 +84,7 @@ def dropout_mean(engine: Engine, device: torch.device,
         tr.example(S=S, p=p, seed=seed)
         r = np.random.default_rng(seed)
         x = r.uniform(0.5, 1.5, (S, 64, 64))
-        drop = engine.dropout(p, _gens(r, S, device))
+        drop = _dropout(engine, p, r, S, device)
         drop.train()
         y = numpy(drop(tensor(x, "float64", device)))
         for s in range(S):
@@ -106,10 +110,10 @@ def dropout_bounds(engine: Engine, device: torch.device,
     def prop(bad: float, seed: int) -> None:
         tr.example(bad=bad, seed=seed)
         r = np.random.default_rng(seed)
-        gens = _gens(r, 2, device)
+        keys = dropout_keys(r, 2)
         x = _away_from_zero(r, (2, 3, 4))
         try:
-            engine.dropout(bad, gens)
+            engine.dropout(bad, keys)
         except ValueError:
             pass
         else:
@@ -123,7 +127,7 @@ def dropout_bounds(engine: Engine, device: torch.device,
         zeros = ref.dropout_inverted(x[0], np.zeros((3, 4), bool), 1.0, True)
         tr.holds(bool(np.all(zeros == 0.0)), f"oracle dropout with p = 1 gave {zeros}")
         try:
-            drop = engine.dropout(1.0, gens)
+            drop = engine.dropout(1.0, keys).to(device)
         except ValueError:
             return  # rejecting p = 1 is allowed
         drop.train()
@@ -145,7 +149,7 @@ def dropout_classic(engine: Engine, device: torch.device,
         r = np.random.default_rng(seed)
         x = _away_from_zero(r, (S, B, fan_in))
         w, b = r.normal(size=(S, fan_in, fan_out)), r.normal(size=(S, fan_out))
-        drop = engine.dropout(p, _gens(r, S, device))
+        drop = _dropout(engine, p, r, S, device)
         dense = engine.linear(tensor(w, "float64", device), tensor(b, "float64", device))
         xt = tensor(x, "float64", device)
         with torch.no_grad():

@@ -2,8 +2,8 @@
 
 For every layer (torch's gradcheck) and for whole MLPs (central differences along random
 directions) with every activation, batch norm before or after the activation and dropout
-with a fixed mask (the generators are rewound before every forward pass, so repeated
-evaluations see one mask). Inputs stay away from ReLU's kink, where finite differences are
+with a fixed mask (dropout's masks are a function of its step, so repeated evaluations at
+one step see one mask). Inputs stay away from ReLU's kink, where finite differences are
 meaningless: at least 0.01 for single activations; whole-MLP examples with a pre-activation
 within 1e-4 of it are rejected.
 """
@@ -28,14 +28,14 @@ from ablate.checks._base import (
     Tracker,
     build_mlp,
     dims,
-    generators,
+    dropout_keys,
     mlp_config,
     numpy,
+    oracle_keeps,
     randomize_batchnorm,
-    replay_keeps,
     replicas,
-    reset,
     seeds,
+    set_dropout_step,
     tensor,
 )
 from ablate.engine import ACTIVATIONS, BATCH_NORM, INPUTS, RunConfig
@@ -174,21 +174,20 @@ def gradient_dropout(engine: Engine, device: torch.device,
     def prop(S: int, B: int, F: int, p: float, seed: int) -> None:
         tr.example(S=S, B=B, F=F, p=p, seed=seed)
         r = np.random.default_rng(seed)
-        gens = generators([int(k) for k in r.integers(0, 2**62, S)], device)
-        states = [g.get_state() for g in gens]
-        drop = engine.dropout(p, gens)
+        keys = dropout_keys(r, S)
+        drop = engine.dropout(p, keys).to(device)
         drop.train()
+        drop.step = step = int(r.integers(0, 2**31 - 1))
 
         def f(x: Tensor) -> Tensor:
-            reset(gens, states)
             return drop(x)
 
         x, dy = r.normal(size=(S, B, F)), r.normal(size=(S, B, F))
         xt = _leaf(x, device)
         (dx,) = torch.autograd.grad((f(xt) * tensor(dy, F64_, device)).sum(), [xt])
-        (keep,) = replay_keeps(states, [(S, B, F)], [p], F64_, device)
         for s in range(S):
-            tr.close(dx[s], ref.dropout_inverted_backward(dy[s], keep[s], p), F64,
+            keep = ref.dropout_keep(keys[s], step, B, F, p)
+            tr.close(dx[s], ref.dropout_inverted_backward(dy[s], keep, p), F64,
                      f"replica {s}: dx")
         gradcheck(tr, f, [xt], "dropout")
 
@@ -215,7 +214,7 @@ def oracle_mlp(config: RunConfig, state: dict[str, ref.Array],
         out.append((f"bn{i}", ref.BatchNorm(state[at + "weight"], state[at + "bias"],
                                             state[at + "running_mean"], state[at + "running_var"],
                                             config.bn_eps, config.bn_momentum,
-                                            bessel=config.conventions == "torch")))
+                                            bessel=config.bn_running_var == "unbiased")))
 
     for i, layer in enumerate((*config.layers, None)):
         dense = ref.Dense(state[f"dense{i}.weight"], state[f"dense{i}.bias"])
@@ -245,9 +244,9 @@ def gradient_mlp(engine: Engine, device: torch.device,
         r = np.random.default_rng(seed)
         config = mlp_config(*zip(*spec, strict=True), leaky_slope=slope)
         seed_list = [int(k) for k in r.integers(0, 2**62, S)]
-        gens = generators(seed_list, device)
-        states = [g.get_state() for g in gens]
-        model = build_mlp(engine, config, seed_list, gens).to(device=device, dtype=F64_)
+        model = build_mlp(engine, config, seed_list).to(device=device, dtype=F64_)
+        step = int(r.integers(0, 2**31 - 1))
+        set_dropout_step(model, step)
         randomize_batchnorm(model, r)
         model.train(training)
         before = {k: numpy(v) for k, v in model.state_dict().items()}
@@ -258,19 +257,15 @@ def gradient_mlp(engine: Engine, device: torch.device,
 
         def loss_of(flat: Tensor) -> Tensor:
             ps = torch.split(flat, [p.numel() for p in params])
-            reset(gens, states)
             named = {n: q.view_as(p) for n, q, p in zip(names, ps, params, strict=True)}
             return engine.cross_entropy(functional_call(model, named, (xt,)), yt)
 
-        reset(gens, states)
         logits = functional_call(model, dict(zip(names, params, strict=True)), (xt,))
         loss = engine.cross_entropy(logits, yt)
         grads = dict(zip(names, torch.autograd.grad(loss, params), strict=True))
         after = model.state_dict()
-        dropped = [la for la in config.layers if la.dropout > 0]
-        shapes = [(S, B, la.units) for la in dropped]
-        keeps = (replay_keeps(states, shapes, [la.dropout for la in dropped], F64_, device)
-                 if training else [np.ones(shape, bool) for shape in shapes])
+        keeps = (oracle_keeps(seed_list, config, step, B) if training else
+                 [np.ones((S, B, la.units), bool) for la in config.layers if la.dropout > 0])
         oracles, oracle_loss = [], 0.0
         for s in range(S):
             named = oracle_mlp(config, {k: v[s] for k, v in before.items()},

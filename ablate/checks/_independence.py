@@ -3,7 +3,7 @@
 Rows: row i of an MLP's output depends only on row i of its input, except through batch
 norm in training (checked in eval mode, and in training without batch norm). Replicas:
 replica s of a cohort layer or model equals a standalone layer or model with replica s's
-parameters and generator.
+parameters and dropout stream.
 """
 
 import numpy as np
@@ -20,12 +20,12 @@ from ablate.checks._base import (
     Tracker,
     build_mlp,
     dims,
-    generators,
+    dropout_keys,
     mlp_config,
     numpy,
     randomize_batchnorm,
-    reset,
     seeds,
+    set_dropout_step,
     tensor,
 )
 from ablate.checks._grads import layer_specs
@@ -52,9 +52,8 @@ def row_independence(engine: Engine, device: torch.device,
             bns = ("off",) * len(bns)
         config = mlp_config(widths, acts, bns, drops)
         seed_list = [int(k) for k in r.integers(0, 2**62, S)]
-        gens = generators(seed_list, device)
-        states = [g.get_state() for g in gens]
-        model = build_mlp(engine, config, seed_list, gens).to(device=device, dtype=F64_)
+        model = build_mlp(engine, config, seed_list).to(device=device, dtype=F64_)
+        set_dropout_step(model, int(r.integers(0, 2**31 - 1)))  # one step: the same masks
         randomize_batchnorm(model, r)
         model.train(training)
         x = r.uniform(0, 1, (S, B, INPUTS))
@@ -63,7 +62,6 @@ def row_independence(engine: Engine, device: torch.device,
         outputs = []
         with torch.no_grad():
             for inputs in (x, moved):
-                reset(gens, states)
                 outputs.append(numpy(model(tensor(inputs, F64_, device))))
         others = [i for i in range(B) if i != row]
         tr.close(outputs[1][:, others], outputs[0][:, others], F64,
@@ -86,7 +84,7 @@ def cohort_layers(engine: Engine, device: torch.device,
                   hs: settings | None = None) -> Outcome:
     """Replica s of CohortLinear, CohortBatchNorm (training, running statistics, eval) and
     CohortDropout equals torch.nn.Linear, torch.nn.BatchNorm1d, and a one-replica dropout
-    with replica s's generator."""
+    with replica s's stream key."""
     tr = Tracker("replica s = standalone Linear, BatchNorm1d, dropout", "cohorts")
 
     @given(S=st.integers(2, 3), B=st.integers(2, 6), fan_in=dims, fan_out=dims,
@@ -103,8 +101,10 @@ def cohort_layers(engine: Engine, device: torch.device,
         bn = engine.batchnorm(S, fan_in, momentum, eps).to(device=device, dtype=F64_)
         randomize_batchnorm(bn, r)
         standalone_bns = [_standalone_bn(bn, s, device) for s in range(S)]
-        seed_list = [int(k) for k in r.integers(0, 2**62, S)]
-        drop = engine.dropout(p, generators(seed_list, device))
+        keys = dropout_keys(r, S)
+        step = int(r.integers(0, 2**31 - 1))
+        drop = engine.dropout(p, keys).to(device)
+        drop.step = step
         with torch.no_grad():
             y_linear, y_drop = linear(x), drop(x)
             y_train = bn(x)
@@ -122,7 +122,8 @@ def cohort_layers(engine: Engine, device: torch.device,
                              f"replica {s}: {k}")
                 ref_bn.eval()
                 tr.close(y_eval[s], ref_bn(x[s]), F64_CHAIN, f"replica {s}: batch norm eval")
-                alone = engine.dropout(p, generators([seed_list[s]], device))
+                alone = engine.dropout(p, [keys[s]]).to(device)
+                alone.step = step
                 tr.close(y_drop[s], alone(x[s:s + 1])[0], F64, f"replica {s}: dropout")
 
     return tr.run(prop, hs)
@@ -142,12 +143,14 @@ def cohort_mlp(engine: Engine, device: torch.device,
         r = np.random.default_rng(seed)
         config = mlp_config(*zip(*spec, strict=True))
         seed_list = [int(k) for k in r.integers(0, 2**31, S)]
+        step = int(r.integers(0, 2**31 - 1))
         x = tensor(r.uniform(0, 1, (S, B, INPUTS)), F64_, device)
         labels = torch.as_tensor(r.integers(0, 10, (S, B)), device=device)
 
         def run(seeds_: list[int], xs: Tensor, ys: Tensor) -> tuple[nn.Module, Tensor]:
-            model = build_mlp(engine, config, seeds_, generators(seeds_, device))
+            model = build_mlp(engine, config, seeds_)
             model.to(device=device, dtype=F64_).train(training)
+            set_dropout_step(model, step)
             logits = model(xs)
             engine.cross_entropy(logits, ys).backward()
             return model, logits.detach()

@@ -26,6 +26,7 @@ from ablate.checks._base import (
     tensor,
 )
 from ablate.engine import OPTIMIZERS, OptimizerConfig
+from ablate.study import optimizer_config
 
 # The hyperparameters each optimizer uses; the others stay None as in a resolved config.
 USES = {
@@ -43,15 +44,16 @@ hyperparameters = st.fixed_dictionaries({
 })
 
 
-def config_for(name: str, hp: dict[str, float]) -> OptimizerConfig:
-    return OptimizerConfig(name=name, lr=hp["lr"], **{k: hp[k] for k in USES[name]})
+def config_for(conventions: str, name: str, hp: dict[str, float]) -> OptimizerConfig:
+    """Optimizer `name` in the forms of `conventions`, with the drawn hyperparameters."""
+    return optimizer_config(conventions, name, lr=hp["lr"], **{k: hp[k] for k in USES[name]})
 
 
-def _trajectory(engine: Engine, config: OptimizerConfig, conventions: str, w0: ref.Array,
+def _trajectory(engine: Engine, config: OptimizerConfig, w0: ref.Array,
                 grads: list[ref.Array], device: torch.device) -> list[ref.Array]:
     """The engine's weights after each step, from w0 with the given gradients."""
     w = tensor(w0, "float64", device).requires_grad_()
-    opt = engine.optimizer(config, conventions, [w])
+    opt = engine.optimizer(config, [w])
     out = []
     for g in grads:
         w.grad = tensor(g, "float64", device)
@@ -72,11 +74,11 @@ def _formulas(conventions: str) -> Callable[[Engine, torch.device, settings | No
             w0 = r.normal(size=(S, a, b))
             grads = [r.normal(size=w0.shape) for _ in range(steps)]
             for name in OPTIMIZERS:
-                config = config_for(name, hp)
-                got = _trajectory(engine, config, conventions, w0, grads, device)
+                config = config_for(conventions, name, hp)
+                got = _trajectory(engine, config, w0, grads, device)
                 w, state = w0, ref.optimizer_state(config, w0)
                 for t, (g, wt) in enumerate(zip(grads, got, strict=True), start=1):
-                    w, state = ref.optimizer_step(config, conventions, w, g, state, t)
+                    w, state = ref.optimizer_step(config, w, g, state, t)
                     tr.close(wt, w, F64_CHAIN, f"{name} after step {t}")
 
         return tr.run(prop, hs)
@@ -105,8 +107,8 @@ def momentum_forms(engine: Engine, device: torch.device,
         r = np.random.default_rng(seed)
         w0 = r.normal(size=(S, a))
         grads = [r.normal(size=w0.shape) for _ in range(steps)]
-        config = OptimizerConfig("momentum", lr, momentum=momentum)
-        forms = {c: _trajectory(engine, config, c, w0, grads, device) for c in ("torch", "keras")}
+        forms = {c: _trajectory(engine, optimizer_config(c, "momentum", lr=lr, momentum=momentum),
+                                w0, grads, device) for c in ("torch", "keras")}
         w, big_v = w0, np.zeros_like(w0)
         for t, g in enumerate(grads):
             w, big_v = ref.momentum_textbook(w, big_v, g, lr, momentum)
@@ -134,12 +136,13 @@ def adam_first_step(engine: Engine, device: torch.device,
         # gradients away from 0, where the step's sign would be decided by rounding
         grads = [np.where(r.random(w0.shape) < 0.5, -1.0, 1.0) * r.uniform(0.1, 2.0, w0.shape)
                  for _ in range(steps)]
-        config = OptimizerConfig("adam", lr, beta1=beta1, beta2=beta2, eps=0.0)
         for conventions in ("torch", "keras"):
-            got = _trajectory(engine, config, conventions, w0, grads, device)
+            config = optimizer_config(conventions, "adam", lr=lr, beta1=beta1, beta2=beta2,
+                                      eps=0.0)
+            got = _trajectory(engine, config, w0, grads, device)
             tr.close(np.abs(got[0] - w0), np.full(w0.shape, lr), F64,
                      f"{conventions}: |first step| = lr")
-            scaled = _trajectory(engine, config, conventions, w0, [c * g for g in grads], device)
+            scaled = _trajectory(engine, config, w0, [c * g for g in grads], device)
             for t, (x, y) in enumerate(zip(scaled, got, strict=True), start=1):
                 tr.close(x, y, F64_CHAIN, f"{conventions}: gradients x {c:g}, step {t}")
 

@@ -5,11 +5,14 @@ replica, so everything here is one replica: x (B, fan_in), W (fan_in, fan_out), 
 logits (B, C). `tests/test_reference.py` checks the oracle itself against hand-computed cases,
 finite differences and SciPy, so it is not trusted blindly.
 
-Conventions are "torch" or "keras" (DESIGN.md lists how they differ). Batch-norm momentum is
-given in the form of its convention: torch's is the weight of the new batch statistic, Keras's
-the weight of the old running value (Keras 0.99 == torch 0.01).
+Where Keras and PyTorch write a formula differently, the oracle follows the form the config
+names (`OptimizerConfig.velocity`, `.eps_placement`, `.bias_correction`; which framework uses
+which is listed in `ablate.conventions`). Batch-norm momentum is given in one of two
+forms: torch's is the weight of the new batch statistic, Keras's the weight of the old
+running value (Keras 0.99 == torch 0.01).
 """
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -195,6 +198,40 @@ def check_dropout_p(p: float) -> None:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
 
 
+def dropout_key(seed: int, layer: int) -> int:
+    """The 63-bit key of seed's dropout stream at hidden `layer`: the first 8 bytes of
+    sha256("{seed}/dropout/{layer}"), little-endian, top bit cleared."""
+    digest = hashlib.sha256(f"{int(seed)}/dropout/{layer}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def _mix32(x: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+    """lowbias32 on uint32 arrays (NumPy's uint32 arithmetic wraps and shifts logically)."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def dropout_keep(key: int, step: int, rows: int, features: int, p: float
+                 ) -> npt.NDArray[np.bool_]:
+    """The engine's documented dropout rule for one replica, from scratch: unit n of the
+    (rows, features) mask at optimizer `step` draws 16 bits u from the pair word
+    h = mix((n // 2) * 0x9E3779B9 ^ a), a = mix(lo ^ mix(step ^ hi)) (the low half for even
+    n, the high half for odd n), U = (u ^ 0x8000) / 2^16, and is kept iff
+    U >= round(p 2^16) / 2^16."""
+    with np.errstate(over="ignore"):
+        lo, hi = np.uint32(key & 0xFFFFFFFF), np.uint32(key >> 32)
+        a = _mix32(lo ^ _mix32(np.asarray(step, np.uint32) ^ hi))
+        n = np.arange(rows * features, dtype=np.uint64)
+        pair = ((n // 2) * np.uint64(0x9E3779B9) % np.uint64(1 << 32)).astype(np.uint32)
+        h = _mix32(pair ^ a)
+        u = (h >> ((n % 2) * 16).astype(np.uint32)) & np.uint32(0xFFFF)
+    uniform = (u ^ 0x8000).astype(np.float64) / 65536.0
+    return (uniform >= round(p * 65536) / 65536.0).reshape(rows, features)
+
+
 def dropout_inverted(x: Array, keep: npt.NDArray[np.bool_], p: float, training: bool) -> Array:
     """Inverted dropout: training keeps units where `keep` and scales them by 1/(1-p).
 
@@ -329,32 +366,34 @@ def momentum_textbook(w: Array, big_v: Array, g: Array, lr: float,
     return w - big_v, big_v
 
 
-def optimizer_step(config: OptimizerConfig, conventions: str, w: Array, g: Array,
-                   state: OptimizerState, t: int) -> tuple[Array, OptimizerState]:
+def optimizer_step(config: OptimizerConfig, w: Array, g: Array, state: OptimizerState,
+                   t: int) -> tuple[Array, OptimizerState]:
     """One step t (from 1) of `config.name` on weights w with gradient g: (new w, new state).
 
-    SGD; momentum (PyTorch: v = m v + g, w -= lr v; Keras: v = m v - lr g, w += v); Nesterov
-    (Sutskever et al. 2013, as each framework writes it); AdaGrad (Duchi et al. 2011); Adadelta
-    (Zeiler 2012, times lr); RMSprop (Hinton 2012); Adam (Kingma & Ba 2015: torch uses
-    Algorithm 1 with bias-corrected moments, Keras the "efficient" form of section 2 with
-    eps outside the correction); AdamW (Loshchilov & Hutter 2019: decay lr*wd*w, then Adam).
+    SGD; momentum (velocity "gradients", PyTorch's: v = m v + g, w -= lr v; "steps", Keras's:
+    v = m v - lr g, w += v); Nesterov (Sutskever et al. 2013, in the same two forms); AdaGrad
+    (Duchi et al. 2011); Adadelta (Zeiler 2012, times lr); RMSprop (Hinton 2012); AdaGrad and
+    RMSprop add eps outside the square root (PyTorch) or inside it (Keras); Adam (Kingma & Ba
+    2015: bias correction "moments" is Algorithm 1 with bias-corrected moments, PyTorch's;
+    "step_size" the "efficient" form of section 2 with eps outside the correction, Keras's);
+    AdamW (Loshchilov & Hutter 2019: decay lr*wd*w, then Adam).
     """
     lr, eps = config.lr, config.eps or 0.0
-    keras = conventions == "keras"
-    if conventions not in ("keras", "torch"):
-        raise ValueError(f"unknown conventions {conventions!r}; expected 'torch' or 'keras'")
     s = dict(state)
 
     def root(a: Array) -> Array:
-        # torch adds eps after the square root, Keras inside it
-        return np.sqrt(a + eps) if keras else np.sqrt(a) + eps
+        if config.eps_placement not in ("inside_sqrt", "outside_sqrt"):
+            raise ValueError(f"unknown eps placement {config.eps_placement!r}")
+        return np.sqrt(a + eps) if config.eps_placement == "inside_sqrt" else np.sqrt(a) + eps
 
     match config.name:
         case "sgd":
             return w - lr * g, s
         case "momentum" | "nesterov":
             m = config.momentum or 0.0
-            if keras:
+            if config.velocity not in ("gradients", "steps"):
+                raise ValueError(f"unknown velocity form {config.velocity!r}")
+            if config.velocity == "steps":
                 s["v"] = m * s["v"] - lr * g
                 step = s["v"] if config.name == "momentum" else m * s["v"] - lr * g
                 return w + step, s
@@ -380,7 +419,9 @@ def optimizer_step(config: OptimizerConfig, conventions: str, w: Array, g: Array
                 w = w - lr * (config.weight_decay or 0.0) * w
             s["m"] = b1 * s["m"] + (1.0 - b1) * g
             s["v"] = b2 * s["v"] + (1.0 - b2) * g * g
-            if keras:
+            if config.bias_correction not in ("moments", "step_size"):
+                raise ValueError(f"unknown bias correction {config.bias_correction!r}")
+            if config.bias_correction == "step_size":
                 lr_t = lr * math.sqrt(1.0 - b2**t) / (1.0 - b1**t)
                 return w - lr_t * s["m"] / (np.sqrt(s["v"]) + eps), s
             m_hat, v_hat = s["m"] / (1.0 - b1**t), s["v"] / (1.0 - b2**t)

@@ -3,9 +3,9 @@
 Every property (one module per concept in this package) compares the engine with the
 float64 oracle in `_reference` or with an exact identity, over Hypothesis-drawn shapes and
 values, and reports the examples it tried and its worst error relative to its tolerance.
-`run_checks` runs them all and prints one table; on CUDA it also says whether float32
-matmuls may use TF32 (which the float32 tolerances do not allow for, so a TF32 failure is
-shown, not hidden).
+`run_checks` runs them all and prints one table. They run as training does, with float32
+matmuls pinned to full float32 (TF32 would break the float32 tolerances), and the table
+says which precision was in effect, read through PyTorch's current precision API only.
 """
 
 import time
@@ -17,13 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 from ablate.checks import _dropout as checks_dropout
+from ablate.checks import _evaluation as checks_eval
 from ablate.checks import _grads as checks_grads
 from ablate.checks import _independence as checks_independence
 from ablate.checks import _initializers as checks_init
 from ablate.checks import _layers as checks_layers
 from ablate.checks import _optimizers as optim
 from ablate.checks._base import ENGINE, Engine, Outcome, Property
-from ablate.engine import resolve_device
+from ablate.engine import matmul_precision, pinned_precision, resolve_device
 from ablate.errors import UserError
 
 # In the table's order: one group per concept, each property a plain function
@@ -54,6 +55,9 @@ PROPERTIES: tuple[Property, ...] = (
     optim.adam_first_step,
     checks_independence.cohort_layers,
     checks_independence.cohort_mlp,
+    checks_eval.dense_shared_rows,
+    checks_eval.mlp_evaluation,
+    checks_eval.train_then_evaluate,
 )
 
 
@@ -63,21 +67,19 @@ def hypothesis_settings(examples: int) -> settings:
 
 
 def run_properties(device: torch.device, hsettings: settings | None, engine: Engine = ENGINE,
-                   properties: Sequence[Property] = PROPERTIES) -> list[Outcome]:
-    return [prop(engine, device, hsettings) for prop in properties]
+                  properties: Sequence[Property] = PROPERTIES) -> list[Outcome]:
+    with pinned_precision(device):
+        return [prop(engine, device, hsettings) for prop in properties]
 
 
 def tf32_note(device: torch.device) -> str:
-    """Whether float32 matmuls may use TF32 (10-bit mantissa) on this device."""
-    precision = torch.get_float32_matmul_precision()
-    if device.type != "cuda":
-        return f"TF32: not used on {device.type} (float32 matmul precision {precision!r})"
-    allowed = torch.backends.cuda.matmul.allow_tf32
-    effect = ("float32 matmuls MAY USE TF32: float32 properties can fail by ~1e-3 relative"
-              if allowed or precision != "highest" else "float32 matmuls use full float32")
-    return (f"TF32 on {torch.cuda.get_device_name(device)}: "
-            f"torch.backends.cuda.matmul.allow_tf32={allowed}, "
-            f"float32_matmul_precision={precision!r}: {effect}")
+    """The float32 matmul precision the properties ran with (pinned, as in training)."""
+    with pinned_precision(device):
+        precision = matmul_precision(device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    effect = ("full float32, no TF32" if precision == "ieee" else
+              "REDUCED: float32 properties can fail by ~1e-3 relative")
+    return f"float32 matmul precision on {where}: {precision!r} (pinned): {effect}"
 
 
 def _fmt(x: float) -> str:

@@ -1,19 +1,27 @@
 from ablate.engine._config import (
     ACTIVATIONS,
     BATCH_NORM,
-    CONVENTION_DEFAULTS,
     INIT_ALIASES,
     INITS,
-    OPTIMIZER_DEFAULTS,
     OPTIMIZER_KEYS,
     OPTIMIZERS,
     InitConfig,
     LayerConfig,
     OptimizerConfig,
     RunConfig,
+    cohort_key,
     run_config_from_dict,
 )
-from ablate.engine._device import matmul_flops, provenance, resolve_device
+from ablate.engine._device import (
+    MATMUL_PRECISION,
+    check_full_precision,
+    free_memory,
+    matmul_flops,
+    matmul_precision,
+    pinned_precision,
+    provenance,
+    resolve_device,
+)
 from ablate.engine._layers import (
     Activation,
     CohortBatchNorm,
@@ -37,12 +45,13 @@ from ablate.engine._model import (
 )
 from ablate.engine._network import Network, TensorMismatch, network_tensors
 from ablate.engine._optim import Optimizer
+from ablate.engine._step import replica_losses
 from ablate.engine._train import (
     CohortResult,
     DeviceData,
     Epoch,
     prepare_data,
-    replica_losses,
+    replica_bytes,
     scale,
     train_cohort,
 )
@@ -52,7 +61,6 @@ __all__ = [
     "Activation",
     "BATCH_NORM",
     "CLASSES",
-    "CONVENTION_DEFAULTS",
     "CohortBatchNorm",
     "CohortDropout",
     "CohortLinear",
@@ -63,11 +71,11 @@ __all__ = [
     "INITS",
     "INIT_ALIASES",
     "INPUTS",
+    "MATMUL_PRECISION",
     "InitConfig",
     "LayerConfig",
     "Network",
     "OPTIMIZERS",
-    "OPTIMIZER_DEFAULTS",
     "OPTIMIZER_KEYS",
     "Optimizer",
     "OptimizerConfig",
@@ -80,11 +88,17 @@ __all__ = [
     "layers_text",
     "load_replica_state",
     "optimizer_text",
+    "check_full_precision",
+    "cohort_key",
+    "free_memory",
     "matmul_flops",
+    "matmul_precision",
     "network_tensors",
     "parameter_count",
+    "pinned_precision",
     "prepare_data",
     "provenance",
+    "replica_bytes",
     "replica_losses",
     "replica_state",
     "resolve_device",

@@ -1,8 +1,10 @@
 """The resolved configuration of one training run: typed, frozen, hashable.
 
 A study file (see `ablate.study`) is turned into one `RunConfig` per arm, with every
-convention-dependent default already filled in, so that the config hash names exactly
-what was trained and nothing depends on defaults that might change later.
+convention-dependent choice already resolved into an explicit field (a default value, or
+the form of a formula such as where an optimizer adds its epsilon), so that the config
+hash names exactly what was trained and the engine never interprets a convention name.
+`conventions` is kept only as a label saying where the defaults came from.
 """
 
 import dataclasses
@@ -12,6 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Conventions = Literal["keras", "torch"]
+BnRunningVar = Literal["unbiased", "biased"]
+Velocity = Literal["gradients", "steps"]
+EpsPlacement = Literal["outside_sqrt", "inside_sqrt"]
+BiasCorrection = Literal["moments", "step_size"]
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu")
 BATCH_NORM = ("off", "before", "after")  # relative to the activation
 INITS = (
@@ -46,7 +52,12 @@ class InitConfig:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """Every hyperparameter resolved; unused ones are None."""
+    """Every hyperparameter and the form of every formula resolved; unused ones are None.
+
+    The forms are where Keras and PyTorch write the same optimizer differently (the
+    formulas are in `ablate.engine._optim`); `ablate.study` fills them from a study's
+    conventions.
+    """
 
     name: str  # one of OPTIMIZERS
     lr: float
@@ -57,17 +68,29 @@ class OptimizerConfig:
     eps: float | None = None  # adagrad, adadelta, rmsprop, adam(w)
     weight_decay: float | None = None  # adamw (decoupled)
     initial_accumulator: float | None = None  # adagrad
+    # momentum, nesterov: what the velocity sums. "gradients": v = m v + g, w -= lr v
+    # (torch); "steps": v = m v - lr g, w += v (keras).
+    velocity: Velocity | None = None
+    # adagrad, rmsprop: "outside_sqrt": g / (sqrt(a) + eps) (torch); "inside_sqrt":
+    # g / sqrt(a + eps) (keras).
+    eps_placement: EpsPlacement | None = None
+    # adam(w): "moments": lr m_hat / (sqrt(v_hat) + eps), eps added after the correction
+    # (torch); "step_size": lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps) (keras).
+    bias_correction: BiasCorrection | None = None
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """What one run trains: architecture, initialization, optimizer and budget."""
 
-    conventions: Conventions
+    conventions: Conventions  # a label: where the defaults came from (never read to train)
     layers: tuple[LayerConfig, ...]  # hidden layers; the 10-way softmax output is implied
     leaky_slope: float  # keras 0.3, torch 0.01
     bn_momentum: float  # torch form: weight of the new batch statistic (keras 0.99 -> 0.01)
     bn_eps: float  # keras 1e-3, torch 1e-5
+    # which batch variance the running variance averages: "unbiased" (torch, B/(B-1)
+    # corrected) or "biased" (keras); training always normalizes with the biased one
+    bn_running_var: BnRunningVar
     init: InitConfig
     optimizer: OptimizerConfig
     epochs: int
@@ -83,13 +106,18 @@ class RunConfig:
 
 
 def run_config_from_dict(d: dict[str, Any]) -> RunConfig:
-    """Inverse of `RunConfig.to_dict` (for configs read back from the store)."""
+    """Inverse of `RunConfig.to_dict` (for configs read back from the store).
+
+    Dicts written before the forms were explicit fields lack them (a KeyError here);
+    `ablate.study.upgrade_config_dict` fills them from the dict's conventions label.
+    """
     return RunConfig(
         conventions=d["conventions"],
         layers=tuple(LayerConfig(**layer) for layer in d["layers"]),
         leaky_slope=d["leaky_slope"],
         bn_momentum=d["bn_momentum"],
         bn_eps=d["bn_eps"],
+        bn_running_var=d["bn_running_var"],
         init=InitConfig(**d["init"]),
         optimizer=OptimizerConfig(**d["optimizer"]),
         epochs=d["epochs"],
@@ -97,34 +125,20 @@ def run_config_from_dict(d: dict[str, Any]) -> RunConfig:
     )
 
 
-# Convention-dependent defaults (DESIGN.md lists what differs).
-CONVENTION_DEFAULTS: dict[str, dict[str, Any]] = {
-    "keras": {"leaky_slope": 0.3, "bn_momentum": 0.01, "bn_eps": 1e-3, "init": "glorot_uniform"},
-    "torch": {"leaky_slope": 0.01, "bn_momentum": 0.1, "bn_eps": 1e-5, "init": "torch_default"},
-}
-
-# Optimizer defaults per convention: Keras's documented defaults, PyTorch's signatures.
-OPTIMIZER_DEFAULTS: dict[str, dict[str, dict[str, float]]] = {
-    "keras": {
-        "sgd": {"lr": 0.01},
-        "momentum": {"lr": 0.01, "momentum": 0.9},
-        "nesterov": {"lr": 0.01, "momentum": 0.9},
-        "adagrad": {"lr": 0.001, "initial_accumulator": 0.1, "eps": 1e-7},
-        "adadelta": {"lr": 0.001, "rho": 0.95, "eps": 1e-7},
-        "rmsprop": {"lr": 0.001, "rho": 0.9, "eps": 1e-7},
-        "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7},
-        "adamw": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "weight_decay": 0.004},
-    },
-    "torch": {
-        "sgd": {"lr": 0.01},  # torch has no default lr for SGD; Keras's 0.01
-        "momentum": {"lr": 0.01, "momentum": 0.9},
-        "nesterov": {"lr": 0.01, "momentum": 0.9},
-        "adagrad": {"lr": 0.01, "initial_accumulator": 0.0, "eps": 1e-10},
-        "adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6},
-        "rmsprop": {"lr": 0.01, "rho": 0.99, "eps": 1e-8},
-        "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
-        "adamw": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01},
-    },
-}
 OPTIMIZER_KEYS = ("lr", "momentum", "rho", "beta1", "beta2", "eps", "weight_decay",
                   "initial_accumulator")
+
+
+def cohort_key(config: RunConfig) -> tuple[object, ...]:
+    """What replicas must share to train in one cohort; configs with equal keys can.
+
+    The parameter shapes (widths, batch-norm placement), batch norm's settings (one fused
+    kernel normalizes every replica), the optimizer's kind and formula forms (one update
+    rule), the budget and the batch size (one step count). Dropout rates, activations,
+    initializers and optimizer hyperparameters may differ per replica.
+    """
+    o = config.optimizer
+    return (tuple((layer.units, layer.batch_norm) for layer in config.layers),
+            config.bn_momentum, config.bn_eps, config.bn_running_var,
+            o.name, o.velocity, o.eps_placement, o.bias_correction,
+            config.epochs, config.batch_size)

@@ -3,15 +3,18 @@
 Every parameter carries a leading replica axis, so S seeds of one architecture train
 as one batched model. Replica s of each layer computes exactly what a standalone layer
 with replica s's parameters would (a test and `ablate check` prove it): batch-norm
-statistics are per replica, dropout masks come from each replica's own generator.
+statistics are per replica, dropout masks come from each replica's own stream.
 Activations flow as (S, B, features).
 """
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ablate.engine import _rng as rng
 
 
 class CohortLinear(nn.Module):
@@ -23,9 +26,9 @@ class CohortLinear(nn.Module):
         self.bias = nn.Parameter(bias)  # (S, fan_out)
 
     def forward(self, x: Tensor) -> Tensor:  # (S, B, fan_in) or shared (B, fan_in)
-        if x.dim() == 2:  # the same rows for every replica (evaluation): one broadcast matmul
-            return torch.matmul(x, self.weight) + self.bias.unsqueeze(1)  # (S, B, fan_out)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+        if x.dim() == 2:  # the same rows for every replica (evaluation): an expanded view
+            x = x.expand(self.weight.shape[0], *x.shape)  # (S, B, fan_in), no copy
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)  # bias added in the GEMM
 
 
 class CohortBatchNorm(nn.Module):
@@ -33,8 +36,8 @@ class CohortBatchNorm(nn.Module):
 
     `momentum` is the weight of the new batch statistic (PyTorch's form; Keras's 0.99
     is 0.01 here). Training normalizes with the biased batch variance; the running
-    variance tracks the unbiased batch variance (PyTorch, `bessel=True`) or the biased
-    one (Keras, whose BatchNormalization averages `ops.moments`' variance).
+    variance tracks the unbiased batch variance (`bessel=True`, PyTorch's form) or the
+    biased one (Keras's form: its BatchNormalization averages `ops.moments`' variance).
     """
 
     running_mean: Tensor  # (S, F)
@@ -57,12 +60,12 @@ class CohortBatchNorm(nn.Module):
         # and one backward instead of a dozen elementwise ones (5x faster on the CPU).
         flat = x.transpose(0, 1).reshape(B, S * F_)  # (B, S*F)
         running_var = self.running_var.view(-1)  # views: the kernel updates them in place
-        keras_update = self.training and not self.bessel
-        if keras_update:  # a scratch copy (autograd keeps the kernel's argument unchanged)
+        biased_update = self.training and not self.bessel
+        if biased_update:  # a scratch copy (autograd keeps the kernel's argument unchanged)
             running_var = running_var.clone()
         y = F.batch_norm(flat, self.running_mean.view(-1), running_var, self.weight.view(-1),
                          self.bias.view(-1), self.training, self.momentum, self.eps)
-        if keras_update:
+        if biased_update:
             # The kernel averaged the unbiased variance v*B/(B-1); Keras averages the biased
             # v: new = (1-m) old + m v = ((B-1) kernel_new + (1-m) old) / B.
             with torch.no_grad():
@@ -72,57 +75,138 @@ class CohortBatchNorm(nn.Module):
 
     def _single_row(self, x: Tensor) -> Tensor:
         """A batch of one normalizes to beta (x - mean = 0); its unbiased variance is
-        undefined, so the running variance moves towards 0, the biased value."""
+        undefined, so the running variance moves towards 0, the biased value. Gamma's
+        gradient is exactly 0 (it multiplies x - mean = 0) and still exists, so every
+        optimizer steps gamma as with a zero gradient, as the formula says."""
         with torch.no_grad():
             self.running_mean.lerp_(x[:, 0], self.momentum)
             self.running_var.mul_(1 - self.momentum)
-        return self.bias.unsqueeze(1) + 0 * x
+        return self.bias.unsqueeze(1) + 0 * x + 0 * self.weight.unsqueeze(1)
 
 
 class CohortDropout(nn.Module):
-    """Inverted dropout with one mask stream per replica.
+    """Inverted dropout, each replica with its own rate and its own counter-based stream.
 
-    Replica s draws its mask as `torch.empty(B, F).uniform_(generator=generators[s])`
-    and keeps units whose draw is >= p, scaling them by 1/(1-p); a standalone run of
-    seed s with the same generator draws the same mask.
+    Replica s keeps the units `ablate.engine._rng` documents for its key `keys[s]` (the
+    stream of one seed at one hidden layer) at the current `step`, and scales them by
+    1 / (1 - p[s]). The masks are a function of (key, step, unit) alone: a forward pass
+    at the same step draws the same mask, on any device, whatever the other replicas;
+    the trainer sets `step` (an int, or a 0-dim int32 tensor it advances in place).
     """
 
-    def __init__(self, p: float, generators: list[torch.Generator]) -> None:
+    key_lo: Tensor  # (S,) int32
+    key_hi: Tensor  # (S,) int32
+    threshold: Tensor  # (S, 1) int16: keep iff draw >= threshold
+    constants: Tensor  # mix32's, on the layer's device
+    scale: Tensor  # (S, 1, 1): 1 / (1 - p), 0 for p = 1 (zeros, not NaN)
+
+    def __init__(self, p: float | Sequence[float], keys: Sequence[int]) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
-        self.p, self.generators = p, generators
+        ps = [float(p)] * len(keys) if isinstance(p, int | float) else [float(q) for q in p]
+        if len(ps) != len(keys):
+            raise ValueError(f"{len(ps)} dropout rates for {len(keys)} replicas")
+        for q in ps:
+            if not 0.0 <= q <= 1.0:  # also rejects NaN
+                raise ValueError(f"dropout probability must be in [0, 1], got {q}")
+        self.p, self.keys = tuple(ps), tuple(keys)
+        self.step: Tensor | int = 0
+        # The step's words (S,) int32, when the trainer computed them ahead (one batched
+        # computation per epoch for every layer); None: computed here from `step`.
+        self.word: Tensor | None = None
+        lo, hi = rng.key_words(list(keys), "cpu")
+        # Not in the state dict: checkpoints hold parameters and BN statistics only.
+        self.register_buffer("key_lo", lo, persistent=False)
+        self.register_buffer("key_hi", hi, persistent=False)
+        # p = 1's threshold (32768) does not fit an int16; its scale 0 zeroes what it keeps.
+        thresholds = [min(rng.threshold16(q), 32767) for q in ps]
+        self.register_buffer("threshold", torch.tensor(thresholds, dtype=torch.int16
+                                                       ).view(-1, 1), persistent=False)
+        # float64 until used: a float32 model converts it, a float64 input sees it exactly
+        scales = [1.0 / (1.0 - q) if q < 1.0 else 0.0 for q in ps]
+        self.register_buffer("scale", torch.tensor(scales, dtype=torch.float64).view(-1, 1, 1),
+                             persistent=False)
+        self.register_buffer("constants", rng.mix_constants("cpu"), persistent=False)
+        self._counters: dict[tuple[int, torch.device], Tensor] = {}
 
     def forward(self, x: Tensor) -> Tensor:  # (S, B, F)
-        if not self.training or self.p == 0.0:
+        if not self.training or not any(self.p):
             return x
-        u = torch.empty_like(x)
-        for s, g in enumerate(self.generators):
-            u[s].uniform_(generator=g)
-        scale = 1.0 / (1.0 - self.p) if self.p < 1.0 else 0.0  # p = 1: zeros, not NaN
-        return x * (u >= self.p) * scale
+        S, B, F_ = x.shape
+        n = B * F_
+        word = rng.step_words(self.key_lo, self.key_hi, self.step) if self.word is None \
+            else self.word
+        draws = rng.uniform16(word, self._pair_counters(n, x.device), n,
+                              self.constants)  # (S, n) int16
+        # One float mask, 0 or 1/(1-p): the forward multiplies once, and so does backward.
+        mask = (draws >= self.threshold).view(S, B, F_) * self.scale.to(x.dtype)  # (S, B, F)
+        return x * mask
+
+    def _pair_counters(self, n: int, device: torch.device) -> Tensor:
+        """The mask's pair counters, made once per size and device."""
+        key = (n, device)
+        if key not in self._counters:
+            self._counters[key] = rng.pair_counters(n, device)
+        return self._counters[key]
 
 
 class Activation(nn.Module):
-    def __init__(self, name: str, leaky_slope: float) -> None:
-        super().__init__()
-        self.name, self.leaky_slope = name, leaky_slope
+    """One activation per replica: replica s applies `names[s]` (leaky slope `slopes[s]`).
 
-    def forward(self, x: Tensor) -> Tensor:
-        match self.name:
-            case "relu":
-                return F.relu(x)
-            case "leaky_relu":
-                return F.leaky_relu(x, self.leaky_slope)
-            case "sigmoid":
-                return torch.sigmoid(x)
-            case "tanh":
-                return torch.tanh(x)
-            case "elu":
-                return F.elu(x)  # alpha = 1 in both frameworks
-            case "gelu":
-                return F.gelu(x)  # exact (erf) form
-        raise ValueError(f"unknown activation {self.name!r}")
+    Replicas that share (name, slope) are computed together, all of them in one call when
+    the cohort has a single activation.
+    """
+
+    def __init__(self, names: str | Sequence[str], leaky_slope: float | Sequence[float],
+                 replicas: int = 1) -> None:
+        super().__init__()
+        names = [names] * replicas if isinstance(names, str) else list(names)
+        slopes = ([float(leaky_slope)] * len(names) if isinstance(leaky_slope, int | float)
+                  else [float(a) for a in leaky_slope])
+        for name in names:
+            if name not in _ACTIVATIONS:
+                raise ValueError(f"unknown activation {name!r}")
+        # the slope only matters for leaky_relu: other activations group whatever it is
+        kinds = [(n, a if n == "leaky_relu" else 0.0) for n, a in zip(names, slopes, strict=True)]
+        self.groups = {kind: [s for s, k in enumerate(kinds) if k == kind]
+                       for kind in dict.fromkeys(kinds)}
+        self.name, self.leaky_slope = names[0], slopes[0]
+        self._index: dict[tuple[tuple[str, float], torch.device], Tensor] = {}
+
+    def forward(self, x: Tensor) -> Tensor:  # (S, B, F)
+        if len(self.groups) == 1:
+            ((name, slope),) = self.groups
+            return _activate(name, slope, x)
+        out = torch.empty_like(x)
+        for kind in self.groups:
+            idx = self._replicas(kind, x.device)
+            out = out.index_copy(0, idx, _activate(*kind, x.index_select(0, idx)))
+        return out
+
+    def _replicas(self, kind: tuple[str, float], device: torch.device) -> Tensor:
+        """The replicas of one (name, slope) group as an index tensor on `device`, made once."""
+        if (kind, device) not in self._index:
+            self._index[kind, device] = torch.tensor(self.groups[kind], device=device)
+        return self._index[kind, device]
+
+
+_ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu")
+
+
+def _activate(name: str, leaky_slope: float, x: Tensor) -> Tensor:
+    match name:
+        case "relu":
+            return F.relu(x)
+        case "leaky_relu":
+            return F.leaky_relu(x, leaky_slope)
+        case "sigmoid":
+            return torch.sigmoid(x)
+        case "tanh":
+            return torch.tanh(x)
+        case "elu":
+            return F.elu(x)  # alpha = 1 in both frameworks
+        case "gelu":
+            return F.gelu(x)  # exact (erf) form
+    raise ValueError(f"unknown activation {name!r}")
 
 
 # Keras's truncated variance-scaling normals divide by the sd of a unit normal truncated

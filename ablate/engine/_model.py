@@ -6,13 +6,14 @@ softmax cross-entropy. The same config builds one replica per seed.
 """
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from ablate.engine import _rng as rng
-from ablate.engine._config import RunConfig
+from ablate.engine._config import RunConfig, cohort_key
 from ablate.engine._layers import (
     Activation,
     CohortBatchNorm,
@@ -46,38 +47,46 @@ def initial_dense(config: RunConfig, seed: int, index: int) -> tuple[Tensor, Ten
 
 
 class CohortMLP(nn.Module):
-    """S replicas of one MLP; replica s is initialized from seeds[s].
+    """S replicas of one MLP; replica s is initialized from seeds[s] with configs[s].
 
+    `configs` is one config for every replica, or one per replica sharing a `cohort_key`
+    (same shapes and batch-norm settings); what may differ per replica (dropout rate,
+    activation, leaky slope, initializer) each replica takes from its own config.
     Modules are named by role and hidden-layer index, so checkpoints name their tensors
     the same way whatever the architecture: hidden layer i is `dense{i}` -> [`bn{i}`] ->
     `act{i}` -> [`bn{i}`] -> [`drop{i}`]; the output layer is `dense{L}` (L hidden layers).
     Tensors: `dense{i}.weight` (S, fan_in, fan_out), `dense{i}.bias` (S, fan_out),
-    `bn{i}.weight`, `.bias`, `.running_mean`, `.running_var` (S, units).
+    `bn{i}.weight`, `.bias`, `.running_mean`, `.running_var` (S, units). Dropout keeps no
+    state (its masks are a function of seed, layer and step), so any device can train it.
     """
 
-    def __init__(self, config: RunConfig, seeds: list[int] | tuple[int, ...],
-                 dropout_generators: list[torch.Generator] | None = None) -> None:
+    def __init__(self, configs: RunConfig | Sequence[RunConfig],
+                 seeds: list[int] | tuple[int, ...]) -> None:
         super().__init__()
-        self.config, self.seeds = config, tuple(seeds)
+        self.seeds = tuple(seeds)
         S = len(seeds)
-        gens = dropout_generators or [rng.generator(s, "dropout") for s in seeds]
+        self.configs = replicate(configs, S)
+        config = self.config = self.configs[0]
         self.order: list[str] = []  # module names in forward order
         for i in range(len(config.layers) + 1):
-            pairs = [initial_dense(config, seed, i) for seed in seeds]
+            pairs = [initial_dense(c, seed, i) for c, seed in zip(self.configs, seeds, strict=True)]
             self._add(f"dense{i}", CohortLinear(torch.stack([w for w, _ in pairs]),
                                                 torch.stack([b for _, b in pairs])))
             if i == len(config.layers):
                 break
             layer = config.layers[i]
+            mine = [c.layers[i] for c in self.configs]  # this layer of every replica
             bn = CohortBatchNorm(S, layer.units, config.bn_momentum, config.bn_eps,
-                                 bessel=config.conventions == "torch")
+                                 bessel=config.bn_running_var == "unbiased")
             if layer.batch_norm == "before":
                 self._add(f"bn{i}", bn)
-            self._add(f"act{i}", Activation(layer.activation, config.leaky_slope))
+            self._add(f"act{i}", Activation([m.activation for m in mine],
+                                            [c.leaky_slope for c in self.configs]))
             if layer.batch_norm == "after":
                 self._add(f"bn{i}", bn)
-            if layer.dropout > 0:
-                self._add(f"drop{i}", CohortDropout(layer.dropout, gens))
+            if any(m.dropout > 0 for m in mine):
+                self._add(f"drop{i}", CohortDropout([m.dropout for m in mine],
+                                                    [rng.dropout_key(s, i) for s in seeds]))
 
     def _add(self, name: str, module: nn.Module) -> None:
         self.add_module(name, module)
@@ -89,14 +98,52 @@ class CohortMLP(nn.Module):
         return [m for m in self.children() if isinstance(m, CohortLinear)]
 
     @property
+    def dropouts(self) -> list[CohortDropout]:
+        return [m for m in self.children() if isinstance(m, CohortDropout)]
+
+    @property
     def replicas(self) -> int:
         return len(self.seeds)
+
+    def set_step(self, step: Tensor | int) -> None:
+        """The optimizer step (from 0) whose dropout masks the next forward passes draw."""
+        for drop in self.dropouts:
+            drop.step, drop.word = step, None
+
+    def dropout_words(self, first: int, steps: int) -> Tensor:
+        """Every dropout layer's step words for steps first..first+steps-1, computed at
+        once: (steps, dropout layers, S) int32 (see `ablate.engine._rng`)."""
+        drops = self.dropouts
+        if not drops:
+            return torch.empty(steps, 0, self.replicas, dtype=torch.int32)
+        lo = torch.stack([d.key_lo for d in drops])  # (L, S)
+        hi = torch.stack([d.key_hi for d in drops])
+        step = torch.arange(first, first + steps, dtype=torch.int32, device=lo.device)
+        return rng.step_words(lo, hi, step.view(-1, 1, 1))
+
+    def set_words(self, words: Tensor) -> None:
+        """Draw the next masks from one row of `dropout_words`: (dropout layers, S)."""
+        for drop, word in zip(self.dropouts, words, strict=True):
+            drop.word = word
 
     def forward(self, x: Tensor) -> Tensor:
         """(S, B, 784) per-replica rows, or (B, 784) shared by all, in [0, 1] -> (S, B, 10)."""
         for name in self.order:
             x = self.get_submodule(name)(x)
         return x
+
+
+def replicate(configs: RunConfig | Sequence[RunConfig], replicas: int) -> tuple[RunConfig, ...]:
+    """One config per replica: `configs` repeated, or checked to fit one cohort."""
+    if isinstance(configs, RunConfig):
+        return (configs,) * replicas
+    configs = tuple(configs)
+    if len(configs) != replicas:
+        raise ValueError(f"{len(configs)} configs for {replicas} replicas")
+    if len({cohort_key(c) for c in configs}) > 1:
+        raise ValueError("these configs cannot share a cohort: their shapes, batch-norm "
+                         "settings, optimizer kind or forms, epochs or batch size differ")
+    return configs
 
 
 def replica_state(model: CohortMLP, s: int) -> dict[str, Tensor]:

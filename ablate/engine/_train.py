@@ -1,16 +1,19 @@
-"""Train one cohort: S seeds of one arm as one batched model.
+"""Train one cohort: S replicas (seeds of one arm, or of several arms that share a
+`cohort_key`) as one batched model.
 
 The loss is the sum over replicas of each replica's mean cross-entropy, so every
 replica's gradient is exactly its own; each replica draws its own minibatch order and
-dropout masks from its own streams. Data lives on the device as uint8 and is scaled
-per batch. A replica whose loss turns NaN/inf is marked diverged, its parameters and
-optimizer state are zeroed (finite, so they stay put) and its loss is masked out; the
-others carry on.
+dropout masks from its own streams, the same on any device and in any cohort. Data
+lives on the device; the training images are scaled to floats once per dtype. Within an
+epoch nothing waits for the device: metrics accumulate there and the epoch's are read
+once at its end, where the kept (best) weights are updated on the device too. A replica
+whose loss turns NaN/inf is marked diverged, its parameters and optimizer state are
+zeroed (finite, so they stay put) and its loss is masked out; the others carry on.
 """
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,12 +24,37 @@ from torch import Tensor
 from ablate.data import Mnist, split, stratified_order, validation_halves
 from ablate.engine import _rng as rng
 from ablate.engine._config import RunConfig
-from ablate.engine._device import provenance
-from ablate.engine._model import INPUTS, CohortMLP, load_replica_state, replica_state
+from ablate.engine._device import pinned_precision, provenance
+from ablate.engine._model import INPUTS, CohortMLP, replicate
 from ablate.engine._optim import Optimizer
+from ablate.engine._step import Mode, Stepper
 from ablate.metric import Metric
 
 EVAL_CHUNK = 2048  # rows per evaluation batch; bounds memory at (S, 2048, widest layer)
+
+
+# Optimizer state tensors per parameter (what `Optimizer` allocates).
+_SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "adadelta": 2, "rmsprop": 1,
+          "adam": 2, "adamw": 2}
+
+
+def replica_bytes(config: RunConfig, dtype: torch.dtype = torch.float32) -> int:
+    """An upper estimate of one replica's device memory while training `config`.
+
+    Parameters, gradients, optimizer slots, the kept (best) copy and the optimizer's
+    temporaries (3 + slots copies); a step's activations (input, and per hidden layer
+    about eight (batch, units) tensors: pre-activation, batch norm, activation, dropout
+    draws and mask, and their gradients); an evaluation chunk (EVAL_CHUNK rows of the
+    widest layer, three tensors at a time).
+    """
+    size = torch.tensor([], dtype=dtype).element_size()
+    widths = [INPUTS, *(layer.units for layer in config.layers), 10]
+    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    params += sum(4 * layer.units for layer in config.layers if layer.batch_norm != "off")
+    activations = config.batch_size * (2 * INPUTS + 8 * sum(widths[1:]))
+    evaluation = EVAL_CHUNK * (INPUTS + 3 * max(widths[1:]))
+    return size * ((3 + _SLOTS.get(config.optimizer.name, 2)) * params + activations
+                   + evaluation)
 
 
 @dataclass(frozen=True)
@@ -40,6 +68,15 @@ class DeviceData:
     x_test: Tensor
     y_test: Tensor
     val_half: Tensor  # (n_val,) int64: 0 for validation half A, 1 for half B (cross-fitting)
+    # scaled training images per dtype, made on first use (a new DeviceData starts empty)
+    _scaled: dict[torch.dtype, Tensor] = field(default_factory=dict, init=False, repr=False,
+                                               compare=False)
+
+    def train_images(self, dtype: torch.dtype) -> Tensor:
+        """The training images as floats in [0, 1]: (n, 784), made once per dtype."""
+        if dtype not in self._scaled:
+            self._scaled[dtype] = scale(self.x_train, dtype)
+        return self._scaled[dtype]
 
     @property
     def val_half_sizes(self) -> tuple[int, int]:
@@ -114,14 +151,6 @@ class CohortResult:
     provenance: dict[str, object]  # where and with what it trained (`provenance`)
 
 
-def replica_losses(logits: Tensor, labels: Tensor) -> Tensor:
-    """Each replica's mean cross-entropy: logits (S, B, C), labels (S, B) -> (S,).
-
-    The training loss is their sum, so each replica's gradient is exactly its own.
-    """
-    return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(1)
-
-
 def _evaluate(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype,
               groups: Tensor | None = None, n_groups: int = 1) -> tuple[Tensor, Tensor]:
     """Summed loss and correct predictions per replica and group on shared data.
@@ -143,8 +172,11 @@ def _evaluate(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype,
             logp = F.log_softmax(logits, dim=-1)
             target = yb.expand(S, -1)
             row_loss = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).double()  # (S, b)
-            loss.index_add_(1, gb, row_loss)
-            correct.index_add_(1, gb, (logits.argmax(-1) == target).long())
+            # per-group sums by masking, not index_add_: float atomics on CUDA would make
+            # the sums' rounding, and so the kept epoch, vary from run to run
+            loss += torch.stack([torch.where(gb == g, row_loss, 0.0).sum(1)
+                                 for g in range(n_groups)], 1)
+            correct.index_add_(1, gb, (logits.argmax(-1) == target).long())  # exact
     model.train()
     return loss, correct
 
@@ -155,65 +187,69 @@ def _means(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype) -> tuple[
     return loss[:, 0] / len(y), correct[:, 0].double() / len(y)
 
 
-def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, select_on: Metric,
+# Builds the cohort model from (configs, seeds): CohortMLP, or for `ablate check` the
+# same model with one layer class swapped (a planted bug).
+ModelFactory = Callable[[tuple[RunConfig, ...], list[int]], CohortMLP]
+
+
+def train_cohort(configs: RunConfig | Sequence[RunConfig], seeds: Sequence[int],
+                 data: DeviceData, *, select_on: Metric,
                  on_step: Callable[[int], None] | None = None,
                  on_epoch: Callable[[Epoch], None] | None = None,
-                 dtype: torch.dtype = torch.float32) -> CohortResult:
-    """Train `len(seeds)` replicas of `config` for `config.epochs` epochs.
+                 dtype: torch.dtype = torch.float32,
+                 model: ModelFactory = CohortMLP, capture: bool = False) -> CohortResult:
+    """Train replica s of `configs` (one config for all, or one per replica sharing a
+    `cohort_key`) from `seeds[s]`, for the configs' epochs, in full float32 matmuls.
 
     `select_on` is the validation metric (`val_accuracy` or `val_loss`) whose best
     epoch's weights are kept; with no validation split the last epoch is kept.
     `on_step(k)` is called after every k optimizer steps and `on_epoch(record)` after
-    each epoch (for progress displays). `dtype`
-    float64 is for exactness tests; studies train in float32.
+    each epoch (for progress displays). `dtype` float64 is for exactness tests; studies
+    train in float32. `model` builds the model (`ablate check` passes one with a layer
+    under test). `capture` (CUDA only, not for Adam/AdamW) replays full-batch steps from
+    a CUDA graph (see `ablate.engine._step`).
     """
-    device, S = data.device, len(seeds)
+    with pinned_precision(data.device):
+        return _train(replicate(configs, len(seeds)), list(seeds), data, select_on, on_step,
+                      on_epoch, dtype, model, "graph" if capture else "eager")
+
+
+def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
+           select_on: Metric, on_step: Callable[[int], None] | None,
+           on_epoch: Callable[[Epoch], None] | None, dtype: torch.dtype,
+           build: ModelFactory, mode: Mode) -> CohortResult:
+    device, S, config = data.device, len(seeds), configs[0]
     start = time.perf_counter()
-    dropout_gens = [rng.generator(s, "dropout", device=device) for s in seeds]
-    order_gens = [rng.generator(s, "data", device=device) for s in seeds]
-    model = CohortMLP(config, seeds, dropout_gens).to(device=device, dtype=dtype)
-    params = list(model.parameters())
-    opt = Optimizer(config.optimizer, config.conventions, params)
+    order_gens = [rng.generator(s, "data") for s in seeds]
+    model = build(configs, seeds).to(device=device, dtype=dtype)
+    opt = Optimizer([c.optimizer for c in configs], list(model.parameters()))
     dense_weights = [layer.weight for layer in model.dense]
     alive = torch.ones(S, dtype=torch.bool, device=device)
     n, B = len(data.y_train), config.batch_size
+    step = Stepper(model, opt, data.train_images(dtype), data.y_train, min(B, n), mode)
     has_val = len(data.y_val) > 0
     n_val = len(data.y_val)
     # A half can be empty (a 1-image split): its mean is then NaN, never 0/0 garbage.
     half_sizes = torch.tensor(data.val_half_sizes, dtype=torch.float64, device=device)
     half_sizes = torch.where(half_sizes > 0, half_sizes, math.nan)
-    best = [math.nan] * S
-    best_epoch = [0] * S
-    best_state: list[dict[str, Tensor]] = [replica_state(model, s) for s in range(S)]
+    kept = _Kept(model, select_on, has_val)
     history: list[Epoch] = []
 
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
-        perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in order_gens])
-        loss_sum = torch.zeros(S, device=device, dtype=torch.float64)
-        correct = torch.zeros(S, device=device, dtype=torch.long)
-        grad_sq = torch.zeros(S, len(dense_weights), device=device, dtype=torch.float64)
-        weight = alive.to(torch.float32)  # dead replicas contribute no gradient
+        perms = rng.permutations(order_gens, n, device)  # (S, n), drawn on the CPU
+        per_epoch = math.ceil(n / B)
+        words = model.dropout_words((epoch - 1) * per_epoch, per_epoch)  # (steps, L, S)
+        step.start_epoch(alive)
         steps = 0
         for i in range(0, n, B):
-            idx = perms[:, i:i + B]  # (S, b): each replica its own minibatch
-            xb, yb = scale(data.x_train[idx], dtype), data.y_train[idx]  # (S, b, 784), (S, b)
-            logits = model(xb)  # (S, b, 10)
-            per_replica = replica_losses(logits, yb)  # (S,)
-            opt.zero_grad()
-            (per_replica * weight).sum().backward()
-            opt.step()
-            with torch.no_grad():
-                loss_sum += per_replica.double() * idx.shape[1]
-                correct += (logits.argmax(-1) == yb).sum(1)
-                for j, w in enumerate(dense_weights):
-                    assert w.grad is not None
-                    grad_sq[:, j] += torch.linalg.vector_norm(w.grad, dim=(1, 2)).double() ** 2
+            step(perms[:, i:i + B], words[steps])  # each replica its own minibatch (S, b)
             steps += 1
             if on_step is not None and steps % 20 == 0:
                 on_step(20)
         if on_step is not None and steps % 20:
             on_step(steps % 20)
+        loss_sum, correct, grad_sq = step.loss_sum, step.correct, step.grad_sq
 
         train_loss = loss_sum / n
         if has_val:  # per half (A, B), for the cross-fitted metrics; the whole split too
@@ -233,11 +269,10 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
         if has_val:
             bad |= ~torch.isfinite(val_loss)
         newly_dead = bad & alive
-        if newly_dead.any():
+        if newly_dead.any():  # the epoch's one wait for the device
             _bury(model, opt, newly_dead)
             alive &= ~newly_dead
-        alive_now = alive.cpu().tolist()
-        dead = ~np.array(alive_now)  # a diverged replica's later epochs are NaN, not its zeros
+        dead = ~alive.cpu().numpy()  # a diverged replica's later epochs are NaN, not its zeros
         record = Epoch(
             epoch=epoch, train_loss=_host(train_loss, dead),
             train_accuracy=_host(correct / n, dead), val_loss=_host(val_loss, dead),
@@ -249,17 +284,40 @@ def train_cohort(config: RunConfig, seeds: list[int], data: DeviceData, *, selec
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        for s in range(S):
-            if not alive_now[s]:
-                continue
-            value = float(getattr(record, select_on.name)[s]) if has_val else math.nan
-            if not has_val or math.isnan(best[s]) or select_on.better(value, best[s]):
-                best[s], best_epoch[s] = value, epoch
-                best_state[s] = replica_state(model, s)
+        kept.update(epoch, val_acc if select_on.higher_is_better else val_loss, alive)
 
-    replicas = _finish(model, seeds, data, alive, best_state, best_epoch, history, dtype)
+    replicas = _finish(model, seeds, data, alive, kept, history, dtype)
     return CohortResult(replicas, history, time.perf_counter() - start, data.val_half_sizes,
                         provenance(device))
+
+
+class _Kept:
+    """Each replica's best epoch so far and its weights, kept on the training device.
+
+    The first epoch is kept, then any strictly better one (on the validation metric);
+    without validation every epoch replaces the last, so the last is kept.
+    """
+
+    def __init__(self, model: CohortMLP, select_on: Metric, has_val: bool) -> None:
+        self.model, self.select_on, self.has_val = model, select_on, has_val
+        device, S = model.dense[0].weight.device, model.replicas
+        self.best = torch.full((S,), math.nan, dtype=torch.float64, device=device)
+        self.epoch = torch.zeros(S, dtype=torch.long, device=device)
+        self.state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, epoch: int, value: Tensor, alive: Tensor) -> None:
+        """value (S,) float64: this epoch's selection metric; alive (S,) bool."""
+        if not self.has_val:
+            improved = alive.clone()
+        else:
+            better = value > self.best if self.select_on.higher_is_better else value < self.best
+            improved = (better | self.best.isnan()) & alive
+            self.best = torch.where(improved, value, self.best)
+        self.epoch = torch.where(improved, epoch, self.epoch)
+        for name, t in self.model.state_dict().items():
+            mask = improved.view(-1, *[1] * (t.dim() - 1))
+            self.state[name] = torch.where(mask, t, self.state[name])
 
 
 def _host(t: Tensor, dead: np.ndarray) -> np.ndarray:
@@ -273,28 +331,30 @@ def _host(t: Tensor, dead: np.ndarray) -> np.ndarray:
 def _bury(model: CohortMLP, opt: Optimizer, dead: Tensor) -> None:
     """Zero a diverged replica's parameters and state so it stays finite and still."""
     for name, t in model.state_dict().items():
-        t[dead] = 1.0 if name.endswith("running_var") else 0.0
+        fill = torch.full_like(t, 1.0 if name.endswith("running_var") else 0.0)
+        t.copy_(torch.where(dead.view(-1, *[1] * (t.dim() - 1)), fill, t))
     opt.reset_replicas(dead)
 
 
-def _finish(model: CohortMLP, seeds: list[int], data: DeviceData, alive: Tensor,
-            best_state: list[dict[str, Tensor]], best_epoch: list[int],
+def _finish(model: CohortMLP, seeds: list[int], data: DeviceData, alive: Tensor, kept: _Kept,
             history: list[Epoch], dtype: torch.dtype) -> list[ReplicaResult]:
-    """Load each replica's kept weights, measure them on validation and test."""
-    for s, state in enumerate(best_state):
-        load_replica_state(model, s, state)
+    """Load each replica's kept weights and measure them on test; their validation scores
+    are those their epoch measured (the same weights on the same images)."""
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            t.copy_(kept.state[name])
     has_val = len(data.y_val) > 0
     test_loss, test_acc = _means(model, data.x_test, data.y_test, dtype)
-    if has_val:
-        val_loss, val_acc = _means(model, data.x_val, data.y_val, dtype)
+    host = {name: t.cpu() for name, t in kept.state.items()}  # one copy per tensor
+    best_epoch = kept.epoch.tolist()
     out = []
     for s, seed in enumerate(seeds):
         ok = bool(alive[s])
-        kept = history[best_epoch[s] - 1] if best_epoch[s] else history[-1]
+        record = history[best_epoch[s] - 1] if best_epoch[s] else history[-1]
         metrics = {
-            "train_loss": float(kept.train_loss[s]),
-            "val_loss": float(val_loss[s]) if has_val else math.nan,
-            "val_accuracy": float(val_acc[s]) if has_val else math.nan,
+            "train_loss": float(record.train_loss[s]),
+            "val_loss": float(record.val_loss[s]) if has_val else math.nan,
+            "val_accuracy": float(record.val_accuracy[s]) if has_val else math.nan,
             "test_loss": float(test_loss[s]),
             "test_accuracy": float(test_acc[s]),
         }
@@ -302,5 +362,5 @@ def _finish(model: CohortMLP, seeds: list[int], data: DeviceData, alive: Tensor,
             metrics = {k: math.nan for k in metrics}
         out.append(ReplicaResult(seed=seed, status="done" if ok else "diverged",
                                  best_epoch=best_epoch[s] if ok else 0, metrics=metrics,
-                                 state=best_state[s]))
+                                 state={k: v[s].clone() for k, v in host.items()}))
     return out

@@ -1,3 +1,9 @@
+from ablate.conventions import (
+    CONVENTIONS,
+    Conventions,
+    optimizer_config,
+    upgrade_config_dict,
+)
 from ablate.study._design import Arm, Factor, Sequential, Study, suggest
 from ablate.study._execute import (
     Executed,
@@ -9,13 +15,15 @@ from ablate.study._execute import (
     execute,
     load_data,
 )
-from ablate.study._plan import CohortTask, Plan, estimate_seconds, plan_study
+from ablate.study._plan import CohortTask, Plan, Replica, estimate_seconds, plan_study
 from ablate.study._record import StudyRecord, read_record
 from ablate.study._spec import SpecError, load_study, parse_study
 
 __all__ = [
     "Arm",
+    "CONVENTIONS",
     "CohortTask",
+    "Conventions",
     "Executed",
     "Executor",
     "Factor",
@@ -23,6 +31,7 @@ __all__ = [
     "Outcome",
     "Plan",
     "Progress",
+    "Replica",
     "Sequential",
     "SpecError",
     "Study",
@@ -32,8 +41,10 @@ __all__ = [
     "execute",
     "load_data",
     "load_study",
+    "optimizer_config",
     "parse_study",
     "plan_study",
     "read_record",
     "suggest",
+    "upgrade_config_dict",
 ]

@@ -26,7 +26,7 @@ from ablate.metric import METRICS
 from ablate.stats import crossfit
 from ablate.store import Store
 from ablate.study._design import Study
-from ablate.study._plan import CohortTask, Plan, train_images
+from ablate.study._plan import CohortTask, Plan, Replica, train_images
 
 
 class Progress(Protocol):
@@ -64,7 +64,8 @@ class InProcessExecutor:
             progress.started(task)
             try:
                 result: Outcome = train_cohort(
-                    task.arm.config, list(task.seeds), self.data, select_on=task.select_on,
+                    [r.config for r in task.replicas], [r.seed for r in task.replicas],
+                    self.data, select_on=task.select_on,
                     on_step=lambda k, t=task: progress.advanced(t, k),  # type: ignore[misc]
                     on_epoch=lambda e, t=task: progress.epoch(t, e))  # type: ignore[misc]
             except Exception as exc:  # a runtime failure: the driver records it
@@ -83,25 +84,29 @@ def execute(study: Study, store: Store, plan: Plan, executor: Executor,
             on_cohort: Callable[[CohortTask, Outcome], None] | None = None) -> Executed:
     """Run every cohort of `plan`, recording each result the moment it lands. A failed
     cohort is recorded with its error and the rest go on. Ctrl-C (or any other escape)
-    puts every cohort not yet recorded back to pending, then re-raises."""
+    puts every run not yet recorded back to pending, then re-raises."""
     driver = _Recording(store, progress)
-    pending = set(range(len(plan.cohorts)))
+    pending = dict(enumerate(plan.cohorts))
     index = {id(t): i for i, t in enumerate(plan.cohorts)}
+    recorded: list[Replica] = []  # of the cohort being recorded
     trained = failed = 0
     try:
         for task, outcome in executor.run(plan.cohorts, driver):
-            pending.discard(index[id(task)])
+            recorded.clear()
             if isinstance(outcome, Exception):
-                _mark(store, task, "failed", error=f"{type(outcome).__name__}: {outcome}")
-                failed += len(task.runs)
+                _mark(store, task.replicas, "failed",
+                      error=f"{type(outcome).__name__}: {outcome}")
+                failed += len(task.replicas)
             else:
-                _record(study, store, task, outcome, checksums)
-                trained += len(task.runs)
+                _record(study, store, task, outcome, checksums, recorded)
+                trained += len(task.replicas)
+            del pending[index[id(task)]]
             if on_cohort is not None:
                 on_cohort(task, outcome)
     except BaseException:
-        for i in pending:
-            _mark(store, plan.cohorts[i], "pending")
+        done = {(r.arm, r.seed) for r in recorded}
+        for task in pending.values():
+            _mark(store, [r for r in task.replicas if (r.arm, r.seed) not in done], "pending")
         raise
     return Executed(trained, failed)
 
@@ -113,7 +118,7 @@ class _Recording:
         self.store, self.inner = store, inner
 
     def started(self, task: CohortTask) -> None:
-        _mark(self.store, task, "running")
+        _mark(self.store, task.replicas, "running")
         self.inner.started(task)
 
     def advanced(self, task: CohortTask, steps: int) -> None:
@@ -123,19 +128,23 @@ class _Recording:
         self.inner.epoch(task, record)
 
 
-def _mark(store: Store, task: CohortTask, status: str, *, error: str | None = None) -> None:
+def _mark(store: Store, replicas: Sequence[Replica], status: str, **fields: str) -> None:
+    """Set the status of these runs, one store call per arm."""
     by_arm: dict[str, list[int]] = {}
-    for arm, seed in task.runs:
-        by_arm.setdefault(arm, []).append(seed)
+    for r in replicas:
+        by_arm.setdefault(r.arm, []).append(r.seed)
     for arm, seeds in by_arm.items():
-        store.mark(arm, seeds, status, error=error)
+        store.mark(arm, seeds, status, **fields)
 
 
 def _record(study: Study, store: Store, task: CohortTask, result: CohortResult,
-            checksums: dict[str, str]) -> None:
-    share = result.seconds / len(task.seeds)
+            checksums: dict[str, str], recorded: list[Replica]) -> None:
+    """Store every replica's result (result.replicas[i] is task.replicas[i]'s), appending
+    each to `recorded` once it is stored."""
+    S = len(task.replicas)
+    share = result.seconds / S
     crossfits = _crossfit(result)
-    for s, rep in enumerate(result.replicas):
+    for s, (replica, rep) in enumerate(zip(task.replicas, result.replicas, strict=True)):
         epochs = [{"epoch": e.epoch, "train_loss": float(e.train_loss[s]),
                    "train_accuracy": float(e.train_accuracy[s]),
                    "val_loss": float(e.val_loss[s]), "val_accuracy": float(e.val_accuracy[s]),
@@ -143,22 +152,23 @@ def _record(study: Study, store: Store, task: CohortTask, result: CohortResult,
                    "val_accuracy_a": float(e.val_accuracy_halves[s, 0]),
                    "val_loss_b": float(e.val_loss_halves[s, 1]),
                    "val_accuracy_b": float(e.val_accuracy_halves[s, 1]),
-                   "seconds": e.seconds / len(task.seeds),
+                   "seconds": e.seconds / S,
                    "grad_norms": e.grad_norms[s].tolist(),
                    "weight_norms": e.weight_norms[s].tolist()} for e in result.history]
         metrics = {**rep.metrics, **{name: float(v[s]) for name, v in crossfits.items()}}
         checkpoint = None
         if rep.status == "done":
             sidecar = {
-                "study": study.name, "question": study.question, "arm": task.arm.name,
-                "seed": rep.seed, "config": task.arm.config.to_dict(),
+                "study": study.name, "question": study.question, "arm": replica.arm,
+                "seed": rep.seed, "config": replica.config.to_dict(),
                 "best_epoch": rep.best_epoch, "metrics": metrics,
                 "data_sha256": checksums, "versions": result.provenance,
             }
-            checkpoint = store.write_checkpoint(task.arm.name, rep.seed, rep.state, sidecar)
-        store.finish(task.arm.name, rep.seed, status=rep.status, seconds=share, epochs=epochs,
+            checkpoint = store.write_checkpoint(replica.arm, rep.seed, rep.state, sidecar)
+        store.finish(replica.arm, rep.seed, status=rep.status, seconds=share, epochs=epochs,
                      best_epoch=rep.best_epoch, metrics=metrics, checkpoint=checkpoint,
                      device=str(result.provenance["device"]))
+        recorded.append(replica)
 
 
 def _crossfit(result: CohortResult) -> dict[str, np.ndarray]:

@@ -1,38 +1,84 @@
-"""Plan a study: every (arm, seed) still to run, grouped into cohorts.
+"""Plan a study: every (arm, seed) still to run, packed into cohorts.
 
-A cohort is (arm, seeds still to run). Queuing happens here too: a changed config, and
-a run left `running` or `failed` by an earlier driver, go back to pending.
+A cohort is a tuple of replicas, each an (arm, seed, config) still to run. Replicas whose
+configs share an engine `cohort_key` (same shapes, batch-norm settings, optimizer kind,
+epochs and batch size) train in one cohort even when their arms differ (dropout rate,
+learning rate, initializer, activation, ...): the dropout study is one cohort of 20.
+Queuing happens here too: a changed config, and a run left `running` or `failed` by an
+earlier driver, go back to pending.
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
 from ablate.data import EXPECTED_SHA256
-from ablate.engine import matmul_flops, parameter_count
+from ablate.engine import (
+    MATMUL_PRECISION,
+    RunConfig,
+    cohort_key,
+    free_memory,
+    matmul_flops,
+    parameter_count,
+    replica_bytes,
+)
 from ablate.metric import Metric
 from ablate.store import Store
-from ablate.study._design import Arm, Study
+from ablate.study._design import Study
 
-MAX_COHORT = 16  # replicas per cohort; bounds memory at 16 copies of the model
+T = TypeVar("T")
+
+# Replicas per cohort at most, by device type. On the CPU the matmuls run near peak from
+# about 10 replicas on, so larger cohorts save only per-cohort overhead, and a killed
+# driver loses its cohort in flight; 64 packs one factor's levels x 10 seeds of every
+# shipped study (the activation study: 60 replicas, ~1.7 GB for its model). A GPU needs
+# many replicas to fill it; its limit is also bounded by free memory (`cohort_limit`).
+MAX_COHORT = {"cpu": 64, "cuda": 256}
+# The share of a GPU's free memory that one cohort may plan to use.
+CUDA_MEMORY_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One run of a cohort: arm `arm`'s config trained from `seed`."""
+
+    arm: str
+    seed: int
+    config: RunConfig
 
 
 @dataclass(frozen=True)
 class CohortTask:
-    arm: Arm
-    seeds: tuple[int, ...]
+    """What an executor trains as one batched model; result i is replicas[i]'s."""
+
+    replicas: tuple[Replica, ...]  # configs sharing one `cohort_key`
     select_on: Metric  # the validation metric that picks each run's kept epoch
+
+    @property
+    def epochs(self) -> int:
+        """Epochs every replica trains (they share a cohort key)."""
+        return self.replicas[0].config.epochs
+
+    @property
+    def arms(self) -> dict[str, list[int]]:
+        """arm -> its seeds in this cohort, arms in order of first appearance."""
+        out: dict[str, list[int]] = {}
+        for r in self.replicas:
+            out.setdefault(r.arm, []).append(r.seed)
+        return out
 
     @property
     def runs(self) -> tuple[tuple[str, int], ...]:
         """(arm, seed) of each replica, in replica order."""
-        return tuple((self.arm.name, s) for s in self.seeds)
+        return tuple((r.arm, r.seed) for r in self.replicas)
 
     @property
     def label(self) -> str:
-        """For progress lines: 'dropout=off, seeds 0-9'."""
-        return f"{self.arm.name}, {_seed_range(self.seeds)}"
+        """For progress lines: 'dropout=on, seeds 0-9; dropout=off, seeds 0-9'."""
+        return "; ".join(f"{arm}, {_seed_range(seeds)}" for arm, seeds in self.arms.items())
 
 
 @dataclass(frozen=True)
@@ -42,7 +88,8 @@ class Plan:
     train_images: int
 
     def steps(self, task: CohortTask) -> int:
-        return task.arm.config.epochs * math.ceil(self.train_images / task.arm.config.batch_size)
+        config = task.replicas[0].config  # one cohort: one step count
+        return config.epochs * math.ceil(self.train_images / config.batch_size)
 
     @property
     def total_steps(self) -> int:
@@ -50,19 +97,42 @@ class Plan:
 
     @property
     def runs(self) -> int:
-        return sum(len(t.seeds) for t in self.cohorts)
+        return sum(len(t.replicas) for t in self.cohorts)
 
 
-def _seed_range(seeds: tuple[int, ...]) -> str:
+def _seed_range(seeds: Sequence[int]) -> str:
     if len(seeds) > 2 and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
         return f"seeds {seeds[0]}-{seeds[-1]}"
     return ("seed " if len(seeds) == 1 else "seeds ") + ",".join(map(str, seeds))
 
 
-def data_settings(study: Study, subset: int | None) -> dict[str, object]:
-    """What, besides the run config, decides a run's result (part of its config hash)."""
+def data_settings(study: Study, subset: int | None, device: torch.device) -> dict[str, object]:
+    """What, besides the run config, decides a run's result (part of its config hash): the
+    data, the kind of device (a GPU's rounding differs from a CPU's, so a study resumed on
+    another kind of device trains its runs again rather than mix the two) and the float32
+    matmul precision training pins."""
     return {"validation": study.validation, "subset": subset,
-            "data_sha256": EXPECTED_SHA256}
+            "data_sha256": EXPECTED_SHA256, "device_type": device.type,
+            "matmul_precision": MATMUL_PRECISION}
+
+
+def cohort_limit(config: RunConfig, device_type: str, free: int | None) -> int:
+    """The most replicas of `config` one cohort trains on a device of `device_type` with
+    `free` bytes of memory (None: not bounded, the CPU): `MAX_COHORT` of its type, and what
+    fits in `CUDA_MEMORY_SHARE` of the free memory (at least 1)."""
+    limit = MAX_COHORT.get(device_type, MAX_COHORT["cpu"])
+    if free is not None:
+        limit = min(limit, max(1, int(CUDA_MEMORY_SHARE * free) // replica_bytes(config)))
+    return limit
+
+
+def chunks(items: Sequence[T], limit: int) -> list[list[T]]:
+    """`items` cut into the fewest pieces of at most `limit`, as equal in size as can be."""
+    if not items:
+        return []
+    pieces = math.ceil(len(items) / limit)
+    size = math.ceil(len(items) / pieces)
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
 def train_images(study: Study, subset: int | None) -> int:
@@ -75,13 +145,17 @@ def select_metric(study: Study) -> Metric:
     return study.metric.selection
 
 
-def plan_study(study: Study, store: Store, subset: int | None, *, dry_run: bool = False
-               ) -> Plan:
-    """Every (arm, seed) not yet finished with its current config, grouped by arm into
-    cohorts. Unless `dry_run`, they are queued in the store: a changed config, and a run
-    left `running` or `failed` by an earlier driver, go back to pending."""
-    settings = data_settings(study, subset)
-    cohorts, skipped = [], 0
+def plan_study(study: Study, store: Store, subset: int | None, device: torch.device, *,
+               dry_run: bool = False) -> Plan:
+    """Every (arm, seed) not yet finished with its current config on this kind of device,
+    packed into cohorts: replicas whose configs share a `cohort_key` together (arms in
+    study order, seeds in order), cut evenly into cohorts of at most `cohort_limit`.
+    Unless `dry_run`, they are queued in the store: a changed config, and a run left
+    `running` or `failed` by an earlier driver, go back to pending."""
+    settings = data_settings(study, subset, device)
+    free = free_memory(device)
+    groups: dict[tuple[object, ...], list[Replica]] = {}
+    skipped = 0
     for arm in study.arms:
         config_hash = arm.config.digest(**settings)
         todo = [s for s in study.seeds if not store.is_finished(arm.name, s, config_hash)]
@@ -89,15 +163,20 @@ def plan_study(study: Study, store: Store, subset: int | None, *, dry_run: bool 
         if not dry_run:
             for s in todo:
                 store.queue(arm.name, s, config_hash, {**arm.config.to_dict(), **settings})
-        for i in range(0, len(todo), MAX_COHORT):
-            cohorts.append(CohortTask(arm, tuple(todo[i:i + MAX_COHORT]), select_metric(study)))
-    return Plan(tuple(cohorts), skipped, train_images(study, subset))
+        if todo:
+            groups.setdefault(cohort_key(arm.config), []).extend(
+                Replica(arm.name, s, arm.config) for s in todo)
+    cohorts = tuple(CohortTask(tuple(part), select_metric(study))
+                    for replicas in groups.values()
+                    for part in chunks(replicas, cohort_limit(replicas[0].config, device.type,
+                                                              free)))
+    return Plan(cohorts, skipped, train_images(study, subset))
 
 
 def estimate_seconds(plan: Plan, device: torch.device) -> float:
     """A rough estimate: 6 FLOPs per parameter per training image (forward and backward)
     at 40% of a quick measurement of this device's fp32 matmul rate."""
     rate = 0.4 * matmul_flops(device)
-    flops = sum(6 * parameter_count(t.arm.config) * len(t.seeds) * plan.train_images
-                * t.arm.config.epochs for t in plan.cohorts)
+    flops = sum(6 * parameter_count(r.config) * plan.train_images * r.config.epochs
+                for t in plan.cohorts for r in t.replicas)
     return flops / rate

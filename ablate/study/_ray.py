@@ -94,7 +94,8 @@ def _train(job: _Job, mnist: Mnist, reporter: Any) -> CohortResult:
     device = resolve_device(job.device)
     data = prepare_data(mnist, job.validation, job.subset, device)
     reporter.started.remote(job.key, os.getpid())
-    return train_cohort(job.task.arm.config, list(job.task.seeds), data,
+    replicas = job.task.replicas
+    return train_cohort([r.config for r in replicas], [r.seed for r in replicas], data,
                         select_on=job.task.select_on,
                         on_step=lambda k: reporter.advanced.remote(job.key, k),
                         on_epoch=lambda e: reporter.epoch.remote(job.key, e))

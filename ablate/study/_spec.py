@@ -14,13 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ablate.conventions import CONVENTIONS, optimizer_config
 from ablate.engine import (
     ACTIVATIONS,
     BATCH_NORM,
-    CONVENTION_DEFAULTS,
     INIT_ALIASES,
     INITS,
-    OPTIMIZER_DEFAULTS,
     OPTIMIZER_KEYS,
     OPTIMIZERS,
     InitConfig,
@@ -252,13 +251,13 @@ def _arm_name(combo: tuple[tuple[str, str], ...], baseline: tuple[tuple[str, str
 
 def _run_config(merged: Mapping[str, Any], where: str, source: str) -> RunConfig:
     t = _Table(merged, where, source, BASE_KEYS)
-    conventions = t.str_("conventions", "keras", ("keras", "torch"))
-    defaults = CONVENTION_DEFAULTS[conventions]
+    conventions = t.str_("conventions", "keras", tuple(CONVENTIONS))
+    defaults = CONVENTIONS[conventions]
     activation = t.str_("activation", "relu", ACTIVATIONS)
     batch_norm = t.str_("batch_norm", "off", BATCH_NORM)
     dropout = t.float_("dropout", 0.0, high=1.0, high_open=True)
     layers = _layers(t, activation, batch_norm, dropout)
-    init_name = t.str_("init", defaults["init"], INITS + tuple(INIT_ALIASES))
+    init_name = t.str_("init", defaults.init, INITS + tuple(INIT_ALIASES))
     init_name = INIT_ALIASES.get(init_name, init_name)
     scale = None
     if init_name in ("uniform", "normal"):
@@ -268,13 +267,14 @@ def _run_config(merged: Mapping[str, Any], where: str, source: str) -> RunConfig
     elif t.has("init_scale"):
         t.fail(t.key_path("init_scale"), f"only used by init 'uniform' or 'normal', not "
                                          f"{init_name!r}; remove it")
-    init = InitConfig(init_name, scale, truncated=conventions == "keras")
+    init = InitConfig(init_name, scale, truncated=defaults.truncated_normals)
     return RunConfig(
         conventions=conventions,  # type: ignore[arg-type]
         layers=layers,
-        leaky_slope=t.float_("leaky_slope", defaults["leaky_slope"]),
-        bn_momentum=t.float_("bn_momentum", defaults["bn_momentum"], high=1.0),
-        bn_eps=t.float_("bn_eps", defaults["bn_eps"]),
+        leaky_slope=t.float_("leaky_slope", defaults.leaky_slope),
+        bn_momentum=t.float_("bn_momentum", defaults.bn_momentum, high=1.0),
+        bn_eps=t.float_("bn_eps", defaults.bn_eps),
+        bn_running_var=defaults.bn_running_var,
         init=init,
         optimizer=_optimizer(t, conventions),
         epochs=t.int_("epochs", 20, low=1),
@@ -310,7 +310,7 @@ def _optimizer(t: _Table, conventions: str) -> OptimizerConfig:
         raw = {"name": raw}
     ot = _Table(raw, t.key_path("optimizer"), t.source, ("name", *OPTIMIZER_KEYS))
     name = ot.str_("name", None, OPTIMIZERS)
-    defaults = OPTIMIZER_DEFAULTS[conventions][name]
+    defaults = CONVENTIONS[conventions].optimizers[name]
     for key in ot.data:
         if key != "name" and key not in defaults:
             ot.fail(ot.key_path(key), f"not a hyperparameter of {name!r} "
@@ -321,4 +321,4 @@ def _optimizer(t: _Table, conventions: str) -> OptimizerConfig:
     for key in ("momentum", "rho", "beta1", "beta2"):
         if key in values and values[key] >= 1:
             ot.fail(ot.key_path(key), f"expected a number in [0, 1), got {values[key]}")
-    return OptimizerConfig(name=name, **values)
+    return optimizer_config(conventions, name, **values)

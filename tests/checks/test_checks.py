@@ -21,6 +21,7 @@ from torch.autograd.function import FunctionCtx
 
 from ablate.checks import ENGINE, F64, Engine, Property, PropertyFailed, Tol, Tracker
 from ablate.checks import _dropout as dr
+from ablate.checks import _evaluation as ev
 from ablate.checks import _grads as gr
 from ablate.checks import _independence as ind
 from ablate.checks import _initializers as ini
@@ -36,6 +37,7 @@ from ablate.engine import (
     resolve_device,
 )
 from ablate.engine import _layers as layers
+from ablate.engine import _rng as rng
 from ablate.errors import UserError
 
 CPU = torch.device("cpu")
@@ -109,25 +111,27 @@ class _GradNoScale(torch.autograd.Function):
 
 
 class PlantedDropout(CohortDropout):
+    """CohortDropout with one switchable mistake; masks from the documented rule."""
+
     no_scale = keep_below_p = shared_mask = unvalidated = backward_no_scale = False
 
-    def __init__(self, p: float, generators: list[torch.Generator]) -> None:
-        if not self.unvalidated:
-            super().__init__(p, generators)
-            return
-        nn.Module.__init__(self)
-        self.p, self.generators = p, generators
+    def __init__(self, p: float | tuple[float, ...], keys: list[int]) -> None:
+        super().__init__(0.5 if self.unvalidated else p, keys)
+        if self.unvalidated:  # whatever it was given
+            self.p = (float(p),) * len(keys)  # type: ignore[arg-type]
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0:
+        if not self.training or self.p[0] == 0.0:
             return x
-        u = torch.empty_like(x)
-        for s in range(x.shape[0]):
-            u[s].uniform_(generator=self.generators[0 if self.shared_mask else s])
-        keep = (u < self.p) if self.keep_below_p else (u >= self.p)
+        S, B, F_ = x.shape
+        keys = [self.keys[0]] * S if self.shared_mask else list(self.keys)
+        keep = torch.stack([rng.dropout_keep(k, int(self.step), B, F_, self.p[0]) for k in keys]
+                           ).to(x.device)
+        if self.keep_below_p:
+            keep = ~keep
         if self.backward_no_scale:
-            return _GradNoScale.apply(x, keep.to(x.dtype), 1.0 / (1.0 - self.p))
-        return x * keep if self.no_scale else x * keep / (1.0 - self.p)  # p = 1: 0 * inf
+            return _GradNoScale.apply(x, keep.to(x.dtype), 1.0 / (1.0 - self.p[0]))
+        return x * keep if self.no_scale else x * keep / (1.0 - self.p[0])  # p = 1: 0 * inf
 
 
 def dropout_bug(**flags: bool) -> type[CohortDropout]:
@@ -199,6 +203,29 @@ class RowMixingLinear(CohortLinear):
         return torch.baddbmm(self.bias.unsqueeze(1), mixed, self.weight)
 
 
+class SharedRowsNoBias(CohortLinear):
+    """Drops the bias on the shared-rows (2-D input) path, the one validation and test use;
+    training's per-replica (3-D) path is right."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            return torch.matmul(x, self.weight)
+        return super().forward(x)
+
+
+class DropoutInEval(CohortDropout):
+    """Keeps dropping (and scaling) units in eval mode."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            return super().forward(x)
+        self.train()
+        try:
+            return super().forward(x.expand(len(self.keys), *x.shape) if x.dim() == 2 else x)
+        finally:
+            self.eval()
+
+
 def naive_softmax(z: Tensor) -> Tensor:
     e = torch.exp(z)  # no max subtraction: overflows for large logits
     return e / e.sum(dim=-1, keepdim=True)
@@ -242,26 +269,32 @@ def global_rng_init(name: str, scale: float | None, truncated: bool, fan_in: int
 
 
 class AdamNoBiasCorrection(Optimizer):
-    def _adam(self, i: int, w: Tensor, g: Tensor) -> None:
-        c = self.c
-        b1, b2, eps = c.beta1 or 0.0, c.beta2 or 0.0, c.eps or 0.0
-        m = self.state["m"][i].lerp_(g, 1 - b1)
-        v = self.state["v"][i].mul_(b2).addcmul_(g, g, value=1 - b2)
-        w.addcdiv_(m, v.sqrt().add_(eps), value=-c.lr)
+    def _adam(self, params: list[Tensor], grads: list[Tensor], m: list[Tensor],
+              v: list[Tensor]) -> None:
+        h = self.h
+        b1, b2, eps, lr = (float(h[k]) for k in ("beta1", "beta2", "eps", "lr"))
+        torch._foreach_lerp_(m, grads, 1 - b1)
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+        denom = torch._foreach_add(torch._foreach_sqrt(v), eps)
+        torch._foreach_addcdiv_(params, m, denom, value=-lr)
 
 
 class MomentumLrTwice(Optimizer):
-    def _update(self, i: int, w: Tensor, g: Tensor) -> None:
-        if self.c.name == "momentum" and not self.keras:
-            v = self.state["v"][i].mul_(self.c.momentum or 0.0).add_(g, alpha=self.c.lr)
-            w.add_(v, alpha=-self.c.lr)
+    def _momentum(self, params: list[Tensor], grads: list[Tensor], v: list[Tensor]) -> None:
+        if self.c.name == "momentum" and self.c.velocity == "gradients":
+            lr, m = float(self.h["lr"]), float(self.h["momentum"])
+            torch._foreach_mul_(v, m)
+            torch._foreach_add_(v, grads, alpha=lr)
+            torch._foreach_add_(params, v, alpha=-lr)
             return
-        super()._update(i, w, g)
+        super()._momentum(params, grads, v)
 
 
 class KerasEpsOutsideSqrt(Optimizer):
-    def _denominator(self, a: Tensor) -> Tensor:
-        return a.sqrt().add_(self.c.eps or 0.0)  # torch's placement under Keras conventions too
+    def _denominator(self, a: list[Tensor]) -> list[Tensor]:
+        # torch's placement under Keras conventions too
+        return list(torch._foreach_add(torch._foreach_sqrt(a), float(self.h["eps"])))
 
 
 # ---------------------------------------------------------------- which property catches what
@@ -340,6 +373,16 @@ PLANTED: list[tuple[str, Property, Engine]] = [
      replace(ENGINE, dropout=dropout_bug(shared_mask=True))),
     ("BN stats pooled over replicas", ind.cohort_mlp,
      replace(ENGINE, batchnorm=bn_bug(pooled_replicas=True))),
+    # evaluation
+    ("shared rows drop the bias", ev.dense_shared_rows, replace(ENGINE, linear=SharedRowsNoBias)),
+    ("shared rows drop the bias", ev.mlp_evaluation, replace(ENGINE, linear=SharedRowsNoBias)),
+    ("BN batch stats in eval", ev.mlp_evaluation,
+     replace(ENGINE, batchnorm=bn_bug(batch_stats_in_eval=True))),
+    ("dropout in eval", ev.mlp_evaluation, replace(ENGINE, dropout=DropoutInEval)),
+    ("shared rows drop the bias", ev.train_then_evaluate,
+     replace(ENGINE, linear=SharedRowsNoBias)),
+    ("BN momentum reversed", ev.train_then_evaluate,
+     replace(ENGINE, batchnorm=bn_bug(reversed_momentum=True))),
 ]
 
 # Derandomized so that the verdict is the same on every run; no shrinking (a failure is all
@@ -354,6 +397,18 @@ def test_planted_bug_fails_the_property(bug: str, prop: Property, engine: Engine
     outcome = prop(engine, CPU, PLANTED_SETTINGS)
     assert not outcome.passed, f"{prop.__name__} did not catch: {bug}"
     assert outcome.failure and outcome.ratio > 1.0
+
+
+def test_the_shared_rows_bias_bug_passed_every_earlier_property() -> None:
+    """The blind spot the evaluation properties close: dropping the bias on the shared-rows
+    path (validation and test) passes every property that is not about evaluation, since
+    those only feed per-replica (S, B, F) inputs; the evaluation properties fail it."""
+    engine = replace(ENGINE, linear=SharedRowsNoBias)
+    few = settings(max_examples=5, derandomize=True, phases=[Phase.explicit, Phase.generate])
+    evaluation = {ev.dense_shared_rows, ev.mlp_evaluation, ev.train_then_evaluate}
+    for prop in checks.PROPERTIES:
+        outcome = prop(engine, CPU, few)
+        assert outcome.passed == (prop not in evaluation), (prop.__name__, outcome.failure)
 
 
 def test_every_property_has_a_planted_bug() -> None:
@@ -407,7 +462,8 @@ def test_run_checks_prints_the_table_and_returns_0() -> None:
     assert checks.run_checks("cpu", 3, properties=props, console=console) == 0
     text = out.getvalue()
     assert "y = x @ W + b" in text and "exact" in text and "pass" in text
-    assert "TF32: not used on cpu" in text and "2/2 properties hold" in text
+    assert "float32 matmul precision on cpu: 'ieee' (pinned)" in text
+    assert "2/2 properties hold" in text
 
 
 def test_run_checks_returns_1_and_shows_the_failing_example() -> None:
@@ -432,5 +488,29 @@ def test_unusable_devices_are_user_errors(device: str) -> None:
         resolve_device(device)
 
 
-def test_tf32_note_reports_the_matmul_precision() -> None:
-    assert "highest" in checks.tf32_note(CPU) or "high" in checks.tf32_note(CPU)
+def test_ablate_check_reads_only_the_current_precision_api() -> None:
+    """Once anything sets PyTorch's `fp32_precision` API, reading the legacy TF32 flags
+    raises; `ablate check` must still run, pinned to full float32, and say so."""
+    backend = torch.backends.cuda.matmul
+    saved = backend.fp32_precision
+    backend.fp32_precision = "tf32"
+    try:
+        with pytest.raises(RuntimeError):
+            torch.backends.cuda.matmul.allow_tf32  # noqa: B018  (the legacy read raises)
+        console, out = _console()
+        assert checks.run_checks("cpu", 2, properties=(la.dense_formula,), console=console) == 0
+        assert "'ieee' (pinned)" in out.getvalue()
+        assert backend.fp32_precision == "tf32"  # restored after the run
+    finally:
+        backend.fp32_precision = saved
+
+
+def test_ablate_check_on_a_missing_gpu_is_exit_2_without_traceback() -> None:
+    from typer.testing import CliRunner
+
+    from ablate.cli import app
+
+    missing = f"cuda:{torch.cuda.device_count() + 2}"
+    result = CliRunner().invoke(app, ["check", "--device", missing, "--examples", "1"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "error:" in result.output

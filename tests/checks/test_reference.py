@@ -16,8 +16,9 @@ import torch
 from scipy import special, stats
 
 from ablate.checks import _reference as ref
-from ablate.engine import OPTIMIZER_DEFAULTS, OPTIMIZERS, OptimizerConfig
+from ablate.engine import OPTIMIZERS, OptimizerConfig
 from ablate.engine._layers import _TRUNC_SD
+from ablate.study import optimizer_config
 from tests.engine.test_optim import TORCH as TORCH_OPTIM
 
 Array = ref.Array
@@ -252,13 +253,9 @@ def test_cdfs_against_scipy() -> None:
 # ---------------------------------------------------------------- optimizers
 
 
-def _config(conventions: str, name: str, **changes: float) -> OptimizerConfig:
-    return OptimizerConfig(name=name, **{**OPTIMIZER_DEFAULTS[conventions][name], **changes})
-
-
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_torch_conventions_match_torch_optim(name: str) -> None:
-    c = _config("torch", name, lr=0.05)
+    c = optimizer_config("torch", name, lr=0.05)
     r = np.random.default_rng(8)
     w0 = r.normal(size=(3, 4))
     theirs = torch.tensor(w0, requires_grad=True)
@@ -268,7 +265,7 @@ def test_torch_conventions_match_torch_optim(name: str) -> None:
         g = r.normal(size=w0.shape)
         theirs.grad = torch.as_tensor(g)
         opt.step()
-        w, state = ref.optimizer_step(c, "torch", w, g, state, t)
+        w, state = ref.optimizer_step(c, w, g, state, t)
         np.testing.assert_allclose(w, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
@@ -276,8 +273,8 @@ def test_keras_steps_by_hand() -> None:
     w, g = np.array([1.0]), np.array([2.0])
 
     def step(name: str, **changes: float) -> float:
-        c = _config("keras", name, **changes)
-        new, _ = ref.optimizer_step(c, "keras", w, g, ref.optimizer_state(c, w), 1)
+        c = optimizer_config("keras", name, **changes)
+        new, _ = ref.optimizer_step(c, w, g, ref.optimizer_state(c, w), 1)
         return float(new[0])
 
     assert step("sgd") == pytest.approx(1 - 0.01 * 2)
@@ -298,12 +295,12 @@ def test_keras_steps_by_hand() -> None:
 def test_adam_conventions_agree_without_eps_and_take_lr_sized_first_steps() -> None:
     r = np.random.default_rng(9)
     w0, grads = r.normal(size=5), [r.normal(size=5) for _ in range(4)]
-    c = OptimizerConfig("adam", 0.01, beta1=0.8, beta2=0.99, eps=0.0)
     out = {}
     for conventions in ("torch", "keras"):
+        c = optimizer_config(conventions, "adam", lr=0.01, beta1=0.8, beta2=0.99, eps=0.0)
         w, state = w0, ref.optimizer_state(c, w0)
         for t, g in enumerate(grads, start=1):
-            w, state = ref.optimizer_step(c, conventions, w, g, state, t)
+            w, state = ref.optimizer_step(c, w, g, state, t)
             if t == 1:
                 exact(np.abs(w - w0), np.full(5, 0.01))
         out[conventions] = w
@@ -313,22 +310,25 @@ def test_adam_conventions_agree_without_eps_and_take_lr_sized_first_steps() -> N
 def test_textbook_momentum_is_pytorch_momentum_scaled_by_lr() -> None:
     r = np.random.default_rng(10)
     w0 = r.normal(size=3)
-    c = OptimizerConfig("momentum", 0.1, momentum=0.9)
+    c = optimizer_config("torch", "momentum", lr=0.1, momentum=0.9)
     w, state, big_v, w_text = w0, ref.optimizer_state(c, w0), np.zeros(3), w0
     for t in range(1, 5):
         g = r.normal(size=3)
-        w, state = ref.optimizer_step(c, "torch", w, g, state, t)
+        w, state = ref.optimizer_step(c, w, g, state, t)
         w_text, big_v = ref.momentum_textbook(w_text, big_v, g, 0.1, 0.9)
         exact(big_v, 0.1 * state["v"])
         exact(w_text, w)
 
 
-def test_unknown_optimizer_and_conventions_are_rejected() -> None:
+def test_unknown_optimizer_and_unresolved_forms_are_rejected() -> None:
     w = np.zeros(1)
     with pytest.raises(ValueError, match="unknown optimizer"):
-        ref.optimizer_step(OptimizerConfig("lion", 0.1), "torch", w, w, {}, 1)
-    with pytest.raises(ValueError, match="conventions"):
-        ref.optimizer_step(OptimizerConfig("sgd", 0.1), "flax", w, w, {}, 1)
+        ref.optimizer_step(OptimizerConfig("lion", 0.1), w, w, {}, 1)
+    for name, form in (("momentum", "velocity"), ("rmsprop", "eps placement"),
+                       ("adam", "bias correction")):
+        c = OptimizerConfig(name, 0.1, momentum=0.9, rho=0.9, beta1=0.9, beta2=0.99, eps=1e-8)
+        with pytest.raises(ValueError, match=form):
+            ref.optimizer_step(c, w, w, ref.optimizer_state(c, w), 1)
 
 
 # ---------------------------------------------------------------- whole MLP

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from ablate.conventions import optimizer_config
 from ablate.engine import (
     ACTIVATIONS,
     CohortMLP,
     InitConfig,
     LayerConfig,
     Network,
-    OptimizerConfig,
     RunConfig,
     TensorMismatch,
     network_tensors,
@@ -30,9 +30,9 @@ def config(batch_norm: str, activation: str, dropout: float) -> RunConfig:
     return RunConfig(
         conventions="keras", layers=(LayerConfig(24, activation, batch_norm, dropout),
                                      LayerConfig(12, activation, batch_norm, 0.0)),
-        leaky_slope=0.3, bn_momentum=0.01, bn_eps=1e-3,
+        leaky_slope=0.3, bn_momentum=0.01, bn_eps=1e-3, bn_running_var="biased",
         init=InitConfig("glorot_uniform", None, False),
-        optimizer=OptimizerConfig("sgd", lr=0.01), epochs=1, batch_size=8)
+        optimizer=optimizer_config("keras", "sgd", lr=0.01), epochs=1, batch_size=8)
 
 
 def trained_like(c: RunConfig, seeds: list[int]) -> CohortMLP:

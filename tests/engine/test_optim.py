@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from ablate.engine import OPTIMIZER_DEFAULTS, Optimizer, OptimizerConfig
+from ablate.engine import Optimizer, OptimizerConfig
+from ablate.study import optimizer_config
 
 TORCH = {
     "sgd": lambda p, c: torch.optim.SGD(p, lr=c.lr),
@@ -21,8 +22,10 @@ TORCH = {
 }
 
 
-def _config(conventions: str, name: str) -> OptimizerConfig:
-    return OptimizerConfig(name=name, **OPTIMIZER_DEFAULTS[conventions][name])
+def torch_optim_forms(c: OptimizerConfig) -> bool:
+    """Whether torch.optim computes `c` (its forms are PyTorch's, or it has none)."""
+    return (c.velocity in (None, "gradients") and c.eps_placement in (None, "outside_sqrt")
+            and c.bias_correction in (None, "moments"))
 
 
 def _grads(steps: int, shape: tuple[int, ...]) -> list[torch.Tensor]:
@@ -33,10 +36,10 @@ def _grads(steps: int, shape: tuple[int, ...]) -> list[torch.Tensor]:
 @pytest.mark.parametrize("name", list(TORCH))
 def test_torch_conventions_match_torch_optim(name: str) -> None:
     # float64 so that any formula difference shows far above rounding (1e-12 relative).
-    c = _config("torch", name)
+    c = optimizer_config("torch", name)
     w0 = torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     ours, theirs = w0.clone().requires_grad_(), w0.clone().requires_grad_()
-    opt, ref = Optimizer(c, "torch", [ours]), TORCH[name]([theirs], c)
+    opt, ref = Optimizer(c, [ours]), TORCH[name]([theirs], c)
     for g in _grads(6, w0.shape):
         ours.grad, theirs.grad = g.clone(), g.clone()
         opt.step()
@@ -78,10 +81,10 @@ def _keras_reference(name: str, c: OptimizerConfig, w: float, grads: list[float]
 
 @pytest.mark.parametrize("name", list(TORCH))
 def test_keras_conventions_match_keras_formulas(name: str) -> None:
-    c = _config("keras", name)
+    c = optimizer_config("keras", name)
     grads = [0.3, -1.2, 0.05, 2.0, -0.7]
     w = torch.tensor([0.5], dtype=torch.float64, requires_grad=True)
-    opt = Optimizer(c, "keras", [w])
+    opt = Optimizer(c, [w])
     for g in grads:
         w.grad = torch.tensor([g], dtype=torch.float64)
         opt.step()
@@ -89,9 +92,9 @@ def test_keras_conventions_match_keras_formulas(name: str) -> None:
 
 
 def test_reset_replicas_zeroes_only_the_dead_replica_state() -> None:
-    c = _config("torch", "adagrad")
+    c = optimizer_config("torch", "adagrad", initial_accumulator=0.1)
     w = torch.ones(2, 3, requires_grad=True)
-    opt = Optimizer(OptimizerConfig(**{**c.__dict__, "initial_accumulator": 0.1}), "torch", [w])
+    opt = Optimizer(c, [w])
     w.grad = torch.ones(2, 3)
     opt.step()
     opt.reset_replicas(torch.tensor([True, False]))

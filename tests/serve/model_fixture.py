@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ablate.data import load_npz
-from ablate.engine import Epoch, OptimizerConfig
+from ablate.engine import Epoch
 from ablate.store import Store
 from ablate.study import (
     CohortTask,
@@ -21,6 +21,7 @@ from ablate.study import (
     execute,
     load_data,
     load_study,
+    optimizer_config,
     plan_study,
 )
 from tests.data_fixtures import SUBSET, subset_expected
@@ -52,7 +53,7 @@ def make_run_dir(out: Path, *, seeds: int = 2, epochs: int = 3, subset: int = 15
     # Adam (Keras defaults) instead of the notebook's SGD, and batches of 32: a usable
     # model in a few epochs, with enough steps for the batch-norm running statistics
     # (Keras momentum 0.99) to settle.
-    adam = OptimizerConfig("adam", lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7)
+    adam = optimizer_config("keras", "adam")
     study = replace(study, validation=validation, arms=tuple(
         replace(a, config=replace(a.config, optimizer=adam, batch_size=batch_size))
         for a in study.arms))
@@ -60,7 +61,7 @@ def make_run_dir(out: Path, *, seeds: int = 2, epochs: int = 3, subset: int = 15
     store = Store(out / study.name)
     store.acquire()
     try:
-        plan = plan_study(study, store, subset)
+        plan = plan_study(study, store, subset, device)
         mnist = load_npz(SUBSET, subset_expected())
         data, checksums = load_data(study, subset, device, mnist)
         store.write_record(StudyRecord(study, str(STUDY_FILE), STUDY_FILE.read_text(), subset,

@@ -10,9 +10,11 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from ablate.data import Mnist
 from ablate.engine import Epoch
@@ -65,15 +67,18 @@ class Quiet:
 
 
 def _study(tmp_path: Path, name: str, executor_for: object, progress: Quiet) -> Path:
-    """Train the tiny study (2 arms used, 2 seeds, EPOCHS epochs) into tmp_path/name."""
+    """Train the tiny study (2 arms used, 2 seeds, EPOCHS epochs) into tmp_path/name: two
+    cohorts, since the second arm's batch size differs (else both would pack into one)."""
     study = parse_study(TINY_STUDY, "tiny.toml").with_overrides(epochs=EPOCHS)
-    study = type(study)(**{**study.__dict__, "arms": study.arms[:2]})
+    on, off = study.arms[:2]
+    off = replace(off, config=replace(off.config, batch_size=50))
+    study = replace(study, arms=(on, off))
     mnist = load_subset()
     store = Store(tmp_path / name)
     store.acquire()
     try:
         store.write_record(StudyRecord(study, "tiny.toml", TINY_STUDY).to_json())
-        plan = plan_study(study, store, None)
+        plan = plan_study(study, store, None, torch.device("cpu"))
         executor = executor_for(study, mnist)  # type: ignore[operator]
         done = execute(study, store, plan, executor, mnist.checksums(), progress)
         assert done.trained + done.failed == 4

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ablate.engine import summary_rows
+from ablate.engine import run_config_from_dict, summary_rows
 from ablate.errors import UserError
-from ablate.study import SpecError, load_study, parse_study
+from ablate.study import SpecError, load_study, parse_study, upgrade_config_dict
 
 STUDIES = sorted(Path(__file__).parents[2].joinpath("studies").glob("*.toml"))
 
@@ -253,3 +253,35 @@ def test_old_metric_names_mean_the_selection_free_ones() -> None:
     loss = parse_study(VALID.replace("rope = 0.01", 'rope = 0.01\nmetric = "val_loss"'), "o")
     assert loss.metric.name == "crossfit_val_loss" and not loss.higher_is_better
     assert parse_study(VALID, "o").metric.name == "crossfit_val_accuracy"  # the default
+
+
+def test_conventions_resolve_into_explicit_forms() -> None:
+    """Every convention-dependent choice is a named field of the run config, so the engine
+    trains from fields alone (it never reads `conventions`, which stays a label)."""
+    arms = {a.name: a.config for a in load_study("studies/optimizer.toml").arms}
+    keras = {name: c.optimizer for name, c in arms.items()}
+    assert all(c.bn_running_var == "biased" for c in arms.values())
+    assert keras["optimizer=adam"].bias_correction == "step_size"
+    assert keras["optimizer=adagrad"].eps_placement == "inside_sqrt"
+    assert keras["optimizer=rmsprop"].eps_placement == "inside_sqrt"
+    torch_study = parse_study(VALID.replace("[base]", '[base]\nconventions = "torch"\n'
+                                            'optimizer = "momentum"').replace(
+        'optimizer = { name = "sgd", lr = 0.01 }\n', ""))
+    c = torch_study.baseline.config
+    assert c.bn_running_var == "unbiased" and c.optimizer.velocity == "gradients"
+    assert (c.bn_momentum, c.bn_eps, c.leaky_slope) == (0.1, 1e-5, 0.01)
+
+
+def test_configs_stored_before_the_forms_were_fields_are_upgraded() -> None:
+    """A stored config dict without the form fields names only its conventions; the upgrade
+    fills in the forms those conventions stood for, giving back today's config."""
+    for path in ("studies/optimizer.toml", "studies/dropout.toml"):
+        for arm in load_study(path).arms:
+            now = arm.config.to_dict()
+            old = {k: v for k, v in now.items() if k != "bn_running_var"}
+            old["optimizer"] = {k: v for k, v in now["optimizer"].items()
+                                if k not in ("velocity", "eps_placement", "bias_correction")}
+            with pytest.raises(KeyError):
+                run_config_from_dict(old)
+            assert run_config_from_dict(upgrade_config_dict(old)) == arm.config
+            assert upgrade_config_dict(now) == now

@@ -1,0 +1,103 @@
+"""Planning: what the config hash covers, and how runs are cut into cohorts."""
+
+import pickle
+from pathlib import Path
+
+import torch
+
+from ablate.engine import replica_bytes
+from ablate.store import Store
+from ablate.study import Plan, Replica, load_study, plan_study
+from ablate.study._plan import MAX_COHORT, chunks, cohort_limit, data_settings
+
+STUDY = load_study("studies/dropout.toml")
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device name; no GPU needed
+
+
+def test_the_config_hash_names_the_device_type_and_the_matmul_precision() -> None:
+    """A study resumed on another kind of device must not pair CPU-trained seeds with
+    GPU-trained ones: the hash of the same config differs between device types, not
+    between two GPUs of one type."""
+    config = STUDY.baseline.config
+    cpu, cuda = data_settings(STUDY, None, CPU), data_settings(STUDY, None, CUDA)
+    assert cpu["device_type"] == "cpu" and cuda["device_type"] == "cuda"
+    assert cpu["matmul_precision"] == cuda["matmul_precision"] == "ieee"
+    assert config.digest(**cpu) != config.digest(**cuda)
+    assert config.digest(**cuda) == config.digest(**data_settings(STUDY, None,
+                                                                  torch.device("cuda:1")))
+
+
+def test_cohorts_are_as_few_and_as_even_as_the_limit_allows() -> None:
+    assert chunks(list(range(20)), 32) == [list(range(20))]
+    assert [len(c) for c in chunks(list(range(20)), 16)] == [10, 10]
+    assert [len(c) for c in chunks(list(range(33)), 16)] == [11, 11, 11]
+    assert chunks([], 16) == []
+    assert sum(chunks(list(range(7)), 1), []) == list(range(7))
+
+
+def test_cohort_limit_is_fixed_on_the_cpu_and_memory_aware_on_a_gpu() -> None:
+    config = STUDY.baseline.config
+    per_replica = replica_bytes(config)
+    assert cohort_limit(config, "cpu", None) == MAX_COHORT["cpu"] >= 60  # 6 levels x 10
+    assert cohort_limit(config, "cuda", 10**12) == MAX_COHORT["cuda"]
+    # half of the free memory, in whole replicas; never fewer than one
+    assert cohort_limit(config, "cuda", 40 * per_replica) == 20
+    assert cohort_limit(config, "cuda", per_replica // 10) == 1
+
+
+def _plan(path: str, tmp_path: Path, device: torch.device = CPU, seeds: int = 10) -> Plan:
+    store = Store(tmp_path / "store")
+    try:
+        return plan_study(load_study(path).with_overrides(seeds=seeds), store, None, device)
+    finally:
+        store.close()
+
+
+def test_arms_that_share_shapes_are_packed_into_one_cohort(tmp_path: Path) -> None:
+    """The dropout study is one cohort of 20 replicas, arms in study order, seeds in order;
+    the init study (initializer differs) one of 50; arms whose shapes or batch-norm
+    placement differ are never packed together."""
+    (task,) = _plan("studies/dropout.toml", tmp_path).cohorts
+    assert [(r.arm, r.seed) for r in task.replicas] == (
+        [("dropout=on", s) for s in range(10)] + [("dropout=off", s) for s in range(10)])
+    assert task.arms == {"dropout=on": list(range(10)), "dropout=off": list(range(10))}
+    assert task.select_on.name == "val_accuracy"
+    assert [len(t.replicas) for t in _plan("studies/init.toml", tmp_path).cohorts] == [50]
+    for path in ("studies/depth.toml", "studies/batchnorm.toml", "studies/optimizer.toml"):
+        for t in _plan(path, tmp_path).cohorts:
+            assert len(t.arms) == 1 and len(t.replicas) == 10
+
+
+def test_a_packed_group_larger_than_the_limit_is_cut_evenly(tmp_path: Path) -> None:
+    plan = _plan("studies/activation.toml", tmp_path, seeds=15)  # 6 arms x 15 = 90 > 64
+    assert [len(t.replicas) for t in plan.cohorts] == [45, 45]
+    assert plan.runs == 90 and plan.total_steps == 2 * plan.steps(plan.cohorts[0])
+
+
+def test_a_cohort_task_pickles(tmp_path: Path) -> None:
+    """Executors on other processes or machines (Ray) receive tasks by pickling."""
+    task = _plan("studies/dropout.toml", tmp_path).cohorts[0]
+    assert pickle.loads(pickle.dumps(task)) == task
+    assert pickle.loads(pickle.dumps(task.replicas[0])) == Replica(
+        "dropout=on", 0, load_study("studies/dropout.toml").arms[0].config)
+
+
+def test_finished_runs_are_not_planned_again(tmp_path: Path) -> None:
+    study = load_study("studies/dropout.toml").with_overrides(seeds=3)
+    store = Store(tmp_path / "store")
+    try:
+        plan = plan_study(study, store, None, CPU)
+        (task,) = plan.cohorts
+        for r in task.replicas:
+            if r.seed != 1:
+                store.finish(r.arm, r.seed, status="done", seconds=1.0, epochs=[],
+                             best_epoch=1, metrics={}, checkpoint=None)
+        again = plan_study(study, store, None, CPU)
+        assert again.skipped == 4 and [(r.arm, r.seed) for r in again.cohorts[0].replicas] == [
+            ("dropout=on", 1), ("dropout=off", 1)]
+        for r in again.cohorts[0].replicas:
+            store.finish(r.arm, r.seed, status="done", seconds=1.0, epochs=[], best_epoch=1,
+                         metrics={}, checkpoint=None)
+        assert plan_study(study, store, None, CPU).cohorts == ()  # nothing left: no cohort
+    finally:
+        store.close()
