@@ -3,11 +3,14 @@
 In a terminal, one bar covers every run of the study (steps, elapsed, ETA), and under
 it each cohort in training has a line of its own that updates in place: which runs,
 the epoch, and its replicas' training loss and validation accuracy (mean and range).
-When the output is not a terminal (a log, CI), nothing updates in place: one line per
-cohort when it finishes, with the same numbers.
+When the output is not a terminal (a log, CI), nothing updates in place: a cohort in
+training prints its epoch line at most every `LOG_EVERY` seconds (a study can be a
+single packed cohort, and a log should not stay silent for its whole length), and one
+line when it finishes, with the same numbers.
 """
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from rich.console import Console
@@ -24,7 +27,9 @@ from rich.progress import (
 from ablate.engine import Epoch
 from ablate.study import CohortTask, Outcome, Plan
 
-__all__ = ["StudyProgress", "epoch_line"]
+__all__ = ["LOG_EVERY", "StudyProgress", "epoch_line"]
+
+LOG_EVERY = 30.0  # seconds between a cohort's epoch lines in a log
 
 
 def _spread(values: np.ndarray, scale: float, digits: int, unit: str = "") -> str:
@@ -48,8 +53,9 @@ def epoch_line(record: Epoch, epochs: int) -> str:
 class StudyProgress:
     """The `Progress` the study driver reports to; a context manager around the display."""
 
-    def __init__(self, plan: Plan, console: Console) -> None:
-        self.plan, self.console = plan, console
+    def __init__(self, plan: Plan, console: Console, *, log_every: float = LOG_EVERY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.plan, self.console, self.log_every, self.clock = plan, console, log_every, clock
         self.live = console.is_terminal
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24),
                             MofNCompleteColumn(), TextColumn("steps"), TimeElapsedColumn(),
@@ -60,6 +66,7 @@ class StudyProgress:
         self.done_steps: dict[CohortTask, int] = {}
         self.last: dict[CohortTask, Epoch] = {}
         self.began: dict[CohortTask, float] = {}
+        self.logged: dict[CohortTask, float] = {}  # when each cohort last printed (log)
 
     def __enter__(self) -> "StudyProgress":
         self.bar.__enter__()
@@ -74,7 +81,7 @@ class StudyProgress:
         if redo:
             self.bar.advance(self.total, -redo)
         self.done_steps[task] = 0
-        self.began[task] = time.monotonic()
+        self.began[task] = self.clock()
         if task not in self.rows:
             self.rows[task] = self.bar.add_task(f"  {task.label}: starting",
                                                 total=self.plan.steps(task))
@@ -89,16 +96,21 @@ class StudyProgress:
 
     def epoch(self, task: CohortTask, record: Epoch) -> None:
         self.last[task] = record
+        line = f"  {task.label}: {epoch_line(record, task.epochs)}"
         if task in self.rows:
-            self.bar.update(self.rows[task], description=(
-                f"  {task.label}: {epoch_line(record, task.epochs)}"))
+            self.bar.update(self.rows[task], description=line)
+        now = self.clock()
+        if not self.live and now - self.logged.get(task, self.began.get(task, now)) >= \
+                self.log_every:
+            self.logged[task] = now
+            self.console.print(line, highlight=False)
 
     # -- the driver's on_cohort -----------------------------------------------------
     def finished(self, task: CohortTask, outcome: Outcome) -> None:
         """Remove the cohort's live line; print its one summary line."""
         if task in self.rows:
             self.bar.remove_task(self.rows.pop(task))
-        seconds = time.monotonic() - self.began.get(task, time.monotonic())
+        seconds = self.clock() - self.began.get(task, self.clock())
         runs = f"{len(task.runs)} run{'s' if len(task.runs) > 1 else ''}"
         if isinstance(outcome, Exception):
             self.console.print(f"  {task.label}: [red]failed[/] after {seconds:.0f} s: "

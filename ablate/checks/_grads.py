@@ -93,7 +93,8 @@ def gradient_dense(engine: Engine, device: torch.device,
         inputs = [_leaf(a, device) for a in (x, w, b)]
 
         def f(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
-            return functional_call(layer, {"weight": w, "bias": b}, (x,))
+            out: Tensor = functional_call(layer, {"weight": w, "bias": b}, (x,))
+            return out
 
         gradcheck(tr, f, inputs, "dense")
         dy = r.normal(size=(S, B, fan_out))
@@ -149,7 +150,8 @@ def gradient_batchnorm(engine: Engine, device: torch.device,
         inputs = [_leaf(a, device) for a in (x, state["weight"], state["bias"])]
 
         def f(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-            return functional_call(bn, {"weight": gamma, "bias": beta}, (x,))
+            out: Tensor = functional_call(bn, {"weight": gamma, "bias": beta}, (x,))
+            return out
 
         dy = r.normal(size=x.shape)
         grads = torch.autograd.grad((f(*inputs) * tensor(dy, F64_, device)).sum(), inputs)
@@ -180,7 +182,8 @@ def gradient_dropout(engine: Engine, device: torch.device,
         drop.step = step = int(r.integers(0, 2**31 - 1))
 
         def f(x: Tensor) -> Tensor:
-            return drop(x)
+            out: Tensor = drop(x)
+            return out
 
         x, dy = r.normal(size=(S, B, F)), r.normal(size=(S, B, F))
         xt = _leaf(x, device)

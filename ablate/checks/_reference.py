@@ -98,12 +98,14 @@ def activation_derivative(name: str, x: Array, y: Array, leaky_slope: float = 0.
 def softmax(z: Array) -> Array:
     """Row-wise softmax of logits (B, C); the row max is subtracted so exp never overflows."""
     e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    p: Array = e / e.sum(axis=-1, keepdims=True)
+    return p
 
 
 def log_softmax(z: Array) -> Array:
     shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    out: Array = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return out
 
 
 def one_hot(labels: npt.NDArray[np.int64], classes: int) -> Array:
@@ -118,7 +120,8 @@ def cross_entropy(z: Array, y: Array) -> float:
 
 def cross_entropy_grad(z: Array, y: Array) -> Array:
     """d(mean cross-entropy)/dz = (p - y) / B, (B, C)."""
-    return (softmax(z) - y) / z.shape[0]
+    grad: Array = (softmax(z) - y) / z.shape[0]
+    return grad
 
 
 # ---------------------------------------------------------------- batch normalization

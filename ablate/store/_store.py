@@ -219,7 +219,7 @@ class Store:
                 "WHERE arm = ? AND seed = ?",
                 [(status, device, error, status, self.clock(), arm, s) for s in seeds])
 
-    def finish(self, arm: str, seed: int, *, status: str, seconds: float, epochs: list[dict],
+    def finish(self, arm: str, seed: int, *, status: str, seconds: float, epochs: list[dict[str, Any]],
                best_epoch: int, metrics: dict[str, float], checkpoint: str | None,
                device: str | None = None) -> None:
         """Record a finished run and its per-epoch metrics in one transaction."""
@@ -250,7 +250,8 @@ class Store:
     def run_config(self, arm: str, seed: int) -> dict[str, Any]:
         row = self.db.execute("SELECT config FROM runs WHERE arm = ? AND seed = ?",
                               (arm, seed)).fetchone()
-        return json.loads(row[0])
+        config: dict[str, Any] = json.loads(row[0])
+        return config
 
     def epochs(self, arm: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM epochs" + (" WHERE arm = ?" if arm else "") + \
