@@ -219,9 +219,9 @@ class Store:
                 "WHERE arm = ? AND seed = ?",
                 [(status, device, error, status, self.clock(), arm, s) for s in seeds])
 
-    def finish(self, arm: str, seed: int, *, status: str, seconds: float, epochs: list[dict[str, Any]],
-               best_epoch: int, metrics: dict[str, float], checkpoint: str | None,
-               device: str | None = None) -> None:
+    def finish(self, arm: str, seed: int, *, status: str, seconds: float,
+               epochs: list[dict[str, Any]], best_epoch: int, metrics: dict[str, float],
+               checkpoint: str | None, device: str | None = None) -> None:
         """Record a finished run and its per-epoch metrics in one transaction."""
         with self.transaction() as db:
             db.execute("DELETE FROM epochs WHERE arm = ? AND seed = ?", (arm, seed))
