@@ -173,8 +173,8 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
                 console.print(f"[bold]sequential: stopped at {len(study.seeds)} seeds per "
                               f"arm[/]: {state.why}")
             break
-        console.print(f"sequential: not settled at {len(study.seeds)} seeds per arm "
-                      f"({state.why}); adding seeds up to {state.next_seeds}")
+        console.print(f"sequential: at {len(study.seeds)} seeds per arm, {state.why}; "
+                      f"adding seeds up to {state.next_seeds}")
         study = replace(study, seeds=tuple(range(state.next_seeds)))
     console.print(arm_summary(study, store.runs(), console.width))
     console.print(f"Runs stored in {store.dir}/")

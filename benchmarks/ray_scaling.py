@@ -1,7 +1,8 @@
 """The Ray executor against the in-process one: same results, and what Ray costs.
 
-Runs one small study (4 dropout levels x 2 seeds, a 256-128 MLP, real MNIST) three
-ways, each as its own `ablate study` process on a fresh run directory:
+Runs one small study (4 widths x 2 seeds, MLPs of 256-128 and narrower, real MNIST:
+four cohorts, since arms of different widths cannot share one) three ways, each as its
+own `ablate study` process on a fresh run directory:
 
   in-process                 the default executor, torch on every core;
   ray, 1 worker              --executor ray --cpus-per-cohort <all cores>: one cohort
@@ -42,12 +43,12 @@ dropout = 0.2
 batch_size = 128
 epochs = {epochs}
 
-[factors.dropout]
-baseline = "low"
-levels.low = {{}}
-levels.none = {{ dropout = 0.0 }}
-levels.mid = {{ dropout = 0.35 }}
-levels.high = {{ dropout = 0.5 }}
+[factors.width]
+baseline = "w256"
+levels.w256 = {{}}
+levels.w224 = {{ layers = [224, 128] }}
+levels.w192 = {{ layers = [192, 128] }}
+levels.w160 = {{ layers = [160, 128] }}
 """
 
 
