@@ -76,7 +76,7 @@ def study(
     report: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
     executor: Annotated[Literal["in-process", "ray"], typer.Option(
         help="Where cohorts train: in this process, or as tasks on a Ray cluster "
-        "(pip install 'ablate[ray]').")] = "in-process",
+        "(pip install 'ablate\\[ray]').")] = "in-process",
     ray_address: Annotated[str | None, typer.Option(
         help="With --executor ray: join this cluster (HOST:PORT of the head node, or "
         "auto); without it a local Ray instance is started.")] = None,

@@ -190,3 +190,13 @@ def test_without_ray_the_error_names_the_install(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(UserError, match=r"pip install 'ablate\[ray\]'"):
         RayExecutor(mnist, mnist.checksums(), validation=400, subset=None, device="cpu",
                     options=RayOptions())
+
+
+def test_help_names_the_install_command_whole() -> None:
+    """Rich markup would eat `[ray]` from the help text; it must reach the user whole."""
+    from typer.testing import CliRunner
+
+    from ablate.cli import app
+
+    result = CliRunner().invoke(app, ["study", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "ablate[ray]" in result.output
