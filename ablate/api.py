@@ -148,7 +148,7 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
         looks = ", ".join(map(str, study.sequential.looks()))
         console.print(f"sequential: looks at {looks} seeds per "
                       f"arm; stops at the first look that settles every verdict")
-    trainer = _Trainer(study, store, options, device, console, path, runtime)
+    trainer = _Trainer(store, options, device, console, path, runtime)
     planned = trained = failed = 0
     while True:
         plan = plan_study(study, store, options.subset, device, dry_run=options.dry_run)
@@ -158,8 +158,7 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
             est = estimate_seconds(plan, device)
             more = (f" (a sequential study may go on to {study.sequential.max} seeds per arm)"
                     if study.sequential is not None else "")
-            cohorts = f"{len(plan.cohorts)} cohort{'' if len(plan.cohorts) == 1 else 's'}"
-            console.print(f"{plan.runs} runs to train in {cohorts} "
+            console.print(f"{plan.runs} runs to train in {_cohorts(plan)} "
                           f"({plan.skipped} already done) on {device}; estimated "
                           f"{est / 60:.1f} min{more}. Dry run: nothing trained.")
             return StudyRun(options.out / study.name, planned, 0, 0)
@@ -193,8 +192,8 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
 class _Trainer:
     """Trains a study's plans round by round, loading MNIST and the executor once."""
 
-    def __init__(self, study: Study, store: Store, options: StudyOptions,
-                 device: torch.device, console: Console, path: Path, runtime: Runtime) -> None:
+    def __init__(self, store: Store, options: StudyOptions, device: torch.device,
+                 console: Console, path: Path, runtime: Runtime) -> None:
         self.store, self.options, self.device, self.console = store, options, device, console
         self.path, self.runtime = path, runtime
         self.executor: Executor | None = None
@@ -224,13 +223,16 @@ class _Trainer:
             self._record(study)
             self.executor = _executor(options, study, self.device, mnist, self.checksums)
         assert self.checksums is not None
-        cohorts = f"{len(plan.cohorts)} cohort{'' if len(plan.cohorts) == 1 else 's'}"
-        self.console.print(f"training {plan.runs} runs in {cohorts}"
+        self.console.print(f"training {plan.runs} runs in {_cohorts(plan)}"
                            + (f" on Ray ({options.ray_address or 'local'})"
                               if options.executor == "ray" else f" on {self.device}"))
         with StudyProgress(plan, self.console) as shown:
             return execute(study, self.store, plan, self.executor, self.checksums, shown,
                            on_cohort=shown.finished)
+
+
+def _cohorts(plan: Plan) -> str:
+    return f"{len(plan.cohorts)} cohort{'' if len(plan.cohorts) == 1 else 's'}"
 
 
 def _executor(options: StudyOptions, study: Study, device: torch.device, mnist: data.Mnist,
