@@ -114,14 +114,24 @@ def run_study(path: Path | str, options: StudyOptions | None = None, *,
     study = load_study(path).with_overrides(seeds=options.seeds, epochs=options.epochs,
                                             until_decided=options.until_decided,
                                             max_seeds=options.max_seeds)
-    # With Ray the workers resolve the device: the driver may have no GPU of its own.
-    device = (resolve_device(options.device) if options.executor == "in-process"
-              else torch.device("cpu" if options.device == "auto" else options.device))
+    device = study_device(options)
     run_dir = options.out / study.name
     if options.dry_run and not (run_dir / DB_NAME).exists():
         with tempfile.TemporaryDirectory() as scratch:  # a dry run leaves nothing behind
             return _with_store(Path(scratch), study, options, device, console, path, runtime)
     return _with_store(run_dir, study, options, device, console, path, runtime)
+
+
+def study_device(options: StudyOptions) -> torch.device:
+    """The device the study's cohorts train on. In process: `--device` resolved here. On
+    Ray the workers train and the driver may have no GPU of its own: `--device auto`
+    means a GPU when cohorts declare one (`--gpus-per-cohort` > 0), else the CPU. Its
+    type is part of every run's config hash."""
+    if options.executor == "in-process":
+        return resolve_device(options.device)
+    if options.device != "auto":
+        return torch.device(options.device)
+    return torch.device("cuda" if options.gpus_per_cohort > 0 else "cpu")
 
 
 def _with_store(run_dir: Path, study: Study, options: StudyOptions, device: torch.device,
@@ -241,7 +251,7 @@ def _executor(options: StudyOptions, study: Study, device: torch.device, mnist: 
         from ablate.study._ray import RayExecutor, RayOptions
 
         return RayExecutor(mnist, checksums, validation=study.validation, subset=options.subset,
-                           device=options.device, options=RayOptions(
+                           device=device.type, options=RayOptions(  # Ray picks the GPU
                                options.ray_address, options.cpus_per_cohort,
                                options.gpus_per_cohort))
     device_data, _ = load_data(study, options.subset, device, mnist)

@@ -200,3 +200,15 @@ def test_help_names_the_install_command_whole() -> None:
 
     result = CliRunner().invoke(app, ["study", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "ablate[ray]" in result.output
+
+
+@pytest.mark.parametrize("device, gpus, expected", [
+    ("auto", 0.0, "cpu"), ("auto", 0.5, "cuda"), ("cpu", 0.0, "cpu"), ("cuda", 1.0, "cuda")])
+def test_the_device_type_hashed_is_the_one_ray_workers_train_on(device: str, gpus: float,
+                                                                 expected: str) -> None:
+    """The driver may have no GPU: with Ray, `--device auto` means the GPU the cohorts
+    declare, so GPU-trained runs are never hashed (and resumed) as CPU runs."""
+    from ablate.api import StudyOptions, study_device
+
+    options = StudyOptions(executor="ray", device=device, gpus_per_cohort=gpus)
+    assert study_device(options).type == expected
