@@ -93,15 +93,20 @@ def packing_round(arms: list[RunConfig], d: DeviceData) -> tuple[float, float]:
     return t1 - t0, time.perf_counter() - t1
 
 
-def plain_round(d: DeviceData, seed: int) -> float:
-    """Images per second of one epoch of one run, written the usual way."""
+def model_1(seed: int, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The notebook's model 1 as one plain run builds it, with its SGD optimizer."""
     torch.manual_seed(seed)
     model = nn.Sequential(
         nn.Linear(784, 512), nn.ReLU(), nn.BatchNorm1d(512), nn.Dropout(0.5),
         nn.Linear(512, 128), nn.ReLU(), nn.BatchNorm1d(128), nn.Dropout(0.5),
         nn.Linear(128, 64), nn.ReLU(), nn.BatchNorm1d(64),
-        nn.Linear(64, 10)).to(d.device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        nn.Linear(64, 10)).to(device)
+    return model, torch.optim.SGD(model.parameters(), lr=0.01)
+
+
+def plain_round(d: DeviceData, seed: int) -> float:
+    """Images per second of one epoch of one run, written the usual way."""
+    model, opt = model_1(seed, d.device)
     x = d.x_train.float() / 255
     loader = DataLoader(TensorDataset(x, d.y_train), batch_size=128, shuffle=True)
     _sync(d.device)
@@ -129,13 +134,7 @@ def tiled_subset(images: int, device: torch.device) -> DeviceData:
 
 def careful_round(d: DeviceData, seed: int) -> float:
     """Images per second of one epoch of one run, written with the device in mind."""
-    torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Linear(784, 512), nn.ReLU(), nn.BatchNorm1d(512), nn.Dropout(0.5),
-        nn.Linear(512, 128), nn.ReLU(), nn.BatchNorm1d(128), nn.Dropout(0.5),
-        nn.Linear(128, 64), nn.ReLU(), nn.BatchNorm1d(64),
-        nn.Linear(64, 10)).to(d.device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    model, opt = model_1(seed, d.device)
     x, y = d.x_train.float() / 255, d.y_train  # on the device, scaled once
     n = len(y)
     _sync(d.device)
