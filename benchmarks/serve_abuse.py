@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,14 +37,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.serve.conftest import free_port, start_server  # noqa: E402
+
 WORST = "jpeg-progressive-cmyk"
 MIB = 1 << 20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -54,27 +49,6 @@ def status_kib(pid: int, field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise KeyError(field)
-
-
-def start(model: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ablate.cli", "serve", str(model), "--port", str(port)],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"the server exited; see {log}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    sys.exit(f"the server did not become ready; see {log}")
 
 
 def model_file(work: Path) -> Path:
@@ -169,7 +143,9 @@ def main() -> None:
         (work / "digit.json").write_text(json.dumps({"inputs": [
             {"name": "input", "shape": [1, 784], "datatype": "UINT8", "data": digit}]}))
         (work / "post.lua").write_text(LUA)
-        proc, url = start(model_file(work), work / "server.log")
+        port = free_port()
+        proc = start_server(model_file(work), port, timeout=120, log=work / "server.log")
+        url = f"http://127.0.0.1:{port}"
         try:
             # Warm up: the first image and inference requests pay lazy imports.
             for _ in range(3):

@@ -31,14 +31,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ablate.engine import CLASSES
 from serve.config import BatchConfig
-from serve.errors import ApiError
+from serve.errors import ApiError, busy
 from serve.metrics import Metrics
 
-RETRY_AFTER_S = 1
 MAX_RESTARTS = 3  # within RESTART_WINDOW_S; one more failure gives the worker up
 RESTART_WINDOW_S = 60.0
-CLASSES = 10
 log = logging.getLogger("serve")
 
 
@@ -92,16 +91,14 @@ class Batcher:
             raise ApiError(503, "the model worker stopped after repeated failures; this "
                            "server needs a restart")
         if self._arrived is None or not self.running:
-            raise ApiError(503, "the model is not ready yet; retry shortly",
-                           {"Retry-After": str(RETRY_AFTER_S)})
+            raise busy("the model is not ready yet; retry shortly")
         n = len(x)
         if n > self.config.max_queue:
             raise ApiError(413, f"too many images for this server's queue: at most "
                            f"{self.config.max_queue} per request; split the batch")
         if self._waiting + n > self.config.max_queue:
             self.metrics.rejected.inc()
-            raise ApiError(503, "the server is busy: too many images are waiting; retry "
-                           "shortly", {"Retry-After": str(RETRY_AFTER_S)})
+            raise busy("the server is busy: too many images are waiting; retry shortly")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
         self._items.append(_Pending(x, future, time.perf_counter()))
@@ -119,8 +116,7 @@ class Batcher:
     def _expire(self, future: "asyncio.Future[np.ndarray]") -> None:
         if not future.done():
             self.metrics.timeouts.inc()
-            future.set_exception(ApiError(503, "timed out waiting for the model; retry "
-                                          "shortly", {"Retry-After": str(RETRY_AFTER_S)}))
+            future.set_exception(busy("timed out waiting for the model; retry shortly"))
 
     async def _supervise(self) -> None:
         failures: deque[float] = deque()

@@ -15,10 +15,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from serve.errors import ApiError
+from serve.errors import busy
 from serve.metrics import Metrics
 
-RETRY_AFTER_S = 1
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -38,8 +37,7 @@ class DecodePool:
         is read, not after (it would be refused then too, unless a worker frees up)."""
         if self._busy >= self.size:
             self.metrics.decodes_rejected.inc()
-            raise ApiError(503, "the server is busy decoding other images; retry shortly",
-                           {"Retry-After": str(RETRY_AFTER_S)})
+            raise busy("the server is busy decoding other images; retry shortly")
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)` on a free worker, or a 503 if there is none."""

@@ -45,6 +45,14 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, dict(headers or {})
 
 
+RETRY_AFTER_S = 1  # seconds a client told 503 waits before retrying
+
+
+def busy(message: str) -> ApiError:
+    """503 with Retry-After: an overload the client should retry shortly."""
+    return ApiError(503, message, {"Retry-After": str(RETRY_AFTER_S)})
+
+
 class ClientGone(Exception):
     """The client closed the connection before its request arrived: nobody to answer.
 

@@ -41,10 +41,6 @@ def service_of(app: Litestar) -> Service:
 ServiceDep = NamedDependency[Service]
 
 
-def _service(state: State) -> Service:
-    return service_in(state)
-
-
 def dependencies() -> dict[str, Provide]:
     """The app's provider, keyed by the parameter name handlers use."""
-    return {"service": Provide(_service, sync_to_thread=False)}
+    return {"service": Provide(service_in, sync_to_thread=False)}

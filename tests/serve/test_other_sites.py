@@ -14,6 +14,7 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
+from ablate.errors import UserError
 from serve.app import create_app
 from serve.config import ServeConfig, from_env
 from serve.server import allowed_hosts
@@ -99,7 +100,7 @@ def test_allowed_hosts_from_the_environment() -> None:
     assert config.allowed_hosts == ("digits.example.org", "localhost")
     assert from_env({"ABLATE_SERVE_ALLOWED_HOSTS": "*"}).allowed_hosts == ("*",)
     for bad in ("http://x.org", "x.org/path", "", "a b"):
-        with pytest.raises(Exception, match="ABLATE_SERVE_ALLOWED_HOSTS"):
+        with pytest.raises(UserError, match="ABLATE_SERVE_ALLOWED_HOSTS"):
             from_env({"ABLATE_SERVE_ALLOWED_HOSTS": bad})
 
 

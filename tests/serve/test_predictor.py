@@ -46,6 +46,13 @@ def _write_card(path: Path, card: dict) -> None:
     path.with_suffix(".json").write_text(json.dumps(card))
 
 
+def _resign(path: Path, card: dict) -> None:
+    """Write `card` beside `path`, vouching for the weights now in it."""
+    card["weights_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    card["version"] = card["weights_sha256"][:12]
+    _write_card(path, card)
+
+
 def test_missing_files(model_copy: Path) -> None:
     with pytest.raises(ModelError, match="no such file"):
         ExportedModel.load(model_copy.with_name("nope.safetensors"))
@@ -66,9 +73,7 @@ def test_truncated_weights_with_a_matching_sha_are_not_readable(model_copy: Path
     data = model_copy.read_bytes()[:1000]
     model_copy.write_bytes(data)
     card = _card(model_copy)
-    card["weights_sha256"] = hashlib.sha256(data).hexdigest()
-    card["version"] = card["weights_sha256"][:12]
-    _write_card(model_copy, card)
+    _resign(model_copy, card)
     with pytest.raises(ModelError, match="safetensors"):
         ExportedModel.load(model_copy)
 
@@ -82,9 +87,7 @@ def test_retrained_weights_with_a_forged_sha_fail_the_self_test(model_path: Path
     tensors["dense0.weight"] = tensors["dense0.weight"] * np.float32(1.5)
     save_file(tensors, str(model_copy))
     card = _card(model_copy)
-    card["weights_sha256"] = hashlib.sha256(model_copy.read_bytes()).hexdigest()
-    card["version"] = card["weights_sha256"][:12]
-    _write_card(model_copy, card)
+    _resign(model_copy, card)
     with pytest.raises(ModelError, match="self-test failed"):
         ExportedModel.load(model_copy)
 
@@ -125,9 +128,7 @@ def test_a_pickle_is_never_unpickled(model_path: Path, tmp_path: Path) -> None:
     path = tmp_path / "model.safetensors"
     path.write_bytes(pickle.dumps(Exploit()))
     card = _card(model_path)
-    card["weights_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    card["version"] = card["weights_sha256"][:12]
-    _write_card(path, card)
+    _resign(path, card)
     with pytest.raises(ModelError, match="safetensors"):
         ExportedModel.load(path)
     assert not marker.exists()
@@ -192,9 +193,7 @@ def as_format_1(model_path: Path, to: Path) -> Path:
     assert "blocks.2.running_var" in old  # bn0 follows dense0 and the activation
     save_file(old, str(to))
     card["format"] = "ablate-mnist-mlp/1"
-    card["weights_sha256"] = hashlib.sha256(to.read_bytes()).hexdigest()
-    card["version"] = card["weights_sha256"][:12]
-    _write_card(to, card)
+    _resign(to, card)
     return to
 
 
