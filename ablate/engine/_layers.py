@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ablate.engine import _rng as rng
+from ablate.engine._config import ACTIVATIONS
 
 
 class CohortLinear(nn.Module):
@@ -156,14 +157,14 @@ class Activation(nn.Module):
     the cohort has a single activation.
     """
 
-    def __init__(self, names: str | Sequence[str], leaky_slope: float | Sequence[float],
-                 replicas: int = 1) -> None:
+    def __init__(self, names: str | Sequence[str], leaky_slope: float | Sequence[float]
+                 ) -> None:
         super().__init__()
-        names = [names] * replicas if isinstance(names, str) else list(names)
+        names = [names] if isinstance(names, str) else list(names)
         slopes = ([float(leaky_slope)] * len(names) if isinstance(leaky_slope, int | float)
                   else [float(a) for a in leaky_slope])
         for name in names:
-            if name not in _ACTIVATIONS:
+            if name not in ACTIVATIONS:
                 raise ValueError(f"unknown activation {name!r}")
         # the slope only matters for leaky_relu: other activations group whatever it is
         kinds = [(n, a if n == "leaky_relu" else 0.0) for n, a in zip(names, slopes, strict=True)]
@@ -187,9 +188,6 @@ class Activation(nn.Module):
         if (kind, device) not in self._index:
             self._index[kind, device] = torch.tensor(self.groups[kind], device=device)
         return self._index[kind, device]
-
-
-_ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu")
 
 
 def _activate(name: str, leaky_slope: float, x: Tensor) -> Tensor:

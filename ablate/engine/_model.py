@@ -155,13 +155,6 @@ def replica_state(model: CohortMLP, s: int) -> dict[str, Tensor]:
     return {name: t[s].detach().cpu().clone() for name, t in model.state_dict().items()}
 
 
-def load_replica_state(model: CohortMLP, s: int, state: dict[str, Tensor]) -> None:
-    """Inverse of `replica_state` for replica s."""
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            t[s].copy_(state[name])
-
-
 @dataclass(frozen=True)
 class SummaryRow:
     layer: str  # Keras-style name, e.g. "dense_1 (Dense)"

@@ -201,8 +201,11 @@ def _sqrt(x: Hyper) -> Hyper:
 
 
 def _per_param(x: Tensor, like: list[Tensor]) -> list[Tensor]:
-    """(S,) values as a broadcastable (S, 1, ...) view per tensor of `like`."""
-    return [x.to(t.dtype).view(-1, *[1] * (t.dim() - 1)) for t in like]
+    """(S,) values as a broadcastable (S, 1, ...) view per tensor of `like` (one dtype)."""
+    if not like:
+        return []
+    x = x.to(like[0].dtype)
+    return [x.view(-1, *[1] * (t.dim() - 1)) for t in like]
 
 
 def _axpy_(ys: list[Tensor], xs: list[Tensor], alpha: Hyper) -> None:

@@ -223,14 +223,14 @@ def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
     order_gens = [rng.generator(s, "data") for s in seeds]
     model = build(configs, seeds).to(device=device, dtype=dtype)
     opt = Optimizer([c.optimizer for c in configs], list(model.parameters()))
-    dense_weights = [layer.weight for layer in model.dense]
     alive = torch.ones(S, dtype=torch.bool, device=device)
     n, B = len(data.y_train), config.batch_size
     step = Stepper(model, opt, data.train_images(dtype), data.y_train, min(B, n), mode)
-    has_val = len(data.y_val) > 0
     n_val = len(data.y_val)
+    has_val = n_val > 0
+    sizes = data.val_half_sizes  # (counted on the device: read once)
     # A half can be empty (a 1-image split): its mean is then NaN, never 0/0 garbage.
-    half_sizes = torch.tensor(data.val_half_sizes, dtype=torch.float64, device=device)
+    half_sizes = torch.tensor(sizes, dtype=torch.float64, device=device)
     half_sizes = torch.where(half_sizes > 0, half_sizes, math.nan)
     kept = _Kept(model, select_on, has_val)
     history: list[Epoch] = []
@@ -264,7 +264,7 @@ def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
                                                   device=device)
         with torch.no_grad():
             weight_norms = torch.stack([torch.linalg.vector_norm(w, dim=(1, 2))
-                                        for w in dense_weights], 1)
+                                        for w in step.dense], 1)
         bad = ~torch.isfinite(train_loss)
         if has_val:
             bad |= ~torch.isfinite(val_loss)
@@ -287,7 +287,7 @@ def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
         kept.update(epoch, val_acc if select_on.higher_is_better else val_loss, alive)
 
     replicas = _finish(model, seeds, data, alive, kept, history, dtype)
-    return CohortResult(replicas, history, time.perf_counter() - start, data.val_half_sizes,
+    return CohortResult(replicas, history, time.perf_counter() - start, sizes,
                         provenance(device))
 
 
@@ -343,7 +343,7 @@ def _finish(model: CohortMLP, seeds: list[int], data: DeviceData, alive: Tensor,
     with torch.no_grad():
         for name, t in model.state_dict().items():
             t.copy_(kept.state[name])
-    has_val = len(data.y_val) > 0
+    has_val = kept.has_val
     test_loss, test_acc = _means(model, data.x_test, data.y_test, dtype)
     host = {name: t.cpu() for name, t in kept.state.items()}  # one copy per tensor
     best_epoch = kept.epoch.tolist()

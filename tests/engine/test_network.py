@@ -42,7 +42,7 @@ def trained_like(c: RunConfig, seeds: list[int]) -> CohortMLP:
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for name, t in model.state_dict().items():
-            if name.startswith("bn"):
+            if name.startswith("bn") or name.endswith(".bias"):  # biases start at 0
                 noise = torch.rand(t.shape, generator=g)
                 t.copy_(0.5 + noise if "var" in name or "weight" in name else noise - 0.5)
     return model.eval()
