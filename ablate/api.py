@@ -185,9 +185,10 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
         console.print(f"sequential: at {len(study.seeds)} seeds per arm, {state.why}; "
                       f"adding seeds up to {state.next_seeds}")
         study = replace(study, seeds=tuple(range(state.next_seeds)))
-    console.print(arm_summary(study, store.runs(), console.width))
+    runs = store.runs()
+    console.print(arm_summary(study, runs, console.width))
     console.print(f"Runs stored in {store.dir}/")
-    if options.report and any(r.status == "done" for r in store.runs()):
+    if options.report and any(r.status == "done" for r in runs):
         try:
             for written in write_report(store.dir).paths:
                 console.print(f"wrote {written}")
@@ -206,6 +207,7 @@ class _Trainer:
                  console: Console, path: Path, runtime: Runtime) -> None:
         self.store, self.options, self.device, self.console = store, options, device, console
         self.path, self.runtime = path, runtime
+        self.source = path.read_text(encoding="utf-8")  # as parsed, whatever happens to it
         self.executor: Executor | None = None
         self.checksums: dict[str, str] | None = None
         earlier = store.record_text()
@@ -215,7 +217,7 @@ class _Trainer:
         """The study as trained so far (a sequential study's seeds grow by round)."""
         self.store.write_record(StudyRecord(
             study=study, study_file=str(self.path),
-            source=self.path.read_text(encoding="utf-8"), subset=self.options.subset,
+            source=self.source, subset=self.options.subset,
             device=str(self.device), provenance=provenance(self.device),
             data_sha256=self.checksums or self.data_sha256).to_json())
 

@@ -64,7 +64,6 @@ class StudyProgress:
         self.total = self.bar.add_task(f"training {plan.runs} runs", total=plan.total_steps)
         self.rows: dict[CohortTask, TaskID] = {}
         self.done_steps: dict[CohortTask, int] = {}
-        self.last: dict[CohortTask, Epoch] = {}
         self.began: dict[CohortTask, float] = {}
         self.logged: dict[CohortTask, float] = {}  # when each cohort last printed (log)
 
@@ -95,7 +94,6 @@ class StudyProgress:
             self.bar.advance(self.rows[task], steps)
 
     def epoch(self, task: CohortTask, record: Epoch) -> None:
-        self.last[task] = record
         line = f"  {task.label}: {epoch_line(record, task.epochs)}"
         if task in self.rows:
             self.bar.update(self.rows[task], description=line)
@@ -111,7 +109,8 @@ class StudyProgress:
         if task in self.rows:
             self.bar.remove_task(self.rows.pop(task))
         seconds = self.clock() - self.began.get(task, self.clock())
-        runs = f"{len(task.runs)} run{'s' if len(task.runs) > 1 else ''}"
+        n = len(task.replicas)
+        runs = f"{n} run{'s' if n > 1 else ''}"
         if isinstance(outcome, Exception):
             self.console.print(f"  {task.label}: [red]failed[/] after {seconds:.0f} s: "
                                f"{type(outcome).__name__}: {outcome}", highlight=False)

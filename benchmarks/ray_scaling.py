@@ -80,7 +80,7 @@ def main() -> None:
     try:
         import ray  # noqa: F401
     except ImportError:
-        sys.exit("Ray is not installed: pip install 'ablate[ray]' (or make install-dev)")
+        sys.exit("Ray is not installed: pip install 'ablate[ray]' (or make install)")
     cores = os.cpu_count() or 1
     variants = {
         "in-process": (),

@@ -35,6 +35,7 @@ from ablate.checks._base import (
     tensor,
 )
 from ablate.checks._grads import layer_specs, oracle_mlp
+from ablate.conventions import optimizer_config
 from ablate.engine import (
     INPUTS,
     CohortLinear,
@@ -47,7 +48,6 @@ from ablate.engine import (
 )
 from ablate.engine import _rng as rng
 from ablate.metric import METRICS
-from ablate.study import optimizer_config
 
 F64_ = torch.float64
 

@@ -25,8 +25,8 @@ from ablate.checks._base import (
     seeds,
     tensor,
 )
+from ablate.conventions import optimizer_config
 from ablate.engine import OPTIMIZERS, OptimizerConfig
-from ablate.study import optimizer_config
 
 # The hyperparameters each optimizer uses; the others stay None as in a resolved config.
 USES = {

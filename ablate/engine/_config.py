@@ -109,7 +109,7 @@ def run_config_from_dict(d: dict[str, Any]) -> RunConfig:
     """Inverse of `RunConfig.to_dict` (for configs read back from the store).
 
     Dicts written before the forms were explicit fields lack them (a KeyError here);
-    `ablate.study.upgrade_config_dict` fills them from the dict's conventions label.
+    `ablate.conventions.upgrade_config_dict` fills them from the dict's conventions label.
     """
     return RunConfig(
         conventions=d["conventions"],

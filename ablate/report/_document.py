@@ -31,7 +31,7 @@ from ablate.report._text import (
     sequential_sentence,
     why_sentence,
 )
-from ablate.stats import Contrast, Friedman
+from ablate.stats import MAX_SEEDS, Contrast, Friedman
 
 
 @dataclass(frozen=True)
@@ -355,7 +355,7 @@ def _power_section(a: Analysis) -> Section:
             continue
 
         def need(k: int | None) -> str:
-            return "> 200" if k is None else str(k)
+            return f"> {MAX_SEEDS}" if k is None else str(k)
 
         rows.append((f"{c.arm} vs {c.baseline}", u.number(pw.sd), u.number(pw.sd_upper),
                      f"{u.amount(pw.effect)} ({pw.effect_rule})", str(pw.n),

@@ -23,6 +23,7 @@ from ablate.stats import (
     SequentialDesign,
     SequentialResult,
     SequentialVerdict,
+    grid_label,
     sequential_verdicts,
 )
 from ablate.store import Run
@@ -82,9 +83,7 @@ def verdicts(study: Study, contrasts: Sequence[ContrastData], seeds: Sequence[in
 def _grid(resolution: float | None) -> str:
     if resolution is None:
         return "loss differences rounded to 1/100 of the ROPE"
-    inverse = 1.0 / resolution
-    return f"grid 1/{round(inverse)}" if abs(inverse - round(inverse)) < 1e-9 * inverse \
-        else f"grid {resolution:g}"
+    return f"grid {grid_label(resolution)}"
 
 
 def interval_label(result: SequentialResult, resolution: float | None = None,

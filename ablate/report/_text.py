@@ -17,6 +17,7 @@ from ablate.report._contrasts import Effect
 from ablate.report._estimand import Optimism
 from ablate.report._format import DECISION_COLOURS, Units, fmt_p, join, p_clause, plural
 from ablate.stats import (
+    MAX_SEEDS,
     Contrast,
     Pairing,
     Power,
@@ -261,7 +262,7 @@ def power_sentence(c: Contrast, u: Units) -> str:
     size = f"a true {'interaction' if interaction else 'improvement'} of {u.amount(pw.effect)}"
 
     def seeds(k: int | None) -> str:
-        return "more than 200 seeds" if k is None else plural(k, "seed")
+        return f"more than {MAX_SEEDS} seeds" if k is None else plural(k, "seed")
 
     mde = (f"the smallest {'interaction' if interaction else 'improvement'} it calls "
            f"'{claim}' with probability 0.8 with these seeds is {u.amount(pw.mde)}"

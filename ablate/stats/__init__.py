@@ -17,7 +17,7 @@ from ablate.stats._crossfit import CrossFit, crossfit
 from ablate.stats._divergence import Divergence, divergence, rank_p
 from ablate.stats._effects import Wins, d_z, t_p, wilcoxon_p, wins
 from ablate.stats._family import holm
-from ablate.stats._grid import to_grid
+from ablate.stats._grid import grid_label, to_grid
 from ablate.stats._outcomes import (
     DIVERGED,
     ContrastData,
@@ -28,6 +28,7 @@ from ablate.stats._outcomes import (
 )
 from ablate.stats._pairing import Pairing, pairing
 from ablate.stats._power import (
+    MAX_SEEDS,
     Power,
     floor_seeds,
     min_seeds_for_sign_flip,
@@ -47,6 +48,7 @@ from ablate.stats._streams import stream
 from ablate.stats._verdict import CLAIMS, DECISIONS, INTERACTION_DECISIONS
 
 __all__ = [
+    "MAX_SEEDS",
     "CLAIMS",
     "DECISIONS",
     "DIVERGED",
@@ -90,6 +92,7 @@ __all__ = [
     "simple_effects",
     "stream",
     "t_p",
+    "grid_label",
     "to_grid",
     "wilcoxon_p",
     "wins",

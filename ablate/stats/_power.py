@@ -152,20 +152,19 @@ class Power:
     def sentence(self) -> str:
         """One sentence, true of the verdict rule (within the stated Monte Carlo error);
         effects and sds in metric units."""
-        u = ""
         need_b = "more than " + str(MAX_SEEDS) if self.seeds_better is None \
             else str(self.seeds_better)
         need_e = "more than " + str(MAX_SEEDS) if self.seeds_equivalent is None \
             else str(self.seeds_equivalent)
-        return (f"Planning with the sd's 80% upper bound {self.sd_upper:.3g}{u} and normal "
+        return (f"Planning with the sd's 80% upper bound {self.sd_upper:.3g} and normal "
                 f"per-seed differences, this decision rule (Holm over {self.m} "
                 f"contrast{'s' if self.m > 1 else ''}) says 'better' with probability "
-                f"{self.power_better:.2f} at a true improvement of {self.effect:.3g}{u} "
+                f"{self.power_better:.2f} at a true improvement of {self.effect:.3g} "
                 f"({self.effect_rule}) with the {self.n} seeds used, and would need "
                 f"{need_b} seeds for 0.8; it says 'equivalent' with probability "
                 f"{self.power_equivalent:.2f} at no difference, {need_e} seeds for 0.8; "
                 f"the smallest improvement it calls 'better' with probability 0.8 is "
-                f"{self.mde:.3g}{u} (simulated, {self.simulations} draws, SE "
+                f"{self.mde:.3g} (simulated, {self.simulations} draws, SE "
                 f"{self.mc_se:.2f}).")
 
 
@@ -236,11 +235,11 @@ def _seeds_needed(f: Callable[[int], float], start: int) -> int | None:
     checked on both sides (f(n) >= 0.8 > f(n - 1) unless n = start)."""
     if f(start) >= TARGET_POWER:
         return start
-    lo, hi = start, start
-    while f(hi) < TARGET_POWER:
+    lo, hi = start, min(2 * start, MAX_SEEDS)
+    while lo < MAX_SEEDS and f(hi) < TARGET_POWER:
         lo, hi = hi, min(2 * hi, MAX_SEEDS)
-        if lo == MAX_SEEDS:
-            return None
+    if lo == MAX_SEEDS:
+        return None
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if f(mid) >= TARGET_POWER else (mid, hi)

@@ -343,9 +343,7 @@ def _interval_path(p: _Prepared, design: SequentialDesign, n_looks: int
             k_cross = first_crossing(np.where(p.valid, sign * (p.x2 - s), 0), looks, spend)
             for k in range(min(k_cross, n_looks)):
                 found[k] = s if found[k] is None else found[k]
-            if k_cross >= n_looks:  # alive at every look: each one is resolved by now
-                for k in range(n_looks):
-                    found[k] = s if found[k] is None else found[k]
+            if k_cross >= n_looks:  # alive at every look: the loop above resolved each one
                 break
         return found
 

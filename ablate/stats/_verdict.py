@@ -151,7 +151,7 @@ def decide_claims(
         elif claim is not None:
             reason = _made(claim, adjusted[claim], case, rope, lv[claim])
         else:
-            reason = _not_made(j, t, case, raw, rope, lv, m)
+            reason = _not_made(j, t, case, raw, adjusted, rope, lv, m)
         out.append((label(claim, case.kind), reason, adjusted))
     return out
 
@@ -171,7 +171,7 @@ def _made(claim: str, p: float, case: Case, rope: float, level: float) -> str:
 
 
 def _not_made(j: int, t: ClaimTests | None, case: Case, raw: dict[str, np.ndarray],
-              rope: float, lv: dict[str, float], m: int) -> str:
+              adjusted: dict[str, float], rope: float, lv: dict[str, float], m: int) -> str:
     if t is None or case.metric is None:
         return "inconclusive: no seed where both sides finished, so there is nothing to test"
     # Could the smallest p these seeds allow pass Holm, given the other contrasts' p's?
@@ -195,7 +195,7 @@ def _not_made(j: int, t: ClaimTests | None, case: Case, raw: dict[str, np.ndarra
             return (f"inconclusive: the metric test alone gives p = {metric.get(c):.3g} for "
                     f"{c!r}, but with diverged runs counted as worst the rank test gives "
                     f"p = {rank.get(c):.3g}; a claim needs both")
-    ps = ", ".join(f"{c} {holm(raw[c])[j]:.3g}" for c in CLAIMS)
+    ps = ", ".join(f"{c} {adjusted[c]:.3g}" for c in CLAIMS)
     note = f"; out of reach: {floor}" if blocked else ""
     return (f"inconclusive: no claim reached its Holm level (adjusted p: {ps}; levels "
             f"{lv['better']:g}, {lv['worse']:g}, {lv['equivalent']:g}); 95% CI "

@@ -1,9 +1,3 @@
-from ablate.conventions import (
-    CONVENTIONS,
-    Conventions,
-    optimizer_config,
-    upgrade_config_dict,
-)
 from ablate.study._design import Arm, Factor, Sequential, Study, suggest
 from ablate.study._execute import (
     Executed,
@@ -21,9 +15,7 @@ from ablate.study._spec import SpecError, load_study, parse_study
 
 __all__ = [
     "Arm",
-    "CONVENTIONS",
     "CohortTask",
-    "Conventions",
     "Executed",
     "Executor",
     "Factor",
@@ -41,10 +33,8 @@ __all__ = [
     "execute",
     "load_data",
     "load_study",
-    "optimizer_config",
     "parse_study",
     "plan_study",
     "read_record",
     "suggest",
-    "upgrade_config_dict",
 ]

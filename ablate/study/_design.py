@@ -30,6 +30,7 @@ class Factor:
 
 
 FIRST_LOOK = 6  # seeds: with fewer, no exact paired test decides at alpha / 2 = 0.025
+LAST_LOOK = 30  # seeds: a sequential study's default maximum
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,13 @@ class Study:
         if until_decided or (max_seeds is not None and study.sequential):
             was = self.sequential
             low = was.min if was else (seeds if seeds is not None else FIRST_LOOK)
-            high = max_seeds or (was.max if was else 30)
+            high = max_seeds or (was.max if was else LAST_LOOK)
             if high < low:
                 raise UserError(f"--max-seeds must be at least the {low} seeds of the first "
                                 f"look, got {high}")
             study = replace(study, seeds=tuple(range(low)),
-                            sequential=Sequential(low, high, was.step if was else 2))
+                            sequential=replace(was, min=low, max=high) if was
+                            else Sequential(low, high))
         if epochs is not None:
             if epochs < 1:
                 raise UserError(f"--epochs must be at least 1, got {epochs}")

@@ -86,8 +86,7 @@ def execute(study: Study, store: Store, plan: Plan, executor: Executor,
     cohort is recorded with its error and the rest go on. Ctrl-C (or any other escape)
     puts every run not yet recorded back to pending, then re-raises."""
     driver = _Recording(store, progress)
-    pending = dict(enumerate(plan.cohorts))
-    index = {id(t): i for i, t in enumerate(plan.cohorts)}
+    pending = {id(t): t for t in plan.cohorts}
     recorded: list[Replica] = []  # of the cohort being recorded
     trained = failed = 0
     try:
@@ -100,7 +99,7 @@ def execute(study: Study, store: Store, plan: Plan, executor: Executor,
             else:
                 _record(study, store, task, outcome, checksums, recorded)
                 trained += len(task.replicas)
-            del pending[index[id(task)]]
+            del pending[id(task)]
             if on_cohort is not None:
                 on_cohort(task, outcome)
     except BaseException:

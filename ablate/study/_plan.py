@@ -71,11 +71,6 @@ class CohortTask:
         return out
 
     @property
-    def runs(self) -> tuple[tuple[str, int], ...]:
-        """(arm, seed) of each replica, in replica order."""
-        return tuple((r.arm, r.seed) for r in self.replicas)
-
-    @property
     def label(self) -> str:
         """For progress lines: 'dropout=on, seeds 0-9; dropout=off, seeds 0-9'."""
         return "; ".join(f"{arm}, {_seed_range(seeds)}" for arm, seeds in self.arms.items())

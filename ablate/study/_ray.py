@@ -24,7 +24,6 @@ Ray is an optional extra (`pip install 'ablate[ray]'`); nothing imports it unles
 executor is used.
 """
 
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -56,8 +55,8 @@ class DataMismatch(RuntimeError):
 
 def verify_data(mnist: Mnist, checksums: dict[str, str]) -> None:
     """Raise `DataMismatch` unless every array's sha256 is the driver's."""
-    bad = [name for name, want in checksums.items()
-           if hashlib.sha256(getattr(mnist, name).tobytes()).hexdigest() != want]
+    got = mnist.checksums()
+    bad = [name for name, want in checksums.items() if got.get(name) != want]
     if bad:
         raise DataMismatch(f"this worker's MNIST differs from the driver's ({', '.join(bad)}); "
                            "every worker must train on the same data")

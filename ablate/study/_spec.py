@@ -29,7 +29,15 @@ from ablate.engine import (
 )
 from ablate.errors import UserError
 from ablate.metric import METRICS
-from ablate.study._design import Arm, Factor, Sequential, Study, suggest
+from ablate.study._design import (
+    FIRST_LOOK,
+    LAST_LOOK,
+    Arm,
+    Factor,
+    Sequential,
+    Study,
+    suggest,
+)
 
 STUDY_KEYS = ("name", "question", "seeds", "metric", "rope", "validation", "design", "base",
               "factors")
@@ -161,9 +169,9 @@ def _seeds(top: _Table) -> tuple[tuple[int, ...], Sequential | None]:
     value = top.data.get("seeds", 10)
     if isinstance(value, Mapping):
         t = _Table(value, "seeds", top.source, ("min", "max", "step"))
-        low = t.int_("min", 6, low=1)
-        high = t.int_("max", 30, low=1)
-        step = t.int_("step", 2, low=1)
+        low = t.int_("min", FIRST_LOOK, low=1)
+        high = t.int_("max", LAST_LOOK, low=1)
+        step = t.int_("step", Sequential.step, low=1)
         if high < low:
             t.fail("seeds.max", f"expected max >= min ({low}), got {high}")
         return tuple(range(low)), Sequential(low, high, step)

@@ -16,9 +16,9 @@ import torch
 from scipy import special, stats
 
 from ablate.checks import _reference as ref
+from ablate.conventions import optimizer_config
 from ablate.engine import OPTIMIZERS, OptimizerConfig
 from ablate.engine._layers import _TRUNC_SD
-from ablate.study import optimizer_config
 from tests.engine.test_optim import TORCH as TORCH_OPTIM
 
 Array = ref.Array

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
+from ablate.conventions import optimizer_config
 from ablate.engine import Optimizer, OptimizerConfig
-from ablate.study import optimizer_config
 
 TORCH = {
     "sgd": lambda p, c: torch.optim.SGD(p, lr=c.lr),

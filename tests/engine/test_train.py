@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ablate.conventions import CONVENTIONS, optimizer_config
 from ablate.data import load_npz
 from ablate.engine import (
     OPTIMIZERS,
@@ -34,7 +35,7 @@ from ablate.engine import (
 from ablate.engine import _rng as rng
 from ablate.engine._step import Stepper
 from ablate.metric import METRICS
-from ablate.study import CONVENTIONS, optimizer_config, parse_study
+from ablate.study import parse_study
 from tests.data_fixtures import SUBSET
 from tests.engine.test_optim import TORCH as TORCH_OPTIM
 from tests.engine.test_optim import torch_optim_forms

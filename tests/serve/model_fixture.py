@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ablate.conventions import optimizer_config
 from ablate.data import load_npz
 from ablate.engine import Epoch
 from ablate.store import Store
@@ -21,7 +22,6 @@ from ablate.study import (
     execute,
     load_data,
     load_study,
-    optimizer_config,
     plan_study,
 )
 from tests.data_fixtures import SUBSET, subset_expected

@@ -104,7 +104,9 @@ def test_the_path_interval_agrees_with_the_claims() -> None:
                 assert look.ci_low > ROPE
             assert look.ci_low <= look.mean_diff <= look.ci_high
         lows = [look.ci_low for look in v.path]
+        highs = [look.ci_high for look in v.path]
         assert all(a <= b for a, b in itertools.pairwise(lows))  # by look: only narrows
+        assert all(a >= b for a, b in itertools.pairwise(highs))
 
 
 def test_repeated_intervals_cover_at_every_look_at_once() -> None:
