@@ -29,6 +29,7 @@ from ablate.checks._base import (
     dims,
     mlp_config,
     numpy,
+    oracle_keeps,
     randomize_batchnorm,
     replicas,
     seeds,
@@ -186,9 +187,7 @@ def _oracle_run(config: RunConfig, seed: int, d: dict[str, np.ndarray]
                if isinstance(layer, ref.Dense | ref.BatchNorm)]
     slots = {(name, k): ref.optimizer_state(config.optimizer, getattr(layer, k))
              for name, layer in trained for k in ("weight", "bias")}
-    drops = [(i, h, layer) for (i, h), layer in zip(
-        [(i, h) for i, h in enumerate(config.layers) if h.dropout > 0],
-        [la for la in layers if isinstance(la, ref.Dropout)], strict=True)]
+    drops = [la for la in layers if isinstance(la, ref.Dropout)]
     order = rng.generator(seed, "data")  # the documented minibatch stream (CPU)
     n, B = len(d["y_train"]), config.batch_size
     step, epochs = 0, []
@@ -197,9 +196,10 @@ def _oracle_run(config: RunConfig, seed: int, d: dict[str, np.ndarray]
         total = 0.0
         for start in range(0, n, B):
             idx = perm[start:start + B]
-            for i, h, drop in drops:  # the documented mask of this seed, layer and step
-                drop.keep = ref.dropout_keep(ref.dropout_key(seed, i), step, len(idx), h.units,
-                                             h.dropout)
+            # the documented masks of this seed, layer and step
+            for drop, keep in zip(drops, oracle_keeps([seed], config, step, len(idx)),
+                                  strict=True):
+                drop.keep = keep[0]
             loss, _ = ref.mlp_loss_and_grads(layers, d["x_train"][idx],
                                              ref.one_hot(d["y_train"][idx], 10), True)
             assume(_kink(layers) > KINK)

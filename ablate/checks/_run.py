@@ -67,7 +67,7 @@ def hypothesis_settings(examples: int) -> settings:
 
 
 def run_properties(device: torch.device, hsettings: settings | None, engine: Engine = ENGINE,
-                  properties: Sequence[Property] = PROPERTIES) -> list[Outcome]:
+                   properties: Sequence[Property] = PROPERTIES) -> list[Outcome]:
     with pinned_precision(device):
         return [prop(engine, device, hsettings) for prop in properties]
 

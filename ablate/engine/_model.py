@@ -67,11 +67,10 @@ class CohortMLP(nn.Module):
         S = len(seeds)
         self.configs = replicate(configs, S)
         config = self.config = self.configs[0]
-        self.order: list[str] = []  # module names in forward order
         for i in range(len(config.layers) + 1):
             pairs = [initial_dense(c, seed, i) for c, seed in zip(self.configs, seeds, strict=True)]
-            self._add(f"dense{i}", CohortLinear(torch.stack([w for w, _ in pairs]),
-                                                torch.stack([b for _, b in pairs])))
+            self.add_module(f"dense{i}", CohortLinear(torch.stack([w for w, _ in pairs]),
+                                                      torch.stack([b for _, b in pairs])))
             if i == len(config.layers):
                 break
             layer = config.layers[i]
@@ -79,18 +78,14 @@ class CohortMLP(nn.Module):
             bn = CohortBatchNorm(S, layer.units, config.bn_momentum, config.bn_eps,
                                  bessel=config.bn_running_var == "unbiased")
             if layer.batch_norm == "before":
-                self._add(f"bn{i}", bn)
-            self._add(f"act{i}", Activation([m.activation for m in mine],
-                                            [c.leaky_slope for c in self.configs]))
+                self.add_module(f"bn{i}", bn)
+            self.add_module(f"act{i}", Activation([m.activation for m in mine],
+                                                  [c.leaky_slope for c in self.configs]))
             if layer.batch_norm == "after":
-                self._add(f"bn{i}", bn)
+                self.add_module(f"bn{i}", bn)
             if any(m.dropout > 0 for m in mine):
-                self._add(f"drop{i}", CohortDropout([m.dropout for m in mine],
-                                                    [rng.dropout_key(s, i) for s in seeds]))
-
-    def _add(self, name: str, module: nn.Module) -> None:
-        self.add_module(name, module)
-        self.order.append(name)
+                keys = [rng.dropout_key(s, i) for s in seeds]
+                self.add_module(f"drop{i}", CohortDropout([m.dropout for m in mine], keys))
 
     @property
     def dense(self) -> list[CohortLinear]:
@@ -128,8 +123,8 @@ class CohortMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(S, B, 784) per-replica rows, or (B, 784) shared by all, in [0, 1] -> (S, B, 10)."""
-        for name in self.order:
-            x = self.get_submodule(name)(x)
+        for block in self.children():  # registered in forward order
+            x = block(x)
         return x
 
 

@@ -82,23 +82,18 @@ class Network(nn.Module):
     def __init__(self, config: RunConfig) -> None:
         super().__init__()
         self.config = config
-        self.order: list[str] = []  # module names in forward order
         hidden = len(config.layers)
         for i, (fan_in, fan_out) in enumerate(layer_sizes(config)):
-            self._add(f"dense{i}", _Dense(fan_in, fan_out))
+            self.add_module(f"dense{i}", _Dense(fan_in, fan_out))
             if i == hidden:
                 break
             layer = config.layers[i]
             if layer.batch_norm == "before":
-                self._add(f"bn{i}", _BatchNorm(fan_out, config.bn_eps))
-            self._add(f"act{i}", Activation(layer.activation, config.leaky_slope))
+                self.add_module(f"bn{i}", _BatchNorm(fan_out, config.bn_eps))
+            self.add_module(f"act{i}", Activation(layer.activation, config.leaky_slope))
             if layer.batch_norm == "after":
-                self._add(f"bn{i}", _BatchNorm(fan_out, config.bn_eps))
+                self.add_module(f"bn{i}", _BatchNorm(fan_out, config.bn_eps))
         self.eval()
-
-    def _add(self, name: str, module: nn.Module) -> None:
-        self.add_module(name, module)
-        self.order.append(name)
 
     @classmethod
     def from_tensors(cls, config: RunConfig, tensors: dict[str, Tensor]) -> "Network":
@@ -119,8 +114,8 @@ class Network(nn.Module):
         return network
 
     def forward(self, x: Tensor) -> Tensor:  # (B, 784) -> (B, 10)
-        for name in self.order:
-            x = self.get_submodule(name)(x)
+        for block in self.children():  # registered in forward order
+            x = block(x)
         return x
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
