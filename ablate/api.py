@@ -256,8 +256,7 @@ def _executor(options: StudyOptions, study: Study, device: torch.device, mnist: 
                            device=device.type, options=RayOptions(  # Ray picks the GPU
                                options.ray_address, options.cpus_per_cohort,
                                options.gpus_per_cohort))
-    device_data, _ = load_data(study, options.subset, device, mnist)
-    return InProcessExecutor(device_data)
+    return InProcessExecutor(load_data(study, options.subset, device, mnist))
 
 
 def _plan_table(study: Study, plan: Plan) -> Table:

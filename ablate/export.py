@@ -12,7 +12,6 @@ renamed, so every export has the current format.
 
 import base64
 import datetime as dt
-import difflib
 import hashlib
 import json
 import math
@@ -39,7 +38,7 @@ from ablate.card import (
 )
 from ablate.conventions import upgrade_config_dict
 from ablate.engine import CLASSES, INPUTS, run_config_from_dict
-from ablate.errors import UserError
+from ablate.errors import UserError, suggest
 from ablate.files import atomic_write
 from ablate.metric import METRICS, Metric
 from ablate.store import Run, Store
@@ -113,9 +112,7 @@ def best_run(runs: list[Run], metric_name: str, arm: str | None, run_dir: Path) 
     second = METRICS["val_loss" if first.quantity == "accuracy" else "val_accuracy"]
     arms = sorted({r.arm for r in runs})
     if arm is not None and arm not in arms:
-        close = difflib.get_close_matches(arm, arms, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UserError(f"{run_dir}: no arm named {arm!r}{hint}; "
+        raise UserError(f"{run_dir}: no arm named {arm!r}{suggest(arm, arms)}; "
                         f"its arms: {', '.join(arms) or 'none'}")
     pool = [r for r in runs if r.status == "done" and r.checkpoint
             and (arm is None or r.arm == arm)]

@@ -91,8 +91,9 @@ class CohortDropout(nn.Module):
     Replica s keeps the units `ablate.engine._rng` documents for its key `keys[s]` (the
     stream of one seed at one hidden layer) at the current `step`, and scales them by
     1 / (1 - p[s]). The masks are a function of (key, step, unit) alone: a forward pass
-    at the same step draws the same mask, on any device, whatever the other replicas;
-    the trainer sets `step` (an int, or a 0-dim int32 tensor it advances in place).
+    at the same step draws the same mask, on any device, whatever the other replicas.
+    The trainer hands each step's words, computed for a whole epoch at once
+    (`CohortMLP.set_words`); checks and tests set `step` (`CohortMLP.set_step`).
     """
 
     key_lo: Tensor  # (S,) int32

@@ -367,9 +367,10 @@ def _power_section(a: Analysis) -> Section:
     return Section(
         "Power of the verdict",
         paragraphs=("The probability that this decision rule says 'better' at a stated true "
-                    "effect (2 x ROPE) and 'equivalent' at no difference, simulated with the "
-                    "sd's one-sided 80% upper confidence bound, so that a lucky small sd does "
-                    "not promise power." if rows else
+                    "effect (the design effect in the table: 2 x ROPE, or half the planning "
+                    "sd when the ROPE is 0) and 'equivalent' at no difference, simulated with "
+                    "the sd's one-sided 80% upper confidence bound, so that a lucky small sd "
+                    "does not promise power." if rows else
                     "No power: too few seeds to estimate a spread.",),
         tables=(Table(("contrast", "sd", "sd 80% upper bound", "design effect", "seeds used",
                        "P(better)", "seeds for P(better) ≥ 0.8", "P(equivalent) at 0",

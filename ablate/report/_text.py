@@ -384,6 +384,8 @@ def _lead(a: Analysis, c: Contrast) -> str:
     res = a.sequential
     if res is not None and res.stop:
         return f"Not settled by the maximum of {res.design.max_seeds} seeds per arm."
+    if res is None:  # a fixed design has finished: these seeds settle nothing
+        return "Not settled: no claim with these seeds."
     return "Not settled yet."
 
 

@@ -1,4 +1,4 @@
-from ablate.study._design import Arm, Factor, Sequential, Study, suggest
+from ablate.study._design import Arm, Factor, Sequential, Study
 from ablate.study._execute import (
     Executed,
     Executor,
@@ -36,5 +36,4 @@ __all__ = [
     "parse_study",
     "plan_study",
     "read_record",
-    "suggest",
 ]

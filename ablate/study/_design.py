@@ -5,14 +5,13 @@ study record stores with the runs (`_record`), so the report is built from the s
 object that was trained, never from re-parsing a file.
 """
 
-import difflib
 from dataclasses import dataclass, replace
 
 from ablate.engine import RunConfig
-from ablate.errors import UserError
+from ablate.errors import UserError, suggest
 from ablate.metric import Metric
 
-__all__ = ["Arm", "Factor", "Study", "suggest"]
+__all__ = ["Arm", "Factor", "Study"]
 
 
 @dataclass(frozen=True)
@@ -112,9 +111,3 @@ class Study:
             arms = tuple(replace(a, config=replace(a.config, epochs=epochs)) for a in study.arms)
             study = replace(study, arms=arms)
         return study
-
-
-def suggest(key: str, allowed: tuple[str, ...] | list[str]) -> str:
-    """'; did you mean ...?' for a close match of `key` in `allowed`, else ''."""
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""

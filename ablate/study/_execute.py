@@ -192,7 +192,7 @@ def check_subset(study: Study, subset: int | None) -> None:
 
 
 def load_data(study: Study, subset: int | None, device: torch.device, mnist: Mnist
-              ) -> tuple[DeviceData, dict[str, str]]:
-    """MNIST split as the study says and moved to `device`, with its checksums."""
+              ) -> DeviceData:
+    """MNIST split as the study says and moved to `device`."""
     check_subset(study, subset)
-    return prepare_data(mnist, study.validation, subset, device), mnist.checksums()
+    return prepare_data(mnist, study.validation, subset, device)

@@ -27,7 +27,7 @@ from ablate.engine import (
     OptimizerConfig,
     RunConfig,
 )
-from ablate.errors import UserError
+from ablate.errors import UserError, suggest
 from ablate.metric import METRICS
 from ablate.study._design import (
     FIRST_LOOK,
@@ -36,7 +36,6 @@ from ablate.study._design import (
     Factor,
     Sequential,
     Study,
-    suggest,
 )
 
 STUDY_KEYS = ("name", "question", "seeds", "metric", "rope", "validation", "design", "base",

@@ -709,7 +709,7 @@ def test_below_six_seeds_no_claim_is_possible_and_it_says_why(tmp_path: Path) ->
     assert floor in c["why"] and "no claim was possible whatever the data" in c["why"]
     assert any(w.startswith(floor) for w in report["warnings"])
     assert "95% CI unbounded: too few seeds" in c["sentence"]
-    assert report["answer"].startswith("Not settled yet.")
+    assert report["answer"].startswith("Not settled: no claim with these seeds.")
 
 
 def test_an_arm_with_no_finished_run_is_left_out_but_a_diverging_one_is_not(

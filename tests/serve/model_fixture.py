@@ -63,7 +63,7 @@ def make_run_dir(out: Path, *, seeds: int = 2, epochs: int = 3, subset: int = 15
     try:
         plan = plan_study(study, store, subset, device)
         mnist = load_npz(SUBSET, subset_expected())
-        data, checksums = load_data(study, subset, device, mnist)
+        data, checksums = load_data(study, subset, device, mnist), mnist.checksums()
         store.write_record(StudyRecord(study, str(STUDY_FILE), STUDY_FILE.read_text(), subset,
                                        str(device), {}, checksums).to_json())
         done = execute(study, store, plan, InProcessExecutor(data), checksums, _Quiet())

@@ -88,9 +88,7 @@ def _study(tmp_path: Path, name: str, executor_for: object, progress: Quiet) -> 
 
 
 def _in_process(study: object, mnist: Mnist) -> InProcessExecutor:
-    import torch
-
-    return InProcessExecutor(load_data(study, None, torch.device("cpu"), mnist)[0])  # type: ignore[arg-type]
+    return InProcessExecutor(load_data(study, None, torch.device("cpu"), mnist))  # type: ignore[arg-type]
 
 
 def _ray(retries: int) -> object:
