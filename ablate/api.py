@@ -13,265 +13,38 @@ options and defaults are the CLI's (`StudyOptions`).
 """
 
 import contextlib
-import tempfile
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import torch
 from rich.console import Console
-from rich.table import Table
 
 if TYPE_CHECKING:
     import pandas
 
-from ablate import data
-from ablate.engine import layers_text, optimizer_text, provenance, resolve_device
+from ablate.analysis import Analysis, analyse_run_dir
 from ablate.errors import UserError
-from ablate.progress import StudyProgress
-from ablate.report import (
-    Analysis,
-    analyse_run_dir,
-    answer_paragraph,
-    arm_summary,
-    headline,
-    sequential_state,
-)
-from ablate.report import write_report as _write_report
+from ablate.report import answer_paragraph, headline, write_report_files
+from ablate.spec import Study, load_study, read_record
 from ablate.stats import Contrast
-from ablate.store import DB_NAME, Run, Store, describe
-from ablate.study import (
-    Executed,
-    Executor,
-    InProcessExecutor,
-    Plan,
-    Study,
-    StudyRecord,
-    check_subset,
-    estimate_seconds,
-    execute,
-    load_data,
-    load_study,
-    plan_study,
-    read_record,
-)
+from ablate.store import Run, Store
+from ablate.study import Runtime, StudyOptions, StudyRun
+from ablate.study import run_study as _run_study
 
-
-@dataclass(frozen=True)
-class StudyOptions:
-    out: Path = Path("runs")  # a study writes to <out>/<study name>/
-    seeds: int | None = None  # seeds 0..N-1 instead of the file's seeds
-    until_decided: bool = False  # add seeds in rounds until every verdict is settled
-    max_seeds: int | None = None  # with until_decided: the most seeds per arm (default 30)
-    epochs: int | None = None  # epochs instead of the file's
-    subset: int | None = None  # first N training images of a fixed stratified order
-    device: str = "auto"
-    dry_run: bool = False
-    fresh: bool = False  # forget earlier runs of this study first
-    wait: bool = False  # wait for another driver of the same run directory to finish
-    report: bool = True  # write report.{md,html,json} at the end
-    executor: Literal["in-process", "ray"] = "in-process"  # where cohorts train
-    ray_address: str | None = None  # None: a local Ray instance; "auto" or HOST:PORT: join
-    cpus_per_cohort: float = 1.0  # Ray resources per cohort task
-    gpus_per_cohort: float = 0.0  # fractions let cohorts share a GPU
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """What a study takes from the machine besides its options; tests pass their own."""
-
-    load_mnist: Callable[..., data.Mnist] = field(default=data.load)  # (progress=) -> Mnist
-    clock: Callable[[], float] = field(default=time.time)  # unix time, for the store
-
-
-@dataclass(frozen=True)
-class StudyRun:
-    """What `run_study` did."""
-
-    run_dir: Path  # where the runs are (for a dry run of a new study: where they would be)
-    planned: int  # runs in the plan (arms x seeds)
-    trained: int  # runs trained now
-    failed: int  # runs that failed now (rerun to retry them)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
+__all__ = ["Report", "Runs", "Runtime", "Study", "StudyOptions", "StudyRun", "analyse",
+           "load_study", "read_runs", "run_study", "write_report"]
 
 
 def run_study(path: Path | str, options: StudyOptions | None = None, *,
-              console: Console | None = None, runtime: Runtime = Runtime(),
+              console: Console | None = None, runtime: Runtime | None = None,
               **option_values: Any) -> StudyRun:
     """Run a study file to the end, exactly as `ablate study` does.
 
     Options as a `StudyOptions` or as its keyword arguments (`seeds=3, epochs=2`).
     Raises `UserError` for mistakes the user can fix (bad file, bad option).
     """
-    options = options or StudyOptions(**option_values)
-    console = console or Console()
-    path = Path(path)
-    study = load_study(path).with_overrides(seeds=options.seeds, epochs=options.epochs,
-                                            until_decided=options.until_decided,
-                                            max_seeds=options.max_seeds)
-    device = study_device(options)
-    run_dir = options.out / study.name
-    if options.dry_run and not (run_dir / DB_NAME).exists():
-        with tempfile.TemporaryDirectory() as scratch:  # a dry run leaves nothing behind
-            return _with_store(Path(scratch), study, options, device, console, path, runtime)
-    return _with_store(run_dir, study, options, device, console, path, runtime)
-
-
-def study_device(options: StudyOptions) -> torch.device:
-    """The device the study's cohorts train on. In process: `--device` resolved here. On
-    Ray the workers train and the driver may have no GPU of its own: `--device auto`
-    means a GPU when cohorts declare one (`--gpus-per-cohort` > 0), else the CPU. Its
-    type is part of every run's config hash."""
-    if options.executor == "in-process":
-        return resolve_device(options.device)
-    if options.device != "auto":
-        return torch.device(options.device)
-    return torch.device("cuda" if options.gpus_per_cohort > 0 else "cpu")
-
-
-def _with_store(run_dir: Path, study: Study, options: StudyOptions, device: torch.device,
-                console: Console, path: Path, runtime: Runtime) -> StudyRun:
-    store = Store(run_dir, clock=runtime.clock)
-    try:
-        if not options.dry_run:  # a dry run only reads
-            store.acquire(wait=options.wait, on_wait=lambda h: console.print(
-                f"waiting: {run_dir} is in use by another `ablate study` "
-                f"({describe(h, runtime.clock())})"))
-            if options.fresh:
-                store.reset()
-        return _run(study, store, options, device, console, path, runtime)
-    finally:
-        store.close()
-
-
-def _run(study: Study, store: Store, options: StudyOptions, device: torch.device,
-         console: Console, path: Path, runtime: Runtime) -> StudyRun:
-    """Train the plan; a sequential study trains in rounds, asking the report's own code
-    after each whether every verdict is settled (`sequential_state`)."""
-    console.print(f"[bold]{study.name}[/]: {study.question}")
-    if study.sequential is not None:
-        looks = ", ".join(map(str, study.sequential.looks()))
-        console.print(f"sequential: looks at {looks} seeds per "
-                      f"arm; stops at the first look that settles every verdict")
-    trainer = _Trainer(store, options, device, console, path, runtime)
-    planned = trained = failed = 0
-    while True:
-        plan = plan_study(study, store, options.subset, device, dry_run=options.dry_run)
-        console.print(_plan_table(study, plan))
-        planned = plan.runs + plan.skipped
-        if options.dry_run:
-            est = estimate_seconds(plan, device)
-            more = (f" (a sequential study may go on to {study.sequential.max} seeds per arm)"
-                    if study.sequential is not None else "")
-            console.print(f"{plan.runs} runs to train in {_cohorts(plan)} "
-                          f"({plan.skipped} already done) on {device}; estimated "
-                          f"{est / 60:.1f} min{more}. Dry run: nothing trained.")
-            return StudyRun(options.out / study.name, planned, 0, 0)
-        done = trainer.round(study, plan)
-        trained, failed = trained + done.trained, failed + done.failed
-        if study.sequential is None or failed:  # a failed run stops the rounds: rerun
-            break
-        state = sequential_state(store.dir)
-        if state is None or state.stop or state.next_seeds is None:
-            if state is not None:
-                console.print(f"[bold]sequential: stopped at {len(study.seeds)} seeds per "
-                              f"arm[/]: {state.why}")
-            break
-        console.print(f"sequential: at {len(study.seeds)} seeds per arm, {state.why}; "
-                      f"adding seeds up to {state.next_seeds}")
-        study = replace(study, seeds=tuple(range(state.next_seeds)))
-    runs = store.runs()
-    console.print(arm_summary(study, runs, console.width))
-    console.print(f"Runs stored in {store.dir}/")
-    if options.report and any(r.status == "done" for r in runs):
-        try:
-            for written in write_report(store.dir).paths:
-                console.print(f"wrote {written}")
-        except UserError as exc:  # e.g. every seed of the baseline diverged
-            console.print(f"[yellow]no report[/]: {exc}")
-    if failed:
-        console.print(f"[red]{failed} runs failed[/]; see `ablate runs {store.dir}`; "
-                      "rerun the same command to retry them.")
-    return StudyRun(store.dir, planned, trained, failed)
-
-
-class _Trainer:
-    """Trains a study's plans round by round, loading MNIST and the executor once."""
-
-    def __init__(self, store: Store, options: StudyOptions, device: torch.device,
-                 console: Console, path: Path, runtime: Runtime) -> None:
-        self.store, self.options, self.device, self.console = store, options, device, console
-        self.path, self.runtime = path, runtime
-        self.source = path.read_text(encoding="utf-8")  # as parsed, whatever happens to it
-        self.executor: Executor | None = None
-        self.checksums: dict[str, str] | None = None
-        earlier = store.record_text()
-        self.data_sha256 = StudyRecord.from_json(earlier).data_sha256 if earlier else None
-
-    def _record(self, study: Study) -> None:
-        """The study as trained so far (a sequential study's seeds grow by round)."""
-        self.store.write_record(StudyRecord(
-            study=study, study_file=str(self.path),
-            source=self.source, subset=self.options.subset,
-            device=str(self.device), provenance=provenance(self.device),
-            data_sha256=self.checksums or self.data_sha256).to_json())
-
-    def round(self, study: Study, plan: Plan) -> Executed:
-        self._record(study)
-        if not plan.cohorts:
-            self.console.print(f"Nothing to do: all {plan.skipped} runs are finished with "
-                               "this config.")
-            return Executed(0, 0)
-        options = self.options
-        if self.executor is None:
-            check_subset(study, options.subset)
-            mnist = self.runtime.load_mnist(progress=self.console.is_terminal)
-            self.checksums = mnist.checksums()
-            self._record(study)
-            self.executor = _executor(options, study, self.device, mnist, self.checksums)
-        assert self.checksums is not None
-        self.console.print(f"training {plan.runs} runs in {_cohorts(plan)}"
-                           + (f" on Ray ({options.ray_address or 'local'})"
-                              if options.executor == "ray" else f" on {self.device}"))
-        with StudyProgress(plan, self.console) as shown:
-            return execute(study, self.store, plan, self.executor, self.checksums, shown,
-                           on_cohort=shown.finished)
-
-
-def _cohorts(plan: Plan) -> str:
-    return f"{len(plan.cohorts)} cohort{'' if len(plan.cohorts) == 1 else 's'}"
-
-
-def _executor(options: StudyOptions, study: Study, device: torch.device, mnist: data.Mnist,
-              checksums: dict[str, str]) -> Executor:
-    if options.executor == "ray":
-        from ablate.study._ray import RayExecutor, RayOptions
-
-        return RayExecutor(mnist, checksums, validation=study.validation, subset=options.subset,
-                           device=device.type, options=RayOptions(  # Ray picks the GPU
-                               options.ray_address, options.cpus_per_cohort,
-                               options.gpus_per_cohort))
-    return InProcessExecutor(load_data(study, options.subset, device, mnist))
-
-
-def _plan_table(study: Study, plan: Plan) -> Table:
-    todo: dict[str, int] = {}
-    for t in plan.cohorts:
-        for replica in t.replicas:
-            todo[replica.arm] = todo.get(replica.arm, 0) + 1
-    table = Table(title=f"plan: {len(study.arms)} arms x {len(study.seeds)} seeds")
-    for col in ("arm", "layers", "optimizer", "epochs", "to run"):
-        table.add_column(col)
-    for arm in study.arms:
-        c = arm.config
-        table.add_row(arm.name, layers_text(c), optimizer_text(c), str(c.epochs),
-                      str(todo.get(arm.name, 0)))
-    return table
+    return _run_study(path, options or StudyOptions(**option_values), console or Console(),
+                      runtime or Runtime())
 
 
 class Runs(tuple[Run, ...]):
@@ -320,8 +93,8 @@ def analyse(run_dir: Path | str) -> Report:
 
 def write_report(run_dir: Path | str) -> Report:
     """Write RUN_DIR/report.{md,html,json} (`ablate report`) and return the verdict."""
-    analysis, paths = _write_report(Path(run_dir))
-    return _report(analysis, Path(run_dir), tuple(paths))
+    analysis = analyse_run_dir(Path(run_dir))
+    return _report(analysis, Path(run_dir), tuple(write_report_files(analysis, Path(run_dir))))
 
 
 def _report(a: Analysis, run_dir: Path, paths: tuple[Path, ...]) -> Report:

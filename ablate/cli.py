@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from ablate.errors import UserError
+from ablate.options import StudyOptions
 
 app = typer.Typer(
     help="Controlled multi-seed ablation studies of MLPs on MNIST, with a statistical verdict.",
@@ -20,6 +21,7 @@ app = typer.Typer(
 data_app = typer.Typer(help="The MNIST data set.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console()
+_STUDY = StudyOptions()  # the defaults, stated once there
 err = Console(stderr=True)
 
 
@@ -51,48 +53,49 @@ def data_fetch(
 def study(
     ctx: typer.Context,
     study_file: Annotated[Path, typer.Argument(help="The study file, e.g. studies/dropout.toml.")],
-    out: Annotated[Path, typer.Option(help="Runs go to OUT/<study name>/.")] = Path("runs"),
+    out: Annotated[Path, typer.Option(help="Runs go to OUT/<study name>/.")] = _STUDY.out,
     seeds: Annotated[int | None, typer.Option(help="Use seeds 0..N-1 instead of the file's.")
-                     ] = None,
+                     ] = _STUDY.seeds,
     epochs: Annotated[int | None, typer.Option(help="Train N epochs instead of the file's.")
-                      ] = None,
+                      ] = _STUDY.epochs,
     until_decided: Annotated[bool, typer.Option("--until-decided", help=(
         "Add seeds in rounds (2 per arm) until every verdict is settled, with a "
         "group-sequential design that keeps every error rate at most 0.05 despite the "
-        "looks; the first look is at 6 seeds (or --seeds N)."))] = False,
+        "looks; the first look is at 6 seeds (or --seeds N)."))] = _STUDY.until_decided,
     max_seeds: Annotated[int | None, typer.Option(help=(
         "With --until-decided: the most seeds per arm (default 30, or the file's "
-        "seeds.max)."))] = None,
+        "seeds.max)."))] = _STUDY.max_seeds,
     subset: Annotated[int | None, typer.Option(
-        help="Train on the first N images of a fixed stratified order (smoke runs).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+        help="Train on the first N images of a fixed stratified order (smoke runs).")
+    ] = _STUDY.subset,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = _STUDY.device,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; train nothing.")
-                       ] = False,
+                       ] = _STUDY.dry_run,
     fresh: Annotated[bool, typer.Option("--fresh", help="Forget earlier runs of this study.")
-                     ] = False,
+                     ] = _STUDY.fresh,
     wait: Annotated[bool, typer.Option("--wait", help=(
         "If another `ablate study` is training into the same run directory, wait for it to "
-        "finish instead of stopping."))] = False,
-    report: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
+        "finish instead of stopping."))] = _STUDY.wait,
+    report: Annotated[bool, typer.Option(help="Write the report at the end.")] = _STUDY.report,
     executor: Annotated[Literal["in-process", "ray"], typer.Option(
         help="Where cohorts train: in this process, or as tasks on a Ray cluster "
-        "(pip install 'ablate\\[ray]').")] = "in-process",
+        "(pip install 'ablate\\[ray]').")] = _STUDY.executor,
     ray_address: Annotated[str | None, typer.Option(
         help="With --executor ray: join this cluster (HOST:PORT of the head node, or "
-        "auto); without it a local Ray instance is started.")] = None,
+        "auto); without it a local Ray instance is started.")] = _STUDY.ray_address,
     cpus_per_cohort: Annotated[float, typer.Option(
         help="With --executor ray: CPUs each cohort task declares (and its torch threads)."
-    )] = 1.0,
+    )] = _STUDY.cpus_per_cohort,
     gpus_per_cohort: Annotated[float, typer.Option(
         help="With --executor ray: GPUs each cohort task declares; fractions share a GPU.")
-    ] = 0.0,
+    ] = _STUDY.gpus_per_cohort,
 ) -> None:
     """Train every arm of a study over its seeds, store every run, summarise.
 
     Rerunning skips runs already finished with the same config, so an interrupted
     study resumes where it stopped (a sequential study continues its rounds).
     """
-    from ablate.api import Runtime, StudyOptions, run_study
+    from ablate.api import Runtime, run_study
 
     options = StudyOptions(out=out, seeds=seeds, epochs=epochs, until_decided=until_decided,
                            max_seeds=max_seeds, subset=subset, device=device,
@@ -140,7 +143,7 @@ def summary(
 ) -> None:
     """Print a Keras-style parameter table for each arm of a study."""
     from ablate.report import keras_summary
-    from ablate.study import load_study
+    from ablate.spec import load_study
 
     def show() -> None:
         spec = load_study(study_file)

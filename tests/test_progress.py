@@ -7,8 +7,9 @@ from rich.console import Console
 
 from ablate.engine import Epoch
 from ablate.metric import METRICS
-from ablate.progress import StudyProgress, epoch_line
-from ablate.study import CohortTask, Plan, Replica, parse_study
+from ablate.spec import parse_study
+from ablate.study import CohortTask, Plan, Replica, StudyProgress
+from ablate.study._progress import epoch_line
 from tests.study_harness import TINY_STUDY
 
 
@@ -27,7 +28,7 @@ def test_a_log_gets_a_throttled_epoch_line_and_no_live_display() -> None:
     out = io.StringIO()
     console = Console(file=out, width=200, force_terminal=False)
     now = [100.0]
-    with StudyProgress(Plan((task,), 0, 1600), console, log_every=30,
+    with StudyProgress(Plan((task,), 0, 1600, {}), console, log_every=30,
                        clock=lambda: now[0]) as shown:
         shown.started(task)
         for n, t in enumerate((10.0, 25.0, 131.0, 140.0, 170.0), start=1):

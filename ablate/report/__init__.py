@@ -1,4 +1,8 @@
-from ablate.report._analysis import Analysis, Curves
+"""The report: an `Analysis` rendered as report.md, report.html (self-contained) and
+report.json, with its figures; and the terminal tables (`ablate runs`, the end-of-study
+summary, the Keras-style parameter summary). It renders; every number comes from the
+analysis."""
+
 from ablate.report._console import (
     RUN_COLUMNS,
     arm_summary,
@@ -9,17 +13,13 @@ from ablate.report._console import (
     runs_table,
 )
 from ablate.report._format import DECISION_COLOURS, Units
-from ablate.report._run_dir import analyse_run_dir, sequential_state
 from ablate.report._text import answer_paragraph, headline
-from ablate.report._write import write_report
+from ablate.report._write import write_report_files
 
 __all__ = [
     "RUN_COLUMNS",
-    "Analysis",
-    "Curves",
     "DECISION_COLOURS",
     "Units",
-    "analyse_run_dir",
     "answer_paragraph",
     "arm_summary",
     "headline",
@@ -28,6 +28,5 @@ __all__ = [
     "runs_csv",
     "runs_json",
     "runs_table",
-    "sequential_state",
-    "write_report",
+    "write_report_files",
 ]

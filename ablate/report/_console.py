@@ -22,8 +22,8 @@ from rich.text import Text
 from ablate.engine import summary_rows
 from ablate.errors import UserError, suggest
 from ablate.metric import METRICS
+from ablate.spec import Arm, Study
 from ablate.store import Run
-from ablate.study import Arm, Study
 
 __all__ = ["RUN_COLUMNS", "arm_summary", "keras_summary", "run_columns", "runs_csv",
            "runs_json", "runs_table"]

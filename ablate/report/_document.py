@@ -11,10 +11,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ablate.analysis import Analysis
 from ablate.engine import layers_text, optimizer_text
-from ablate.report._analysis import Analysis
 from ablate.report._figures import Plot
-from ablate.report._format import fmt_float, fmt_p, p_clause, plural, seed_list
+from ablate.report._format import fmt_float, fmt_p, p_clause, plural, seed_list, units
 from ablate.report._text import (
     answer_paragraph,
     divergence_sentence,
@@ -79,7 +79,7 @@ def why(a: Analysis, c: Contrast) -> str:
     verdict = None
     if a.sequential is not None:
         verdict = next(v for v in a.sequential.verdicts if v.arm == c.arm)
-    return why_sentence(c, a.units, len(a.family_of(c).contrasts), verdict=verdict,
+    return why_sentence(c, units(a), len(a.family_of(c).contrasts), verdict=verdict,
                         result=a.sequential, undiverged=a.undiverged.get(c.arm))
 
 
@@ -88,7 +88,7 @@ def verdicts(a: Analysis) -> tuple[Verdict, ...]:
     sequential = a.sequential is not None
     return tuple(
         Verdict(f"{c.arm} vs {c.baseline}", c.decision,
-                effect_sentence(c, a.effects[c.arm], a.units, sequential=sequential),
+                effect_sentence(c, a.effects[c.arm], units(a), sequential=sequential),
                 why(a, c))
         for c in a.contrasts) + tuple(
         Verdict(arm, "excluded", f"{arm}: no finished run, so it is in no contrast.",
@@ -158,7 +158,7 @@ def _pick(by_name: dict[str, Plot], *names: str) -> tuple[Plot, ...]:
 
 
 def _estimand_section(a: Analysis) -> Section:
-    u = a.units
+    u = units(a)
     paragraphs = [estimand_sentence(a)]
     tables = []
     if a.optimism:
@@ -181,7 +181,7 @@ def _contrast_section(a: Analysis, by_name: dict[str, Plot]) -> Section:
 
 
 def _contrast_table(a: Analysis) -> Table:
-    u = a.units
+    u = units(a)
     unit = " (points)" if u.accuracy else ""
     cs = a.contrasts
 
@@ -220,7 +220,7 @@ def _contrast_table(a: Analysis) -> Table:
 def _sequential_section(a: Analysis, by_name: dict[str, Plot]) -> Section:
     res = a.sequential
     assert res is not None
-    u = a.units
+    u = units(a)
     tables = []
     for v in res.verdicts:
         tables.append(Table(
@@ -236,7 +236,7 @@ def _sequential_section(a: Analysis, by_name: dict[str, Plot]) -> Section:
 
 
 def _pairing_section(a: Analysis) -> Section:
-    u = a.units
+    u = units(a)
     rows = []
     for c in a.contrasts:
         p = c.pairing
@@ -266,7 +266,7 @@ def _pairing_section(a: Analysis) -> Section:
 
 
 def _arm_section(a: Analysis, by_name: dict[str, Plot]) -> Section:
-    u = a.units
+    u = units(a)
 
     def spread(mean: float, sd: float, pct: bool) -> str:
         if not math.isfinite(mean):
@@ -347,7 +347,7 @@ def _rank_section(a: Analysis, fr: Friedman, by_name: dict[str, Plot]) -> Sectio
 
 
 def _power_section(a: Analysis) -> Section:
-    u = a.units
+    u = units(a)
     rows = []
     for c in a.contrasts:
         pw = c.power

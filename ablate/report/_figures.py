@@ -35,8 +35,7 @@ from matplotlib.ticker import (  # noqa: E402
     NullFormatter,
 )
 
-from ablate.report._analysis import Curves  # noqa: E402
-from ablate.report._contrasts import Factorial  # noqa: E402
+from ablate.analysis import Curves, Factorial  # noqa: E402
 from ablate.report._format import DECISION_COLOURS, Units, join, p_clause  # noqa: E402
 from ablate.stats import Contrast, Friedman, SequentialResult  # noqa: E402
 

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ablate.analysis import Analysis
 from ablate.metric import Metric
 
 DECISION_COLOURS = {  # shared by the HTML and the plots: one meaning per colour
@@ -137,3 +138,8 @@ def seed_list(seeds: Sequence[int]) -> str:
     if s == list(range(s[0], s[0] + len(s))) and len(s) > 3:
         return f"{s[0]}..{s[-1]}"
     return join([str(x) for x in s])
+
+
+def units(a: Analysis) -> Units:
+    """How the analysis's compared metric is shown."""
+    return Units.for_metric(a.estimand.metric)

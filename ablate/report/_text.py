@@ -12,10 +12,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ablate.report._analysis import Analysis
-from ablate.report._contrasts import Effect
-from ablate.report._estimand import Optimism
-from ablate.report._format import DECISION_COLOURS, Units, fmt_p, join, p_clause, plural
+from ablate.analysis import Analysis, Effect, Optimism
+from ablate.report._format import (
+    DECISION_COLOURS,
+    Units,
+    fmt_p,
+    join,
+    p_clause,
+    plural,
+    units,
+)
 from ablate.stats import (
     MAX_SEEDS,
     Contrast,
@@ -391,7 +397,7 @@ def _lead(a: Analysis, c: Contrast) -> str:
 
 def answer_paragraph(a: Analysis) -> str:
     """The study's question answered in one paragraph of plain English."""
-    u = a.units
+    u = units(a)
     cs = a.contrasts
     sequential = a.sequential is not None
     if len(cs) == 1:
@@ -422,7 +428,7 @@ def methods_paragraph(a: Analysis) -> str:
     """How the verdicts were reached: the test, the interval, the rule, multiplicity."""
     fam = a.family
     alpha, m = fam.alpha, len(fam.contrasts)
-    u = a.units
+    u = units(a)
     intervals = sorted({c.interval for c in a.contrasts})
     rope = u.rope(fam.rope)
     text = (f"Each contrast's per-seed differences are tested with the exact paired "

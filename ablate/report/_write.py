@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ablate.analysis import Analysis
 from ablate.files import atomic_write, jsonable
 from ablate.report import _figures as plots
-from ablate.report._analysis import Analysis
 from ablate.report._document import Document, Verdict, build
+from ablate.report._format import units
 from ablate.report._render import FILES_DIR, html, markdown
-from ablate.report._run_dir import analyse_run_dir
 from ablate.report._text import (
     divergence_sentence,
     headline,
@@ -37,16 +37,13 @@ FIGURE_NAMES = frozenset({"forest", "slopes", "distributions", "learning_curves"
                           "interaction", "critical_difference", "sequential_path"})
 
 
-def write_report(run_dir: Path, *, power: bool = True) -> tuple[Analysis, list[Path]]:
-    """Analyse a run directory and write report.md, report.html, report.json into it.
+def write_report_files(a: Analysis, run_dir: Path) -> list[Path]:
+    """Render an analysis as report.md, report.html and report.json in `run_dir`.
 
-    Returns the analysis and the three paths (md, html, json). PNGs for the Markdown go
-    to RUN_DIR/report_files/. Raises `UserError` when there is no store or nothing to
-    compare. power=False leaves out the power of the verdict (its simulation takes about
-    a second per contrast), for tests of everything else.
+    Returns the three paths (md, html, json). PNGs for the Markdown go to
+    RUN_DIR/report_files/.
     """
     run_dir = Path(run_dir)
-    a = analyse_run_dir(run_dir, power=power)
     figures = make_plots(a)
     doc = build(a, figures)
 
@@ -63,7 +60,7 @@ def write_report(run_dir: Path, *, power: bool = True) -> tuple[Analysis, list[P
     atomic_write(paths[1], html(doc).encode())
     text = json.dumps(report_json(a, doc), indent=2, allow_nan=False, ensure_ascii=False)
     atomic_write(paths[2], (text + "\n").encode())
-    return a, paths
+    return paths
 
 
 def _finished(outcomes: Mapping[int, Outcome]) -> np.ndarray:
@@ -73,7 +70,7 @@ def _finished(outcomes: Mapping[int, Outcome]) -> np.ndarray:
 
 def make_plots(a: Analysis) -> list[plots.Plot]:
     """Every figure the analysis supports; the forest plot first."""
-    u = a.units
+    u = units(a)
     colours = plots.arm_colours([arm.name for arm in a.study.arms])
     sequential = a.sequential is not None
     interval = "95% repeated CI" if sequential else "95% CI"
@@ -104,7 +101,7 @@ def make_plots(a: Analysis) -> list[plots.Plot]:
 
 def _contrast_json(a: Analysis, c: Contrast, verdict: Verdict) -> dict[str, Any]:
     """One contrast: the decision object's numbers, its family and its sentences."""
-    u = a.units
+    u = units(a)
     data = a.pairs[c.arm]
     return {
         **c.to_dict(), "family": "simple effects" if a.family_of(c) is a.simple else "effects",

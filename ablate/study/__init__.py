@@ -1,39 +1,46 @@
-from ablate.study._design import Arm, Factor, Sequential, Study
+"""How a study runs: the plan (runs still to do, packed into cohorts), the executors that
+train cohorts (in process; Ray in `_ray`), the driver that holds the lease, trains in
+rounds, records every result and asks the analysis when a sequential study may stop,
+and the progress display.
+
+What a study *is* (the study file, `Study`, the study record) is `ablate.spec`; what
+trains a cohort is `ablate.engine`.
+"""
+
+from ablate.options import StudyOptions
+from ablate.study._driver import Runtime, StudyRun, run_study, study_device
 from ablate.study._execute import (
+    CohortEvents,
+    CohortOutcome,
     Executed,
     Executor,
     InProcessExecutor,
-    Outcome,
-    Progress,
     check_subset,
     execute,
     load_data,
 )
-from ablate.study._plan import CohortTask, Plan, Replica, estimate_seconds, plan_study
-from ablate.study._record import StudyRecord, read_record
-from ablate.study._spec import SpecError, load_study, parse_study
+from ablate.study._plan import CohortTask, Plan, Replica, estimate_seconds, plan_study, queue_plan
+from ablate.study._progress import StudyProgress
 
 __all__ = [
-    "Arm",
+    "CohortEvents",
+    "CohortOutcome",
     "CohortTask",
     "Executed",
     "Executor",
-    "Factor",
     "InProcessExecutor",
-    "Outcome",
     "Plan",
-    "Progress",
     "Replica",
-    "Sequential",
-    "SpecError",
-    "Study",
-    "StudyRecord",
+    "Runtime",
+    "StudyOptions",
+    "StudyProgress",
+    "StudyRun",
     "check_subset",
     "estimate_seconds",
     "execute",
     "load_data",
-    "load_study",
-    "parse_study",
     "plan_study",
-    "read_record",
+    "queue_plan",
+    "run_study",
+    "study_device",
 ]

@@ -23,13 +23,13 @@ from ablate.engine import (
 )
 from ablate.errors import UserError
 from ablate.metric import METRICS
+from ablate.spec import Study
 from ablate.stats import crossfit
 from ablate.store import Store
-from ablate.study._design import Study
 from ablate.study._plan import CohortTask, Plan, Replica, train_images
 
 
-class Progress(Protocol):
+class CohortEvents(Protocol):
     """What an executor tells the driver while it works (any thread, any order)."""
 
     def started(self, task: CohortTask) -> None:
@@ -42,12 +42,12 @@ class Progress(Protocol):
         """The task finished an epoch; `record` has each replica's metrics."""
 
 
-Outcome = CohortResult | Exception  # an exception: the cohort failed, with this error
+CohortOutcome = CohortResult | Exception  # an exception: the cohort failed, with this error
 
 
 class Executor(Protocol):
-    def run(self, tasks: Sequence[CohortTask], progress: Progress
-            ) -> Iterator[tuple[CohortTask, Outcome]]:
+    def run(self, tasks: Sequence[CohortTask], progress: CohortEvents
+            ) -> Iterator[tuple[CohortTask, CohortOutcome]]:
         """Train every task; yield each with its result (or its error) as it lands."""
         ...
 
@@ -58,12 +58,12 @@ class InProcessExecutor:
     def __init__(self, data: DeviceData) -> None:
         self.data = data
 
-    def run(self, tasks: Sequence[CohortTask], progress: Progress
-            ) -> Iterator[tuple[CohortTask, Outcome]]:
+    def run(self, tasks: Sequence[CohortTask], progress: CohortEvents
+            ) -> Iterator[tuple[CohortTask, CohortOutcome]]:
         for task in tasks:
             progress.started(task)
             try:
-                result: Outcome = train_cohort(
+                result: CohortOutcome = train_cohort(
                     [r.config for r in task.replicas], [r.seed for r in task.replicas],
                     self.data, select_on=task.select_on,
                     on_step=lambda k, t=task: progress.advanced(t, k),  # type: ignore[misc]
@@ -80,8 +80,8 @@ class Executed:
 
 
 def execute(study: Study, store: Store, plan: Plan, executor: Executor,
-            checksums: dict[str, str], progress: Progress,
-            on_cohort: Callable[[CohortTask, Outcome], None] | None = None) -> Executed:
+            checksums: dict[str, str], progress: CohortEvents,
+            on_cohort: Callable[[CohortTask, CohortOutcome], None] | None = None) -> Executed:
     """Run every cohort of `plan`, recording each result the moment it lands. A failed
     cohort is recorded with its error and the rest go on. Ctrl-C (or any other escape)
     puts every run not yet recorded back to pending, then re-raises."""
@@ -111,9 +111,9 @@ def execute(study: Study, store: Store, plan: Plan, executor: Executor,
 
 
 class _Recording:
-    """Progress for the driver: marks a task's runs running in the store, then passes on."""
+    """The events, for the driver: marks a task's runs running in the store, then passes on."""
 
-    def __init__(self, store: Store, inner: Progress) -> None:
+    def __init__(self, store: Store, inner: CohortEvents) -> None:
         self.store, self.inner = store, inner
 
     def started(self, task: CohortTask) -> None:

@@ -4,8 +4,8 @@ A cohort is a tuple of replicas, each an (arm, seed, config) still to run. Repli
 configs share an engine `cohort_key` (same shapes, batch-norm settings, optimizer kind,
 epochs and batch size) train in one cohort even when their arms differ (dropout rate,
 learning rate, initializer, activation, ...): the dropout study is one cohort of 20.
-Queuing happens here too: a changed config, and a run left `running` or `failed` by an
-earlier driver, go back to pending.
+`plan_study` only reads the store; `queue_plan` writes the plan into it (a changed
+config, and a run left `running` or `failed` by an earlier driver, go back to pending).
 """
 
 import math
@@ -26,8 +26,8 @@ from ablate.engine import (
     replica_bytes,
 )
 from ablate.metric import Metric
+from ablate.spec import Study
 from ablate.store import Store
-from ablate.study._design import Study
 
 T = TypeVar("T")
 
@@ -48,6 +48,7 @@ class Replica:
     arm: str
     seed: int
     config: RunConfig
+    config_hash: str = ""  # the config with the data settings (`data_settings`), hashed
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Plan:
     cohorts: tuple[CohortTask, ...]
     skipped: int  # runs already finished with the same config
     train_images: int
+    settings: dict[str, object]  # what besides a run's config its hash covers
 
     def steps(self, task: CohortTask) -> int:
         config = task.replicas[0].config  # one cohort: one step count
@@ -140,13 +142,11 @@ def select_metric(study: Study) -> Metric:
     return study.metric.selection
 
 
-def plan_study(study: Study, store: Store, subset: int | None, device: torch.device, *,
-               dry_run: bool = False) -> Plan:
+def plan_study(study: Study, store: Store, subset: int | None, device: torch.device) -> Plan:
     """Every (arm, seed) not yet finished with its current config on this kind of device,
     packed into cohorts: replicas whose configs share a `cohort_key` together (arms in
     study order, seeds in order), cut evenly into cohorts of at most `cohort_limit`.
-    Unless `dry_run`, they are queued in the store: a changed config, and a run left
-    `running` or `failed` by an earlier driver, go back to pending."""
+    Reads the store only; `queue_plan` records the plan."""
     settings = data_settings(study, subset, device)
     free = free_memory(device)
     groups: dict[tuple[object, ...], list[Replica]] = {}
@@ -155,17 +155,21 @@ def plan_study(study: Study, store: Store, subset: int | None, device: torch.dev
         config_hash = arm.config.digest(**settings)
         todo = [s for s in study.seeds if not store.is_finished(arm.name, s, config_hash)]
         skipped += len(study.seeds) - len(todo)
-        if not dry_run:
-            for s in todo:
-                store.queue(arm.name, s, config_hash, {**arm.config.to_dict(), **settings})
         if todo:
             groups.setdefault(cohort_key(arm.config), []).extend(
-                Replica(arm.name, s, arm.config) for s in todo)
+                Replica(arm.name, s, arm.config, config_hash) for s in todo)
     cohorts = tuple(CohortTask(tuple(part), select_metric(study))
                     for replicas in groups.values()
                     for part in chunks(replicas, cohort_limit(replicas[0].config, device.type,
                                                               free)))
-    return Plan(cohorts, skipped, train_images(study, subset))
+    return Plan(cohorts, skipped, train_images(study, subset), settings)
+
+
+def queue_plan(store: Store, plan: Plan) -> None:
+    """Queue every run of `plan` as pending in the store under its config hash."""
+    for task in plan.cohorts:
+        for r in task.replicas:
+            store.queue(r.arm, r.seed, r.config_hash, {**r.config.to_dict(), **plan.settings})
 
 
 def estimate_seconds(plan: Plan, device: torch.device) -> float:

@@ -32,7 +32,7 @@ from typing import Any
 from ablate.data import Mnist
 from ablate.engine import CohortResult, Epoch, prepare_data, resolve_device, train_cohort
 from ablate.errors import UserError
-from ablate.study._execute import Outcome, Progress
+from ablate.study._execute import CohortEvents, CohortOutcome
 from ablate.study._plan import CohortTask
 
 __all__ = ["DataMismatch", "RayExecutor", "RayOptions", "verify_data"]
@@ -147,8 +147,8 @@ class RayExecutor:
             raise UserError(f"--executor ray: cannot start or join {where} ({exc}); check "
                             "--ray-address (HOST:PORT of the head node, or auto)") from None
 
-    def run(self, tasks: Sequence[CohortTask], progress: Progress
-            ) -> Iterator[tuple[CohortTask, Outcome]]:
+    def run(self, tasks: Sequence[CohortTask], progress: CohortEvents
+            ) -> Iterator[tuple[CohortTask, CohortOutcome]]:
         ray = self.ray
         self._connect()
         data = ray.put(self.mnist)  # once; workers on this node share it without copies
@@ -179,7 +179,7 @@ class RayExecutor:
             ray.kill(reporter)
 
     def _relay(self, events: list[tuple[str, int, Any]], tasks: Sequence[CohortTask],
-               progress: Progress) -> None:
+               progress: CohortEvents) -> None:
         for kind, key, value in events:
             if kind == "started":
                 self.worker_pids[tasks[key]] = value
@@ -189,7 +189,7 @@ class RayExecutor:
             else:
                 progress.epoch(tasks[key], value)
 
-    def _outcome(self, ref: Any) -> Outcome:
+    def _outcome(self, ref: Any) -> CohortOutcome:
         ray = self.ray
         try:
             result: CohortResult = ray.get(ref)

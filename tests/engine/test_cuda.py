@@ -32,7 +32,7 @@ from ablate.engine import (
 from ablate.engine import _rng as rng
 from ablate.errors import UserError
 from ablate.metric import METRICS
-from ablate.study import load_study
+from ablate.spec import load_study
 from tests.data_fixtures import SUBSET
 from tests.engine.test_train import _config
 

@@ -35,7 +35,7 @@ from ablate.engine import (
 from ablate.engine import _rng as rng
 from ablate.engine._step import Stepper
 from ablate.metric import METRICS
-from ablate.study import parse_study
+from ablate.spec import parse_study
 from tests.data_fixtures import SUBSET
 from tests.engine.test_optim import TORCH as TORCH_OPTIM
 from tests.engine.test_optim import torch_optim_forms

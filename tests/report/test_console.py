@@ -8,8 +8,8 @@ from rich.console import Console
 
 from ablate.errors import UserError
 from ablate.report import RUN_COLUMNS, arm_summary, run_columns, runs_table
+from ablate.spec import parse_study
 from ablate.store import Run
-from ablate.study import parse_study
 
 STUDY = """
 name = "optimizer"

@@ -15,10 +15,11 @@ import pytest
 import scipy.stats as st
 from PIL import Image
 
+from ablate.analysis import Curves
+from ablate.analysis._contrasts import Factorial
 from ablate.metric import METRICS
-from ablate.report import DECISION_COLOURS, Curves, Units
+from ablate.report import DECISION_COLOURS, Units
 from ablate.report import _figures as plots
-from ablate.report._contrasts import Factorial
 from ablate.stats import (
     Family,
     SequentialDesign,

@@ -31,11 +31,12 @@ import numpy as np
 import pytest
 import scipy.stats as st
 
+from ablate.analysis import Analysis, analyse_run_dir
 from ablate.errors import UserError
 from ablate.metric import METRICS
-from ablate.report import DECISION_COLOURS, write_report
+from ablate.report import DECISION_COLOURS, write_report_files
+from ablate.spec import StudyRecord, parse_study
 from ablate.store import Store
-from ablate.study import StudyRecord, parse_study
 
 ONE_AT_A_TIME = """
 name = "synthetic_dropout"
@@ -106,6 +107,13 @@ levels.off = { batch_norm = "off" }
 EPOCHS = 3
 PROVENANCE = {"python": "3.11.7", "torch": "2.4.0", "numpy": "2.0.0", "ablate": "0.1.0",
               "device": "cpu", "device_name": "x86_64", "threads": 2}
+
+
+def write_report(run_dir: Path, *, power: bool = True) -> Analysis:
+    """Analyse a run directory and write its report files, as `ablate report` does."""
+    analysis = analyse_run_dir(run_dir, power=power)
+    write_report_files(analysis, run_dir)
+    return analysis
 
 
 def make_store(run_dir: Path, source: str, scores: Mapping[str, Mapping[int, float]],
@@ -832,7 +840,7 @@ def test_a_sequential_store_reports_its_path_and_stops_where_the_design_says(
 
 def test_the_driver_state_is_the_report_s(sequential: tuple[Path, dict, dict],
                                           worse: tuple[Path, dict, dict]) -> None:
-    from ablate.report import analyse_run_dir, sequential_state
+    from ablate.analysis import analyse_run_dir, sequential_state
 
     run_dir, _, report = sequential
     state = sequential_state(run_dir)
@@ -846,7 +854,7 @@ def test_the_driver_state_is_the_report_s(sequential: tuple[Path, dict, dict],
 def test_an_unfinished_round_waits_and_the_driver_is_told_what_next(tmp_path: Path) -> None:
     """Seeds 0..9 queued, seed 8 of dropout=off still pending: looks at 6 and 8 seeds
     only (seed 9 waits for seed 8), and the study goes on to 10."""
-    from ablate.report import sequential_state
+    from ablate.analysis import sequential_state
 
     scores = draw({"dropout=on": 0.0, "dropout=off": 0.0}, range(14), base=0.97,
                   sd_seed=0.002, sd_noise=0.003, seed=10)
@@ -865,7 +873,7 @@ def test_an_unfinished_round_waits_and_the_driver_is_told_what_next(tmp_path: Pa
 
 
 def test_before_the_first_look_the_report_says_so(tmp_path: Path) -> None:
-    from ablate.report import sequential_state
+    from ablate.analysis import sequential_state
 
     scores = draw({"dropout=on": 0.0, "dropout=off": 0.004}, range(14), base=0.97,
                   sd_seed=0.002, sd_noise=0.0015, seed=11)

@@ -2,7 +2,7 @@
 
 The tests and the load benchmark need a finished study (store + checkpoints) without
 the full MNIST cache, which CI may lack. This trains the dropout study's two arms
-through the real runner (`plan_study` + `execute`), on the subset's first
+through the real runner (`plan_study`, `queue_plan`, `execute`), on the subset's first
 `subset` training images, in a few seconds on a CPU.
 """
 
@@ -14,15 +14,15 @@ import torch
 from ablate.conventions import optimizer_config
 from ablate.data import load_npz
 from ablate.engine import Epoch
+from ablate.spec import StudyRecord, load_study
 from ablate.store import Store
 from ablate.study import (
     CohortTask,
     InProcessExecutor,
-    StudyRecord,
     execute,
     load_data,
-    load_study,
     plan_study,
+    queue_plan,
 )
 from tests.data_fixtures import SUBSET, subset_expected
 
@@ -62,6 +62,7 @@ def make_run_dir(out: Path, *, seeds: int = 2, epochs: int = 3, subset: int = 15
     store.acquire()
     try:
         plan = plan_study(study, store, subset, device)
+        queue_plan(store, plan)
         mnist = load_npz(SUBSET, subset_expected())
         data, checksums = load_data(study, subset, device, mnist), mnist.checksums()
         store.write_record(StudyRecord(study, str(STUDY_FILE), STUDY_FILE.read_text(), subset,

@@ -6,8 +6,9 @@ from pathlib import Path
 import torch
 
 from ablate.engine import replica_bytes
+from ablate.spec import load_study
 from ablate.store import Store
-from ablate.study import Plan, Replica, load_study, plan_study
+from ablate.study import Plan, plan_study, queue_plan
 from ablate.study._plan import MAX_COHORT, chunks, cohort_limit, data_settings
 
 STUDY = load_study("studies/dropout.toml")
@@ -78,7 +79,8 @@ def test_a_cohort_task_pickles(tmp_path: Path) -> None:
     """Executors on other processes or machines (Ray) receive tasks by pickling."""
     task = _plan("studies/dropout.toml", tmp_path).cohorts[0]
     assert pickle.loads(pickle.dumps(task)) == task
-    assert pickle.loads(pickle.dumps(task.replicas[0])) == Replica(
+    r = pickle.loads(pickle.dumps(task.replicas[0]))
+    assert r == task.replicas[0] and (r.arm, r.seed, r.config) == (
         "dropout=on", 0, load_study("studies/dropout.toml").arms[0].config)
 
 
@@ -87,12 +89,14 @@ def test_finished_runs_are_not_planned_again(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     try:
         plan = plan_study(study, store, None, CPU)
+        queue_plan(store, plan)
         (task,) = plan.cohorts
         for r in task.replicas:
             if r.seed != 1:
                 store.finish(r.arm, r.seed, status="done", seconds=1.0, epochs=[],
                              best_epoch=1, metrics={}, checkpoint=None)
         again = plan_study(study, store, None, CPU)
+        queue_plan(store, again)
         assert again.skipped == 4 and [(r.arm, r.seed) for r in again.cohorts[0].replicas] == [
             ("dropout=on", 1), ("dropout=off", 1)]
         for r in again.cohorts[0].replicas:

@@ -19,15 +19,15 @@ import torch
 from ablate.data import Mnist
 from ablate.engine import Epoch
 from ablate.errors import UserError
+from ablate.spec import StudyRecord, parse_study
 from ablate.store import Store
 from ablate.study import (
     CohortTask,
     InProcessExecutor,
-    StudyRecord,
     execute,
     load_data,
-    parse_study,
     plan_study,
+    queue_plan,
 )
 from ablate.study._ray import DataMismatch, RayExecutor, RayOptions, verify_data
 from tests.study_harness import TINY_STUDY, load_subset
@@ -79,6 +79,7 @@ def _study(tmp_path: Path, name: str, executor_for: object, progress: Quiet) -> 
     try:
         store.write_record(StudyRecord(study, "tiny.toml", TINY_STUDY).to_json())
         plan = plan_study(study, store, None, torch.device("cpu"))
+        queue_plan(store, plan)
         executor = executor_for(study, mnist)  # type: ignore[operator]
         done = execute(study, store, plan, executor, mnist.checksums(), progress)
         assert done.trained + done.failed == 4
@@ -206,7 +207,7 @@ def test_the_device_type_hashed_is_the_one_ray_workers_train_on(device: str, gpu
                                                                  expected: str) -> None:
     """The driver may have no GPU: with Ray, `--device auto` means the GPU the cohorts
     declare, so GPU-trained runs are never hashed (and resumed) as CPU runs."""
-    from ablate.api import StudyOptions, study_device
+    from ablate.study import StudyOptions, study_device
 
     options = StudyOptions(executor="ray", device=device, gpus_per_cohort=gpus)
     assert study_device(options).type == expected

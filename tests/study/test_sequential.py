@@ -10,9 +10,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from ablate.analysis import sequential_state
 from ablate.api import read_runs
 from ablate.cli import app
-from ablate.report import sequential_state
 from tests.study_harness import SubsetCliRunner
 
 STUDY = """

@@ -25,7 +25,8 @@ from rich.progress import (
 )
 
 from ablate.engine import Epoch
-from ablate.study import CohortTask, Outcome, Plan
+from ablate.study._execute import CohortOutcome
+from ablate.study._plan import CohortTask, Plan
 
 __all__ = ["LOG_EVERY", "StudyProgress", "epoch_line"]
 
@@ -51,7 +52,8 @@ def epoch_line(record: Epoch, epochs: int) -> str:
 
 
 class StudyProgress:
-    """The `Progress` the study driver reports to; a context manager around the display."""
+    """The `CohortEvents` the study driver reports to, shown; a context manager around
+    the display."""
 
     def __init__(self, plan: Plan, console: Console, *, log_every: float = LOG_EVERY,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -74,7 +76,7 @@ class StudyProgress:
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(None, None, None)
 
-    # -- the driver's Progress protocol ---------------------------------------------
+    # -- the driver's CohortEvents protocol ---------------------------------------------
     def started(self, task: CohortTask) -> None:
         redo = self.done_steps.get(task, 0)  # a retried cohort starts over
         if redo:
@@ -104,7 +106,7 @@ class StudyProgress:
             self.console.print(line, highlight=False)
 
     # -- the driver's on_cohort -----------------------------------------------------
-    def finished(self, task: CohortTask, outcome: Outcome) -> None:
+    def finished(self, task: CohortTask, outcome: CohortOutcome) -> None:
         """Remove the cohort's live line; print its one summary line."""
         if task in self.rows:
             self.bar.remove_task(self.rows.pop(task))

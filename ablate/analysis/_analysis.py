@@ -34,10 +34,8 @@ from typing import Any
 import numpy as np
 import scipy.stats as st
 
-from ablate.errors import UserError
-from ablate.files import jsonable
-from ablate.report import _sequential as seq
-from ablate.report._contrasts import (
+from ablate.analysis import _looks as seq
+from ablate.analysis._contrasts import (
     Effect,
     Factorial,
     Outcomes,
@@ -47,8 +45,10 @@ from ablate.report._contrasts import (
     simple_contrasts,
     without_divergence,
 )
-from ablate.report._estimand import Estimand, Optimism, estimand, optimism
-from ablate.report._format import Units
+from ablate.analysis._estimand import Estimand, Optimism, estimand, optimism
+from ablate.errors import UserError
+from ablate.files import jsonable
+from ablate.spec import Study, StudyRecord, read_record
 from ablate.stats import (
     DIVERGED,
     Contrast,
@@ -61,7 +61,6 @@ from ablate.stats import (
     sequential_verdicts,
 )
 from ablate.store import Run, Store
-from ablate.study import Study, StudyRecord, read_record
 
 ALPHA = 0.05
 
@@ -170,10 +169,6 @@ class Analysis:
     @property
     def higher_is_better(self) -> bool:
         return self.study.higher_is_better
-
-    @property
-    def units(self) -> Units:
-        return Units.for_metric(self.estimand.metric)
 
     @property
     def contrasts(self) -> tuple[Contrast, ...]:

@@ -29,7 +29,7 @@ from ablate.engine import (
 )
 from ablate.errors import UserError, suggest
 from ablate.metric import METRICS
-from ablate.study._design import (
+from ablate.spec._design import (
     FIRST_LOOK,
     LAST_LOOK,
     Arm,

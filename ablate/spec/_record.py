@@ -20,9 +20,9 @@ from typing import Any
 from ablate.engine import run_config_from_dict
 from ablate.errors import UserError
 from ablate.metric import metric
+from ablate.spec._design import Arm, Factor, Sequential, Study
+from ablate.spec._parse import parse_study
 from ablate.store import Store
-from ablate.study._design import Arm, Factor, Sequential, Study
-from ablate.study._spec import parse_study
 
 __all__ = ["RECORD_FORMAT", "StudyRecord", "legacy_record", "read_record"]
 

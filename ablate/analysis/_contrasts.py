@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ablate.spec import Study
 from ablate.stats import DIVERGED, ContrastData, Outcome, factorial, pair, simple_effects
 from ablate.store import Run
-from ablate.study import Study
 
 Outcomes = Mapping[str, Mapping[int, Outcome]]  # arm -> seed -> value | status
 

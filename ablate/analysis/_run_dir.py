@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ablate.report._analysis import Analysis, StudyData, analyse, load, sequential_of
+from ablate.analysis._analysis import Analysis, StudyData, analyse, load, sequential_of
 from ablate.stats import SequentialResult
 from ablate.store import Store
 

@@ -16,6 +16,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from ablate.spec import Study
 from ablate.stats import (
     Contrast,
     ContrastData,
@@ -27,7 +28,6 @@ from ablate.stats import (
     sequential_verdicts,
 )
 from ablate.store import Run
-from ablate.study import Study
 
 FINISHED = ("done", "diverged", "failed")  # a run that will not change by waiting
 

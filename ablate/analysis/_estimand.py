@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ablate.metric import METRICS, Metric
+from ablate.spec import Study
 from ablate.store import Run
-from ablate.study import Study
 
 TEST_IMAGES = 10_000
 

@@ -1,0 +1,28 @@
+"""The verdict: a run directory -> its `Analysis` (the estimand, each arm's outcome per
+seed, the contrasts paired per contrast, their decisions, and for a sequential study the
+state of its looks).
+
+Between the store and the report: the report renders an `Analysis` and computes
+nothing of its own; the study driver (`ablate.study`) asks `sequential_state` after each
+round whether to stop, through the same code, so where a study stopped and what its
+report says cannot disagree. The statistics themselves are pure functions in
+`ablate.stats`.
+"""
+
+from ablate.analysis._analysis import Analysis, ArmSummary, Curves, Failure
+from ablate.analysis._contrasts import Effect, Factorial
+from ablate.analysis._estimand import Estimand, Optimism
+from ablate.analysis._run_dir import analyse_run_dir, sequential_state
+
+__all__ = [
+    "Analysis",
+    "ArmSummary",
+    "Curves",
+    "Effect",
+    "Estimand",
+    "Factorial",
+    "Failure",
+    "Optimism",
+    "analyse_run_dir",
+    "sequential_state",
+]
