@@ -12,6 +12,7 @@ from ablate.engine._config import (
     cohort_key,
     run_config_from_dict,
 )
+from ablate.engine._data import DeviceData, prepare_data, scale
 from ablate.engine._device import (
     MATMUL_PRECISION,
     check_full_precision,
@@ -30,6 +31,7 @@ from ablate.engine._layers import (
     init_bias,
     init_weight,
 )
+from ablate.engine._memory import replica_bytes
 from ablate.engine._model import (
     CLASSES,
     INPUTS,
@@ -44,16 +46,9 @@ from ablate.engine._model import (
 )
 from ablate.engine._network import Network, TensorMismatch, network_tensors
 from ablate.engine._optim import Optimizer
+from ablate.engine._results import CohortResult, Epoch, ReplicaResult
 from ablate.engine._step import replica_losses
-from ablate.engine._train import (
-    CohortResult,
-    DeviceData,
-    Epoch,
-    prepare_data,
-    replica_bytes,
-    scale,
-    train_cohort,
-)
+from ablate.engine._train import train_cohort
 
 __all__ = [
     "ACTIVATIONS",
@@ -78,6 +73,7 @@ __all__ = [
     "OPTIMIZER_KEYS",
     "Optimizer",
     "OptimizerConfig",
+    "ReplicaResult",
     "RunConfig",
     "TensorMismatch",
     "init_bias",

@@ -14,177 +14,23 @@ zeroed (finite, so they stay put) and its loss is masked out; the others carry o
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ablate.data import Mnist, split, stratified_order, validation_halves
 from ablate.engine import _rng as rng
 from ablate.engine._config import RunConfig
+from ablate.engine._data import DeviceData
 from ablate.engine._device import pinned_precision, provenance
-from ablate.engine._model import INPUTS, CohortMLP, replicate
+from ablate.engine._evaluate import evaluate, mean_scores
+from ablate.engine._model import CohortMLP, replicate
 from ablate.engine._optim import Optimizer
+from ablate.engine._results import CohortResult, Epoch, ReplicaResult
 from ablate.engine._step import Mode, Stepper
 from ablate.metric import Metric
 
-EVAL_CHUNK = 2048  # rows per evaluation batch; bounds memory at (S, 2048, widest layer)
-
-
-# Optimizer state tensors per parameter (what `Optimizer` allocates).
-_SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "adadelta": 2, "rmsprop": 1,
-          "adam": 2, "adamw": 2}
-
-
-def replica_bytes(config: RunConfig, dtype: torch.dtype = torch.float32) -> int:
-    """An upper estimate of one replica's device memory while training `config`.
-
-    Parameters, gradients, optimizer slots, the kept (best) copy and the optimizer's
-    temporaries (3 + slots copies); a step's activations (input, and per hidden layer
-    about eight (batch, units) tensors: pre-activation, batch norm, activation, dropout
-    draws and mask, and their gradients); an evaluation chunk (EVAL_CHUNK rows of the
-    widest layer, three tensors at a time).
-    """
-    size = torch.tensor([], dtype=dtype).element_size()
-    widths = [INPUTS, *(layer.units for layer in config.layers), 10]
-    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
-    params += sum(4 * layer.units for layer in config.layers if layer.batch_norm != "off")
-    activations = config.batch_size * (2 * INPUTS + 8 * sum(widths[1:]))
-    evaluation = EVAL_CHUNK * (INPUTS + 3 * max(widths[1:]))
-    return size * ((3 + _SLOTS.get(config.optimizer.name, 2)) * params + activations
-                   + evaluation)
-
-
-@dataclass(frozen=True)
-class DeviceData:
-    """The splits on the training device: images (n, 784) uint8, labels (n,) int64."""
-
-    x_train: Tensor
-    y_train: Tensor
-    x_val: Tensor
-    y_val: Tensor
-    x_test: Tensor
-    y_test: Tensor
-    val_half: Tensor  # (n_val,) int64: 0 for validation half A, 1 for half B (cross-fitting)
-    # scaled training images per dtype, made on first use (a new DeviceData starts empty)
-    _scaled: dict[torch.dtype, Tensor] = field(default_factory=dict, init=False, repr=False,
-                                               compare=False)
-
-    def train_images(self, dtype: torch.dtype) -> Tensor:
-        """The training images as floats in [0, 1]: (n, 784), made once per dtype."""
-        if dtype not in self._scaled:
-            self._scaled[dtype] = scale(self.x_train, dtype)
-        return self._scaled[dtype]
-
-    @property
-    def val_half_sizes(self) -> tuple[int, int]:
-        b = int(self.val_half.sum())
-        return len(self.val_half) - b, b
-
-    @property
-    def device(self) -> torch.device:
-        return self.x_train.device
-
-
-def prepare_data(mnist: Mnist, validation: int, subset: int | None,
-                 device: torch.device | str) -> DeviceData:
-    """Split off the fixed stratified validation set; `subset` keeps the first N training
-    images of a fixed stratified order (smoke runs)."""
-    train_idx, val_idx = split(mnist.y_train, validation)
-    halves = validation_halves(mnist.y_train[val_idx])
-    if subset is not None:
-        order = train_idx[stratified_order(mnist.y_train[train_idx])]
-        train_idx = np.sort(order[:subset])
-
-    def put(x: np.ndarray, dtype: torch.dtype) -> Tensor:
-        return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
-
-    def images(x: np.ndarray) -> Tensor:
-        return put(x.reshape(len(x), INPUTS), torch.uint8)  # also for an empty split
-
-    return DeviceData(
-        x_train=images(mnist.x_train[train_idx]), y_train=put(mnist.y_train[train_idx], torch.long),
-        x_val=images(mnist.x_train[val_idx]), y_val=put(mnist.y_train[val_idx], torch.long),
-        x_test=images(mnist.x_test), y_test=put(mnist.y_test, torch.long),
-        val_half=put(halves, torch.long),
-    )
-
-
-def scale(x: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
-    """uint8 pixels -> floats in [0, 1], divided by 255 as the notebook did."""
-    return x.to(dtype).div_(255.0)
-
-
-@dataclass
-class Epoch:
-    """Per-epoch metrics of every replica, as NumPy arrays of shape (S,) or (S, layers)."""
-
-    epoch: int
-    train_loss: np.ndarray
-    train_accuracy: np.ndarray
-    val_loss: np.ndarray  # NaN when there is no validation split
-    val_accuracy: np.ndarray
-    val_loss_halves: np.ndarray  # (S, 2): mean loss on validation halves A and B
-    val_accuracy_halves: np.ndarray  # (S, 2): accuracy on halves A and B
-    seconds: float  # wall time of the whole cohort's epoch
-    grad_norms: np.ndarray  # (S, dense layers): RMS over the epoch's steps of ||dL/dW||
-    weight_norms: np.ndarray  # (S, dense layers): ||W|| at the epoch's end
-
-
-@dataclass
-class ReplicaResult:
-    seed: int
-    status: str  # "done" | "diverged"
-    best_epoch: int  # 1-based epoch whose weights were kept (0: none)
-    metrics: dict[str, float]  # val/test loss and accuracy of the kept weights, train_loss
-    state: dict[str, Tensor] = field(repr=False)  # kept weights (CPU), for the checkpoint
-
-
-@dataclass
-class CohortResult:
-    replicas: list[ReplicaResult]
-    history: list[Epoch]
-    seconds: float
-    val_half_sizes: tuple[int, int]  # images in validation halves A and B
-    provenance: dict[str, object]  # where and with what it trained (`provenance`)
-
-
-def _evaluate(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype,
-              groups: Tensor | None = None, n_groups: int = 1) -> tuple[Tensor, Tensor]:
-    """Summed loss and correct predictions per replica and group on shared data.
-
-    x (n, 784) uint8, y (n,), groups (n,) int64 in [0, n_groups) (None: one group) ->
-    loss sums (S, n_groups) float64 and correct counts (S, n_groups) int64.
-    """
-    S, n = model.replicas, len(y)
-    loss = torch.zeros(S, n_groups, device=x.device, dtype=torch.float64)
-    correct = torch.zeros(S, n_groups, device=x.device, dtype=torch.long)
-    if groups is None:
-        groups = torch.zeros(n, device=x.device, dtype=torch.long)
-    model.eval()
-    with torch.inference_mode():
-        for i in range(0, n, EVAL_CHUNK):
-            xb, yb = scale(x[i:i + EVAL_CHUNK], dtype), y[i:i + EVAL_CHUNK]
-            gb = groups[i:i + EVAL_CHUNK]
-            logits = model(xb)  # (b, 784) shared by every replica -> (S, b, 10)
-            logp = F.log_softmax(logits, dim=-1)
-            target = yb.expand(S, -1)
-            row_loss = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).double()  # (S, b)
-            # per-group sums by masking, not index_add_: float atomics on CUDA would make
-            # the sums' rounding, and so the kept epoch, vary from run to run
-            loss += torch.stack([torch.where(gb == g, row_loss, 0.0).sum(1)
-                                 for g in range(n_groups)], 1)
-            correct.index_add_(1, gb, (logits.argmax(-1) == target).long())  # exact
-    model.train()
-    return loss, correct
-
-
-def _means(model: CohortMLP, x: Tensor, y: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """Mean loss and accuracy per replica on shared data: (S,), (S,)."""
-    loss, correct = _evaluate(model, x, y, dtype)
-    return loss[:, 0] / len(y), correct[:, 0].double() / len(y)
+__all__ = ["ModelFactory", "train_cohort"]
 
 
 # Builds the cohort model from (configs, seeds): CohortMLP, or for `ablate check` the
@@ -253,7 +99,7 @@ def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
 
         train_loss = loss_sum / n
         if has_val:  # per half (A, B), for the cross-fitted metrics; the whole split too
-            loss_halves, correct_halves = _evaluate(model, data.x_val, data.y_val, dtype,
+            loss_halves, correct_halves = evaluate(model, data.x_val, data.y_val, dtype,
                                                     data.val_half, 2)  # (S, 2), (S, 2)
             val_loss = loss_halves.sum(1) / n_val
             val_acc = correct_halves.sum(1).double() / n_val
@@ -328,6 +174,8 @@ def _host(t: Tensor, dead: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
+
+
 def _bury(model: CohortMLP, opt: Optimizer, dead: Tensor) -> None:
     """Zero a diverged replica's parameters and state so it stays finite and still."""
     for name, t in model.state_dict().items():
@@ -344,7 +192,7 @@ def _finish(model: CohortMLP, seeds: list[int], data: DeviceData, alive: Tensor,
         for name, t in model.state_dict().items():
             t.copy_(kept.state[name])
     has_val = kept.has_val
-    test_loss, test_acc = _means(model, data.x_test, data.y_test, dtype)
+    test_loss, test_acc = mean_scores(model, data.x_test, data.y_test, dtype)
     host = {name: t.cpu() for name, t in kept.state.items()}  # one copy per tensor
     best_epoch = kept.epoch.tolist()
     out = []
