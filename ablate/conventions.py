@@ -17,13 +17,13 @@ in the step size (Keras) or on the moments (torch); and the optimizers' default 
 from dataclasses import dataclass
 from typing import Any
 
-from ablate.engine import OptimizerConfig
-from ablate.engine._config import BiasCorrection, BnRunningVar, EpsPlacement, Velocity
+from ablate.engine import OPTIMIZER_SPECS, BnRunningVar, OptimizerConfig
 
 
 @dataclass(frozen=True)
 class Conventions:
-    """Every default and formula form a convention name stands for."""
+    """Every model default a convention name stands for; the optimizers' defaults and
+    formula forms per convention are their entries in `ablate.engine.OPTIMIZER_SPECS`."""
 
     leaky_slope: float
     bn_momentum: float  # torch form: weight of the new batch statistic
@@ -31,63 +31,34 @@ class Conventions:
     bn_running_var: BnRunningVar
     init: str  # default initializer (one of ablate.engine.INITS)
     truncated_normals: bool  # variance-scaling normals truncated at 2 sd
-    velocity: Velocity  # momentum, nesterov
-    eps_placement: EpsPlacement  # adagrad, rmsprop
-    bias_correction: BiasCorrection  # adam, adamw
-    optimizers: dict[str, dict[str, float]]  # optimizer name -> default hyperparameters
 
 
 CONVENTIONS: dict[str, Conventions] = {
-    "keras": Conventions(
-        leaky_slope=0.3, bn_momentum=0.01, bn_eps=1e-3, bn_running_var="biased",
-        init="glorot_uniform", truncated_normals=True, velocity="steps",
-        eps_placement="inside_sqrt", bias_correction="step_size",
-        optimizers={  # Keras 3's documented defaults
-            "sgd": {"lr": 0.01},
-            "momentum": {"lr": 0.01, "momentum": 0.9},
-            "nesterov": {"lr": 0.01, "momentum": 0.9},
-            "adagrad": {"lr": 0.001, "initial_accumulator": 0.1, "eps": 1e-7},
-            "adadelta": {"lr": 0.001, "rho": 0.95, "eps": 1e-7},
-            "rmsprop": {"lr": 0.001, "rho": 0.9, "eps": 1e-7},
-            "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7},
-            "adamw": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7,
-                      "weight_decay": 0.004},
-        }),
-    "torch": Conventions(
-        leaky_slope=0.01, bn_momentum=0.1, bn_eps=1e-5, bn_running_var="unbiased",
-        init="torch_default", truncated_normals=False, velocity="gradients",
-        eps_placement="outside_sqrt", bias_correction="moments",
-        optimizers={  # torch.optim's signatures
-            "sgd": {"lr": 0.01},  # torch has no default lr for SGD; Keras's 0.01
-            "momentum": {"lr": 0.01, "momentum": 0.9},
-            "nesterov": {"lr": 0.01, "momentum": 0.9},
-            "adagrad": {"lr": 0.01, "initial_accumulator": 0.0, "eps": 1e-10},
-            "adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6},
-            "rmsprop": {"lr": 0.01, "rho": 0.99, "eps": 1e-8},
-            "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
-            "adamw": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-                      "weight_decay": 0.01},
-        }),
+    # Keras BatchNormalization(momentum=0.99) weighs the old running value: 0.01 here.
+    "keras": Conventions(leaky_slope=0.3, bn_momentum=0.01, bn_eps=1e-3,
+                         bn_running_var="biased", init="glorot_uniform",
+                         truncated_normals=True),
+    "torch": Conventions(leaky_slope=0.01, bn_momentum=0.1, bn_eps=1e-5,
+                         bn_running_var="unbiased", init="torch_default",
+                         truncated_normals=False),
 }
+
+
+def optimizer_defaults(conventions: str, name: str) -> dict[str, float]:
+    """Optimizer `name`'s hyperparameters and their defaults under `conventions`."""
+    return dict(OPTIMIZER_SPECS[name].defaults[conventions])
 
 
 def optimizer_forms(conventions: str, name: str) -> dict[str, str]:
     """The formula forms optimizer `name` takes under `conventions` (none for most)."""
-    c = CONVENTIONS[conventions]
-    match name:
-        case "momentum" | "nesterov":
-            return {"velocity": c.velocity}
-        case "adagrad" | "rmsprop":
-            return {"eps_placement": c.eps_placement}
-        case "adam" | "adamw":
-            return {"bias_correction": c.bias_correction}
-    return {}
+    form = OPTIMIZER_SPECS[name].form
+    return {} if form is None else {form.field: form.of(conventions)}
 
 
 def optimizer_config(conventions: str, name: str, **values: float) -> OptimizerConfig:
     """Optimizer `name` under `conventions`: its defaults, `values` replacing some, and
     its formula forms. The one builder of optimizer configs (studies and tests)."""
-    fields: dict[str, Any] = {**CONVENTIONS[conventions].optimizers[name], **values,
+    fields: dict[str, Any] = {**optimizer_defaults(conventions, name), **values,
                               **optimizer_forms(conventions, name)}
     return OptimizerConfig(name=name, **fields)
 
@@ -102,5 +73,5 @@ def upgrade_config_dict(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "bn_running_var": c.bn_running_var, "optimizer": optimizer}
 
 
-__all__ = ["CONVENTIONS", "Conventions", "optimizer_config", "optimizer_forms",
-           "upgrade_config_dict"]
+__all__ = ["CONVENTIONS", "Conventions", "optimizer_config", "optimizer_defaults",
+           "optimizer_forms", "upgrade_config_dict"]

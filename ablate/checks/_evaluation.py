@@ -45,9 +45,9 @@ from ablate.engine import (
     RunConfig,
     initial_dense,
     scale,
+    seed_generator,
     train_cohort,
 )
-from ablate.engine import _rng as rng
 from ablate.metric import METRICS
 
 F64_ = torch.float64
@@ -188,7 +188,7 @@ def _oracle_run(config: RunConfig, seed: int, d: dict[str, np.ndarray]
     slots = {(name, k): ref.optimizer_state(config.optimizer, getattr(layer, k))
              for name, layer in trained for k in ("weight", "bias")}
     drops = [la for la in layers if isinstance(la, ref.Dropout)]
-    order = rng.generator(seed, "data")  # the documented minibatch stream (CPU)
+    order = seed_generator(seed, "data")  # the documented minibatch stream (CPU)
     n, B = len(d["y_train"]), config.batch_size
     step, epochs = 0, []
     for _ in range(config.epochs):

@@ -26,15 +26,7 @@ from ablate.checks._base import (
     tensor,
 )
 from ablate.conventions import optimizer_config
-from ablate.engine import OPTIMIZERS, OptimizerConfig
-
-# The hyperparameters each optimizer uses; the others stay None as in a resolved config.
-USES = {
-    "sgd": (), "momentum": ("momentum",), "nesterov": ("momentum",),
-    "adagrad": ("eps", "initial_accumulator"), "adadelta": ("rho", "eps"),
-    "rmsprop": ("rho", "eps"), "adam": ("beta1", "beta2", "eps"),
-    "adamw": ("beta1", "beta2", "eps", "weight_decay"),
-}
+from ablate.engine import OPTIMIZER_SPECS, OPTIMIZERS, OptimizerConfig
 
 hyperparameters = st.fixed_dictionaries({
     "lr": log_uniform(1e-3, 0.5), "momentum": st.floats(0.0, 0.99),
@@ -46,7 +38,8 @@ hyperparameters = st.fixed_dictionaries({
 
 def config_for(conventions: str, name: str, hp: dict[str, float]) -> OptimizerConfig:
     """Optimizer `name` in the forms of `conventions`, with the drawn hyperparameters."""
-    return optimizer_config(conventions, name, lr=hp["lr"], **{k: hp[k] for k in USES[name]})
+    uses = OPTIMIZER_SPECS[name].hyperparameters  # the others stay None, as resolved
+    return optimizer_config(conventions, name, lr=hp["lr"], **{k: hp[k] for k in uses})
 
 
 def _trajectory(engine: Engine, config: OptimizerConfig, w0: ref.Array,

@@ -3,8 +3,7 @@ from ablate.engine._config import (
     BATCH_NORM,
     INIT_ALIASES,
     INITS,
-    OPTIMIZER_KEYS,
-    OPTIMIZERS,
+    BnRunningVar,
     InitConfig,
     LayerConfig,
     OptimizerConfig,
@@ -46,7 +45,15 @@ from ablate.engine._model import (
 )
 from ablate.engine._network import Network, TensorMismatch, network_tensors
 from ablate.engine._optim import Optimizer
+from ablate.engine._optimizers import (
+    HYPERPARAMETERS,
+    OPTIMIZER_SPECS,
+    OPTIMIZERS,
+    Form,
+    OptimizerSpec,
+)
 from ablate.engine._results import CohortResult, Epoch, ReplicaResult
+from ablate.engine._rng import seed_generator
 from ablate.engine._step import replica_losses
 from ablate.engine._train import train_cohort
 
@@ -70,7 +77,11 @@ __all__ = [
     "LayerConfig",
     "Network",
     "OPTIMIZERS",
-    "OPTIMIZER_KEYS",
+    "OPTIMIZER_SPECS",
+    "HYPERPARAMETERS",
+    "BnRunningVar",
+    "Form",
+    "OptimizerSpec",
     "Optimizer",
     "OptimizerConfig",
     "ReplicaResult",
@@ -98,6 +109,7 @@ __all__ = [
     "resolve_device",
     "run_config_from_dict",
     "scale",
+    "seed_generator",
     "summary_rows",
     "train_cohort",
 ]

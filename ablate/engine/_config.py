@@ -30,7 +30,6 @@ INIT_ALIASES = {
     "kaiming_uniform": "he_uniform",
     "kaiming_normal": "he_normal",
 }
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ class OptimizerConfig:
     conventions.
     """
 
-    name: str  # one of OPTIMIZERS
+    name: str  # one of OPTIMIZERS (`_optimizers`)
     lr: float
     momentum: float | None = None  # momentum, nesterov
     rho: float | None = None  # adadelta, rmsprop: decay of the squared-gradient average
@@ -123,10 +122,6 @@ def run_config_from_dict(d: dict[str, Any]) -> RunConfig:
         epochs=d["epochs"],
         batch_size=d["batch_size"],
     )
-
-
-OPTIMIZER_KEYS = ("lr", "momentum", "rho", "beta1", "beta2", "eps", "weight_decay",
-                  "initial_accumulator")
 
 
 def cohort_key(config: RunConfig) -> tuple[object, ...]:

@@ -5,13 +5,9 @@ import torch
 from ablate.engine._config import RunConfig
 from ablate.engine._evaluate import EVAL_CHUNK
 from ablate.engine._model import INPUTS
+from ablate.engine._optimizers import OPTIMIZER_SPECS
 
 __all__ = ["replica_bytes"]
-
-
-# Optimizer state tensors per parameter (what `Optimizer` allocates).
-_SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "adadelta": 2, "rmsprop": 1,
-          "adam": 2, "adamw": 2}
 
 
 def replica_bytes(config: RunConfig, dtype: torch.dtype = torch.float32) -> int:
@@ -29,5 +25,5 @@ def replica_bytes(config: RunConfig, dtype: torch.dtype = torch.float32) -> int:
     params += sum(4 * layer.units for layer in config.layers if layer.batch_norm != "off")
     activations = config.batch_size * (2 * INPUTS + 8 * sum(widths[1:]))
     evaluation = EVAL_CHUNK * (INPUTS + 3 * max(widths[1:]))
-    return size * ((3 + _SLOTS.get(config.optimizer.name, 2)) * params + activations
+    return size * ((3 + len(OPTIMIZER_SPECS[config.optimizer.name].state)) * params + activations
                    + evaluation)

@@ -40,7 +40,7 @@ def initial_dense(config: RunConfig, seed: int, index: int) -> tuple[Tensor, Ten
     toggling dropout leaves the other layers' initial weights unchanged.
     """
     fan_in, fan_out = layer_sizes(config)[index]
-    g = rng.generator(seed, "init", index)
+    g = rng.seed_generator(seed, "init", index)
     init = config.init
     w = init_weight(init.name, init.scale, init.truncated, fan_in, fan_out, g)
     return w, init_bias(init.name, fan_in, fan_out, g)

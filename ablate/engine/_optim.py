@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from ablate.engine._config import OptimizerConfig
+from ablate.engine._optimizers import OPTIMIZER_SPECS
 
 # A hyperparameter: one float for every replica, or a (S,) float64 tensor of per-replica
 # values. Step-dependent values (Adam's bias corrections) are derived from these in float64
@@ -50,30 +51,21 @@ class Optimizer:
         self.params = list(params)
         S = self.params[0].shape[0] if self.params else 1
         configs = [configs] * S if isinstance(configs, OptimizerConfig) else list(configs)
-        c = self.c = configs[0]
+        c = self.config = configs[0]  # the kind and forms every replica shares
         for other in configs:
             if (other.name, other.velocity, other.eps_placement, other.bias_correction) != \
                     (c.name, c.velocity, c.eps_placement, c.bias_correction):
                 raise ValueError("one cohort trains with one optimizer kind and form")
             _check_forms(other)
         device = self.params[0].device if self.params else None
-        self.h = {key: _hyper([getattr(o, key) or 0.0 for o in configs], device)
-                  for key in _HYPERS}
+        # per hyperparameter: one float for every replica, or their (S,) values
+        self.hyper = {key: _hyper([getattr(o, key) or 0.0 for o in configs], device)
+                      for key in _HYPERS}
         self.initial = [o.initial_accumulator or 0.0 for o in configs]  # (S,) adagrad
         self.t = 0
-        self.state: dict[str, list[Tensor]] = {}
-        match c.name:
-            case "momentum" | "nesterov":
-                self.state["v"] = self._zeros()
-            case "adagrad":
-                self.state["a"] = self._zeros()
-                _add_scalar_(self.state["a"], _hyper(self.initial, device))
-            case "adadelta":
-                self.state["a"], self.state["u"] = self._zeros(), self._zeros()
-            case "rmsprop":
-                self.state["a"] = self._zeros()
-            case "adam" | "adamw":
-                self.state["m"], self.state["v"] = self._zeros(), self._zeros()
+        self.state = {key: self._zeros() for key in OPTIMIZER_SPECS[c.name].state}
+        if c.name == "adagrad":
+            _add_scalar_(self.state["a"], _hyper(self.initial, device))
 
     def _zeros(self) -> list[Tensor]:
         return [torch.zeros_like(p) for p in self.params]
@@ -90,7 +82,7 @@ class Optimizer:
         params = [self.params[i] for i in live]
         grads = [g for g in (w.grad for w in params) if g is not None]
         st = {key: [tensors[i] for i in live] for key, tensors in self.state.items()}
-        c, h = self.c, self.h
+        c, h = self.config, self.hyper
         match c.name:
             case "sgd":
                 _axpy_(params, grads, -h["lr"])
@@ -121,18 +113,18 @@ class Optimizer:
                 raise ValueError(f"unknown optimizer {c.name!r}")
 
     def _momentum(self, params: list[Tensor], grads: list[Tensor], v: list[Tensor]) -> None:
-        m, lr = self.h["momentum"], self.h["lr"]
+        m, lr = self.hyper["momentum"], self.hyper["lr"]
         _scale_(v, m)
-        if self.c.velocity == "steps":  # v = m v - lr g; w += v, or w += m v - lr g
+        if self.config.velocity == "steps":  # v = m v - lr g; w += v, or w += m v - lr g
             _axpy_(v, grads, -lr)
-            if self.c.name == "momentum":
+            if self.config.name == "momentum":
                 torch._foreach_add_(params, v)
             else:
                 _axpy_(params, v, m)
                 _axpy_(params, grads, -lr)
         else:  # v = m v + g; w -= lr v, or w -= lr (g + m v)
             torch._foreach_add_(v, grads)
-            if self.c.name == "momentum":
+            if self.config.name == "momentum":
                 _axpy_(params, v, -lr)
             else:
                 look = _times(v, m)
@@ -140,8 +132,8 @@ class Optimizer:
                 _axpy_(params, look, -lr)
 
     def _denominator(self, a: list[Tensor]) -> list[Tensor]:
-        eps = self.h["eps"]
-        if self.c.eps_placement == "inside_sqrt":  # sqrt(a + eps)
+        eps = self.hyper["eps"]
+        if self.config.eps_placement == "inside_sqrt":  # sqrt(a + eps)
             out = _plus(a, eps)
             torch._foreach_sqrt_(out)
             return out
@@ -151,16 +143,16 @@ class Optimizer:
 
     def _adam(self, params: list[Tensor], grads: list[Tensor], m: list[Tensor],
               v: list[Tensor]) -> None:
-        h, t = self.h, self.t
+        h, t = self.hyper, self.t
         b1, b2, eps, lr = h["beta1"], h["beta2"], h["eps"], h["lr"]
-        if self.c.name == "adamw":
+        if self.config.name == "adamw":
             _scale_(params, 1 - lr * h["weight_decay"])
         _lerp_(m, grads, 1 - b1)
         _scale_(v, b2)
         _addcmul_(v, grads, grads, 1 - b2)
         bc1, bc2 = 1 - b1**t, 1 - b2**t
         denom = list(torch._foreach_sqrt(v))
-        if self.c.bias_correction == "step_size":  # w -= lr sqrt(bc2)/bc1 m / (sqrt(v) + eps)
+        if self.config.bias_correction == "step_size":  # w -= lr sqrt(bc2)/bc1 m / (sqrt(v) + eps)
             _add_scalar_(denom, eps)
             _addcdiv_(params, m, denom, -(lr * _sqrt(bc2) / bc1))
         else:  # w -= lr/bc1 m / (sqrt(v) / sqrt(bc2) + eps)
@@ -174,7 +166,7 @@ class Optimizer:
         AdaGrad's accumulator goes back to its initial value."""
         for key, tensors in self.state.items():
             for t in tensors:
-                if key == "a" and self.c.name == "adagrad":
+                if key == "a" and self.config.name == "adagrad":
                     init = torch.tensor(self.initial, dtype=t.dtype, device=t.device)
                     fill = init.view(-1, *[1] * (t.dim() - 1)).expand_as(t)
                 else:
@@ -267,22 +259,12 @@ def _lerp_(ys: list[Tensor], xs: list[Tensor], weight: Hyper) -> None:
         torch._foreach_lerp_(ys, xs, _per_param(weight, ys))
 
 
-# The form field each optimizer needs, and its allowed values.
-_FORMS = {
-    "momentum": ("velocity", ("gradients", "steps")),
-    "nesterov": ("velocity", ("gradients", "steps")),
-    "adagrad": ("eps_placement", ("outside_sqrt", "inside_sqrt")),
-    "rmsprop": ("eps_placement", ("outside_sqrt", "inside_sqrt")),
-    "adam": ("bias_correction", ("moments", "step_size")),
-    "adamw": ("bias_correction", ("moments", "step_size")),
-}
-
-
 def _check_forms(config: OptimizerConfig) -> None:
     """A config whose formula form is missing or unknown is refused, never guessed."""
-    if config.name not in _FORMS:
+    form = OPTIMIZER_SPECS[config.name].form
+    if form is None:
         return
-    field, allowed = _FORMS[config.name]
-    value = getattr(config, field)
-    if value not in allowed:
-        raise ValueError(f"optimizer {config.name!r} needs {field} in {allowed}, got {value!r}")
+    value = getattr(config, form.field)
+    if value not in form.allowed:
+        raise ValueError(f"optimizer {config.name!r} needs {form.field} in {form.allowed}, "
+                         f"got {value!r}")

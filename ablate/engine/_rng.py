@@ -40,6 +40,10 @@ import sys
 import torch
 from torch import Tensor
 
+__all__ = ["DROPOUT_BITS", "GOLDEN", "MIX_MULTIPLIERS", "derive_seed", "dropout_keep",
+           "dropout_key", "key_words", "mix32", "mix_constants", "pair_counters",
+           "permutations", "seed_generator", "step_words", "threshold16", "uniform16"]
+
 # 63 bits keeps the derived seed a valid non-negative int64 for torch.Generator.
 _MASK = (1 << 63) - 1
 _WORD = (1 << 32) - 1
@@ -59,7 +63,7 @@ def derive_seed(seed: int, purpose: str, *keys: int | str) -> int:
     return int.from_bytes(digest[:8], "little") & _MASK
 
 
-def generator(seed: int, purpose: str, *keys: int | str) -> torch.Generator:
+def seed_generator(seed: int, purpose: str, *keys: int | str) -> torch.Generator:
     """A fresh CPU `torch.Generator` seeded with `derive_seed(seed, purpose, *keys)`.
 
     Always on the CPU: CUDA's generators draw different numbers from the same seed, so

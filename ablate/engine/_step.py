@@ -20,10 +20,10 @@ from torch import Tensor
 
 from ablate.engine._model import INPUTS, CohortMLP
 from ablate.engine._optim import Optimizer
+from ablate.engine._optimizers import OPTIMIZER_SPECS
 
 Mode = Literal["eager", "static", "graph"]
 WARMUP = 3  # eager steps (on a side stream) before capture, as PyTorch's recipe asks
-STEP_DEPENDENT = ("adam", "adamw")
 
 
 def replica_losses(logits: Tensor, labels: Tensor) -> Tensor:
@@ -44,8 +44,8 @@ class Stepper:
                  batch: int, mode: Mode = "eager") -> None:
         if mode == "graph" and x_train.device.type != "cuda":
             raise ValueError("a captured training step needs a CUDA device")
-        if mode != "eager" and opt.c.name in STEP_DEPENDENT:
-            raise ValueError(f"{opt.c.name} cannot be captured: its bias corrections change "
+        if mode != "eager" and OPTIMIZER_SPECS[opt.config.name].step_dependent:
+            raise ValueError(f"{opt.config.name} cannot be captured: its bias corrections change "
                              "every step; train it without capture")
         self.model, self.opt, self.x, self.y, self.mode = model, opt, x_train, y_train, mode
         device, S = x_train.device, model.replicas

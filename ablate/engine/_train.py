@@ -66,7 +66,7 @@ def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
            build: ModelFactory, mode: Mode) -> CohortResult:
     device, S, config = data.device, len(seeds), configs[0]
     start = time.perf_counter()
-    order_gens = [rng.generator(s, "data") for s in seeds]
+    order_gens = [rng.seed_generator(s, "data") for s in seeds]
     model = build(configs, seeds).to(device=device, dtype=dtype)
     opt = Optimizer([c.optimizer for c in configs], list(model.parameters()))
     alive = torch.ones(S, dtype=torch.bool, device=device)

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ablate.conventions import CONVENTIONS, optimizer_config
+from ablate.conventions import CONVENTIONS, optimizer_config, optimizer_defaults
 from ablate.engine import (
     ACTIVATIONS,
     BATCH_NORM,
+    HYPERPARAMETERS,
     INIT_ALIASES,
     INITS,
-    OPTIMIZER_KEYS,
     OPTIMIZERS,
     InitConfig,
     LayerConfig,
@@ -315,9 +315,9 @@ def _optimizer(t: _Table, conventions: str) -> OptimizerConfig:
     raw = t.data.get("optimizer", "sgd")
     if isinstance(raw, str):
         raw = {"name": raw}
-    ot = _Table(raw, t.key_path("optimizer"), t.source, ("name", *OPTIMIZER_KEYS))
+    ot = _Table(raw, t.key_path("optimizer"), t.source, ("name", *HYPERPARAMETERS))
     name = ot.str_("name", None, OPTIMIZERS)
-    defaults = CONVENTIONS[conventions].optimizers[name]
+    defaults = optimizer_defaults(conventions, name)
     for key in ot.data:
         if key != "name" and key not in defaults:
             ot.fail(ot.key_path(key), f"not a hyperparameter of {name!r} "

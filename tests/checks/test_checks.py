@@ -271,7 +271,7 @@ def global_rng_init(name: str, scale: float | None, truncated: bool, fan_in: int
 class AdamNoBiasCorrection(Optimizer):
     def _adam(self, params: list[Tensor], grads: list[Tensor], m: list[Tensor],
               v: list[Tensor]) -> None:
-        h = self.h
+        h = self.hyper
         b1, b2, eps, lr = (float(h[k]) for k in ("beta1", "beta2", "eps", "lr"))
         torch._foreach_lerp_(m, grads, 1 - b1)
         torch._foreach_mul_(v, b2)
@@ -282,8 +282,8 @@ class AdamNoBiasCorrection(Optimizer):
 
 class MomentumLrTwice(Optimizer):
     def _momentum(self, params: list[Tensor], grads: list[Tensor], v: list[Tensor]) -> None:
-        if self.c.name == "momentum" and self.c.velocity == "gradients":
-            lr, m = float(self.h["lr"]), float(self.h["momentum"])
+        if self.config.name == "momentum" and self.config.velocity == "gradients":
+            lr, m = float(self.hyper["lr"]), float(self.hyper["momentum"])
             torch._foreach_mul_(v, m)
             torch._foreach_add_(v, grads, alpha=lr)
             torch._foreach_add_(params, v, alpha=-lr)
@@ -294,7 +294,7 @@ class MomentumLrTwice(Optimizer):
 class KerasEpsOutsideSqrt(Optimizer):
     def _denominator(self, a: list[Tensor]) -> list[Tensor]:
         # torch's placement under Keras conventions too
-        return list(torch._foreach_add(torch._foreach_sqrt(a), float(self.h["eps"])))
+        return list(torch._foreach_add(torch._foreach_sqrt(a), float(self.hyper["eps"])))
 
 
 # ---------------------------------------------------------------- which property catches what

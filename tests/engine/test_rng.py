@@ -84,8 +84,8 @@ def test_masks_show_no_dependence(pair: str) -> None:
 
 def test_permutations_are_drawn_on_the_cpu() -> None:
     """The minibatch order is torch.randperm from a CPU generator, whatever the device."""
-    gens = [rng.generator(s, "data") for s in (0, 1)]
+    gens = [rng.seed_generator(s, "data") for s in (0, 1)]
     perms = rng.permutations(gens, 50, "cpu")
-    again = [rng.generator(s, "data") for s in (0, 1)]
+    again = [rng.seed_generator(s, "data") for s in (0, 1)]
     assert torch.equal(perms, torch.stack([torch.randperm(50, generator=g) for g in again]))
     assert all(g.device.type == "cpu" for g in gens)

@@ -134,7 +134,7 @@ def _reference_run(config: RunConfig, seed: int, d: DeviceData,
     """One seed trained alone, the way most people write it."""
     model = _reference_model(config, seed).to(dtype)
     opt = _reference_optimizer(config, list(model.parameters()))
-    order = rng.generator(seed, "data")
+    order = rng.seed_generator(seed, "data")
     n = len(d.y_train)
     losses, val = [], []
     step = 0
@@ -266,8 +266,8 @@ def test_toggling_dropout_keeps_initial_weights_and_minibatch_order() -> None:
             assert torch.equal(w_on, w_off) and torch.equal(b_on, b_off)
     # The order stream is keyed by (seed, "data") alone, so no config can move it; and
     # the dropout stream is a different stream: its first draws differ from the order's.
-    order = torch.randperm(100, generator=rng.generator(0, "data"))
-    assert torch.equal(order, torch.randperm(100, generator=rng.generator(0, "data")))
+    order = torch.randperm(100, generator=rng.seed_generator(0, "data"))
+    assert torch.equal(order, torch.randperm(100, generator=rng.seed_generator(0, "data")))
     assert rng.derive_seed(0, "data") != rng.derive_seed(0, "dropout")
     # Adding a layer leaves the shared layers' initial weights unchanged.
     deeper = replace(on, layers=(*on.layers, LayerConfig(8, "relu", "after", 0.0)))
@@ -481,7 +481,7 @@ def test_the_static_step_of_a_captured_graph_equals_the_eager_step(data: DeviceD
         model = CohortMLP(config, SEEDS)
         opt = Optimizer(config.optimizer, list(model.parameters()))
         step = Stepper(model, opt, data.train_images(torch.float32), data.y_train, 64, mode)
-        perms = torch.stack([torch.randperm(len(data.y_train), generator=rng.generator(s, "x"))
+        perms = torch.stack([torch.randperm(len(data.y_train), generator=rng.seed_generator(s, "x"))
                              for s in SEEDS])
         words = model.dropout_words(0, 10)
         step.start_epoch(torch.ones(3, dtype=torch.bool))
