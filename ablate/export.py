@@ -48,7 +48,7 @@ __all__ = ["SELF_TEST_ATOL", "best_run", "export_best", "probe_images", "resolve
 SELF_TEST_ATOL = 1e-4  # float32 forward passes differ by ~1e-6 across BLAS kernels and
 #                        batch sizes; any change to the weights or architecture moves
 #                        some probe's probabilities by far more.
-_KEPT_METRICS = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+_KEPT_METRICS = tuple(m.name for m in METRICS.values() if m.kept)
 
 
 def export_best(run_dir: Path, arm: str | None = None, to: Path | None = None) -> Path:

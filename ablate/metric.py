@@ -9,6 +9,7 @@ cross-entropy in nats.
 - `crossfit_val_*`: selection-free. The validation split is cut into two fixed halves;
   the epoch chosen on one half is scored on the other, both ways, and the two scores
   averaged. No image scores the epoch it chose.
+- `train_loss`: the kept epoch's mean training loss (reported, never compared).
 - `test_*`: the kept checkpoint on the test set; compared only in studies without a
   validation split (`validation = 0`), where the last epoch is kept and nothing is
   selected.
@@ -19,17 +20,18 @@ from typing import Literal
 
 from ablate.errors import UserError
 
-__all__ = ["METRICS", "Metric", "metric"]
+__all__ = ["METRICS", "RUN_METRICS", "STUDY_METRICS", "Metric", "metric"]
 
 Quantity = Literal["accuracy", "loss"]
 
 
 @dataclass(frozen=True)
 class Metric:
-    name: str  # as stored, in study files, `ablate runs` and report.json
+    name: str  # as stored (a column of a run), in study files, `ablate runs`, report.json
     quantity: Quantity
-    split: Literal["val", "crossfit_val", "test"]
+    split: Literal["train", "val", "crossfit_val", "test"]
     description: str  # what the number is, for tables and the report
+    phrase: str  # what it is in a sentence: "lowers {phrase} by ..."
 
     @property
     def higher_is_better(self) -> bool:
@@ -39,6 +41,16 @@ class Metric:
     def selection_free(self) -> bool:
         """True when no image that scores this number helped choose the epoch it scores."""
         return self.split != "val"
+
+    @property
+    def comparable(self) -> bool:
+        """Whether a study may compare arms on it: selection-free held-out data only."""
+        return self.split in ("crossfit_val", "test")
+
+    @property
+    def kept(self) -> bool:
+        """Whether the kept checkpoint measured it itself (the cross-fit pools two epochs)."""
+        return self.split != "crossfit_val"
 
     def better(self, new: float, old: float) -> bool:
         """Whether `new` is strictly better than `old` (never for NaN)."""
@@ -50,18 +62,28 @@ class Metric:
         return METRICS[f"val_{self.quantity}"]
 
 
+# In the order a run's columns are shown and stored.
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("val_accuracy", "accuracy", "val",
-           "validation accuracy of the kept epoch, which was chosen on it (optimistic)"),
+    Metric("train_loss", "loss", "train", "training loss of the kept epoch",
+           "training loss"),
     Metric("val_loss", "loss", "val",
-           "validation loss of the kept epoch, which was chosen on it (optimistic)"),
-    Metric("crossfit_val_accuracy", "accuracy", "crossfit_val",
-           "cross-fitted validation accuracy: epoch chosen on one half, scored on the other"),
+           "validation loss of the kept epoch, which was chosen on it (optimistic)",
+           "validation loss (optimistic)"),
+    Metric("val_accuracy", "accuracy", "val",
+           "validation accuracy of the kept epoch, which was chosen on it (optimistic)",
+           "validation accuracy (optimistic)"),
     Metric("crossfit_val_loss", "loss", "crossfit_val",
-           "cross-fitted validation loss: epoch chosen on one half, scored on the other"),
-    Metric("test_accuracy", "accuracy", "test", "test accuracy of the kept epoch"),
-    Metric("test_loss", "loss", "test", "test loss of the kept epoch"),
+           "cross-fitted validation loss: epoch chosen on one half, scored on the other",
+           "cross-fitted validation loss"),
+    Metric("crossfit_val_accuracy", "accuracy", "crossfit_val",
+           "cross-fitted validation accuracy: epoch chosen on one half, scored on the other",
+           "cross-fitted validation accuracy"),
+    Metric("test_loss", "loss", "test", "test loss of the kept epoch", "test loss"),
+    Metric("test_accuracy", "accuracy", "test", "test accuracy of the kept epoch",
+           "test accuracy"),
 )}
+RUN_METRICS = tuple(METRICS)  # every metric a finished run stores
+STUDY_METRICS = tuple(m.name for m in METRICS.values() if m.comparable)
 
 
 def metric(name: str) -> Metric:

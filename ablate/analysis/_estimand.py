@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ablate.data import TEST_IMAGES
 from ablate.metric import METRICS, Metric
 from ablate.spec import Study
 from ablate.store import Run
-
-TEST_IMAGES = 10_000
 
 
 @dataclass(frozen=True)

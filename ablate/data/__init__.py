@@ -1,6 +1,9 @@
 from ablate.data._formats import FormatError, decode_csv, decode_idx
 from ablate.data._mnist import (
     EXPECTED_SHA256,
+    TEST_IMAGES,
+    TRAIN_IMAGES,
+    VALIDATION_IMAGES,
     Mnist,
     fetch,
     load,
@@ -12,6 +15,9 @@ from ablate.data._mnist import (
 
 __all__ = [
     "EXPECTED_SHA256",
+    "TEST_IMAGES",
+    "TRAIN_IMAGES",
+    "VALIDATION_IMAGES",
     "FormatError",
     "Mnist",
     "decode_csv",

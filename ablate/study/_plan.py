@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import torch
 
-from ablate.data import EXPECTED_SHA256
+from ablate.data import EXPECTED_SHA256, TRAIN_IMAGES
 from ablate.engine import (
     MATMUL_PRECISION,
     RunConfig,
@@ -133,7 +133,7 @@ def chunks(items: Sequence[T], limit: int) -> list[list[T]]:
 
 
 def train_images(study: Study, subset: int | None) -> int:
-    n = 60_000 - study.validation
+    n = TRAIN_IMAGES - study.validation
     return min(n, subset) if subset is not None else n
 
 
