@@ -29,7 +29,7 @@ from ablate.stats import (
 )
 from ablate.store import Run
 
-FINISHED = ("done", "diverged", "failed")  # a run that will not change by waiting
+FINAL_STATUSES = ("done", "diverged", "failed")  # a run that will not change by waiting
 
 
 def design(study: Study, alpha: float) -> SequentialDesign:
@@ -60,7 +60,7 @@ def seeds_run(study: Study, runs: Sequence[Run]) -> tuple[int, ...]:
     status = {(r.arm, r.seed): r.status for r in runs}
     out = []
     for s in seed_order(study):
-        if not all(status.get((a.name, s)) in FINISHED for a in study.arms):
+        if not all(status.get((a.name, s)) in FINAL_STATUSES for a in study.arms):
             break
         out.append(s)
     return tuple(out)
@@ -96,7 +96,7 @@ def interval_label(result: SequentialResult, resolution: float | None = None,
             f"alpha spent as (n/{d.max_seeds})^{d.rho:g}{where})")
 
 
-MULTIPLICITY = ("Holm per claim type, made sequential (a rejected claim passes its "
+SEQUENTIAL_MULTIPLICITY = ("Holm per claim type, made sequential (a rejected claim passes its "
                 "level on to the rest: Maurer & Bretz 2013)")
 
 
@@ -106,7 +106,7 @@ def _sequential(c: Contrast, v: SequentialVerdict, result: SequentialResult) -> 
     return dataclasses.replace(
         c, decision=v.decision, reason=v.reason, ci_low=lo, ci_high=hi, ci90_low=nan,
         ci90_high=nan, interval=interval_label(result, c.resolution),
-        multiplicity=MULTIPLICITY, p_value=nan, p_holm=nan, p_better=nan, p_worse=nan,
+        multiplicity=SEQUENTIAL_MULTIPLICITY, p_value=nan, p_holm=nan, p_better=nan, p_worse=nan,
         p_equivalent=nan, p_better_holm=nan, p_worse_holm=nan, p_equivalent_holm=nan,
         p_wilcoxon=nan, p_t=nan, exact=True, mc_se=0.0, power=None)
 
@@ -119,4 +119,4 @@ def apply(family: Family, result: SequentialResult) -> Family:
     contrasts = tuple(_sequential(c, by_name[c.arm], result) for c in family.contrasts)
     return dataclasses.replace(family, contrasts=contrasts,
                                interval=interval_label(result, grid=False),
-                               multiplicity=MULTIPLICITY, warnings=())
+                               multiplicity=SEQUENTIAL_MULTIPLICITY, warnings=())

@@ -1,10 +1,10 @@
-from ablate.checks._base import ENGINE, F64, Engine, Property, PropertyFailed, Tol, Tracker
+from ablate.checks._base import ENGINE, TOL_F64, Engine, Property, PropertyFailed, Tol, Tracker
 from ablate.checks._run import run_checks
 
 __all__ = [
     "ENGINE",
     "Engine",
-    "F64",
+    "TOL_F64",
     "Property",
     "PropertyFailed",
     "Tol",

@@ -1,6 +1,6 @@
 """What every layer-math property shares: tolerances, the engine under test, the tracker.
 
-A property is a plain function `(engine, device, hsettings) -> Outcome`. `engine` bundles the
+A property is a plain function `(engine, device, hsettings) -> CheckResult`. `engine` bundles the
 implementations under test (the real ones by default), so a test can swap in a planted bug
 with `dataclasses.replace(ENGINE, batchnorm=Buggy)` and assert that the property fails. The
 `Tracker` counts examples, keeps the worst error relative to its tolerance, and turns a
@@ -48,22 +48,22 @@ class Tol:
 # Why these numbers. float64 has unit roundoff 1.1e-16; one layer rounds O(10^2) times on
 # O(1) values, so 1e-10 leaves ~10^4 headroom above rounding while every planted formula bug
 # is off by 1e-6 relative or (much) more.
-F64 = Tol(rtol=1e-10, atol=1e-12)
+TOL_F64 = Tol(rtol=1e-10, atol=1e-12)
 # float32: torch.testing.assert_close's defaults (rtol 1.3e-6, atol 1e-5), which allow a few
 # roundings at unit roundoff 6e-8 on sums of a dozen O(1) terms.
-F32 = Tol(rtol=1.3e-6, atol=1e-5)
+TOL_F32 = Tol(rtol=1.3e-6, atol=1e-5)
 # Chains of ops (whole MLPs, batch norm's reduction-then-division, several optimizer steps,
 # divisions by small square roots) compound rounding and amplify it through conditioning:
 # 100x the single-op rtol (10x the float32 atol, the values being O(1)).
-F64_CHAIN = Tol(rtol=1e-8, atol=1e-10)
-F32_CHAIN = Tol(rtol=1e-4, atol=1e-4)
+TOL_F64_CHAIN = Tol(rtol=1e-8, atol=1e-10)
+TOL_F32_CHAIN = Tol(rtol=1e-4, atol=1e-4)
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def tol_for(dtype: str, chain: bool = False) -> Tol:
     if dtype == "float64":
-        return F64_CHAIN if chain else F64
-    return F32_CHAIN if chain else F32
+        return TOL_F64_CHAIN if chain else TOL_F64
+    return TOL_F32_CHAIN if chain else TOL_F32
 
 
 # ---------------------------------------------------------------- the engine under test
@@ -214,7 +214,7 @@ class PropertyFailed(AssertionError):
 
 
 @dataclass
-class Outcome:
+class CheckResult:
     """One property's result, one row of `ablate check`'s table."""
 
     name: str
@@ -290,7 +290,7 @@ class Tracker:
             self.failed_exactly = True
             raise PropertyFailed(what)
 
-    def run(self, test: Callable[[], None], hsettings: settings | None) -> Outcome:
+    def run(self, test: Callable[[], None], hsettings: settings | None) -> CheckResult:
         """Run `test` (Hypothesis-decorated or plain) and summarize it."""
         if hasattr(test, "hypothesis"):
             parent = hsettings or settings()
@@ -310,8 +310,8 @@ class Tracker:
         error, tolerance = (0.0, None) if self.worst is None else self.worst[1:]
         if self.failed_exactly:
             error = math.inf
-        return Outcome(self.name, self.group, self.examples, failure is None, error, tolerance,
+        return CheckResult(self.name, self.group, self.examples, failure is None, error, tolerance,
                        failure)
 
 
-Property = Callable[[Engine, torch.device, settings | None], Outcome]
+Property = Callable[[Engine, torch.device, settings | None], CheckResult]

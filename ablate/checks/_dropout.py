@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from ablate.checks import _reference as ref
 from ablate.checks._base import (
-    F64,
+    TOL_F64,
+    CheckResult,
     Engine,
-    Outcome,
     Tracker,
     dims,
     dropout_keys,
@@ -44,7 +44,7 @@ def _dropout(engine: Engine, p: float, r: np.random.Generator, S: int, device: t
 
 
 def dropout_values(engine: Engine, device: torch.device,
-                   hs: settings | None = None) -> Outcome:
+                   hs: settings | None = None) -> CheckResult:
     """Training: every output is 0 or x/(1-p). Eval and p = 0: the identity, exactly."""
     tr = Tracker("train: 0 or x/(1-p); eval, p=0: identity", "dropout")
 
@@ -74,7 +74,7 @@ _Z = 5.0
 
 
 def dropout_mean(engine: Engine, device: torch.device,
-                 hs: settings | None = None) -> Outcome:
+                 hs: settings | None = None) -> CheckResult:
     """E[dropout(x)] = x: over 4096 units, (sum y - sum x) / sd is within 5 standard deviations,
     where Var(y_i) = x_i^2 p / (1 - p) exactly."""
     tr = Tracker("mean preserved (|z| <= 5, 4096 units)", "dropout")
@@ -101,7 +101,7 @@ bad_probabilities = st.one_of(
 
 
 def dropout_bounds(engine: Engine, device: torch.device,
-                   hs: settings | None = None) -> Outcome:
+                   hs: settings | None = None) -> CheckResult:
     """p outside [0, 1] (and NaN) is rejected; p = 1 is either rejected or gives zeros without
     NaN (the engine rejects it); the oracle's p = 1 gives zeros."""
     tr = Tracker("p outside [0,1] rejected; p=1 zeros, no NaN", "dropout")
@@ -138,7 +138,7 @@ def dropout_bounds(engine: Engine, device: torch.device,
 
 
 def dropout_classic(engine: Engine, device: torch.device,
-                    hs: settings | None = None) -> Outcome:
+                    hs: settings | None = None) -> CheckResult:
     """Inverted dropout then Dense(W) equals classic dropout then Dense(W / (1-p)) in training
     (same mask), and at test time, where classic scales its weights by the keep probability."""
     tr = Tracker("inverted = classic, train and eval", "dropout")
@@ -162,8 +162,8 @@ def dropout_classic(engine: Engine, device: torch.device,
         for s in range(S):
             w_classic = w[s] / (1.0 - p)  # the classic network that trains to the same function
             expected = ref.dense(ref.dropout_classic(x[s], keep[s], p, True), w_classic, b[s])
-            tr.close(train[s], expected, F64, f"replica {s}: training outputs")
+            tr.close(train[s], expected, TOL_F64, f"replica {s}: training outputs")
             expected = ref.dense(x[s], ref.classic_test_weights(w_classic, p), b[s])
-            tr.close(test[s], expected, F64, f"replica {s}: test outputs")
+            tr.close(test[s], expected, TOL_F64, f"replica {s}: test outputs")
 
     return tr.run(prop, hs)

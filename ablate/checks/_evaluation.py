@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from ablate.checks import _reference as ref
 from ablate.checks._base import (
-    F64,
-    F64_CHAIN,
+    TOL_F64,
+    TOL_F64_CHAIN,
+    CheckResult,
     Engine,
-    Outcome,
     Tracker,
     build_mlp,
     dims,
@@ -50,11 +50,9 @@ from ablate.engine import (
 )
 from ablate.metric import METRICS
 
-F64_ = torch.float64
-
 
 def dense_shared_rows(engine: Engine, device: torch.device,
-                      hs: settings | None = None) -> Outcome:
+                      hs: settings | None = None) -> CheckResult:
     """Rows shared by all replicas, x (B, fan_in): y[s] = x @ W[s] + b[s], as the oracle
     computes it and as the per-replica input x expanded to (S, B, fan_in) gives."""
     tr = Tracker("shared rows x: y_s = x W_s + b_s", "evaluation")
@@ -65,19 +63,19 @@ def dense_shared_rows(engine: Engine, device: torch.device,
         r = np.random.default_rng(seed)
         x, w, b = (r.normal(size=(B, fan_in)), r.normal(size=(S, fan_in, fan_out)),
                    r.normal(size=(S, fan_out)))
-        layer = engine.linear(tensor(w, F64_, device), tensor(b, F64_, device))
+        layer = engine.linear(tensor(w, torch.float64, device), tensor(b, torch.float64, device))
         with torch.no_grad():
-            shared = layer(tensor(x, F64_, device))
-            expanded = layer(tensor(np.broadcast_to(x, (S, B, fan_in)), F64_, device))
-        tr.close(shared, expanded, F64, "shared rows = the rows given to every replica")
+            shared = layer(tensor(x, torch.float64, device))
+            expanded = layer(tensor(np.broadcast_to(x, (S, B, fan_in)), torch.float64, device))
+        tr.close(shared, expanded, TOL_F64, "shared rows = the rows given to every replica")
         for s in range(S):
-            tr.close(shared[s], ref.dense(x, w[s], b[s]), F64, f"replica {s} vs oracle")
+            tr.close(shared[s], ref.dense(x, w[s], b[s]), TOL_F64, f"replica {s} vs oracle")
 
     return tr.run(prop, hs)
 
 
 def mlp_evaluation(engine: Engine, device: torch.device,
-                   hs: settings | None = None) -> Outcome:
+                   hs: settings | None = None) -> CheckResult:
     """A whole MLP in eval mode on shared rows: replica s's logits are the oracle's eval
     forward (running batch-norm statistics, no dropout) of its own parameters (random
     biases and batch-norm statistics); the same as its rows given per replica; and no
@@ -90,28 +88,28 @@ def mlp_evaluation(engine: Engine, device: torch.device,
         r = np.random.default_rng(seed)
         config = mlp_config(*zip(*spec, strict=True))
         model = build_mlp(engine, config, [int(k) for k in r.integers(0, 2**31, S)])
-        model.to(device=device, dtype=F64_)
+        model.to(device=device, dtype=torch.float64)
         randomize_batchnorm(model, r)
         with torch.no_grad():  # the initializers' zero biases would hide a lost bias
             for block in model.modules():
                 if isinstance(block, CohortLinear):
-                    block.bias.copy_(tensor(r.normal(0, 0.5, tuple(block.bias.shape)), F64_,
-                                            device))
+                    block.bias.copy_(tensor(r.normal(0, 0.5, tuple(block.bias.shape)),
+                                            torch.float64, device))
         model.eval()
         state = {k: numpy(v) for k, v in model.state_dict().items()}
         x = r.uniform(0, 1, (B, INPUTS))
         with torch.no_grad():
-            shared = model(tensor(x, F64_, device))
-            expanded = model(tensor(np.broadcast_to(x, (S, B, INPUTS)), F64_, device))
-        tr.close(shared, expanded, F64_CHAIN, "shared rows = the rows given to every replica")
+            shared = model(tensor(x, torch.float64, device))
+            expanded = model(tensor(np.broadcast_to(x, (S, B, INPUTS)), torch.float64, device))
+        tr.close(shared, expanded, TOL_F64_CHAIN, "shared rows = the rows given to every replica")
         for s in range(S):
             layers = [layer for _, layer in oracle_mlp(
                 config, {k: v[s] for k, v in state.items()},
                 [np.ones((B, la.units), bool) for la in config.layers if la.dropout > 0])]
-            tr.close(shared[s], ref.mlp_forward(layers, x, training=False), F64_CHAIN,
+            tr.close(shared[s], ref.mlp_forward(layers, x, training=False), TOL_F64_CHAIN,
                      f"replica {s}: logits vs oracle")
         for k, v in model.state_dict().items():
-            tr.close(v, state[k], F64, f"{k} unchanged by evaluation")
+            tr.close(v, state[k], TOL_F64, f"{k} unchanged by evaluation")
 
     return tr.run(prop, hs)
 
@@ -221,7 +219,7 @@ def _oracle_run(config: RunConfig, seed: int, d: dict[str, np.ndarray]
 
 
 def train_then_evaluate(engine: Engine, device: torch.device,
-                        hs: settings | None = None) -> Outcome:
+                        hs: settings | None = None) -> CheckResult:
     """The whole run, train_cohort on random data, in float64: per epoch, each replica's
     training loss and its validation loss and accuracy (whole split and halves A, B)
     equal the oracle's replay; the kept epoch is the first best validation loss; the
@@ -251,8 +249,9 @@ def train_then_evaluate(engine: Engine, device: torch.device,
             return cast(CohortMLP, build_mlp(engine, configs[0], seed_list))
 
         result = train_cohort(config, run_seeds, data, select_on=METRICS["val_loss"],
-                              dtype=F64_, model=build)
-        host = {k: (scale(v.cpu(), F64_).numpy() if v.dtype == torch.uint8 else v.cpu().numpy())
+                              dtype=torch.float64, model=build)
+        host = {k: (scale(v.cpu(), torch.float64).numpy() if v.dtype == torch.uint8
+                    else v.cpu().numpy())
                 for k, v in (("x_train", data.x_train), ("y_train", data.y_train),
                              ("x_val", data.x_val), ("y_val", data.y_val),
                              ("x_test", data.x_test), ("y_test", data.y_test),
@@ -262,16 +261,16 @@ def train_then_evaluate(engine: Engine, device: torch.device,
             epochs_s, named = _oracle_run(config, seed_s, host)
             for e, (got, want) in enumerate(zip(result.history, epochs_s, strict=True)):
                 where = f"replica {s}, epoch {e + 1}"
-                tr.close(got.train_loss[s], np.asarray(want.train_loss), F64_CHAIN,
+                tr.close(got.train_loss[s], np.asarray(want.train_loss), TOL_F64_CHAIN,
                          f"{where}: training loss")
-                tr.close(got.val_loss[s], np.asarray(want.val_loss), F64_CHAIN,
+                tr.close(got.val_loss[s], np.asarray(want.val_loss), TOL_F64_CHAIN,
                          f"{where}: validation loss")
                 tr.holds(got.val_accuracy[s] == want.val_accuracy,
                          f"{where}: validation accuracy {got.val_accuracy[s]} != "
                          f"{want.val_accuracy}")
-                tr.close(got.val_loss_halves[s], want.loss_halves / sizes, F64_CHAIN,
+                tr.close(got.val_loss_halves[s], want.loss_halves / sizes, TOL_F64_CHAIN,
                          f"{where}: validation loss per half")
-                tr.close(got.val_accuracy_halves[s], want.correct_halves / sizes, F64,
+                tr.close(got.val_accuracy_halves[s], want.correct_halves / sizes, TOL_F64,
                          f"{where}: validation accuracy per half")
             val = np.array([ep.val_loss for ep in epochs_s])
             best = int(np.argmin(val))  # first of equals
@@ -289,7 +288,7 @@ def train_then_evaluate(engine: Engine, device: torch.device,
                                              np.zeros(len(y), np.int64))
                 metrics = result.replicas[s].metrics
                 tr.close(np.asarray(metrics[f"{split}_loss"]), np.asarray(loss_sums[0] / len(y)),
-                         F64_CHAIN, f"replica {s}: final {split} loss of the kept weights")
+                         TOL_F64_CHAIN, f"replica {s}: final {split} loss of the kept weights")
                 tr.holds(math.isclose(metrics[f"{split}_accuracy"], correct[0] / len(y),
                                       rel_tol=0, abs_tol=1e-15),
                          f"replica {s}: final {split} accuracy {metrics[f'{split}_accuracy']} "

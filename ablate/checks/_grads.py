@@ -20,10 +20,10 @@ from torch.func import functional_call
 
 from ablate.checks import _reference as ref
 from ablate.checks._base import (
-    F64,
-    F64_CHAIN,
+    TOL_F64,
+    TOL_F64_CHAIN,
+    CheckResult,
     Engine,
-    Outcome,
     Tol,
     Tracker,
     build_mlp,
@@ -39,8 +39,6 @@ from ablate.checks._base import (
     tensor,
 )
 from ablate.engine import ACTIVATIONS, BATCH_NORM, INPUTS, RunConfig
-
-F64_ = torch.float64
 
 
 def gradcheck(tr: Tracker, fn: Callable[..., Tensor], inputs: Sequence[Tensor],
@@ -75,11 +73,11 @@ def directional_difference(tr: Tracker, f: Callable[[Tensor], Tensor], theta: Te
 
 
 def _leaf(a: ref.Array, device: torch.device) -> Tensor:
-    return tensor(a, F64_, device).requires_grad_()
+    return tensor(a, torch.float64, device).requires_grad_()
 
 
 def gradient_dense(engine: Engine, device: torch.device,
-                   hs: settings | None = None) -> Outcome:
+                   hs: settings | None = None) -> CheckResult:
     """dL/dx, dL/dW, dL/db of the dense layer equal the oracle's; gradcheck holds."""
     tr = Tracker("dense: autograd = oracle = gradcheck", "gradients")
 
@@ -89,7 +87,7 @@ def gradient_dense(engine: Engine, device: torch.device,
         r = np.random.default_rng(seed)
         x, w, b = r.normal(size=(S, B, fan_in)), r.normal(size=(S, fan_in, fan_out)), \
             r.normal(size=(S, fan_out))
-        layer = engine.linear(tensor(w, F64_, device), tensor(b, F64_, device))
+        layer = engine.linear(tensor(w, torch.float64, device), tensor(b, torch.float64, device))
         inputs = [_leaf(a, device) for a in (x, w, b)]
 
         def f(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
@@ -98,17 +96,17 @@ def gradient_dense(engine: Engine, device: torch.device,
 
         gradcheck(tr, f, inputs, "dense")
         dy = r.normal(size=(S, B, fan_out))
-        grads = torch.autograd.grad((f(*inputs) * tensor(dy, F64_, device)).sum(), inputs)
+        grads = torch.autograd.grad((f(*inputs) * tensor(dy, torch.float64, device)).sum(), inputs)
         for s in range(S):
             for name, got, want in zip(("dx", "dW", "db"), grads,
                                        ref.dense_backward(x[s], w[s], dy[s]), strict=True):
-                tr.close(got[s], want, F64, f"replica {s}: {name}")
+                tr.close(got[s], want, TOL_F64, f"replica {s}: {name}")
 
     return tr.run(prop, hs)
 
 
 def gradient_activations(engine: Engine, device: torch.device,
-                         hs: settings | None = None) -> Outcome:
+                         hs: settings | None = None) -> CheckResult:
     """Every activation: value and derivative equal the oracle; gradcheck holds."""
     tr = Tracker("activations: value; autograd = oracle = gradcheck", "gradients")
 
@@ -123,9 +121,9 @@ def gradient_activations(engine: Engine, device: torch.device,
             xt = _leaf(x, device)
             y = act(xt)
             expected = ref.activation(name, x, slope)
-            tr.close(y, expected, F64, f"{name}(x)")
-            (dx,) = torch.autograd.grad((y * tensor(dy, F64_, device)).sum(), [xt])
-            tr.close(dx, dy * ref.activation_derivative(name, x, expected, slope), F64,
+            tr.close(y, expected, TOL_F64, f"{name}(x)")
+            (dx,) = torch.autograd.grad((y * tensor(dy, torch.float64, device)).sum(), [xt])
+            tr.close(dx, dy * ref.activation_derivative(name, x, expected, slope), TOL_F64,
                      f"{name}'(x)")
             gradcheck(tr, act, [xt], name)
 
@@ -133,7 +131,7 @@ def gradient_activations(engine: Engine, device: torch.device,
 
 
 def gradient_batchnorm(engine: Engine, device: torch.device,
-                       hs: settings | None = None) -> Outcome:
+                       hs: settings | None = None) -> CheckResult:
     """Batch norm in training (through the batch mean and variance) and eval mode."""
     tr = Tracker("batch norm: autograd = oracle = gradcheck", "gradients")
 
@@ -142,7 +140,7 @@ def gradient_batchnorm(engine: Engine, device: torch.device,
     def prop(S: int, B: int, F: int, training: bool, eps: float, seed: int) -> None:
         tr.example(S=S, B=B, F=F, training=training, eps=eps, seed=seed)
         r = np.random.default_rng(seed)
-        bn = engine.batchnorm(S, F, 0.1, eps).to(device=device, dtype=F64_)
+        bn = engine.batchnorm(S, F, 0.1, eps).to(device=device, dtype=torch.float64)
         randomize_batchnorm(bn, r)
         bn.train(training)
         state = {k: numpy(v) for k, v in bn.state_dict().items()}
@@ -154,21 +152,21 @@ def gradient_batchnorm(engine: Engine, device: torch.device,
             return out
 
         dy = r.normal(size=x.shape)
-        grads = torch.autograd.grad((f(*inputs) * tensor(dy, F64_, device)).sum(), inputs)
+        grads = torch.autograd.grad((f(*inputs) * tensor(dy, torch.float64, device)).sum(), inputs)
         for s in range(S):
             oracle = ref.BatchNorm(state["weight"][s], state["bias"][s],
                                    state["running_mean"][s], state["running_var"][s], eps, 0.1)
             oracle.forward(x[s], training)
             want = (oracle.backward(dy[s]), oracle.grads["weight"], oracle.grads["bias"])
             for name, got, w in zip(("dx", "dgamma", "dbeta"), grads, want, strict=True):
-                tr.close(got[s], w, F64_CHAIN, f"replica {s}: {name}")
+                tr.close(got[s], w, TOL_F64_CHAIN, f"replica {s}: {name}")
         gradcheck(tr, f, inputs, "batch norm")
 
     return tr.run(prop, hs)
 
 
 def gradient_dropout(engine: Engine, device: torch.device,
-                     hs: settings | None = None) -> Outcome:
+                     hs: settings | None = None) -> CheckResult:
     """Dropout with a fixed mask: dx = dy / (1-p) where kept, 0 where dropped."""
     tr = Tracker("dropout, fixed mask: autograd = oracle = gradcheck", "gradients")
 
@@ -187,10 +185,10 @@ def gradient_dropout(engine: Engine, device: torch.device,
 
         x, dy = r.normal(size=(S, B, F)), r.normal(size=(S, B, F))
         xt = _leaf(x, device)
-        (dx,) = torch.autograd.grad((f(xt) * tensor(dy, F64_, device)).sum(), [xt])
+        (dx,) = torch.autograd.grad((f(xt) * tensor(dy, torch.float64, device)).sum(), [xt])
         for s in range(S):
             keep = ref.dropout_keep(keys[s], step, B, F, p)
-            tr.close(dx[s], ref.dropout_inverted_backward(dy[s], keep, p), F64,
+            tr.close(dx[s], ref.dropout_inverted_backward(dy[s], keep, p), TOL_F64,
                      f"replica {s}: dx")
         gradcheck(tr, f, [xt], "dropout")
 
@@ -235,7 +233,7 @@ def oracle_mlp(config: RunConfig, state: dict[str, ref.Array],
 
 
 def gradient_mlp(engine: Engine, device: torch.device,
-                 hs: settings | None = None) -> Outcome:
+                 hs: settings | None = None) -> CheckResult:
     """Whole MLPs: logits, loss and every parameter gradient equal the oracle's backprop, the
     running statistics its update; central differences along random directions agree."""
     tr = Tracker("whole MLP: logits, loss, grads = oracle = finite diff.", "gradients")
@@ -247,14 +245,14 @@ def gradient_mlp(engine: Engine, device: torch.device,
         r = np.random.default_rng(seed)
         config = mlp_config(*zip(*spec, strict=True), leaky_slope=slope)
         seed_list = [int(k) for k in r.integers(0, 2**62, S)]
-        model = build_mlp(engine, config, seed_list).to(device=device, dtype=F64_)
+        model = build_mlp(engine, config, seed_list).to(device=device, dtype=torch.float64)
         step = int(r.integers(0, 2**31 - 1))
         set_dropout_step(model, step)
         randomize_batchnorm(model, r)
         model.train(training)
         before = {k: numpy(v) for k, v in model.state_dict().items()}
         x, labels = r.uniform(0, 1, (S, B, INPUTS)), r.integers(0, 10, (S, B))
-        xt, yt = tensor(x, F64_, device), torch.as_tensor(labels, device=device)
+        xt, yt = tensor(x, torch.float64, device), torch.as_tensor(labels, device=device)
         names = [n for n, _ in model.named_parameters()]
         params = [_leaf(before[n], device) for n in names]
 
@@ -283,15 +281,16 @@ def gradient_mlp(engine: Engine, device: torch.device,
             oracle_loss += want_loss
         tr.example(S=S, B=B, spec=spec, training=training, slope=slope, seed=seed)
         for s, (named, want_logits) in enumerate(oracles):
-            tr.close(logits[s], want_logits, F64_CHAIN, f"replica {s}: logits")
+            tr.close(logits[s], want_logits, TOL_F64_CHAIN, f"replica {s}: logits")
             for name, layer in named:
                 for k, g in layer.grads.items():
-                    tr.close(grads[f"{name}.{k}"][s], g, F64_CHAIN, f"replica {s}: d {name}.{k}")
+                    tr.close(grads[f"{name}.{k}"][s], g, TOL_F64_CHAIN,
+                             f"replica {s}: d {name}.{k}")
                 if isinstance(layer, ref.BatchNorm):
                     for k in ("running_mean", "running_var"):
-                        tr.close(after[f"{name}.{k}"][s], getattr(layer, k), F64_CHAIN,
+                        tr.close(after[f"{name}.{k}"][s], getattr(layer, k), TOL_F64_CHAIN,
                                  f"replica {s}: {name}.{k}")
-        tr.close(loss, np.asarray(oracle_loss), F64_CHAIN, "loss")
+        tr.close(loss, np.asarray(oracle_loss), TOL_F64_CHAIN, "loss")
         flat = torch.cat([p.detach().flatten() for p in params])
         gradient = torch.cat([grads[n].flatten() for n in names])
         for d in range(2):

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from ablate.checks._base import (
-    F64,
-    F64_CHAIN,
+    TOL_F64,
+    TOL_F64_CHAIN,
+    CheckResult,
     Engine,
-    Outcome,
     Tracker,
     build_mlp,
     dims,
@@ -31,11 +31,9 @@ from ablate.checks._base import (
 from ablate.checks._grads import layer_specs
 from ablate.engine import INPUTS, CohortBatchNorm
 
-F64_ = torch.float64
-
 
 def row_independence(engine: Engine, device: torch.device,
-                     hs: settings | None = None) -> Outcome:
+                     hs: settings | None = None) -> CheckResult:
     """Perturbing input row j leaves every other output row unchanged (eval mode with any
     batch norm; training mode without batch norm, with the same dropout masks)."""
     tr = Tracker("output row i depends only on input row i", "dense")
@@ -52,7 +50,7 @@ def row_independence(engine: Engine, device: torch.device,
             bns = ("off",) * len(bns)
         config = mlp_config(widths, acts, bns, drops)
         seed_list = [int(k) for k in r.integers(0, 2**62, S)]
-        model = build_mlp(engine, config, seed_list).to(device=device, dtype=F64_)
+        model = build_mlp(engine, config, seed_list).to(device=device, dtype=torch.float64)
         set_dropout_step(model, int(r.integers(0, 2**31 - 1)))  # one step: the same masks
         randomize_batchnorm(model, r)
         model.train(training)
@@ -62,9 +60,9 @@ def row_independence(engine: Engine, device: torch.device,
         outputs = []
         with torch.no_grad():
             for inputs in (x, moved):
-                outputs.append(numpy(model(tensor(inputs, F64_, device))))
+                outputs.append(numpy(model(tensor(inputs, torch.float64, device))))
         others = [i for i in range(B) if i != row]
-        tr.close(outputs[1][:, others], outputs[0][:, others], F64,
+        tr.close(outputs[1][:, others], outputs[0][:, others], TOL_F64,
                  f"rows {others} after changing input row {row}")
 
     return tr.run(prop, hs)
@@ -73,7 +71,7 @@ def row_independence(engine: Engine, device: torch.device,
 def _standalone_bn(bn: CohortBatchNorm, s: int, device: torch.device) -> nn.BatchNorm1d:
     state = bn.state_dict()
     ref = nn.BatchNorm1d(state["weight"].shape[1], eps=bn.eps,
-                         momentum=bn.momentum).to(device=device, dtype=F64_)
+                         momentum=bn.momentum).to(device=device, dtype=torch.float64)
     with torch.no_grad():
         for k in ("weight", "bias", "running_mean", "running_var"):
             getattr(ref, k).copy_(state[k][s])
@@ -81,7 +79,7 @@ def _standalone_bn(bn: CohortBatchNorm, s: int, device: torch.device) -> nn.Batc
 
 
 def cohort_layers(engine: Engine, device: torch.device,
-                  hs: settings | None = None) -> Outcome:
+                  hs: settings | None = None) -> CheckResult:
     """Replica s of CohortLinear, CohortBatchNorm (training, running statistics, eval) and
     CohortDropout equals torch.nn.Linear, torch.nn.BatchNorm1d, and a one-replica dropout
     with replica s's stream key."""
@@ -95,10 +93,10 @@ def cohort_layers(engine: Engine, device: torch.device,
         tr.example(S=S, B=B, fan_in=fan_in, fan_out=fan_out, p=p, momentum=momentum, eps=eps,
                    seed=seed)
         r = np.random.default_rng(seed)
-        x = tensor(r.normal(size=(S, B, fan_in)), F64_, device)
+        x = tensor(r.normal(size=(S, B, fan_in)), torch.float64, device)
         w, b = r.normal(size=(S, fan_in, fan_out)), r.normal(size=(S, fan_out))
-        linear = engine.linear(tensor(w, F64_, device), tensor(b, F64_, device))
-        bn = engine.batchnorm(S, fan_in, momentum, eps).to(device=device, dtype=F64_)
+        linear = engine.linear(tensor(w, torch.float64, device), tensor(b, torch.float64, device))
+        bn = engine.batchnorm(S, fan_in, momentum, eps).to(device=device, dtype=torch.float64)
         randomize_batchnorm(bn, r)
         standalone_bns = [_standalone_bn(bn, s, device) for s in range(S)]
         keys = dropout_keys(r, S)
@@ -111,26 +109,26 @@ def cohort_layers(engine: Engine, device: torch.device,
             bn.eval()
             y_eval = bn(x)
             for s in range(S):
-                single = nn.Linear(fan_in, fan_out).to(device=device, dtype=F64_)
-                single.weight.copy_(tensor(w[s].T, F64_, device))
-                single.bias.copy_(tensor(b[s], F64_, device))
-                tr.close(y_linear[s], single(x[s]), F64, f"replica {s}: linear")
+                single = nn.Linear(fan_in, fan_out).to(device=device, dtype=torch.float64)
+                single.weight.copy_(tensor(w[s].T, torch.float64, device))
+                single.bias.copy_(tensor(b[s], torch.float64, device))
+                tr.close(y_linear[s], single(x[s]), TOL_F64, f"replica {s}: linear")
                 ref_bn = standalone_bns[s]
-                tr.close(y_train[s], ref_bn(x[s]), F64_CHAIN, f"replica {s}: batch norm train")
+                tr.close(y_train[s], ref_bn(x[s]), TOL_F64_CHAIN, f"replica {s}: batch norm train")
                 for k in ("running_mean", "running_var"):
-                    tr.close(bn.get_buffer(k)[s], ref_bn.get_buffer(k), F64_CHAIN,
+                    tr.close(bn.get_buffer(k)[s], ref_bn.get_buffer(k), TOL_F64_CHAIN,
                              f"replica {s}: {k}")
                 ref_bn.eval()
-                tr.close(y_eval[s], ref_bn(x[s]), F64_CHAIN, f"replica {s}: batch norm eval")
+                tr.close(y_eval[s], ref_bn(x[s]), TOL_F64_CHAIN, f"replica {s}: batch norm eval")
                 alone = engine.dropout(p, [keys[s]]).to(device)
                 alone.step = step
-                tr.close(y_drop[s], alone(x[s:s + 1])[0], F64, f"replica {s}: dropout")
+                tr.close(y_drop[s], alone(x[s:s + 1])[0], TOL_F64, f"replica {s}: dropout")
 
     return tr.run(prop, hs)
 
 
 def cohort_mlp(engine: Engine, device: torch.device,
-               hs: settings | None = None) -> Outcome:
+               hs: settings | None = None) -> CheckResult:
     """Replica s of a cohort MLP built from seeds equals the MLP built from seeds[s] alone:
     the same initial parameters, logits and gradients, in training and eval mode."""
     tr = Tracker("replica s of an MLP = its seed alone", "cohorts")
@@ -144,12 +142,12 @@ def cohort_mlp(engine: Engine, device: torch.device,
         config = mlp_config(*zip(*spec, strict=True))
         seed_list = [int(k) for k in r.integers(0, 2**31, S)]
         step = int(r.integers(0, 2**31 - 1))
-        x = tensor(r.uniform(0, 1, (S, B, INPUTS)), F64_, device)
+        x = tensor(r.uniform(0, 1, (S, B, INPUTS)), torch.float64, device)
         labels = torch.as_tensor(r.integers(0, 10, (S, B)), device=device)
 
         def run(seeds_: list[int], xs: Tensor, ys: Tensor) -> tuple[nn.Module, Tensor]:
             model = build_mlp(engine, config, seeds_)
-            model.to(device=device, dtype=F64_).train(training)
+            model.to(device=device, dtype=torch.float64).train(training)
             set_dropout_step(model, step)
             logits = model(xs)
             engine.cross_entropy(logits, ys).backward()
@@ -158,12 +156,12 @@ def cohort_mlp(engine: Engine, device: torch.device,
         cohort, logits = run(seed_list, x, labels)
         for s in range(S):
             single, single_logits = run([seed_list[s]], x[s:s + 1], labels[s:s + 1])
-            tr.close(logits[s], single_logits[0], F64_CHAIN, f"replica {s}: logits")
+            tr.close(logits[s], single_logits[0], TOL_F64_CHAIN, f"replica {s}: logits")
             params = dict(single.named_parameters())
             for name, p in cohort.named_parameters():
                 q = params[name]
                 assert p.grad is not None and q.grad is not None
-                tr.close(p.detach()[s], q.detach()[0], F64, f"replica {s}: {name}")
-                tr.close(p.grad[s], q.grad[0], F64_CHAIN, f"replica {s}: d{name}")
+                tr.close(p.detach()[s], q.detach()[0], TOL_F64, f"replica {s}: {name}")
+                tr.close(p.grad[s], q.grad[0], TOL_F64_CHAIN, f"replica {s}: d{name}")
 
     return tr.run(prop, hs)

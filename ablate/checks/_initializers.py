@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from scipy import stats
 
 from ablate.checks import _reference as ref
-from ablate.checks._base import Engine, Outcome, Tracker, seeds
+from ablate.checks._base import CheckResult, Engine, Tracker, seeds
 from ablate.engine import INITS
 
 ALPHA = 1e-4
@@ -40,7 +40,7 @@ def _ks(tr: Tracker, draws: torch.Tensor, dist: ref.Distribution, what: str) -> 
 
 
 def init_distributions(engine: Engine, device: torch.device,
-                       hs: settings | None = None) -> Outcome:
+                       hs: settings | None = None) -> CheckResult:
     """Every initializer's kernel (and bias) follows its documented distribution (KS test)."""
     tr = Tracker(f"KS vs documented law, p > {ALPHA:g}", "initializers")
 
@@ -61,7 +61,7 @@ def init_distributions(engine: Engine, device: torch.device,
 
 
 def init_determinism(engine: Engine, device: torch.device,
-                     hs: settings | None = None) -> Outcome:
+                     hs: settings | None = None) -> CheckResult:
     """The same generator seed gives the same kernel and bias, bit for bit; another seed
     gives another kernel (except zeros)."""
     tr = Tracker("same seed, same tensor", "initializers")

@@ -14,10 +14,10 @@ from torch import Tensor
 from ablate.checks import _reference as ref
 from ablate.checks._base import (
     DTYPES,
-    F64,
-    F64_CHAIN,
+    TOL_F64,
+    TOL_F64_CHAIN,
+    CheckResult,
     Engine,
-    Outcome,
     Tracker,
     dims,
     dtypes,
@@ -34,7 +34,8 @@ from ablate.engine import CohortBatchNorm
 # ---------------------------------------------------------------- dense
 
 
-def dense_formula(engine: Engine, device: torch.device, hs: settings | None = None) -> Outcome:
+def dense_formula(engine: Engine, device: torch.device, hs: settings | None = None
+                  ) -> CheckResult:
     """y[s] = x[s] @ W[s] + b[s] for every replica, in float32 and float64."""
     tr = Tracker("y = x @ W + b (float32, float64)", "dense")
 
@@ -63,7 +64,8 @@ _GRID = 1024.0
 _BIG = 10_000.0  # exp(10000) overflows float64 (and float32) without the max subtraction
 
 
-def softmax_properties(engine: Engine, device: torch.device, hs: settings | None = None) -> Outcome:
+def softmax_properties(engine: Engine, device: torch.device, hs: settings | None = None
+                       ) -> CheckResult:
     """Outputs in [0, 1], rows sum to 1, invariant to a per-row constant, finite for huge logits,
     equal to the oracle."""
     tr = Tracker("softmax in [0,1], rows sum to 1, shift-invariant, finite", "softmax")
@@ -91,7 +93,7 @@ def softmax_properties(engine: Engine, device: torch.device, hs: settings | None
 
 
 def cross_entropy_gradient(engine: Engine, device: torch.device,
-                           hs: settings | None = None) -> Outcome:
+                           hs: settings | None = None) -> CheckResult:
     """The cohort loss equals the sum of per-replica mean cross-entropies, and its gradient
     with respect to the logits of replica s is (p - y) / B."""
     tr = Tracker("cross-entropy: loss; dL/dz = (p - y)/B", "softmax")
@@ -146,7 +148,8 @@ def _bn_input(r: np.random.Generator, shape: tuple[int, ...], dtype: str) -> ref
 bn_eps = log_uniform(1e-5, 1e-1)
 
 
-def batchnorm_training(engine: Engine, device: torch.device, hs: settings | None = None) -> Outcome:
+def batchnorm_training(engine: Engine, device: torch.device, hs: settings | None = None
+                       ) -> CheckResult:
     """Training output: per-feature mean beta and biased variance gamma^2 var / (var + eps);
     equal to the oracle (biased variance, eps inside the square root)."""
     tr = Tracker("train: mean beta, var gamma^2 v/(v+eps)", "batch norm")
@@ -174,7 +177,8 @@ def batchnorm_training(engine: Engine, device: torch.device, hs: settings | None
     return tr.run(prop, hs)
 
 
-def batchnorm_running(engine: Engine, device: torch.device, hs: settings | None = None) -> Outcome:
+def batchnorm_running(engine: Engine, device: torch.device, hs: settings | None = None
+                      ) -> CheckResult:
     """Running statistics after 1-3 training steps: the mean, and the variance from the
     unbiased batch estimate (torch, bessel) or the biased one (keras); the Keras momentum
     form agrees with the torch form after conversion (0.99 -> 0.01)."""
@@ -205,14 +209,16 @@ def batchnorm_running(engine: Engine, device: torch.device, hs: settings | None 
                 torch_form[k] = ref.running_update(torch_form[k], batch[k], m, "torch")
         tol = tol_for(dtype, chain=True)
         for k in keras:
-            tr.close(torch_form[k], keras[k], F64_CHAIN, f"oracle: torch form = keras form ({k})")
+            tr.close(torch_form[k], keras[k], TOL_F64_CHAIN,
+                     f"oracle: torch form = keras form ({k})")
         tr.close(bn.get_buffer("running_mean"), keras["mean"], tol, "running mean")
         tr.close(bn.get_buffer("running_var"), keras["var"], tol, "running variance")
 
     return tr.run(prop, hs)
 
 
-def batchnorm_eval(engine: Engine, device: torch.device, hs: settings | None = None) -> Outcome:
+def batchnorm_eval(engine: Engine, device: torch.device, hs: settings | None = None
+                   ) -> CheckResult:
     """Eval mode uses the running statistics: equal to the oracle, each row the same alone as
     in its batch, running statistics untouched."""
     tr = Tracker("eval: running stats, batch-independent", "batch norm")
@@ -235,14 +241,16 @@ def batchnorm_eval(engine: Engine, device: torch.device, hs: settings | None = N
             tr.close(y[s], expected, tol, f"replica {s} vs oracle")
         for i, yi in enumerate(alone):
             tr.close(yi[:, 0], numpy(y[:, i]), tol, f"row {i} alone vs in its batch")
-        tr.close(bn.get_buffer("running_mean"), p["running_mean"], F64, "running mean untouched")
-        tr.close(bn.get_buffer("running_var"), p["running_var"], F64, "running variance untouched")
+        tr.close(bn.get_buffer("running_mean"), p["running_mean"], TOL_F64,
+                 "running mean untouched")
+        tr.close(bn.get_buffer("running_var"), p["running_var"], TOL_F64,
+                 "running variance untouched")
 
     return tr.run(prop, hs)
 
 
 def batchnorm_backward_sums(engine: Engine, device: torch.device,
-                            hs: settings | None = None) -> Outcome:
+                            hs: settings | None = None) -> CheckResult:
     """In training, dL/dx sums to zero over the batch per feature, because the batch mean is
     subtracted (shifting every row of a feature changes nothing); float64."""
     tr = Tracker("backward: sum over batch of dx = 0", "batch norm")

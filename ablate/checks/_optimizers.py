@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from ablate.checks import _reference as ref
 from ablate.checks._base import (
-    F64,
-    F64_CHAIN,
+    TOL_F64,
+    TOL_F64_CHAIN,
+    CheckResult,
     Engine,
-    Outcome,
     Tracker,
     dims,
     log_uniform,
@@ -55,8 +55,8 @@ def _trajectory(engine: Engine, config: OptimizerConfig, w0: ref.Array,
     return out
 
 
-def _formulas(conventions: str) -> Callable[[Engine, torch.device, settings | None], Outcome]:
-    def check(engine: Engine, device: torch.device, hs: settings | None = None) -> Outcome:
+def _formulas(conventions: str) -> Callable[[Engine, torch.device, settings | None], CheckResult]:
+    def check(engine: Engine, device: torch.device, hs: settings | None = None) -> CheckResult:
         tr = Tracker(f"{conventions} conventions: steps = oracle formulas", "optimizers")
 
         @given(S=replicas, a=dims, b=dims, steps=st.integers(1, 4), hp=hyperparameters,
@@ -72,7 +72,7 @@ def _formulas(conventions: str) -> Callable[[Engine, torch.device, settings | No
                 w, state = w0, ref.optimizer_state(config, w0)
                 for t, (g, wt) in enumerate(zip(grads, got, strict=True), start=1):
                     w, state = ref.optimizer_step(config, w, g, state, t)
-                    tr.close(wt, w, F64_CHAIN, f"{name} after step {t}")
+                    tr.close(wt, w, TOL_F64_CHAIN, f"{name} after step {t}")
 
         return tr.run(prop, hs)
 
@@ -87,7 +87,7 @@ optimizer_keras_formulas = _formulas("keras")
 
 
 def momentum_forms(engine: Engine, device: torch.device,
-                   hs: settings | None = None) -> Outcome:
+                   hs: settings | None = None) -> CheckResult:
     """With a constant learning rate, the textbook form V = a V + lr g, W -= V and both
     engine forms (PyTorch's v = a v + g, W -= lr v; Keras's v = a v - lr g, W += v) give the
     same trajectory."""
@@ -106,13 +106,13 @@ def momentum_forms(engine: Engine, device: torch.device,
         for t, g in enumerate(grads):
             w, big_v = ref.momentum_textbook(w, big_v, g, lr, momentum)
             for conventions, got in forms.items():
-                tr.close(got[t], w, F64_CHAIN, f"{conventions} form after step {t + 1}")
+                tr.close(got[t], w, TOL_F64_CHAIN, f"{conventions} form after step {t + 1}")
 
     return tr.run(prop, hs)
 
 
 def adam_first_step(engine: Engine, device: torch.device,
-                    hs: settings | None = None) -> Outcome:
+                    hs: settings | None = None) -> CheckResult:
     """With eps = 0, Adam's first step moves every weight by exactly lr (bias correction makes
     m_hat = g and v_hat = g^2), and scaling every gradient by c > 0 leaves the whole
     trajectory unchanged; both conventions."""
@@ -133,10 +133,10 @@ def adam_first_step(engine: Engine, device: torch.device,
             config = optimizer_config(conventions, "adam", lr=lr, beta1=beta1, beta2=beta2,
                                       eps=0.0)
             got = _trajectory(engine, config, w0, grads, device)
-            tr.close(np.abs(got[0] - w0), np.full(w0.shape, lr), F64,
+            tr.close(np.abs(got[0] - w0), np.full(w0.shape, lr), TOL_F64,
                      f"{conventions}: |first step| = lr")
             scaled = _trajectory(engine, config, w0, [c * g for g in grads], device)
             for t, (x, y) in enumerate(zip(scaled, got, strict=True), start=1):
-                tr.close(x, y, F64_CHAIN, f"{conventions}: gradients x {c:g}, step {t}")
+                tr.close(x, y, TOL_F64_CHAIN, f"{conventions}: gradients x {c:g}, step {t}")
 
     return tr.run(prop, hs)

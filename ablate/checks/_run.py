@@ -23,12 +23,12 @@ from ablate.checks import _independence as checks_independence
 from ablate.checks import _initializers as checks_init
 from ablate.checks import _layers as checks_layers
 from ablate.checks import _optimizers as optim
-from ablate.checks._base import ENGINE, Engine, Outcome, Property
+from ablate.checks._base import ENGINE, CheckResult, Engine, Property
 from ablate.engine import matmul_precision, pinned_precision, resolve_device
 from ablate.errors import UserError
 
 # In the table's order: one group per concept, each property a plain function
-# (engine, device, hypothesis settings) -> Outcome.
+# (engine, device, hypothesis settings) -> CheckResult.
 PROPERTIES: tuple[Property, ...] = (
     checks_grads.gradient_dense,
     checks_grads.gradient_activations,
@@ -67,7 +67,7 @@ def hypothesis_settings(examples: int) -> settings:
 
 
 def run_properties(device: torch.device, hsettings: settings | None, engine: Engine = ENGINE,
-                   properties: Sequence[Property] = PROPERTIES) -> list[Outcome]:
+                   properties: Sequence[Property] = PROPERTIES) -> list[CheckResult]:
     with pinned_precision(device):
         return [prop(engine, device, hsettings) for prop in properties]
 
@@ -86,7 +86,7 @@ def _fmt(x: float) -> str:
     return "0" if x == 0 else f"{x:.2g}"
 
 
-def print_table(outcomes: Sequence[Outcome], console: Console) -> None:
+def print_table(outcomes: Sequence[CheckResult], console: Console) -> None:
     table = Table(title="layer-math properties")
     for col in ("group", "property", "examples", "result", "worst error", "tolerance", "ratio"):
         table.add_column(col, justify="right" if col in ("examples", "ratio") else "left")

@@ -32,7 +32,7 @@ from ablate.stats import (
     floor_seeds,
 )
 
-MULTIPLICITY = {"holm": "Holm's method (holm), applied to each claim type separately"}
+MULTIPLICITY_WORDS = {"holm": "Holm's method (holm), applied to each claim type separately"}
 
 
 # -- pieces --------------------------------------------------------------------------
@@ -435,7 +435,7 @@ def methods_paragraph(a: Analysis) -> str:
             f"sign-flip test, which assumes independent seeds whose differences are "
             f"symmetric about the true difference Δ; intervals: {join(intervals)}. ")
     if a.sequential is None:
-        how = MULTIPLICITY.get(fam.multiplicity, fam.multiplicity)
+        how = MULTIPLICITY_WORDS.get(fam.multiplicity, fam.multiplicity)
         text += (f"'Better' is claimed when the Holm-adjusted p against Δ within the ROPE "
                  f"({rope}) on that side is at most {alpha / 2:g}, so the whole 95% CI lies "
                  f"beyond the ROPE; 'worse' likewise on the other side; 'equivalent' when the "

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from ablate.engine import RunConfig
 from ablate.errors import UserError, suggest
 from ablate.metric import Metric
+from ablate.stats import FIRST_LOOK, LAST_LOOK, SequentialDesign
 
 __all__ = ["Arm", "Factor", "Study"]
 
@@ -28,10 +29,6 @@ class Factor:
     baseline: str
 
 
-FIRST_LOOK = 6  # seeds: with fewer, no exact paired test decides at alpha / 2 = 0.025
-LAST_LOOK = 30  # seeds: a sequential study's default maximum
-
-
 @dataclass(frozen=True)
 class Sequential:
     """Seeds added in rounds until every verdict is settled (`seeds = { min, max }`).
@@ -46,8 +43,9 @@ class Sequential:
     step: int = 2  # seeds added per round
 
     def looks(self) -> tuple[int, ...]:
-        """The seed counts at which the study looks: min, min + step, ..., max."""
-        return tuple(sorted({*range(self.min, self.max, self.step), self.max}))
+        """The seed counts at which the study looks: min, min + step, ..., max (the
+        design's own looks, `ablate.stats.SequentialDesign`)."""
+        return SequentialDesign(min_seeds=self.min, max_seeds=self.max, step=self.step).looks
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,12 @@ from ablate.engine import (
 from ablate.errors import UserError, suggest
 from ablate.metric import METRICS, STUDY_METRICS
 from ablate.spec._design import (
-    FIRST_LOOK,
-    LAST_LOOK,
     Arm,
     Factor,
     Sequential,
     Study,
 )
+from ablate.stats import FIRST_LOOK, LAST_LOOK
 
 STUDY_KEYS = ("name", "question", "seeds", "metric", "rope", "validation", "design", "base",
               "factors")

@@ -37,6 +37,8 @@ from ablate.stats._power import (
 )
 from ablate.stats._ranks import Friedman, bonferroni_dunn_q, friedman, nemenyi_q
 from ablate.stats._sequential import (
+    FIRST_LOOK,
+    LAST_LOOK,
     Look,
     SequentialDesign,
     SequentialResult,
@@ -48,6 +50,8 @@ from ablate.stats._streams import stream
 from ablate.stats._verdict import CLAIMS, DECISIONS, INTERACTION_DECISIONS
 
 __all__ = [
+    "FIRST_LOOK",
+    "LAST_LOOK",
     "MAX_SEEDS",
     "CLAIMS",
     "DECISIONS",

@@ -59,9 +59,12 @@ from ablate.files import jsonable
 from ablate.stats._divergence import improvement_scores, rank_p
 from ablate.stats._grid import to_grid
 from ablate.stats._outcomes import ContrastData
+from ablate.stats._power import min_seeds_for_sign_flip
 from ablate.stats._verdict import CLAIMS, label, levels
 
 __all__ = [
+    "FIRST_LOOK",
+    "LAST_LOOK",
     "Look",
     "SequentialDesign",
     "SequentialResult",
@@ -73,6 +76,10 @@ __all__ = [
     "sequential_verdicts",
 ]
 
+# Seeds at a sequential study's first look by default: the fewest at which an exact
+# paired test can call anything better or worse (1/2^n <= alpha / 2 at alpha 0.05).
+FIRST_LOOK = min_seeds_for_sign_flip()
+LAST_LOOK = 30  # seeds: a sequential study's default maximum
 _MAX_SEEDS_LIMIT = 62  # exact int64 counts of 2^n patterns
 _LOSS_GRID_PER_ROPE = 100
 
@@ -81,8 +88,8 @@ _LOSS_GRID_PER_ROPE = 100
 class SequentialDesign:
     """Looks at min, min + step, ..., max seeds per arm; spending alpha * t^rho."""
 
-    min_seeds: int = 6
-    max_seeds: int = 30
+    min_seeds: int = FIRST_LOOK
+    max_seeds: int = LAST_LOOK
     step: int = 2  # seeds added per arm per round
     alpha: float = 0.05
     rope: float = 0.002  # metric units, as the study's rope

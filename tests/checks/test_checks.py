@@ -19,7 +19,7 @@ from rich.console import Console
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
-from ablate.checks import ENGINE, F64, Engine, Property, PropertyFailed, Tol, Tracker
+from ablate.checks import ENGINE, TOL_F64, Engine, Property, PropertyFailed, Tol, Tracker
 from ablate.checks import _dropout as dr
 from ablate.checks import _evaluation as ev
 from ablate.checks import _grads as gr
@@ -431,9 +431,9 @@ def test_the_planted_switches_are_off_by_default() -> None:
 
 def test_tracker_keeps_the_worst_ratio_and_fails_past_tolerance() -> None:
     tr = Tracker("t", "g")
-    tr.close(np.array([1.0 + 1e-13]), np.array([1.0]), F64, "small")
+    tr.close(np.array([1.0 + 1e-13]), np.array([1.0]), TOL_F64, "small")
     with pytest.raises(PropertyFailed, match="big"):
-        tr.close(np.array([1.1]), np.array([1.0]), F64, "big")
+        tr.close(np.array([1.1]), np.array([1.0]), TOL_F64, "big")
     assert tr.worst is not None and tr.worst[0] > 1e8
 
 
@@ -445,7 +445,7 @@ def test_tracker_treats_non_finite_as_a_failure(bad: float) -> None:
 
 def test_tracker_rejects_a_shape_mismatch() -> None:
     with pytest.raises(PropertyFailed, match="shape"):
-        Tracker("t", "g").close(np.zeros(3), np.zeros((3, 1)), F64, "x")
+        Tracker("t", "g").close(np.zeros(3), np.zeros((3, 1)), TOL_F64, "x")
 
 
 # ---------------------------------------------------------------- ablate check
