@@ -9,14 +9,16 @@ report says cannot disagree. The statistics themselves are pure functions in
 `ablate.stats`.
 """
 
-from ablate.analysis._analysis import Analysis, ArmSummary, Curves, Failure
+from ablate.analysis._analysis import Analysis
 from ablate.analysis._contrasts import Effect, Factorial
 from ablate.analysis._estimand import Estimand, Optimism
 from ablate.analysis._run_dir import analyse_run_dir, sequential_state
+from ablate.analysis._summaries import ArmSummary, Band, Curves, Failure
 
 __all__ = [
     "Analysis",
     "ArmSummary",
+    "Band",
     "Curves",
     "Effect",
     "Estimand",

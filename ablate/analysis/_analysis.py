@@ -26,13 +26,11 @@ contrast's name: the same runs always give the same report.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.stats as st
 
 from ablate.analysis import _looks as seq
 from ablate.analysis._contrasts import (
@@ -46,8 +44,16 @@ from ablate.analysis._contrasts import (
     without_divergence,
 )
 from ablate.analysis._estimand import Estimand, Optimism, estimand, optimism
+from ablate.analysis._summaries import (
+    ArmSummary,
+    Curves,
+    Failure,
+    arm_curves,
+    arm_summary,
+    done_seeds,
+    run_failures,
+)
 from ablate.errors import UserError
-from ablate.files import jsonable
 from ablate.spec import Study, StudyRecord, read_record
 from ablate.stats import (
     DIVERGED,
@@ -66,22 +72,6 @@ ALPHA = 0.05
 
 
 @dataclass(frozen=True)
-class Curves:
-    """Per-epoch training history of one arm over its finished seeds.
-
-    Arrays are (n_seeds, n_epochs), NaN where a run logged no finite value (or stopped
-    early); grad_norms is (n_seeds, n_epochs, n_dense_layers).
-    """
-
-    epochs: np.ndarray  # (n_epochs,) 1-based epoch numbers
-    train_loss: np.ndarray
-    val_loss: np.ndarray
-    train_accuracy: np.ndarray
-    val_accuracy: np.ndarray
-    grad_norms: np.ndarray
-
-
-@dataclass(frozen=True)
 class StudyData:
     """What the report needs from a run directory, read once."""
 
@@ -92,50 +82,6 @@ class StudyData:
     @property
     def study(self) -> Study:
         return self.record.study
-
-
-@dataclass(frozen=True)
-class ArmSummary:
-    """One row of the per-arm table over the arm's own finished seeds (metric units)."""
-
-    arm: str
-    levels: tuple[tuple[str, str], ...]
-    n: int  # finished runs with a metric value
-    mean: float
-    sd: float  # ddof=1; nan when n < 2
-    median: float
-    ci_low: float  # 95% t interval of the mean (descriptive); nan when n < 2
-    ci_high: float
-    test_mean: float  # test accuracy of the same runs (reported, never selected on)
-    test_sd: float
-    done: int  # runs of this arm by status, over the analysed seeds
-    diverged: int
-    failed: int
-    unfinished: int  # pending, running or missing: the study was interrupted
-
-    @property
-    def divergence_rate(self) -> float:
-        """Diverged among the runs with an outcome (done or diverged); nan if none."""
-        k = self.done + self.diverged
-        return self.diverged / k if k else math.nan
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["divergence_rate"] = self.divergence_rate
-        return dict(jsonable(out))
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A run of an analysed seed without a metric value, and why."""
-
-    arm: str
-    seed: int
-    status: str  # failed | diverged | pending | running | missing | done (value missing)
-    error: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"arm": self.arm, "seed": self.seed, "status": self.status, "error": self.error}
 
 
 @dataclass(frozen=True)
@@ -315,11 +261,11 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
     return Analysis(
         record=data.record, estimand=est, family=family, simple=simple, sequential=result,
         effects=effects, pairs=pairs, undiverged=changed,
-        arms=tuple(_arm_summary(a.name, a.levels, outcomes[a.name], runs)
+        arms=tuple(arm_summary(a.name, a.levels, outcomes[a.name], runs)
                    for a in study.arms),
         optimism=optimism(study, runs, est), seeds=tuple(seeds), outcomes=outcomes,
-        curves={a: _curves(data.epochs.get(a, ()), _done_seeds(outcomes[a])) for a in usable},
-        failures=_failures(study, data.runs, _failure_seeds(study, data.runs, seeds),
+        curves={a: arm_curves(data.epochs.get(a, ()), done_seeds(outcomes[a])) for a in usable},
+        failures=run_failures(study, data.runs, _failure_seeds(study, data.runs, seeds),
                            est.metric.name),
         factorial=f,
         friedman=_friedman(outcomes, usable, study, alpha)
@@ -334,26 +280,6 @@ def _failure_seeds(study: Study, runs: Sequence[Run], analysed: Sequence[int]
     if study.sequential is None:
         return tuple(analysed)
     return tuple(s for s in seq.seed_order(study) if any(r.seed == s for r in runs))
-
-
-def _done_seeds(outcomes: Mapping[int, object]) -> tuple[int, ...]:
-    return tuple(s for s, o in outcomes.items() if not isinstance(o, str))
-
-
-def _failures(study: Study, runs: Sequence[Run], seeds: Sequence[int], metric: str
-              ) -> tuple[Failure, ...]:
-    by_key = {(r.arm, r.seed): r for r in runs}
-    out = []
-    for arm in study.arms:
-        for s in seeds:
-            run = by_key.get((arm.name, s))
-            if run is None:
-                out.append(Failure(arm.name, s, "missing", None))
-            elif run.status != "done":
-                out.append(Failure(arm.name, s, run.status, run.error))
-            elif getattr(run, metric) is None:
-                out.append(Failure(arm.name, s, "done", f"{metric} was not recorded"))
-    return tuple(out)
 
 
 def _friedman(outcomes: Outcomes, arms: Sequence[str], study: Study, alpha: float
@@ -376,50 +302,3 @@ def _friedman(outcomes: Outcomes, arms: Sequence[str], study: Study, alpha: floa
                     alpha=alpha, baseline=study.baseline.name)
 
 
-def _arm_summary(arm: str, levels: tuple[tuple[str, str], ...],
-                 outcomes: Mapping[int, object], runs: Sequence[Run]) -> ArmSummary:
-    values = np.array([o for o in outcomes.values() if not isinstance(o, str)],
-                      dtype=np.float64)
-    n = values.size
-    nan = math.nan
-    sd = float(values.std(ddof=1)) if n >= 2 else nan
-    if n >= 2 and sd > 0:
-        low, high = st.t.interval(0.95, n - 1, loc=values.mean(), scale=sd / math.sqrt(n))
-    elif n >= 2:  # every seed scored the same: the interval is that point
-        low = high = float(values.mean())
-    else:
-        low = high = nan
-    done = {s for s, o in outcomes.items() if not isinstance(o, str)}
-    mine = [r for r in runs if r.arm == arm and r.seed in outcomes]
-    test = np.array([r.test_accuracy for r in mine if r.seed in done
-                     and r.test_accuracy is not None], dtype=np.float64)
-    statuses = [outcomes[s] if isinstance(outcomes[s], str) else "done" for s in outcomes]
-    return ArmSummary(
-        arm=arm, levels=levels, n=n, mean=float(values.mean()) if n else nan, sd=sd,
-        median=float(np.median(values)) if n else nan, ci_low=float(low),
-        ci_high=float(high), test_mean=float(test.mean()) if test.size else nan,
-        test_sd=float(test.std(ddof=1)) if test.size >= 2 else nan,
-        done=sum(r.status == "done" for r in mine),
-        diverged=statuses.count(DIVERGED),
-        failed=statuses.count("failed"),
-        unfinished=sum(s in ("pending", "running", "missing") for s in statuses),
-    )
-
-
-def _curves(rows: Sequence[Mapping[str, Any]], seeds: tuple[int, ...]) -> Curves:
-    """Stack one arm's epoch rows into (n_seeds, n_epochs[, n_layers]) arrays."""
-    index = {s: i for i, s in enumerate(seeds)}
-    mine = [r for r in rows if r["seed"] in index]
-    n_epochs = max((int(r["epoch"]) for r in mine), default=0)
-    n_layers = max((len(r["grad_norms"]) for r in mine), default=0)
-    shape = (len(seeds), n_epochs)
-    out = {k: np.full(shape, np.nan) for k in
-           ("train_loss", "val_loss", "train_accuracy", "val_accuracy")}
-    grads = np.full((*shape, n_layers), np.nan)
-    for r in mine:
-        i, e = index[r["seed"]], int(r["epoch"]) - 1  # epochs are stored 1-based
-        for k, arr in out.items():
-            arr[i, e] = np.nan if r[k] is None else r[k]
-        g = [np.nan if x is None else x for x in r["grad_norms"]]
-        grads[i, e, :len(g)] = g
-    return Curves(epochs=np.arange(1, n_epochs + 1), grad_norms=grads, **out)

@@ -26,7 +26,6 @@ import matplotlib
 matplotlib.use("Agg")  # reports are written on headless machines: never open a window
 
 import numpy as np  # noqa: E402
-import scipy.stats as st  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import (  # noqa: E402
     FuncFormatter,
@@ -35,7 +34,7 @@ from matplotlib.ticker import (  # noqa: E402
     NullFormatter,
 )
 
-from ablate.analysis import Curves, Factorial  # noqa: E402
+from ablate.analysis import ArmSummary, Curves, Factorial  # noqa: E402
 from ablate.report._format import DECISION_COLOURS, Units, join, p_clause  # noqa: E402
 from ablate.stats import Contrast, Friedman, SequentialResult  # noqa: E402
 
@@ -75,23 +74,6 @@ def png(fig: Figure) -> bytes:
     # No "Software" chunk: the bytes depend only on the data and the matplotlib version.
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
-
-
-def _mean_ci(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and 95% t band over axis 0, ignoring NaN, without empty-slice warnings.
-
-    values: (n_seeds, n_points) -> three (n_points,) arrays; the band is NaN where
-    fewer than two seeds have a value.
-    """
-    ok = np.isfinite(values)
-    n = ok.sum(axis=0)
-    filled = np.where(ok, values, 0.0)
-    mean = np.where(n > 0, filled.sum(axis=0) / np.maximum(n, 1), np.nan)
-    dev = np.where(ok, values - mean, 0.0)
-    var = np.where(n > 1, (dev**2).sum(axis=0) / np.maximum(n - 1, 1), np.nan)
-    half = np.where(n > 1, st.t.ppf(0.975, np.maximum(n - 1, 1)) * np.sqrt(var / np.maximum(n, 1)),
-                    np.nan)
-    return mean, mean - half, mean + half
 
 
 def forest(contrasts: Sequence[Contrast], u: Units, title: str, *,
@@ -163,10 +145,10 @@ def learning_curves(curves: Mapping[str, Curves], colours: Mapping[str, str], u:
     for ax, (key, label) in zip(axes, panels, strict=True):
         scale = 100.0 if key.endswith("accuracy") else 1.0
         for arm, c in curves.items():
-            values = getattr(c, key) * scale  # (n_seeds, n_epochs)
-            if values.size == 0:
+            if getattr(c, key).size == 0:
                 continue
-            mean, lo, hi = _mean_ci(values)
+            band = c.band(key)  # (n_epochs,) over seeds
+            mean, lo, hi = band.mean * scale, band.low * scale, band.high * scale
             ax.plot(c.epochs, mean, color=colours[arm], lw=2, marker="o" if
                     c.epochs.size < 8 else None, ms=4, label=arm)
             ax.fill_between(c.epochs, lo, hi, color=colours[arm], alpha=0.2, lw=0)
@@ -314,7 +296,6 @@ def _decades(curves: Mapping[str, Curves]) -> float:
 
 def grad_norms(curves: Mapping[str, Curves], colours: Mapping[str, str]) -> Plot:
     """Per-layer gradient norm per epoch, one panel per arm, log scale, mean over seeds."""
-    import warnings
 
     arms = list(curves)
     cols = 2 if len(arms) == 4 else min(3, len(arms))  # 2x2 for a 2x2 factorial
@@ -325,20 +306,15 @@ def grad_norms(curves: Mapping[str, Curves], colours: Mapping[str, str]) -> Plot
     decades = _decades(curves)
     for ax, arm in zip(axes, arms, strict=False):
         c = curves[arm]
-        g = c.grad_norms  # (n_seeds, n_epochs, n_layers)
-        n_layers = g.shape[2] if g.ndim == 3 else 0
+        g = c.grad_band()  # (n_epochs, n_layers): geometric mean and band over seeds
+        n_layers = g.mean.shape[1] if g.mean.ndim == 2 else 0
         for layer in range(n_layers):
-            vals = g[:, :, layer]
-            with warnings.catch_warnings():
-                # log of a 0 or NaN norm: masked below, not worth a warning
-                warnings.simplefilter("ignore", RuntimeWarning)
-                logs = np.log(np.where(vals > 0, vals, np.nan))
-            mean, lo, hi = _mean_ci(logs)  # geometric mean: norms span decades
+            mean, lo, hi = g.mean[:, layer], g.low[:, layer], g.high[:, layer]
             colour = cmap(layer / max(1, n_layers - 1) * 0.9)
             label = f"layer {layer + 1}" + (" (output)" if layer == n_layers - 1 else "")
-            ax.plot(c.epochs, np.exp(mean), color=colour, lw=2, label=label,
+            ax.plot(c.epochs, mean, color=colour, lw=2, label=label,
                     marker="o" if c.epochs.size < 8 else None, ms=3)
-            ax.fill_between(c.epochs, np.exp(lo), np.exp(hi), color=colour, alpha=0.15, lw=0)
+            ax.fill_between(c.epochs, lo, hi, color=colour, alpha=0.15, lw=0)
         ax.set_yscale("log")
         # Plain numbers at 1-2-5 steps ("0.2", "0.5", "1"), not "6x10^0"; over many
         # decades, powers of ten only so the labels do not collide.
@@ -410,29 +386,26 @@ def cd_diagram(fr: Friedman, colours: Mapping[str, str], decisions: Mapping[str,
                 "as a band; each arm labelled with its paired verdict", png(fig))
 
 
-def interaction(cells: Mapping[tuple[str, str], np.ndarray], f: Factorial,
+def interaction(cells: Mapping[tuple[str, str], ArmSummary], f: Factorial,
                 colours: Mapping[str, str], u: Units, contrast: Contrast, *,
                 interval: str = "95% CI") -> Plot:
     """2x2 interaction plot: factor A on x, one line per level of B; each cell's mean
-    over its finished seeds with a 95% t interval (descriptive).
+    over its finished seeds with its 95% t interval (descriptive, the arm summary's).
 
-    cells: (level of A, level of B) -> (n_cell,) finished values.
+    cells: (level of A, level of B) -> that arm's summary.
     """
     (a0, a1), (b0, b1) = f.levels_a, f.levels_b
     scale = 100.0 if u.accuracy else 1.0
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.subplots()
     for b, style in ((b0, "-"), (b1, "--")):
-        means, errs = [], []
-        for a in (a0, a1):
-            v = cells[a, b] * scale
-            half = (st.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
-                    if v.size > 1 else 0.0)
-            means.append(v.mean() if v.size else math.nan)
-            errs.append(half)
+        means = [cells[a, b].mean * scale for a in (a0, a1)]
         ax.plot([0, 1], means, color="#555555", ls=style, lw=1.8, label=f"{f.factor_b}={b}")
-        for x, a, m, e in zip((0, 1), (a0, a1), means, errs, strict=True):
-            ax.errorbar([x], [m], yerr=[e], fmt="o", ms=8, capsize=4,
+        for x, a in zip((0, 1), (a0, a1), strict=True):
+            s = cells[a, b]
+            spread = [[0.0], [0.0]] if math.isnan(s.ci_low) else \
+                [[(s.mean - s.ci_low) * scale], [(s.ci_high - s.mean) * scale]]
+            ax.errorbar([x], [s.mean * scale], yerr=spread, fmt="o", ms=8, capsize=4,
                         color=colours[f.cells[a, b]])
     ax.set_xticks([0, 1], [f"{f.factor_a}={a0}", f"{f.factor_a}={a1}"])
     ax.set_xlim(-0.4, 1.4)

@@ -88,7 +88,8 @@ def make_plots(a: Analysis) -> list[plots.Plot]:
     out += [plots.learning_curves(a.curves, colours, u), plots.grad_norms(a.curves, colours)]
     if a.factorial is not None:
         f = a.factorial
-        cells = {key: _finished(a.outcomes[arm]) for key, arm in f.cells.items()}
+        summaries = {s.arm: s for s in a.arms}
+        cells = {key: summaries[arm] for key, arm in f.cells.items()}
         inter = next(c for c in a.family.contrasts if c.kind == "interaction")
         out.append(plots.interaction(cells, f, colours, u, inter, interval=interval))
     if a.friedman is not None:

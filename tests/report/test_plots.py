@@ -17,6 +17,7 @@ from PIL import Image
 
 from ablate.analysis import Curves
 from ablate.analysis._contrasts import Factorial
+from ablate.analysis._summaries import arm_summary, t_band
 from ablate.metric import METRICS
 from ablate.report import DECISION_COLOURS, Units
 from ablate.report import _figures as plots
@@ -150,7 +151,8 @@ def test_distributions_and_title_name_the_best_arm() -> None:
 
 def test_learning_curves_band_is_a_t_interval() -> None:
     values = np.array([[1.0, 2.0, np.nan], [3.0, 2.0, 5.0], [2.0, 2.0, np.nan]])  # (S, E)
-    mean, lo, hi = plots._mean_ci(values)
+    band = t_band(values)
+    mean, lo, hi = band.mean, band.low, band.high
     ref = st.t.interval(0.95, 2, loc=2.0, scale=st.sem([1.0, 3.0, 2.0]))
     assert mean[0] == pytest.approx(2.0)
     assert (lo[0], hi[0]) == pytest.approx(ref)
@@ -215,7 +217,9 @@ def test_interaction_plot_title_reports_the_contrast() -> None:
                         factor_a="dropout", factor_b="bn", levels_a=("on", "off"),
                         levels_b=("after", "off"), resolution=H)
     inter = decide(effects, metric="crossfit_val_accuracy", rope=0.002, power=False).contrasts[2]
-    p = plots.interaction(cells, f, plots.arm_colours(list(f.cells.values())), ACC, inter)
+    summaries = {k: arm_summary(f.cells[k], (), dict(enumerate(v.tolist())), []) for k, v in
+                 cells.items()}
+    p = plots.interaction(summaries, f, plots.arm_colours(list(f.cells.values())), ACC, inter)
     assert p.title.startswith(f"Interaction, {inter.decision}: +0.30 points (95% CI ")
     assert pixels(p).std() > 10
 

@@ -955,3 +955,25 @@ def test_html_renders_in_headless_chromium(worse: tuple[Path, dict, dict], tmp_p
     # ...and the inline figures were decoded: the forest plot's axes add many
     # non-white pixels below the verdict box.
     assert (rgb[600:1400].sum(axis=2) < 600).sum() > 2000
+
+
+LEGACY_RUN = Path(__file__).parent.parent / "data" / "legacy_run"
+VERSION_KEYS = ("schema", "provenance")  # what a newer ablate may write differently
+
+
+def _without_versions(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_versions(v) for k, v in value.items() if k not in VERSION_KEYS}
+    if isinstance(value, list):
+        return [_without_versions(v) for v in value]
+    return value
+
+
+def test_an_old_run_directory_reports_as_it_did(tmp_path: Path) -> None:
+    """A store written by an earlier version (tests/data/README.md) gives the report.json
+    that version wrote, except for version fields: every number, decision and sentence."""
+    shutil.copy(LEGACY_RUN / "runs.sqlite", tmp_path / "runs.sqlite")
+    write_report(tmp_path)
+    now = json.loads((tmp_path / "report.json").read_text())
+    then = json.loads((LEGACY_RUN / "report.json").read_text())
+    assert _without_versions(now) == _without_versions(then)
