@@ -47,6 +47,7 @@ class Table:
 class Verdict:
     """One line of the headline box."""
 
+    name: str  # the contrast's name (`Contrast.arm`), or the excluded arm's
     contrast: str  # "dropout=off vs dropout=on"
     decision: str
     sentence: str  # the effect, with interval, p and seeds
@@ -72,6 +73,7 @@ class Document:
     lead_plot: Plot | None  # the forest plot, right under the verdicts
     answer: str
     sections: tuple[Section, ...] = field(default=())
+    warnings: tuple[str, ...] = ()  # everything a reader must not miss (a section too)
 
 
 def why(a: Analysis, c: Contrast) -> str:
@@ -87,11 +89,11 @@ def verdicts(a: Analysis) -> tuple[Verdict, ...]:
     """One verdict per decided contrast, then one per arm left out."""
     sequential = a.sequential is not None
     return tuple(
-        Verdict(f"{c.arm} vs {c.baseline}", c.decision,
+        Verdict(c.arm, f"{c.arm} vs {c.baseline}", c.decision,
                 effect_sentence(c, a.effects[c.arm], units(a), sequential=sequential),
                 why(a, c))
         for c in a.contrasts) + tuple(
-        Verdict(arm, "excluded", f"{arm}: no finished run, so it is in no contrast.",
+        Verdict(arm, arm, "excluded", f"{arm}: no finished run, so it is in no contrast.",
                 _lost_reason(a, arm))
         for arm in a.lost)
 
@@ -117,7 +119,7 @@ def build(a: Analysis, plots: Sequence[Plot]) -> Document:
     return Document(
         title=f"Ablation report: {a.study.name}", question=a.study.question,
         headline=headline(a), verdicts=verdicts(a), lead_plot=by_name.get("forest"),
-        answer=answer_paragraph(a), sections=tuple(sections))
+        answer=answer_paragraph(a), sections=tuple(sections), warnings=warnings)
 
 
 def warning_list(a: Analysis) -> list[str]:

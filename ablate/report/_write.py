@@ -30,7 +30,7 @@ from ablate.report._text import (
     power_sentence,
     sequential_sentence,
 )
-from ablate.stats import Contrast, Outcome
+from ablate.stats import TARGET_POWER, Contrast, Outcome
 
 SCHEMA = 2  # bump when report.json's keys change meaning
 FIGURE_NAMES = frozenset({"forest", "slopes", "distributions", "learning_curves", "grad_norms",
@@ -120,8 +120,8 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
     r = a.record
     fam = a.family
     est = a.estimand
-    contrasts = [_contrast_json(a, c, v)
-                 for c, v in zip(a.contrasts, doc.verdicts, strict=False)]  # then lost arms
+    verdict = {v.name: v for v in doc.verdicts}  # the decided contrasts, then lost arms
+    contrasts = [_contrast_json(a, c, verdict[c.arm]) for c in a.contrasts]
     by_status: dict[str, list[dict[str, Any]]] = {"failed": [], "diverged": [],
                                                   "unfinished": []}
     for f in a.failures:
@@ -169,14 +169,13 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
             k: getattr(a.friedman, k) for k in a.friedman.__dataclass_fields__},
         "sequential": None if a.sequential is None else {
             **a.sequential.to_dict(), "sentence": sequential_sentence(a.sequential)},
-        "warnings": [s for sec in doc.sections if sec.title.startswith("Warnings")
-                     for s in sec.bullets],
+        "warnings": list(doc.warnings),
         "failed": by_status["failed"],
         "diverged": by_status["diverged"],
         "unfinished": by_status["unfinished"],
         "excluded_arms": a.lost,
         "seeds_needed": None if not powered else {
-            "power": 0.8, "rope": fam.rope,
+            "power": TARGET_POWER, "rope": fam.rope,
             "effect": {c.arm: c.power.effect for c in powered if c.power},
             "effect_rule": {c.arm: c.power.effect_rule for c in powered if c.power},
             "per_contrast": {c.arm: c.power.seeds_better for c in powered if c.power},

@@ -29,6 +29,7 @@ from ablate.stats._outcomes import (
 from ablate.stats._pairing import Pairing, pairing
 from ablate.stats._power import (
     MAX_SEEDS,
+    TARGET_POWER,
     Power,
     floor_seeds,
     min_seeds_for_sign_flip,
@@ -53,6 +54,7 @@ __all__ = [
     "FIRST_LOOK",
     "LAST_LOOK",
     "MAX_SEEDS",
+    "TARGET_POWER",
     "CLAIMS",
     "DECISIONS",
     "DIVERGED",
