@@ -15,6 +15,8 @@ from rich.console import Console
 from ablate.errors import UserError
 from ablate.options import StudyOptions
 
+__all__ = ["app"]
+
 app = typer.Typer(
     help="Controlled multi-seed ablation studies of MLPs on MNIST, with a statistical verdict.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

@@ -7,6 +7,8 @@ else is a runtime failure (exit 1). Messages say what is wrong and how to fix it
 
 import difflib
 
+__all__ = ["UserError", "suggest"]
+
 
 class UserError(Exception):
     """A mistake the user can fix: bad study file, missing data, bad option."""

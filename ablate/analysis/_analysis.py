@@ -68,6 +68,8 @@ from ablate.stats import (
 )
 from ablate.store import Run, Store
 
+__all__ = ["ALPHA", "Analysis", "StudyData", "analyse", "load", "sequential_of"]
+
 ALPHA = 0.05
 
 

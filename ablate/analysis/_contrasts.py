@@ -21,6 +21,11 @@ from ablate.spec import Study
 from ablate.stats import DIVERGED, ContrastData, Outcome, factorial, pair, simple_effects
 from ablate.store import Run
 
+__all__ = [
+    "Effect", "Factorial", "Outcomes", "arm_contrasts", "arm_outcomes",
+    "factorial_contrasts", "simple_contrasts", "without_divergence",
+]
+
 Outcomes = Mapping[str, Mapping[int, Outcome]]  # arm -> seed -> value | status
 
 

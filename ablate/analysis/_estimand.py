@@ -26,6 +26,8 @@ from ablate.metric import METRICS, Metric
 from ablate.spec import Study
 from ablate.store import Run
 
+__all__ = ["Estimand", "Optimism", "estimand", "optimism"]
+
 
 @dataclass(frozen=True)
 class Estimand:

@@ -29,6 +29,11 @@ from ablate.stats import (
 )
 from ablate.store import Run
 
+__all__ = [
+    "FINAL_STATUSES", "SEQUENTIAL_MULTIPLICITY", "apply", "design", "interval_label",
+    "seed_order", "seeds_run", "seeds_used", "verdicts",
+]
+
 FINAL_STATUSES = ("done", "diverged", "failed")  # a run that will not change by waiting
 
 

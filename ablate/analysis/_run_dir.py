@@ -11,6 +11,8 @@ from ablate.analysis._analysis import Analysis, StudyData, analyse, load, sequen
 from ablate.stats import SequentialResult
 from ablate.store import Store
 
+__all__ = ["analyse_run_dir", "sequential_state"]
+
 
 def _read(run_dir: Path) -> StudyData:
     store = Store.open_existing(Path(run_dir))

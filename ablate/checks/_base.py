@@ -36,6 +36,15 @@ from ablate.engine import (
     replica_losses,
 )
 
+__all__ = [
+    "DTYPES", "ENGINE", "TOL_F32", "TOL_F32_CHAIN", "TOL_F64", "TOL_F64_CHAIN",
+    "CheckResult", "Engine", "InitBias", "InitWeight", "MLPFactory", "Property",
+    "PropertyFailed", "Tol", "Tracker", "build_mlp", "cohort_cross_entropy", "dims",
+    "dropout_keys", "dtypes", "log_uniform", "mlp_config", "numpy", "oracle_keeps",
+    "randomize_batchnorm", "replicas", "rounded", "seeds", "set_dropout_step",
+    "softmax", "tensor", "tol_for",
+]
+
 
 @dataclass(frozen=True)
 class Tol:

@@ -28,6 +28,11 @@ from ablate.checks._base import (
     tol_for,
 )
 
+__all__ = [
+    "bad_probabilities", "dropout_bounds", "dropout_classic", "dropout_mean",
+    "dropout_values", "probabilities",
+]
+
 probabilities = st.floats(0.05, 0.9)
 
 

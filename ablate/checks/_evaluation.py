@@ -50,6 +50,8 @@ from ablate.engine import (
 )
 from ablate.metric import METRICS
 
+__all__ = ["KINK", "OracleEpoch", "dense_shared_rows", "mlp_evaluation", "train_then_evaluate"]
+
 
 def dense_shared_rows(engine: Engine, device: torch.device,
                       hs: settings | None = None) -> CheckResult:

@@ -40,6 +40,12 @@ from ablate.checks._base import (
 )
 from ablate.engine import ACTIVATIONS, BATCH_NORM, INPUTS, RunConfig
 
+__all__ = [
+    "FINITE_DIFFERENCES", "directional_difference", "gradcheck", "gradient_activations",
+    "gradient_batchnorm", "gradient_dense", "gradient_dropout", "gradient_mlp",
+    "layer_specs", "oracle_mlp",
+]
+
 
 def gradcheck(tr: Tracker, fn: Callable[..., Tensor], inputs: Sequence[Tensor],
               what: str) -> None:

@@ -31,6 +31,8 @@ from ablate.checks._base import (
 from ablate.checks._grads import layer_specs
 from ablate.engine import INPUTS, CohortBatchNorm
 
+__all__ = ["cohort_layers", "cohort_mlp", "row_independence"]
+
 
 def row_independence(engine: Engine, device: torch.device,
                      hs: settings | None = None) -> CheckResult:

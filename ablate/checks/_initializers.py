@@ -15,6 +15,8 @@ from ablate.checks import _reference as ref
 from ablate.checks._base import CheckResult, Engine, Tracker, seeds
 from ablate.engine import INITS
 
+__all__ = ["ALPHA", "BIAS_FAN_OUT", "SCALE", "init_determinism", "init_distributions"]
+
 ALPHA = 1e-4
 # fan_in != fan_out, far apart, so that a bound computed from the wrong fan shows
 FAN_IN, FAN_OUT = 300, 100  # 30,000 kernel draws

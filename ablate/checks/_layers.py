@@ -31,6 +31,12 @@ from ablate.checks._base import (
 )
 from ablate.engine import CohortBatchNorm
 
+__all__ = [
+    "batchnorm_backward_sums", "batchnorm_eval", "batchnorm_running",
+    "batchnorm_training", "bn_eps", "cross_entropy_gradient", "dense_formula",
+    "softmax_properties",
+]
+
 # ---------------------------------------------------------------- dense
 
 

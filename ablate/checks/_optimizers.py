@@ -28,6 +28,11 @@ from ablate.checks._base import (
 from ablate.conventions import optimizer_config
 from ablate.engine import OPTIMIZER_SPECS, OPTIMIZERS, OptimizerConfig
 
+__all__ = [
+    "adam_first_step", "config_for", "hyperparameters", "momentum_forms",
+    "optimizer_keras_formulas", "optimizer_torch_formulas",
+]
+
 hyperparameters = st.fixed_dictionaries({
     "lr": log_uniform(1e-3, 0.5), "momentum": st.floats(0.0, 0.99),
     "rho": st.floats(0.5, 0.99), "beta1": st.floats(0.0, 0.99),

@@ -23,6 +23,19 @@ import numpy.typing as npt
 
 from ablate.engine import OptimizerConfig
 
+__all__ = [
+    "ACTIVATIONS", "Activation", "Array", "BatchNorm", "BatchNormCache", "Dense",
+    "Distribution", "Dropout", "Layer", "OptimizerState", "activation",
+    "activation_derivative", "batch_stats", "batchnorm_backward", "batchnorm_eval",
+    "batchnorm_train", "bias_distribution", "check_dropout_p", "classic_test_weights",
+    "cross_entropy", "cross_entropy_grad", "dense", "dense_backward", "dropout_classic",
+    "dropout_inverted", "dropout_inverted_backward", "dropout_keep", "dropout_key",
+    "keras_to_torch_momentum", "log_softmax", "mlp_backward", "mlp_forward",
+    "mlp_loss_and_grads", "momentum_textbook", "normal_cdf", "normal_pdf", "one_hot",
+    "optimizer_state", "optimizer_step", "running_update", "softmax",
+    "truncated_normal_sd", "weight_distribution",
+]
+
 Array = npt.NDArray[np.float64]
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu")

@@ -27,6 +27,11 @@ from ablate.checks._base import ENGINE, CheckResult, Engine, Property
 from ablate.engine import matmul_precision, pinned_precision, resolve_device
 from ablate.errors import UserError
 
+__all__ = [
+    "PROPERTIES", "hypothesis_settings", "print_table", "run_checks", "run_properties",
+    "tf32_note",
+]
+
 # In the table's order: one group per concept, each property a plain function
 # (engine, device, hypothesis settings) -> CheckResult.
 PROPERTIES: tuple[Property, ...] = (

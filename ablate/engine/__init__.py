@@ -1,3 +1,11 @@
+"""What trains: the resolved `RunConfig` (and the optimizer registry), the random streams
+per (seed, purpose), the cohort layers and model (S replicas as one batched model), the
+optimizers' update rules, `train_cohort` and the data it trains on, the device and its
+provenance, and the single-model `Network` the service answers with.
+
+Store-agnostic and study-agnostic: a cohort's configs, seeds and data in, its results out.
+"""
+
 from ablate.engine._config import (
     ACTIVATIONS,
     BATCH_NORM,
@@ -49,10 +57,9 @@ from ablate.engine._optimizers import (
     HYPERPARAMETERS,
     OPTIMIZER_SPECS,
     OPTIMIZERS,
-    Form,
     OptimizerSpec,
 )
-from ablate.engine._results import CohortResult, Epoch, ReplicaResult
+from ablate.engine._results import CohortResult, Epoch
 from ablate.engine._rng import seed_generator
 from ablate.engine._step import replica_losses
 from ablate.engine._train import train_cohort
@@ -80,11 +87,9 @@ __all__ = [
     "OPTIMIZER_SPECS",
     "HYPERPARAMETERS",
     "BnRunningVar",
-    "Form",
     "OptimizerSpec",
     "Optimizer",
     "OptimizerConfig",
-    "ReplicaResult",
     "RunConfig",
     "TensorMismatch",
     "init_bias",

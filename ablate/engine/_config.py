@@ -13,6 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+__all__ = [
+    "ACTIVATIONS", "BATCH_NORM", "INITS", "INIT_ALIASES", "BiasCorrection",
+    "BnRunningVar", "Conventions", "EpsPlacement", "InitConfig", "LayerConfig",
+    "OptimizerConfig", "RunConfig", "Velocity", "cohort_key", "run_config_from_dict",
+]
+
 Conventions = Literal["keras", "torch"]
 BnRunningVar = Literal["unbiased", "biased"]
 Velocity = Literal["gradients", "steps"]

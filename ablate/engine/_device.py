@@ -18,6 +18,12 @@ import torch
 
 from ablate.errors import UserError
 
+__all__ = [
+    "MATMUL_PRECISION", "TF32_OVERRIDE", "check_full_precision", "free_memory",
+    "matmul_flops", "matmul_precision", "pinned_precision", "provenance",
+    "resolve_device",
+]
+
 # Float32 matmuls in full IEEE float32: TF32 (10-bit mantissa, ~1e-3 relative error) would
 # make a GPU's runs differ from the CPU's by far more than rounding. Part of the config hash.
 MATMUL_PRECISION = "ieee"

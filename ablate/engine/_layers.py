@@ -17,6 +17,11 @@ from torch import Tensor, nn
 from ablate.engine import _rng as rng
 from ablate.engine._config import ACTIVATIONS
 
+__all__ = [
+    "Activation", "CohortBatchNorm", "CohortDropout", "CohortLinear", "init_bias",
+    "init_weight",
+]
+
 
 class CohortLinear(nn.Module):
     """y[s] = x[s] @ weight[s] + bias[s]."""

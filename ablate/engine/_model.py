@@ -23,6 +23,12 @@ from ablate.engine._layers import (
     init_weight,
 )
 
+__all__ = [
+    "CLASSES", "INPUTS", "CohortMLP", "SummaryRow", "initial_dense", "layer_sizes",
+    "layers_text", "optimizer_text", "parameter_count", "replica_state", "replicate",
+    "summary_rows",
+]
+
 INPUTS = 784  # 28 x 28 pixels, flattened row-major
 CLASSES = 10
 

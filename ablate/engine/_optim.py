@@ -31,6 +31,8 @@ from torch import Tensor
 from ablate.engine._config import OptimizerConfig
 from ablate.engine._optimizers import OPTIMIZER_SPECS
 
+__all__ = ["Hyper", "Optimizer"]
+
 # A hyperparameter: one float for every replica, or a (S,) float64 tensor of per-replica
 # values. Step-dependent values (Adam's bias corrections) are derived from these in float64
 # (exactly as from Python floats) and meet the parameters only in the update itself.

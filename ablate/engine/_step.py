@@ -22,6 +22,8 @@ from ablate.engine._model import INPUTS, CohortMLP
 from ablate.engine._optim import Optimizer
 from ablate.engine._optimizers import OPTIMIZER_SPECS
 
+__all__ = ["WARMUP", "Mode", "Stepper", "replica_losses"]
+
 Mode = Literal["eager", "static", "graph"]
 WARMUP = 3  # eager steps (on a side stream) before capture, as PyTorch's recipe asks
 

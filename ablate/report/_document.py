@@ -33,6 +33,11 @@ from ablate.report._text import (
 )
 from ablate.stats import MAX_SEEDS, Contrast, Friedman
 
+__all__ = [
+    "Document", "Section", "Table", "Verdict", "build", "rank_sentences", "verdicts",
+    "warning_list", "why",
+]
+
 
 @dataclass(frozen=True)
 class Table:

@@ -23,6 +23,12 @@ from dataclasses import dataclass
 
 import matplotlib
 
+__all__ = [
+    "ARM_PALETTE", "DPI", "Plot", "arm_colours", "cd_diagram", "distributions",
+    "forest", "grad_norms", "interaction", "learning_curves", "png", "put_title",
+    "sequential_path", "slopes", "tick",
+]
+
 matplotlib.use("Agg")  # reports are written on headless machines: never open a window
 
 import numpy as np  # noqa: E402

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from ablate.analysis import Analysis
 from ablate.metric import Metric
 
+__all__ = [
+    "DECISION_COLOURS", "Units", "fmt_float", "fmt_p", "join", "p_clause", "plural",
+    "seed_list", "units",
+]
+
 DECISION_COLOURS = {  # shared by the HTML and the plots: one meaning per colour
     "better": "#1a9850",
     "worse": "#d73027",

@@ -14,6 +14,8 @@ from ablate.report._document import Document, Section, Table
 from ablate.report._figures import Plot
 from ablate.report._format import DECISION_COLOURS
 
+__all__ = ["EXCLUDED_COLOUR", "FILES_DIR", "html", "markdown"]
+
 EXCLUDED_COLOUR = "#333333"  # an arm with no completed run: not a decision, a fact
 FILES_DIR = "report_files"  # PNGs referenced by report.md, beside it in the run directory
 

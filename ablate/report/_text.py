@@ -32,6 +32,15 @@ from ablate.stats import (
     floor_seeds,
 )
 
+__all__ = [
+    "MULTIPLICITY_WORDS", "agreeing_seeds", "answer_paragraph", "change_phrase",
+    "ci_clause", "ci_vs_rope", "counts", "direction_word", "divergence_sentence",
+    "effect_sentence", "estimand_sentence", "floor_sentence", "headline",
+    "interval_text", "methods_paragraph", "missing_sentence", "optimism_sentence",
+    "pairing_sentence", "power_sentence", "sequential_sentence", "subject",
+    "why_sentence",
+]
+
 MULTIPLICITY_WORDS = {"holm": "Holm's method (holm), applied to each claim type separately"}
 
 

@@ -32,6 +32,8 @@ from ablate.report._text import (
 )
 from ablate.stats import TARGET_POWER, Contrast, Outcome
 
+__all__ = ["FIGURE_NAMES", "SCHEMA", "make_plots", "report_json", "write_report_files"]
+
 SCHEMA = 2  # bump when report.json's keys change meaning
 FIGURE_NAMES = frozenset({"forest", "slopes", "distributions", "learning_curves", "grad_norms",
                           "interaction", "critical_difference", "sequential_path"})

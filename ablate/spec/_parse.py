@@ -38,6 +38,11 @@ from ablate.spec._design import (
 )
 from ablate.stats import FIRST_LOOK, LAST_LOOK
 
+__all__ = [
+    "BASE_KEYS", "FACTOR_KEYS", "LAYER_KEYS", "METRIC_ALIASES", "STUDY_KEYS",
+    "SpecError", "load_study", "parse_study",
+]
+
 STUDY_KEYS = ("name", "question", "seeds", "metric", "rope", "validation", "design", "base",
               "factors")
 BASE_KEYS = ("conventions", "layers", "activation", "leaky_slope", "batch_norm", "bn_momentum",

@@ -30,6 +30,8 @@ from ablate.metric import RUN_METRICS
 from ablate.store._lease import SCHEMA as LEASE_SCHEMA
 from ablate.store._lease import Holder, Lease, LeaseHeld, holder
 
+__all__ = ["DB_NAME", "FINISHED", "HALF_COLUMNS", "STATUSES", "Run", "Store", "describe"]
+
 DB_NAME = "runs.sqlite"
 STATUSES = ("pending", "running", "done", "failed", "diverged")
 FINISHED = ("done", "diverged")  # a rerun with the same config does not repeat these

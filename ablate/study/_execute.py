@@ -28,6 +28,11 @@ from ablate.stats import crossfit
 from ablate.store import Store
 from ablate.study._plan import CohortTask, Plan, Replica, train_images
 
+__all__ = [
+    "CohortEvents", "CohortOutcome", "Executed", "Executor", "InProcessExecutor",
+    "check_subset", "execute", "load_data",
+]
+
 
 class CohortEvents(Protocol):
     """What an executor tells the driver while it works (any thread, any order)."""

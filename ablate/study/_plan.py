@@ -29,6 +29,12 @@ from ablate.metric import Metric
 from ablate.spec import Study
 from ablate.store import Store
 
+__all__ = [
+    "CUDA_MEMORY_SHARE", "MAX_COHORT", "CohortTask", "Plan", "Replica", "chunks",
+    "cohort_limit", "data_settings", "estimate_seconds", "plan_study", "queue_plan",
+    "select_metric", "train_images",
+]
+
 T = TypeVar("T")
 
 # Replicas per cohort at most, by device type. On the CPU the matmuls run near peak from
