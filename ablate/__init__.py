@@ -15,7 +15,7 @@ from typing import Any
 __all__ = ["Report", "Runs", "Runtime", "Study", "StudyOptions", "StudyRun", "UserError",
            "analyse", "load_study", "read_runs", "run_study", "write_report"]
 
-_HOME = {"UserError": "ablate.errors", "Study": "ablate.spec", "load_study": "ablate.spec"}
+_HOME = {"UserError": "ablate.errors", "Study": "ablate.design", "load_study": "ablate.design"}
 
 
 def __getattr__(name: str) -> Any:

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     import pandas
 
 from ablate.analysis import Analysis, analyse_run_dir
+from ablate.design import Study, load_study, read_record
 from ablate.errors import UserError
 from ablate.report import answer_paragraph, headline, write_report_files
-from ablate.spec import Study, load_study, read_record
 from ablate.stats import Contrast
 from ablate.store import Run, Store
 from ablate.study import Runtime, StudyOptions, StudyRun

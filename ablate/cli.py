@@ -144,8 +144,8 @@ def summary(
     arm: Annotated[str | None, typer.Option(help="Only this arm.")] = None,
 ) -> None:
     """Print a Keras-style parameter table for each arm of a study."""
+    from ablate.design import load_study
     from ablate.report import keras_summary
-    from ablate.spec import load_study
 
     def show() -> None:
         spec = load_study(study_file)

@@ -60,7 +60,7 @@ def export_best(run_dir: Path, arm: str | None = None, to: Path | None = None) -
     # ablate.study brings the statistics and SciPy (~65 MiB): imported here rather than at
     # the top, so that `ablate serve MODEL`, which imports this module only to resolve
     # its source, does not carry them into the server.
-    from ablate.spec import read_record
+    from ablate.design import read_record
 
     run_dir = Path(run_dir)
     store = Store.open_existing(run_dir)

@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 from ablate.data import load as load_mnist
 from ablate.engine import prepare_data, resolve_device, train_cohort
 from ablate.metric import METRICS
-from ablate.spec import load_study
+from ablate.design import load_study
 
 SEEDS = list(range(10))
 MATMULS = ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm")

@@ -49,7 +49,7 @@ from ablate.engine import (
     train_cohort,
 )
 from ablate.metric import METRICS
-from ablate.spec import load_study
+from ablate.design import load_study
 
 SEEDS = list(range(10))
 SUBSET = Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist_subset.npz"

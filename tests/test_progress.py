@@ -5,9 +5,9 @@ import io
 import numpy as np
 from rich.console import Console
 
+from ablate.design import parse_study
 from ablate.engine import Epoch
 from ablate.metric import METRICS
-from ablate.spec import parse_study
 from ablate.study import CohortTask, Plan, Replica, StudyProgress
 from ablate.study._progress import epoch_line
 from tests.study_harness import TINY_STUDY

@@ -30,20 +30,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ablate.analysis import _looks as seq
 from ablate.analysis._contrasts import (
     Effect,
     Factorial,
     Outcomes,
-    arm_contrasts,
-    arm_outcomes,
-    factorial_contrasts,
+    contrast_inputs,
+    form_contrasts,
     simple_contrasts,
     without_divergence,
 )
-from ablate.analysis._estimand import Estimand, Optimism, estimand, optimism
+from ablate.analysis._estimand import Estimand, Optimism, optimism
 from ablate.analysis._summaries import (
     ArmSummary,
     Curves,
@@ -51,19 +48,18 @@ from ablate.analysis._summaries import (
     arm_curves,
     arm_summary,
     done_seeds,
+    rank_summary,
     run_failures,
 )
+from ablate.design import Study, StudyRecord, read_record
 from ablate.errors import UserError
-from ablate.spec import Study, StudyRecord, read_record
 from ablate.stats import (
-    DIVERGED,
     Contrast,
     ContrastData,
     Family,
     Friedman,
     SequentialResult,
     decide,
-    friedman,
     sequential_verdicts,
 )
 from ablate.store import Run, Store
@@ -139,58 +135,13 @@ def load(store: Store) -> StudyData:
     return StudyData(record=record, runs=runs, epochs={a: store.epochs(a) for a in arm_names})
 
 
-@dataclass(frozen=True)
-class _Inputs:
-    """The contrasts' data before any decision: shared by `analyse` and the driver."""
-
-    estimand: Estimand
-    seeds: tuple[int, ...]  # fixed: planned; sequential: run so far (in run order)
-    outcomes: Outcomes
-    factorial: Factorial | None
-    lost: tuple[str, ...]
-    contrasts: list[ContrastData]
-    effects: dict[str, Effect]
-
-
-def _has_outcome(outcomes: Mapping[int, object]) -> bool:
-    return any(not isinstance(o, str) or o == DIVERGED for o in outcomes.values())
-
-
-def _form(study: Study, outcomes: Outcomes, seeds: Sequence[int], f: Factorial | None,
-          arms: Sequence[str], resolution: float | None
-          ) -> tuple[list[ContrastData], dict[str, Effect]]:
-    if f is not None:
-        return factorial_contrasts(f, outcomes, seeds, resolution)
-    return arm_contrasts(study, outcomes, seeds, arms, resolution)
-
-
-def _inputs(data: StudyData) -> _Inputs:
-    study = data.study
-    est = estimand(study, data.runs)
-    sequential = study.sequential is not None
-    seeds = seq.seeds_run(study, data.runs) if sequential else tuple(study.seeds)
-    outcomes = arm_outcomes(study, data.runs, est.metric.name, seeds)
-    arm_names = [a.name for a in study.arms]
-    # An arm with no outcome at all (every run failed, say) is left out of a fixed
-    # design rather than joining its Holm family with nothing to test. A sequential
-    # design keeps its contrasts fixed from the first look to the last.
-    lost = () if sequential else tuple(a for a in arm_names if not _has_outcome(outcomes[a]))
-    f = Factorial.of(study) if not lost else None
-    usable = [a for a in arm_names if a not in lost]
-    contrasts, effects = _form(study, outcomes, seeds, f, usable, est.resolution)
-    return _Inputs(est, seeds, outcomes, f, lost, contrasts, effects)
-
-
-def _verdicts(study: Study, inputs: _Inputs, alpha: float) -> SequentialResult:
-    return seq.verdicts(study, inputs.contrasts, inputs.seeds, alpha)
-
-
 def sequential_of(data: StudyData, *, alpha: float = ALPHA) -> SequentialResult | None:
     """A sequential study's verdicts after the seeds run so far (None for a fixed
     design): exactly the `Analysis.sequential` the report is built from."""
     if data.study.sequential is None:
         return None
-    return _verdicts(data.study, _inputs(data), alpha)
+    inputs = contrast_inputs(data.study, data.runs)
+    return seq.verdicts(data.study, inputs.contrasts, inputs.seeds, alpha)
 
 
 def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Analysis:
@@ -199,7 +150,7 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
     power=False skips the power simulation (about a second per contrast).
     """
     study = data.study
-    inputs = _inputs(data)
+    inputs = contrast_inputs(study, data.runs)
     est, f, lost = inputs.estimand, inputs.factorial, inputs.lost
     arm_names = [a.name for a in study.arms]
     if study.baseline.name in lost or len(arm_names) - len(lost) < 2:
@@ -211,11 +162,12 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
         raise UserError(f"no seed has finished in every arm yet (the first look is at "
                         f"{study.sequential.min} seeds per arm), so there is nothing to "
                         "report; see `ablate runs RUN_DIR`")
-    result = _verdicts(study, inputs, alpha) if study.sequential is not None else None
+    result = seq.verdicts(study, inputs.contrasts, inputs.seeds, alpha) \
+        if study.sequential is not None else None
     seeds, contrasts, effects = inputs.seeds, inputs.contrasts, dict(inputs.effects)
     if result is not None:  # decide on the seeds the looks used; later ones wait
         seeds = seq.seeds_used(result, seeds)
-        contrasts, _ = _form(study, inputs.outcomes, seeds, f,
+        contrasts, _ = form_contrasts(study, inputs.outcomes, seeds, f,
                              [a for a in arm_names if a not in lost], est.resolution)
     elif not any(c.seeds for c in contrasts):
         raise UserError("no seed has an outcome in both an arm and its baseline, so there "
@@ -267,40 +219,10 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
                    for a in study.arms),
         optimism=optimism(study, runs, est), seeds=tuple(seeds), outcomes=outcomes,
         curves={a: arm_curves(data.epochs.get(a, ()), done_seeds(outcomes[a])) for a in usable},
-        failures=run_failures(study, data.runs, _failure_seeds(study, data.runs, seeds),
-                           est.metric.name),
+        failures=run_failures(study, data.runs, seeds, est.metric.name),
         factorial=f,
-        friedman=_friedman(outcomes, usable, study, alpha)
+        friedman=rank_summary(outcomes, usable, study, alpha)
         if f is None and result is None and len(usable) > 2 else None,
         training_seconds=float(sum(r.seconds or 0.0 for r in data.runs)), lost=lost)
-
-
-def _failure_seeds(study: Study, runs: Sequence[Run], analysed: Sequence[int]
-                   ) -> tuple[int, ...]:
-    """Seeds whose runs the failure list covers: the planned ones (fixed), or every
-    seed in the store (sequential: an interrupted round's runs are listed too)."""
-    if study.sequential is None:
-        return tuple(analysed)
-    return tuple(s for s in seq.seed_order(study) if any(r.seed == s for r in runs))
-
-
-def _friedman(outcomes: Outcomes, arms: Sequence[str], study: Study, alpha: float
-              ) -> Friedman | None:
-    """Friedman over the seeds where every arm has an outcome, a diverged run ranked
-    last in its seed; Bonferroni-Dunn against the baseline (a versus-baseline design)."""
-    seeds = [s for s in outcomes[arms[0]]
-             if all(not isinstance(outcomes[a][s], str) or outcomes[a][s] == DIVERGED
-                    for a in arms)]
-    if len(seeds) < 2:
-        return None
-    values = np.array([[np.nan if isinstance(outcomes[a][s], str) else outcomes[a][s]
-                        for a in arms] for s in seeds], dtype=np.float64)  # (n, k)
-    finite = values[np.isfinite(values)]
-    # Only ranks matter: a diverged run takes a value worse than every finished one.
-    worst = (finite.min() - 1.0 if study.higher_is_better else finite.max() + 1.0) \
-        if finite.size else 0.0
-    values = np.where(np.isnan(values), worst, values)
-    return friedman(values, list(arms), higher_is_better=study.higher_is_better,
-                    alpha=alpha, baseline=study.baseline.name)
 
 

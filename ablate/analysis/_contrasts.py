@@ -17,11 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ablate.spec import Study
+from ablate.analysis import _looks as seq
+from ablate.analysis._estimand import Estimand, estimand
+from ablate.design import Study
 from ablate.stats import DIVERGED, ContrastData, Outcome, factorial, pair, simple_effects
 from ablate.store import Run
 
-__all__ = [
+__all__ = ["ContrastInputs", "contrast_inputs", "form_contrasts",
     "Effect", "Factorial", "Outcomes", "arm_contrasts", "arm_outcomes",
     "factorial_contrasts", "simple_contrasts", "without_divergence",
 ]
@@ -148,3 +150,46 @@ def without_divergence(data: ContrastData) -> ContrastData:
         a=data.a[keep], b=data.b[keep], diverged_a=data.diverged_a[keep],
         diverged_b=data.diverged_b[keep], missing=tuple(sorted((*data.missing, *gone))),
         resolution=data.resolution, sides_known=data.sides_known)
+
+
+@dataclass(frozen=True)
+class ContrastInputs:
+    """The contrasts' data before any decision: shared by `analyse` and the driver."""
+
+    estimand: Estimand
+    seeds: tuple[int, ...]  # fixed: planned; sequential: run so far (in run order)
+    outcomes: Outcomes
+    factorial: Factorial | None
+    lost: tuple[str, ...]
+    contrasts: list[ContrastData]
+    effects: dict[str, Effect]
+
+
+def _has_outcome(outcomes: Mapping[int, object]) -> bool:
+    return any(not isinstance(o, str) or o == DIVERGED for o in outcomes.values())
+
+
+def form_contrasts(study: Study, outcomes: Outcomes, seeds: Sequence[int], f: Factorial | None,
+          arms: Sequence[str], resolution: float | None
+          ) -> tuple[list[ContrastData], dict[str, Effect]]:
+    if f is not None:
+        return factorial_contrasts(f, outcomes, seeds, resolution)
+    return arm_contrasts(study, outcomes, seeds, arms, resolution)
+
+
+def contrast_inputs(study: Study, runs: Sequence[Run]) -> ContrastInputs:
+    """The estimand, the seeds analysed (fixed: planned; sequential: run so far), each
+    arm's outcomes and the study's contrasts, before any decision."""
+    est = estimand(study, runs)
+    sequential = study.sequential is not None
+    seeds = seq.seeds_run(study, runs) if sequential else tuple(study.seeds)
+    outcomes = arm_outcomes(study, runs, est.metric.name, seeds)
+    arm_names = [a.name for a in study.arms]
+    # An arm with no outcome at all (every run failed, say) is left out of a fixed
+    # design rather than joining its Holm family with nothing to test. A sequential
+    # design keeps its contrasts fixed from the first look to the last.
+    lost = () if sequential else tuple(a for a in arm_names if not _has_outcome(outcomes[a]))
+    f = Factorial.of(study) if not lost else None
+    usable = [a for a in arm_names if a not in lost]
+    contrasts, effects = form_contrasts(study, outcomes, seeds, f, usable, est.resolution)
+    return ContrastInputs(est, seeds, outcomes, f, lost, contrasts, effects)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ablate.data import TEST_IMAGES
+from ablate.design import Study
 from ablate.metric import METRICS, Metric
-from ablate.spec import Study
 from ablate.store import Run
 
 __all__ = ["Estimand", "Optimism", "estimand", "optimism"]

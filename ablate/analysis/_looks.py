@@ -16,7 +16,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from ablate.spec import Study
+from ablate.design import Study
 from ablate.stats import (
     Contrast,
     ContrastData,

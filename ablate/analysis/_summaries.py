@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 import scipy.stats as st
 
+from ablate.analysis._contrasts import Outcomes
+from ablate.analysis._looks import seed_order
+from ablate.design import Study
 from ablate.files import jsonable
-from ablate.spec import Study
-from ablate.stats import DIVERGED
+from ablate.stats import DIVERGED, Friedman, friedman
 from ablate.store import Run
 
 __all__ = ["ArmSummary", "Band", "Curves", "Failure", "arm_summary", "arm_curves", "done_seeds",
-           "run_failures", "t_band"]
+           "rank_summary", "run_failures", "t_band"]
 
 CONFIDENCE = 0.95  # of every descriptive band and interval
 
@@ -174,8 +176,11 @@ def done_seeds(outcomes: Mapping[int, object]) -> tuple[int, ...]:
     return tuple(s for s, o in outcomes.items() if not isinstance(o, str))
 
 
-def run_failures(study: Study, runs: Sequence[Run], seeds: Sequence[int], metric: str
-              ) -> tuple[Failure, ...]:
+def run_failures(study: Study, runs: Sequence[Run], analysed: Sequence[int], metric: str
+                 ) -> tuple[Failure, ...]:
+    """Each analysed run without a metric value, and why (`_failure_seeds` says which
+    seeds are covered)."""
+    seeds = _failure_seeds(study, runs, analysed)
     by_key = {(r.arm, r.seed): r for r in runs}
     out = []
     for arm in study.arms:
@@ -188,3 +193,32 @@ def run_failures(study: Study, runs: Sequence[Run], seeds: Sequence[int], metric
             elif getattr(run, metric) is None:
                 out.append(Failure(arm.name, s, "done", f"{metric} was not recorded"))
     return tuple(out)
+
+
+def _failure_seeds(study: Study, runs: Sequence[Run], analysed: Sequence[int]
+                   ) -> tuple[int, ...]:
+    """Seeds whose runs the failure list covers: the planned ones (fixed), or every
+    seed in the store (sequential: an interrupted round's runs are listed too)."""
+    if study.sequential is None:
+        return tuple(analysed)
+    return tuple(s for s in seed_order(study) if any(r.seed == s for r in runs))
+
+
+def rank_summary(outcomes: Outcomes, arms: Sequence[str], study: Study, alpha: float
+              ) -> Friedman | None:
+    """Friedman over the seeds where every arm has an outcome, a diverged run ranked
+    last in its seed; Bonferroni-Dunn against the baseline (a versus-baseline design)."""
+    seeds = [s for s in outcomes[arms[0]]
+             if all(not isinstance(outcomes[a][s], str) or outcomes[a][s] == DIVERGED
+                    for a in arms)]
+    if len(seeds) < 2:
+        return None
+    values = np.array([[np.nan if isinstance(outcomes[a][s], str) else outcomes[a][s]
+                        for a in arms] for s in seeds], dtype=np.float64)  # (n, k)
+    finite = values[np.isfinite(values)]
+    # Only ranks matter: a diverged run takes a value worse than every finished one.
+    worst = (finite.min() - 1.0 if study.higher_is_better else finite.max() + 1.0) \
+        if finite.size else 0.0
+    values = np.where(np.isnan(values), worst, values)
+    return friedman(values, list(arms), higher_is_better=study.higher_is_better,
+                    alpha=alpha, baseline=study.baseline.name)

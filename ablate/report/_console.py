@@ -19,10 +19,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ablate.design import Arm, Study
 from ablate.engine import summary_rows
 from ablate.errors import UserError, suggest
 from ablate.metric import METRICS, RUN_METRICS
-from ablate.spec import Arm, Study
 from ablate.store import Run
 
 __all__ = ["RUN_COLUMNS", "arm_summary", "keras_summary", "run_columns", "runs_csv",

@@ -3,7 +3,7 @@ train cohorts (in process; Ray in `_ray`), the driver that holds the lease, trai
 rounds, records every result and asks the analysis when a sequential study may stop,
 and the progress display.
 
-What a study *is* (the study file, `Study`, the study record) is `ablate.spec`; what
+What a study *is* (the study file, `Study`, the study record) is `ablate.design`; what
 trains a cohort is `ablate.engine`.
 """
 

@@ -20,11 +20,11 @@ from rich.table import Table
 
 from ablate import data
 from ablate.analysis import analyse_run_dir, sequential_state
+from ablate.design import Study, StudyRecord, load_study
 from ablate.engine import layers_text, optimizer_text, provenance, resolve_device
 from ablate.errors import UserError
 from ablate.options import StudyOptions
 from ablate.report import arm_summary, write_report_files
-from ablate.spec import Study, StudyRecord, load_study
 from ablate.store import DB_NAME, Store, describe
 from ablate.study._execute import (
     Executed,

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ablate.data import Mnist
+from ablate.design import Study
 from ablate.engine import (
     CohortResult,
     DeviceData,
@@ -23,7 +24,6 @@ from ablate.engine import (
 )
 from ablate.errors import UserError
 from ablate.metric import METRICS
-from ablate.spec import Study
 from ablate.stats import crossfit
 from ablate.store import Store
 from ablate.study._plan import CohortTask, Plan, Replica, train_images

@@ -16,6 +16,7 @@ from typing import TypeVar
 import torch
 
 from ablate.data import EXPECTED_SHA256, TRAIN_IMAGES
+from ablate.design import Study
 from ablate.engine import (
     MATMUL_PRECISION,
     RunConfig,
@@ -26,7 +27,6 @@ from ablate.engine import (
     replica_bytes,
 )
 from ablate.metric import Metric
-from ablate.spec import Study
 from ablate.store import Store
 
 __all__ = [

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from ablate.cli import app
 from ablate.data import load_npz
+from ablate.design import load_study
 from ablate.engine import (
     CohortDropout,
     CohortMLP,
@@ -32,7 +33,6 @@ from ablate.engine import (
 from ablate.engine import _rng as rng
 from ablate.errors import UserError
 from ablate.metric import METRICS
-from ablate.spec import load_study
 from tests.data_fixtures import SUBSET
 from tests.engine.test_train import _config
 

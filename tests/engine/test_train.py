@@ -17,6 +17,7 @@ from torch import nn
 
 from ablate.conventions import CONVENTIONS, optimizer_config
 from ablate.data import load_npz
+from ablate.design import parse_study
 from ablate.engine import (
     OPTIMIZERS,
     CohortMLP,
@@ -35,7 +36,6 @@ from ablate.engine import (
 from ablate.engine import _rng as rng
 from ablate.engine._step import Stepper
 from ablate.metric import METRICS
-from ablate.spec import parse_study
 from tests.data_fixtures import SUBSET
 from tests.engine.test_optim import TORCH as TORCH_OPTIM
 from tests.engine.test_optim import torch_optim_forms

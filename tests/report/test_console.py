@@ -6,9 +6,9 @@ import re
 import pytest
 from rich.console import Console
 
+from ablate.design import parse_study
 from ablate.errors import UserError
 from ablate.report import RUN_COLUMNS, arm_summary, run_columns, runs_table
-from ablate.spec import parse_study
 from ablate.store import Run
 
 STUDY = """

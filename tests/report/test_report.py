@@ -32,10 +32,10 @@ import pytest
 import scipy.stats as st
 
 from ablate.analysis import Analysis, analyse_run_dir
+from ablate.design import StudyRecord, parse_study
 from ablate.errors import UserError
 from ablate.metric import METRICS
 from ablate.report import DECISION_COLOURS, write_report_files
-from ablate.spec import StudyRecord, parse_study
 from ablate.store import Store
 
 ONE_AT_A_TIME = """

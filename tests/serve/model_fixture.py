@@ -13,8 +13,8 @@ import torch
 
 from ablate.conventions import optimizer_config
 from ablate.data import load_npz
+from ablate.design import StudyRecord, load_study
 from ablate.engine import Epoch
-from ablate.spec import StudyRecord, load_study
 from ablate.store import Store
 from ablate.study import (
     CohortTask,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
+from ablate.design import load_study
 from ablate.engine import replica_bytes
-from ablate.spec import load_study
 from ablate.store import Store
 from ablate.study import Plan, plan_study, queue_plan
 from ablate.study._plan import MAX_COHORT, chunks, cohort_limit, data_settings

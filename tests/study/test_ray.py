@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from ablate.data import Mnist
+from ablate.design import StudyRecord, parse_study
 from ablate.engine import Epoch
 from ablate.errors import UserError
-from ablate.spec import StudyRecord, parse_study
 from ablate.store import Store
 from ablate.study import (
     CohortTask,

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ablate.conventions import upgrade_config_dict
+from ablate.design import SpecError, load_study, parse_study
 from ablate.engine import run_config_from_dict, summary_rows
 from ablate.errors import UserError
-from ablate.spec import SpecError, load_study, parse_study
 
 STUDIES = sorted(Path(__file__).parents[2].joinpath("studies").glob("*.toml"))
 

@@ -1,4 +1,4 @@
-"""Study files: TOML -> a typed, validated, frozen `Study` (see `_design`) -> arms.
+"""Study files: TOML -> a typed, validated, frozen `Study` (see `_study`) -> arms.
 
 A study names the question it answers, a `base` run configuration, and `factors` whose
 levels replace whole keys of `base`. Arms are either one-factor-at-a-time against the
@@ -16,6 +16,12 @@ from typing import Any, NoReturn
 
 from ablate.conventions import CONVENTIONS, optimizer_config, optimizer_defaults
 from ablate.data import TRAIN_IMAGES, VALIDATION_IMAGES
+from ablate.design._study import (
+    Arm,
+    Factor,
+    Sequential,
+    Study,
+)
 from ablate.engine import (
     ACTIVATIONS,
     BATCH_NORM,
@@ -30,12 +36,6 @@ from ablate.engine import (
 )
 from ablate.errors import UserError, suggest
 from ablate.metric import METRICS, STUDY_METRICS
-from ablate.spec._design import (
-    Arm,
-    Factor,
-    Sequential,
-    Study,
-)
 from ablate.stats import FIRST_LOOK, LAST_LOOK
 
 __all__ = [

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ablate.design._parse import parse_study
+from ablate.design._study import Arm, Factor, Sequential, Study
 from ablate.engine import run_config_from_dict
 from ablate.errors import UserError
 from ablate.metric import metric
-from ablate.spec._design import Arm, Factor, Sequential, Study
-from ablate.spec._parse import parse_study
 from ablate.store import Store
 
 __all__ = ["RECORD_FORMAT", "StudyRecord", "legacy_record", "read_record"]
