@@ -38,7 +38,7 @@ the sequential design's.
 Selection: two arms with no true difference, validation accuracy flat over 20 plateau
 epochs with epoch-to-epoch noise of 0.05 vs 0.15 points (each half of the split twice
 that variance): the difference of best-on-validation accuracies against the difference
-of the cross-fitted metric (`ablate.stats.crossfit`).
+of the cross-fitted metric (`ablate.engine.crossfit`).
 """
 
 from __future__ import annotations
@@ -51,11 +51,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ablate.engine import crossfit
 from ablate.stats import (
     ContrastData,
     SequentialDesign,
     compare,
-    crossfit,
     sequential_verdicts,
     sign_flip,
 )

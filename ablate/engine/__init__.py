@@ -19,6 +19,7 @@ from ablate.engine._config import (
     cohort_key,
     run_config_from_dict,
 )
+from ablate.engine._crossfit import CrossFit, crossfit
 from ablate.engine._data import DeviceData, prepare_data, scale
 from ablate.engine._device import (
     MATMUL_PRECISION,
@@ -74,6 +75,7 @@ __all__ = [
     "CohortLinear",
     "CohortMLP",
     "CohortResult",
+    "CrossFit",
     "DeviceData",
     "Epoch",
     "INITS",
@@ -100,6 +102,7 @@ __all__ = [
     "optimizer_text",
     "check_full_precision",
     "cohort_key",
+    "crossfit",
     "free_memory",
     "matmul_flops",
     "matmul_precision",

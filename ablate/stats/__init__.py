@@ -1,8 +1,9 @@
 """The statistics of a study: exact paired inference, family-wise decisions, power,
-divergence, pairing, sequential designs and the cross-fitted estimand.
+divergence, pairing, sequential designs and the rank summary. (The cross-fitted metric a
+run records is computed in `ablate.engine`.)
 
 Everything is a pure function of arrays; randomness only through generators keyed by
-name (`stream`). The report and the study driver import from here.
+name (`stream`). The analysis (`ablate.analysis`) imports from here.
 """
 
 from ablate.stats._contrast import (
@@ -13,7 +14,6 @@ from ablate.stats._contrast import (
     compare_contrasts,
     decide,
 )
-from ablate.stats._crossfit import CrossFit, crossfit
 from ablate.stats._divergence import Divergence, divergence, rank_p
 from ablate.stats._effects import Wins, d_z, t_p, wilcoxon_p, wins
 from ablate.stats._family import holm
@@ -62,7 +62,6 @@ __all__ = [
     "MULTIPLICITY",
     "Contrast",
     "ContrastData",
-    "CrossFit",
     "Divergence",
     "Family",
     "Friedman",
@@ -78,7 +77,6 @@ __all__ = [
     "bonferroni_dunn_q",
     "compare",
     "compare_contrasts",
-    "crossfit",
     "d_z",
     "decide",
     "divergence",

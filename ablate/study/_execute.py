@@ -19,12 +19,12 @@ from ablate.engine import (
     CohortResult,
     DeviceData,
     Epoch,
+    crossfit,
     prepare_data,
     train_cohort,
 )
 from ablate.errors import UserError
 from ablate.metric import METRICS
-from ablate.stats import crossfit
 from ablate.store import Store
 from ablate.study._plan import CohortTask, Plan, Replica, train_images
 

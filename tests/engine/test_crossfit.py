@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ablate.stats import crossfit
+from ablate.engine import crossfit
 
 
 def test_hand_computed_accuracy() -> None:
