@@ -16,9 +16,9 @@ from dataclasses import replace
 from torch.profiler import ProfilerActivity, profile
 
 from ablate.data import load as load_mnist
+from ablate.design import load_study
 from ablate.engine import prepare_data, resolve_device, train_cohort
 from ablate.metric import METRICS
-from ablate.design import load_study
 
 SEEDS = list(range(10))
 MATMULS = ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm")

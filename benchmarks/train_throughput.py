@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ablate.data import load as load_mnist
 from ablate.data import load_npz
+from ablate.design import load_study
 from ablate.engine import (
     DeviceData,
     RunConfig,
@@ -49,7 +50,6 @@ from ablate.engine import (
     train_cohort,
 )
 from ablate.metric import METRICS
-from ablate.design import load_study
 
 SEEDS = list(range(10))
 SUBSET = Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist_subset.npz"
