@@ -119,6 +119,9 @@ class HttpLimits:
     max_connections: int = 256  # open connections; a new one beyond this closes the
     #                             longest-idle one (no request, or its body stalled);
     #                             when every one is busy, the new one's request gets 503
+    stalled_body_s: float = 1.0  # a request body with nothing new for this long may be
+    #                              closed (408) to make room for a new connection when
+    #                              every connection is taken
     shutdown_timeout_s: int = 10  # on SIGTERM or Ctrl-C, requests not answered after this
     #                               get 503 + Retry-After, and the server exits
 
@@ -128,6 +131,7 @@ class HttpLimits:
         _within("body_timeout_s", self.body_timeout_s, 0.1, 3600.0, "seconds")
         _within("keep_alive_s", self.keep_alive_s, 1, 300, "seconds")
         _within("max_connections", self.max_connections, 1, 100_000, "connections")
+        _within("stalled_body_s", self.stalled_body_s, 0.1, 3600.0, "seconds")
         _within("shutdown_timeout_s", self.shutdown_timeout_s, 1, 3600, "seconds")
 
 
@@ -180,6 +184,7 @@ _ENV = {  # variable suffix -> (section, field)
     "BODY_TIMEOUT_S": ("http", "body_timeout_s"),
     "KEEP_ALIVE_S": ("http", "keep_alive_s"),
     "MAX_CONNECTIONS": ("http", "max_connections"),
+    "STALLED_BODY_S": ("http", "stalled_body_s"),
     "SHUTDOWN_TIMEOUT_S": ("http", "shutdown_timeout_s"),
     "THREADS": ("", "threads"),
     "ALLOWED_HOSTS": ("", "allowed_hosts"),

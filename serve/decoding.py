@@ -35,7 +35,7 @@ from serve.api_error import ApiError, busy
 from serve.config import Limits
 from serve.metrics import Metrics
 
-__all__ = ["DecodePool", "DecodeWorker", "WORKER_START_S"]
+__all__ = ["WORKER_START_S", "DecodePool", "DecodeTimeout", "DecodeWorker"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,6 +47,10 @@ _INPUT_BYTES = 784 * 4
 
 class _WorkerGone(Exception):
     pass
+
+
+class DecodeTimeout(ApiError):
+    """413: the decode ran past its deadline and was stopped."""
 
 
 class DecodeWorker:
@@ -106,8 +110,8 @@ class DecodeWorker:
             log.warning("an image decode ran past %g s (%d bytes uploaded); its worker was "
                         "stopped (ABLATE_SERVE_DECODE_TIMEOUT_S)", timeout_s, len(data))
             self._restart_quietly()
-            raise ApiError(413, f"image too costly to decode: it took over {timeout_s:g} s "
-                           "(send a smaller or simpler PNG or JPEG)") from None
+            raise DecodeTimeout(413, f"image too costly to decode: it took over {timeout_s:g} "
+                                "s (send a smaller or simpler PNG or JPEG)") from None
         except (_WorkerGone, BrokenPipeError):
             if self._closed:
                 raise busy("the server is shutting down") from None
@@ -191,7 +195,11 @@ class DecodePool:
         """An uploaded PNG/JPEG -> (784,) float32 model input, prepared by a worker
         process within the deadline; a 503 if no slot is free."""
         timeout_s = self.timeout_s
-        return await self._on_slot(lambda worker: worker.prepare(data, timeout_s))
+        try:
+            return await self._on_slot(lambda worker: worker.prepare(data, timeout_s))
+        except DecodeTimeout:
+            self.metrics.decode_timeouts.inc()
+            raise
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)` on a free slot's thread, holding the slot; or a 503."""

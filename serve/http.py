@@ -22,7 +22,7 @@ everyone out. `guarded_protocol` replaces all that:
 - At most `max_connections` open connections. A new one beyond that closes the one
   idle longest: a connection with no request in the app (silent since it opened, in
   the middle of its headers, or kept alive between requests), else one whose request
-  body has stalled for STALLED_BODY_S; so silent sockets cannot lock anyone out, each
+  body has stalled for `stalled_body_s`; so silent sockets cannot lock anyone out, each
   newcomer pushes the oldest one out. When every connection is busy, the newcomer's
   request gets 503 (and another newcomer then closes it while it waits: connections
   stay within the limit plus one).
@@ -60,14 +60,13 @@ from serve.errors import METHODS, Error
 from serve.metrics import Metrics
 from serve.middleware import ANSWERED_BELOW, SECURITY_HEADERS
 
-__all__ = ["ANSWERED_BELOW", "CONNECTION", "LINGER_S", "STALLED_BODY_S", "Connections",
+__all__ = ["ANSWERED_BELOW", "CONNECTION", "LINGER_S", "Connections",
            "GuardedHttpToolsProtocol", "guarded_protocol", "shutdown_grace_s"]
 
 log = logging.getLogger("serve")
 
 _BODY_GRACE_S = 1.0  # the app's own 408 goes first; this only catches unread bodies
 LINGER_S = 2.0  # after a refusal, how long a client still sending may go on being ignored
-STALLED_BODY_S = 1.0  # a body with nothing new for this long may be closed to make room
 LOG_EVERY_S = 10.0
 CONNECTION = "connection"  # the endpoint label of requests answered below the app
 
@@ -224,17 +223,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head, self._in_body, self._head_bytes = False, True, 0
         self.registry.now_busy(self)
         pipelined = self.cycle is not None and not self.cycle.response_complete
-        if not pipelined and (len(self.registry.open) > self.registry.limit
-                              or len(self.tasks) >= self.registry.limit):
+        if not pipelined and self._over_limit():
             self.registry.make_room(spare=self)  # someone may have gone idle since
-            if len(self.registry.open) > self.registry.limit or (
-                    len(self.tasks) >= self.registry.limit):
+            if self._over_limit():
                 method = self.parser.get_method().decode("ascii", "replace")
                 self._refuse(503, "the server is at its connection limit; retry shortly",
                              "connection_limit", method=method, retry=True)
                 raise _Stop
         self._arm(self.limits.body_timeout_s + _BODY_GRACE_S, self._body_late)
         super().on_headers_complete()
+
+    def _over_limit(self) -> bool:
+        """More connections than the limit, or handlers running: at most twice the limit
+        (one per connection, and those of connections just closed, still finishing:
+        their decodes and batches are bounded on their own)."""
+        return (len(self.registry.open) > self.registry.limit
+                or len(self.tasks) >= 2 * self.registry.limit)
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -248,9 +252,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.registry.now_idle(self)  # nothing pipelined started
 
     def body_stalled(self, now: float) -> bool:
-        """True while the request's body is awaited and nothing came for STALLED_BODY_S."""
+        """True while the request's body is awaited and nothing came for stalled_body_s."""
         return (self._in_body and not self._refusing and self.cycle is not None
-                and not self.cycle.response_started and now - self.last_data >= STALLED_BODY_S)
+                and not self.cycle.response_started
+                and now - self.last_data >= self.limits.stalled_body_s)
 
     def evict(self) -> None:
         """Close to make room for a new connection (`Connections.make_room`)."""
