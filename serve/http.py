@@ -19,13 +19,16 @@ everyone out. `guarded_protocol` replaces all that:
   request's first byte: 408.
 - Body not complete `body_timeout_s` after the headers: the app answers 408 itself
   (`serve.middleware.RequestBody`); if the app never reads the body, 408 from here.
-- At most `max_connections` open connections. A new one beyond that closes the one
-  idle longest: a connection with no request in the app (silent since it opened, in
-  the middle of its headers, or kept alive between requests), else one whose request
-  body has stalled for `stalled_body_s`; so silent sockets cannot lock anyone out, each
-  newcomer pushes the oldest one out. When every connection is busy, the newcomer's
-  request gets 503 (and another newcomer then closes it while it waits: connections
-  stay within the limit plus one).
+- At most `max_connections` open connections. A new one beyond that closes another
+  with no request in the app: first one kept alive between requests (its client
+  reopens it at no cost), then the one longest silent since it opened or in the
+  middle of its headers (if it has had FRESH_GRACE_S to send its request); else the
+  one whose request body has stalled longest (for at least `stalled_body_s`). So
+  silent sockets cannot lock anyone out: each newcomer pushes the oldest one out.
+  Young connections may go beyond the limit by a quarter of it (the overflow; beyond
+  that the oldest goes, however young). When the limit is full of busy connections, a
+  newcomer's request is still served if it has no body (it holds nothing: health
+  checks get through), and gets 503 if it has one.
 - A malformed request (the parser's error): 400.
 - On shutdown (SIGTERM, Ctrl-C), a connection in the middle of its headers gets 503;
   a request in the app has `shutdown_timeout_s` to be answered, then gets 503.
@@ -68,6 +71,7 @@ log = logging.getLogger("serve")
 _BODY_GRACE_S = 1.0  # the app's own 408 goes first; this only catches unread bodies
 LINGER_S = 2.0  # after a refusal, how long a client still sending may go on being ignored
 LOG_EVERY_S = 10.0
+FRESH_GRACE_S = 1.0  # a new connection's time to send its request before it may be closed
 CONNECTION = "connection"  # the endpoint label of requests answered below the app
 
 
@@ -88,32 +92,50 @@ class Connections:
 
     def __init__(self, limit: int, metrics: Metrics | None) -> None:
         self.limit, self.metrics = limit, metrics
+        self.overflow = max(8, limit // 4)  # young connections allowed beyond the limit
         self.open: set[GuardedHttpToolsProtocol] = set()
-        # No request in the app: closing ones first, then by when they became idle.
-        self.idle: OrderedDict[GuardedHttpToolsProtocol, None] = OrderedDict()
+        # Those with no request in the app, in the order they may be closed: refused
+        # ones lingering; kept alive between requests (a client reopens one at no
+        # cost); then new or in the middle of a head, by when they became so.
+        self.closing: dict[GuardedHttpToolsProtocol, None] = {}
+        self.kept_alive: OrderedDict[GuardedHttpToolsProtocol, None] = OrderedDict()
+        self.fresh: OrderedDict[GuardedHttpToolsProtocol, None] = OrderedDict()
         self._unlogged: Counter[str] = Counter()
         self._logged_at = -math.inf
 
+    def _forget(self, c: "GuardedHttpToolsProtocol") -> None:
+        for tier in (self.closing, self.kept_alive, self.fresh):
+            tier.pop(c, None)
+
     def opened(self, c: "GuardedHttpToolsProtocol") -> None:
         self.open.add(c)
-        self.idle[c] = None
+        self.fresh[c] = None
+        c.fresh_since = time.monotonic()
 
     def closed(self, c: "GuardedHttpToolsProtocol") -> None:
         self.open.discard(c)
-        self.idle.pop(c, None)
+        self._forget(c)
 
-    def now_idle(self, c: "GuardedHttpToolsProtocol") -> None:
+    def now_kept_alive(self, c: "GuardedHttpToolsProtocol") -> None:
+        """Answered, waiting for the next request."""
         if c in self.open:
-            self.idle[c] = None
-            self.idle.move_to_end(c)
+            self._forget(c)
+            self.kept_alive[c] = None
+
+    def now_receiving(self, c: "GuardedHttpToolsProtocol") -> None:
+        """The next request's head is arriving on a kept-alive connection."""
+        if c in self.kept_alive:
+            del self.kept_alive[c]
+            self.fresh[c] = None
+            c.fresh_since = time.monotonic()
 
     def now_busy(self, c: "GuardedHttpToolsProtocol") -> None:
-        self.idle.pop(c, None)
+        self._forget(c)
 
     def now_closing(self, c: "GuardedHttpToolsProtocol") -> None:
         if c in self.open:
-            self.idle[c] = None
-            self.idle.move_to_end(c, last=False)
+            self._forget(c)
+            self.closing[c] = None
 
     def make_room(self, spare: "GuardedHttpToolsProtocol") -> None:
         """Close connections (not `spare`) until at most `limit` are open, or none can go."""
@@ -125,9 +147,19 @@ class Connections:
             self.closed(victim)
 
     def _victim(self, spare: "GuardedHttpToolsProtocol") -> "GuardedHttpToolsProtocol | None":
-        for c in self.idle:
+        for tier in (self.closing, self.kept_alive):
+            for c in tier:
+                if c is not spare:
+                    return c
+        now = time.monotonic()
+        # A connection opened (or gone back to a head) under FRESH_GRACE_S ago may not
+        # have had the time to send its request: spared, unless the overflow is full.
+        forced = len(self.open) > self.limit + self.overflow
+        for c in self.fresh:
             if c is not spare:
-                return c
+                if forced or now - c.fresh_since >= FRESH_GRACE_S:
+                    return c
+                break  # the rest are younger still
         now = time.monotonic()
         stalled = [(c.last_data, c) for c in self.open
                    if c is not spare and c.body_stalled(now)]
@@ -162,7 +194,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_body = False  # headers complete, body not yet
         self._served = 0  # requests answered on this connection
         self._refusing = False  # answered from here: discarding until closed
-        self.last_data = time.monotonic()
+        self.last_data = self.fresh_since = time.monotonic()
         self._deadline: asyncio.TimerHandle | None = None  # header or body timer
         self._shutdown_timer: asyncio.TimerHandle | None = None
         self._linger: asyncio.TimerHandle | None = None
@@ -188,6 +220,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return  # lingering: the answer is sent, the rest is ignored
         self.last_data = time.monotonic()
         self._unset_keepalive_if_required()
+        if self._in_head and self._served:
+            self.registry.now_receiving(self)
         while data:
             if self._in_head:  # feed no more than the head may still take
                 room = self.limits.max_header_bytes - self._head_bytes
@@ -225,7 +259,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         pipelined = self.cycle is not None and not self.cycle.response_complete
         if not pipelined and self._over_limit():
             self.registry.make_room(spare=self)  # someone may have gone idle since
-            if self._over_limit():
+            if self._over_limit() and (self._has_body() or self._too_many_tasks()):
                 method = self.parser.get_method().decode("ascii", "replace")
                 self._refuse(503, "the server is at its connection limit; retry shortly",
                              "connection_limit", method=method, retry=True)
@@ -234,11 +268,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def _over_limit(self) -> bool:
-        """More connections than the limit, or handlers running: at most twice the limit
-        (one per connection, and those of connections just closed, still finishing:
-        their decodes and batches are bounded on their own)."""
-        return (len(self.registry.open) > self.registry.limit
-                or len(self.tasks) >= 2 * self.registry.limit)
+        return len(self.registry.open) > self.registry.limit or self._too_many_tasks()
+
+    def _too_many_tasks(self) -> bool:
+        """Handlers running: at most twice the limit (one per connection, and those of
+        connections just closed, still finishing: their decodes and batches are
+        bounded on their own)."""
+        return len(self.tasks) >= 2 * self.registry.limit
+
+    def _has_body(self) -> bool:
+        """Whether the request announces a body (without one it holds nothing while it
+        is answered, so it is served even beyond the limit: a health check gets
+        through while every connection is held by a stalled upload)."""
+        return any((name == b"content-length" and value.strip() not in (b"", b"0"))
+                   or name == b"transfer-encoding" for name, value in self.headers)
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -249,7 +292,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._served += 1
         super().on_response_complete()
         if not self.transport.is_closing() and self.cycle.response_complete:
-            self.registry.now_idle(self)  # nothing pipelined started
+            self.registry.now_kept_alive(self)  # nothing pipelined started
 
     def body_stalled(self, now: float) -> bool:
         """True while the request's body is awaited and nothing came for stalled_body_s."""

@@ -138,8 +138,9 @@ def refusals(port: int) -> dict[str, float]:
 
 def test_connections_beyond_the_limit_get_503(strict: int) -> None:
     """Twelve connections each hold a request in flight (its body unsent); the next
-    request is refused at once, with JSON, Retry-After and the security headers, and
-    counted; it is served again once they are gone."""
+    request with a body is refused at once, with JSON, Retry-After and the security
+    headers, and counted (one without a body, which holds nothing, is served); it is
+    served again once they are gone."""
     before = refusals(strict)
     held = [connect(strict) for _ in range(12)]
     try:
@@ -150,6 +151,10 @@ def test_connections_beyond_the_limit_get_503(strict: int) -> None:
         with connect(strict) as s:
             s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                       b"Connection: close\r\n\r\n")
+            assert status_of(read_until_closed(s)[0]) == 200
+        with connect(strict) as s:
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
             response = read_until_closed(s)[0]
         assert status_of(response) == 503, response
         head, body = response.split(b"\r\n\r\n", 1)
@@ -165,9 +170,9 @@ def test_connections_beyond_the_limit_get_503(strict: int) -> None:
     deadline = time.monotonic() + SLACK
     while True:
         with connect(strict) as s:
-            s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      b"Connection: close\r\n\r\n")
-            if status_of(read_until_closed(s)[0]) == 200:
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            if status_of(read_until_closed(s)[0]) == 400:  # served: the body is no request
                 break
         assert time.monotonic() < deadline, "the server did not recover"
         time.sleep(0.1)
