@@ -195,11 +195,12 @@ def serve(
     """Serve a model over HTTP: Open Inference Protocol, /v1/predict and a drawing page."""
     from ablate.export import resolve_model
     from serve.config import from_env
-    from serve.server import check_address, run_server
+    from serve.server import check_address, run_server, unwind_on_sigterm
 
     def go() -> None:
         config = from_env(os.environ)
         check_address(host, port)  # before a run directory's export, not after
+        unwind_on_sigterm()  # SIGTERM, like Ctrl-C, removes the temporary export
         with tempfile.TemporaryDirectory(prefix="ablate-serve-") as tmp:
             model = resolve_model(source, Path(tmp))
             run_server(model, config, host=host, port=port, name=name)

@@ -6,7 +6,9 @@ Depends on the model card (`ablate.card`) and the engine only, never on the run 
 - `inference`, `friendly`, `site`, `operations`: the routes (Open Inference Protocol,
   /v1, the drawing page, /metrics); `protocol`: the V2 messages and their parsing;
   `openapi`: schemas of the bodies the handlers parse themselves
-- `batcher`: micro-batching, supervised; `decoding` and `preprocess`: images
-- `errors`, `middleware`, `http`: error answers, request checks, connection limits
+- `batcher`: micro-batching, supervised; `decoding`, `decode_worker`, `segments` and
+  `preprocess`: images (decoded in worker processes under a deadline)
+- `api_error`, `errors`, `middleware`, `bodies`, `http`: error answers, request
+  checks, the budget of request bodies held, connection limits
 - `config`: settings; `server`: start-up (uvicorn)
 """

@@ -3,8 +3,8 @@
 `create_app` loads and verifies the model before the app exists (a bad model never
 serves), and builds the `Service` the handlers share: kept in `app.state` and handed to
 them by dependency injection (a `service` parameter). The app's lifespan runs the
-batcher's worker (the service reports ready only while it runs) and closes the image
-decode pool at the end.
+batcher's worker (the service reports ready only while it runs) and the image
+decoder's worker processes.
 """
 
 from collections.abc import AsyncIterator
@@ -18,6 +18,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from ablate.card import ExportedModel
 from serve.batcher import Batcher
+from serve.bodies import BodyBudget
 from serve.config import ServeConfig
 from serve.decoding import DecodePool
 from serve.errors import exception_handlers
@@ -42,19 +43,22 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
     metrics = Metrics()
     prov = served.card.provenance
     metrics.model.labels(name, served.version, prov.study, prov.arm, str(prov.seed)).set(1)
+    limits = config.limits
     service = Service(served=served, config=config, metrics=metrics,
                       batcher=Batcher(served.model.predict, config.batching, metrics),
-                      decodes=DecodePool(config.limits.max_decodes, metrics))
+                      decodes=DecodePool(limits, metrics),
+                      bodies=BodyBudget(limits.max_held_body_bytes, metrics))
     return Litestar(
         route_handlers=[InferenceController, FriendlyController, prometheus, index, asset,
                         favicon],
         dependencies=dependencies(),
         lifespan=[_run_service],
         middleware=[MetricsMiddleware(metrics), RequestOrigin(config.allowed_hosts),
-                    RequestBody(config.http.body_timeout_s)],
+                    RequestBody(config.http.body_timeout_s, service.bodies,
+                                limits.max_body_bytes)],
         before_send=[security_headers],
         exception_handlers=exception_handlers(metrics),
-        request_max_body_size=config.limits.max_body_bytes,
+        request_max_body_size=limits.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="ablate digit service", version=SERVER_VERSION, path="/schema",
             description="The best MNIST model of an ablate study: the Open Inference "
@@ -69,11 +73,12 @@ def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None
 
 @asynccontextmanager
 async def _run_service(app: Litestar) -> AsyncIterator[None]:
-    """The batcher's worker runs while the app serves; stopping it answers whatever
-    still waits with 503."""
+    """The batcher's worker and the image decoder's processes run while the app
+    serves; stopping the batcher answers whatever still waits with 503."""
     service = service_of(app)
-    await service.batcher.start()
     try:
+        await service.decodes.start()
+        await service.batcher.start()
         yield
     finally:
         await service.batcher.stop()

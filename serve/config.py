@@ -72,12 +72,19 @@ class Limits:
     max_image_pixels: int = 4096 * 3072  # width x height, read before decoding: a 12 MP
     #                                      phone photo (4032 x 3024) fits; decoding one
     #                                      holds 1 to 8 bytes a pixel (see serve.preprocess)
-    max_decodes: int = 1  # images decoded at once (one worker thread each); beyond this a
-    #                       request gets 503 + Retry-After. At the pixel ceiling a decode
+    max_decodes: int = 1  # images decoded at once (one worker process each); beyond this
+    #                       a request gets 503 + Retry-After. At the pixel ceiling a decode
     #                       holds up to ~100 MiB, so this bounds what images can take. One
     #                       leaves the event loop a core: measured under the abuse benchmark
     #                       on 2 cores, 2 workers decoded no more images per second but
     #                       doubled the p99 of other requests (231 vs 117 ms)
+    decode_timeout_s: float = 3.0  # a decode still running after this is stopped (its
+    #                                worker process killed) and answered 413: the costliest
+    #                                admissible image takes ~0.3 s here (serve_abuse.py)
+    max_held_body_bytes: int = 32 * MIB  # request bodies held in memory at once, across
+    #                                      all connections; a request that would go beyond
+    #                                      gets 503 + Retry-After before its body is read.
+    #                                      Parsing holds up to ~3 copies of a body
 
     def __post_init__(self) -> None:
         _within("max_body_bytes", self.max_body_bytes, 4 * KIB, 1024 * MIB,
@@ -87,6 +94,14 @@ class Limits:
         _within("max_image_pixels", self.max_image_pixels, 28 * 28, 50_000_000,
                 "pixels; decoding holds up to 8 bytes each")
         _within("max_decodes", self.max_decodes, 1, 64, "images decoded at once")
+        _within("decode_timeout_s", self.decode_timeout_s, 0.01, 600.0, "seconds")
+        _within("max_held_body_bytes", self.max_held_body_bytes, 4 * KIB, 64 * 1024 * MIB,
+                "bytes of request bodies held at once")
+        if self.max_held_body_bytes < self.max_body_bytes:
+            raise SettingError("max_held_body_bytes", self.max_held_body_bytes,
+                               f"max_held_body_bytes ({self.max_held_body_bytes:,}) must be at "
+                               f"least max_body_bytes ({self.max_body_bytes:,}), or the largest "
+                               "request could never be read", also="max_body_bytes")
 
 
 @dataclass(frozen=True)
@@ -101,9 +116,14 @@ class HttpLimits:
     body_timeout_s: float = 30.0  # from the end of the headers to the end of the body:
     #                               8 MiB at 2 Mbit/s; then 408 and close
     keep_alive_s: int = 5  # an idle connection between requests is closed after this
-    max_connections: int = 256  # open connections and requests in flight; beyond, 503
-    shutdown_timeout_s: int = 10  # on SIGTERM or Ctrl-C, requests still running after
-    #                               this are cancelled and the server exits
+    max_connections: int = 256  # open connections; a new one beyond this closes the
+    #                             longest-idle one (no request, or its body stalled);
+    #                             when every one is busy, the new one's request gets 503
+    stalled_body_s: float = 1.0  # a request body with nothing new for this long may be
+    #                              closed (408) to make room for a new connection when
+    #                              every connection is taken
+    shutdown_timeout_s: int = 10  # on SIGTERM or Ctrl-C, requests not answered after this
+    #                               get 503 + Retry-After, and the server exits
 
     def __post_init__(self) -> None:
         _within("max_header_bytes", self.max_header_bytes, 1 * KIB, 1 * MIB, "bytes")
@@ -111,6 +131,7 @@ class HttpLimits:
         _within("body_timeout_s", self.body_timeout_s, 0.1, 3600.0, "seconds")
         _within("keep_alive_s", self.keep_alive_s, 1, 300, "seconds")
         _within("max_connections", self.max_connections, 1, 100_000, "connections")
+        _within("stalled_body_s", self.stalled_body_s, 0.1, 3600.0, "seconds")
         _within("shutdown_timeout_s", self.shutdown_timeout_s, 1, 3600, "seconds")
 
 
@@ -156,11 +177,14 @@ _ENV = {  # variable suffix -> (section, field)
     "MAX_IMAGE_SIDE": ("limits", "max_image_side"),
     "MAX_IMAGE_PIXELS": ("limits", "max_image_pixels"),
     "MAX_DECODES": ("limits", "max_decodes"),
+    "DECODE_TIMEOUT_S": ("limits", "decode_timeout_s"),
+    "MAX_HELD_BODY_BYTES": ("limits", "max_held_body_bytes"),
     "MAX_HEADER_BYTES": ("http", "max_header_bytes"),
     "HEADER_TIMEOUT_S": ("http", "header_timeout_s"),
     "BODY_TIMEOUT_S": ("http", "body_timeout_s"),
     "KEEP_ALIVE_S": ("http", "keep_alive_s"),
     "MAX_CONNECTIONS": ("http", "max_connections"),
+    "STALLED_BODY_S": ("http", "stalled_body_s"),
     "SHUTDOWN_TIMEOUT_S": ("http", "shutdown_timeout_s"),
     "THREADS": ("", "threads"),
     "ALLOWED_HOSTS": ("", "allowed_hosts"),

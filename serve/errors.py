@@ -17,7 +17,12 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap, Scope
 
+from serve.api_error import RETRY_AFTER_S, ApiError, bad_request, busy, too_large
 from serve.metrics import Metrics
+
+__all__ = ["CLIENT_CLOSED_REQUEST", "METHODS", "RETRY_AFTER_S", "AnyRequest", "ApiError",
+           "ClientGone", "Error", "bad_request", "busy", "endpoint", "error_response",
+           "exception_handlers", "method_label", "too_large"]
 
 log = logging.getLogger("serve")
 
@@ -36,36 +41,11 @@ class Error(msgspec.Struct, frozen=True):
     error: str
 
 
-class ApiError(Exception):
-    """An error answer: a 4xx status (503 for overload), a message and extra headers."""
-
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None
-                 ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, dict(headers or {})
-
-
-RETRY_AFTER_S = 1  # seconds a client told 503 waits before retrying
-
-
-def busy(message: str) -> ApiError:
-    """503 with Retry-After: an overload the client should retry shortly."""
-    return ApiError(503, message, {"Retry-After": str(RETRY_AFTER_S)})
-
-
 class ClientGone(Exception):
     """The client closed the connection before its request arrived: nobody to answer.
 
     Counted as 499 (nginx's "client closed request") so that hanging up cannot inflate
     the 5xx rate, and logged at debug level only."""
-
-
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, message)
-
-
-def too_large(message: str) -> ApiError:
-    return ApiError(413, message)
 
 
 def endpoint(scope: Scope) -> str:

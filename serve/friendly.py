@@ -2,9 +2,9 @@
 image) and `GET /v1/model` (what model answers).
 
 Pixels (784 values, or 28 rows of 28, 0..255, bright ink on black) are used as given;
-a PNG or JPEG (base64 or a data: URL in JSON, a multipart upload named `image`, or the
-raw body) is prepared the way MNIST was (`serve.preprocess`) on the decode pool's
-workers (`serve.decoding`), which answers 503 when they are all busy.
+a PNG or JPEG (base64 or a data: URL in JSON, a multipart part named `image`, or the
+raw body) is prepared the way MNIST was (`serve.preprocess`) by the decode pool's
+worker processes (`serve.decoding`), which answers 503 when they are all busy.
 """
 
 import base64
@@ -13,8 +13,12 @@ import binascii
 import msgspec
 import numpy as np
 from litestar import Controller, get, post
-from litestar.datastructures import UploadFile
-from litestar.exceptions import HTTPException
+from multipart import (
+    MultipartSegment,
+    ParserError,
+    ParserLimitReached,
+    PushMultipartParser,
+)
 
 from serve import openapi, preprocess
 from serve.config import Limits
@@ -80,30 +84,23 @@ class FriendlyController(Controller):
 async def predict_input(request: AnyRequest, limits: Limits, decodes: DecodePool
                         ) -> tuple[np.ndarray, bool]:
     """The (784,) float32 input of a /v1/predict request, and whether to show it."""
-    kind = request.content_type[0].lower()
+    kind, options = request.content_type
+    kind = kind.lower()
     if kind in ("multipart/form-data", "image/png", "image/jpeg"):
         decodes.check()
     if kind == "multipart/form-data":
-        try:
-            form = await request.form()
-        except HTTPException as e:
-            if e.status_code == 413:
-                raise
-            raise bad_request("malformed multipart form") from None
-        upload = form.get("image")
-        if not isinstance(upload, UploadFile):
-            raise bad_request("multipart form: send the picture as a file field named 'image'")
-        data = await upload.read()
-        return await decodes.run(preprocess.prepare_image, data, limits), False
+        data = form_image(await request.body(), options.get("boundary"))
+        return await decodes.prepare(data), False
     if kind in ("image/png", "image/jpeg"):
-        data = await request.body()
-        return await decodes.run(preprocess.prepare_image, data, limits), False
+        return await decodes.prepare(await request.body()), False
     if kind != "application/json":  # not text/plain: a foreign page may send that unasked
         raise ApiError(415, "send Content-Type: application/json, multipart/form-data, "
                        "image/png or image/jpeg")
     body = await request.body()
     if not body.strip():
         raise bad_request('empty body: send {"pixels": [...]} or {"image": "<base64>"}')
+    if body.count(b",") > _MAX_COMMAS:  # before decoding: each value costs ~32 bytes
+        raise bad_request(_PIXELS_SHAPE)
     try:
         req = msgspec.json.decode(body, type=PredictRequest)
     except msgspec.ValidationError as e:
@@ -119,11 +116,47 @@ async def predict_input(request: AnyRequest, limits: Limits, decodes: DecodePool
     if req.image is None:
         return preprocess.pixels_input(_pixels(pixels)), req.show_input
     data = _base64(req.image)
-    return await decodes.run(preprocess.prepare_image, data, limits), req.show_input
+    return await decodes.prepare(data), req.show_input
 
 
+_PIXELS_SHAPE = "pixels must be 784 numbers or 28 rows of 28"
+_PIXEL_COMMAS = 783  # 784 values flat, or 28 rows of 28 (28 * 27 + 27)
+_MAX_COMMAS = _PIXEL_COMMAS + 2 + 1  # and those between the fields, and a data: URL's
 _FLAT_PIXELS = msgspec.json.Decoder(list[float])
 _PIXEL_ROWS = msgspec.json.Decoder(list[list[float]])
+MAX_FORM_PARTS = 16
+
+
+def form_image(body: bytes, boundary: str | None) -> bytes:
+    """The bytes of the part named `image` of a multipart/form-data body: a file or a
+    plain field (`curl -F image=<digit.png` sends the file as a field), whatever its
+    filename, content type or charset say. Other parts are skipped unread."""
+    if not boundary:
+        raise bad_request("multipart form without a boundary in its Content-Type")
+    image: bytearray | None = None
+    found = 0
+    current: bytearray | None = None
+    try:
+        with PushMultipartParser(boundary.encode("latin-1"), max_segment_count=MAX_FORM_PARTS,
+                                 max_header_size=4096, max_header_count=8) as parser:
+            for chunk in (body, b""):  # b"": the end of the input
+                for part in parser.parse(chunk):
+                    if isinstance(part, MultipartSegment):
+                        current = None
+                        if part.name == "image":
+                            found += 1
+                            current = image = bytearray()
+                    elif part and current is not None:
+                        current += part
+            if not parser.closed:
+                raise ParserError("truncated")
+    except (ParserError, ParserLimitReached, UnicodeError):
+        raise bad_request("malformed multipart form: send the picture as a file field "
+                          "named 'image' (curl -F image=@digit.png)") from None
+    if found != 1 or image is None:
+        raise bad_request("multipart form: send the picture as one file field named 'image' "
+                          "(curl -F image=@digit.png)")
+    return bytes(image)
 
 
 def _pixels(raw: bytes) -> np.ndarray:
@@ -138,7 +171,7 @@ def _pixels(raw: bytes) -> np.ndarray:
             return np.asarray(values, dtype=np.float64)
         except ValueError:
             break
-    raise bad_request("pixels must be 784 numbers or 28 rows of 28")
+    raise bad_request(_PIXELS_SHAPE)
 
 
 def _base64(text: str) -> bytes:

@@ -48,6 +48,18 @@ class Metrics:
         self.decodes_rejected = Counter("ablate_image_decodes_rejected",
                                         "Image requests refused with 503 because every "
                                         "decode worker was busy.", registry=r)
+        self.decode_timeouts = Counter("ablate_image_decode_timeouts",
+                                       "Image decodes stopped at their deadline (413).",
+                                       registry=r)
+        self.held_body_bytes = Gauge("ablate_http_held_body_bytes",
+                                     "Bytes of request bodies held now.", registry=r)
+        self.bodies_rejected = Counter("ablate_http_bodies_rejected",
+                                       "Requests refused with 503 because the bodies held "
+                                       "already filled the budget.", registry=r)
+        self.refusals = Counter("ablate_http_refusals",
+                                "Answers and closes below the app (its requests are counted "
+                                "under endpoint 'connection'), by reason.", ["reason"],
+                                registry=r)
         self.model = Gauge("ablate_model_info", "The model served (value 1).",
                            ["name", "version", "study", "arm", "seed"], registry=r)
 

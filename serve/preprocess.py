@@ -5,8 +5,9 @@ MNIST's digits were size-normalized to fit a 20x20 box keeping their aspect rati
 mass. So: grayscale, invert a light background (MNIST has bright ink on black), crop
 to the ink, fit into 20x20, paste into 28x28 with the centre of mass at MNIST's.
 
-Untrusted images are checked before any pixel is decoded: only PNG and JPEG, and the
-dimensions from the header must be within the limits (decompression bombs). Memory
+Untrusted images are checked before any pixel is decoded: only PNG and JPEG, a
+bounded number of segments (JPEG scans and markers, PNG chunks: `serve.segments`),
+and the dimensions from the header must be within the limits (decompression bombs). Memory
 is then bounded by the decode itself: the decoder's full-size image (a JPEG drawn at a
 reduced scale), which is turned into 8-bit grey and shrunk by a whole factor, strip by
 strip, to at most WORK_SIDE pixels a side before any float array exists.
@@ -17,10 +18,16 @@ import math
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
+from serve import segments
+from serve.api_error import bad_request, too_large
 from serve.config import Limits
-from serve.errors import bad_request, too_large
+
+# Pillow holds a PNG's text chunks, decompressed: by default up to 1 MiB each and 64
+# MiB in all. A digit needs none of them.
+PngImagePlugin.MAX_TEXT_CHUNK = 64 * 1024
+PngImagePlugin.MAX_TEXT_MEMORY = 256 * 1024
 
 BOX = 20  # the digit's longer side after fitting, as in MNIST
 SIDE = 28
@@ -69,7 +76,9 @@ def decode_image(data: bytes, limits: Limits) -> np.ndarray:
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image:
-    """The image with only its header read, after checking its dimensions."""
+    """The image with only its header read, after checking its segments (each costs
+    decoding time, see `serve.segments`) and its dimensions."""
+    _check_segments(data)
     try:
         im = Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError:
@@ -82,6 +91,19 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
     if max(width, height) > limits.max_image_side or width * height > limits.max_image_pixels:
         raise _too_big(limits)
     return im
+
+
+def _check_segments(data: bytes) -> None:
+    jpeg = segments.count_jpeg(data)
+    if jpeg.scans > segments.MAX_SCANS or jpeg.total > segments.MAX_SEGMENTS:
+        raise too_large(f"JPEG too complex: at most {segments.MAX_SCANS} scans and "
+                        f"{segments.MAX_SEGMENTS} segments (re-save it as a baseline JPEG)")
+    png = segments.count_png(data)
+    if (png.total - png.scans > segments.MAX_PNG_CHUNKS
+            or png.scans > segments.idat_allowance(len(data))):
+        raise too_large(f"PNG too complex: at most {segments.MAX_PNG_CHUNKS} chunks besides "
+                        "its image data, which must not be split into chunks under ~1 KiB "
+                        "(re-save it)")
 
 
 def _too_big(limits: Limits) -> Exception:

@@ -31,6 +31,7 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ["binary_tensor_data"]
 MAX_ID = 256  # characters in a request id (it is echoed, so it is bounded)
 _MAX_BYTES_PER_VALUE = 40  # generous: "0.12345678901234567e-05, " is 25
+_SPARE_COMMAS = 1024  # besides the data's: between fields, outputs, parameters
 _MAX_LENGTH_DIGITS = 10  # of Inference-Header-Content-Length: bodies are far below 10**10
 
 
@@ -138,6 +139,12 @@ def parse_request(body: bytes, max_items: int, header_length: str | None = None
     if not body.strip():
         raise bad_request("empty body: send an inference request JSON object "
                           '{"inputs": [{"name": "input", ...}]}')
+    # Before decoding: every JSON value costs 8 to 64 bytes decoded, and a value takes
+    # as little as 2 bytes of text. A request of max_items images has N*784 values and
+    # a few dozen more; the commas between them bound the count.
+    if body.count(b",") > max_items * 784 + _SPARE_COMMAS:
+        raise too_large(f"too many values: a request holds at most {max_items} images of "
+                        "784 values; split the batch")
     try:
         request = _request_decoder.decode(body)
     except msgspec.ValidationError as e:
@@ -210,10 +217,11 @@ def parse_input(tensor: RequestInput, max_items: int, binary: bytes = b"") -> np
             raise bad_request("the input has no data")
         if len(raw) > n * 784 * _MAX_BYTES_PER_VALUE + 1024:
             raise bad_request("data is far longer than the shape says")
+        if raw.count(b",") > _commas(shape):  # more values than the shape: never decoded
+            raise bad_request(_DATA_SHAPE)
         x = _decode_data(raw, tensor.datatype, len(shape), n * 784)
         if x.shape != shape and x.shape != (n * 784,):
-            raise bad_request("data does not match the shape: give N*784 values, flat or "
-                              "nested as the shape says")
+            raise bad_request(_DATA_SHAPE)
     x = x.reshape(n, 784)
     if tensor.datatype == "UINT8":
         if x.min() < 0 or x.max() > 255:
@@ -225,6 +233,20 @@ def parse_input(tensor: RequestInput, max_items: int, binary: bytes = b"") -> np
         raise bad_request("FP32 values must lie in [0, 1]: divide 0..255 pixels by 255, "
                           "or send them as UINT8")
     return x.astype(np.float32)
+
+
+_DATA_SHAPE = ("data does not match the shape: give N*784 values, flat or nested as the "
+               "shape says")
+
+
+def _commas(shape: tuple[int, ...]) -> int:
+    """The commas in `data` nested as `shape` says: each list of k items has k - 1 (flat
+    data has fewer). More commas mean more values than the shape holds."""
+    commas, lists = 0, 1
+    for size in shape:
+        commas += lists * (size - 1)
+        lists *= size
+    return commas
 
 
 def _binary_data(size: object, binary: bytes, datatype: str, count: int) -> np.ndarray:

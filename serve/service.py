@@ -14,6 +14,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from serve.batcher import Batcher
+from serve.bodies import BodyBudget
 from serve.config import ServeConfig
 from serve.decoding import DecodePool
 from serve.metrics import Metrics
@@ -27,7 +28,8 @@ class Service:
     config: ServeConfig
     metrics: Metrics
     batcher: Batcher  # its worker runs while the app's lifespan does
-    decodes: DecodePool  # closed when the lifespan ends
+    decodes: DecodePool  # its worker processes run while the lifespan does
+    bodies: BodyBudget  # request-body bytes held at once
 
 
 def service_in(state: State) -> Service:

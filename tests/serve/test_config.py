@@ -51,6 +51,11 @@ NONSENSE = [
     ("TIMEOUT_S", "nan"),
     ("MAX_WAIT_MS", "inf"),
     ("THREADS", "100000"),
+    ("MAX_HELD_BODY_BYTES", "1000000"),  # under MAX_BODY_BYTES: an 8 MiB request never fits
+    ("MAX_HELD_BODY_BYTES", "0"),
+    ("DECODE_TIMEOUT_S", "0"),  # would stop every decode
+    ("DECODE_TIMEOUT_S", "inf"),
+    ("STALLED_BODY_S", "0"),  # would close every upload at once when the server is full
 ]
 
 

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serve.conftest import free_port, start_server, stop_server
 
 STRICT = {"ABLATE_SERVE_HEADER_TIMEOUT_S": "1", "ABLATE_SERVE_BODY_TIMEOUT_S": "1",
           "ABLATE_SERVE_KEEP_ALIVE_S": "1", "ABLATE_SERVE_MAX_HEADER_BYTES": "8192",
-          "ABLATE_SERVE_MAX_CONNECTIONS": "12"}
+          "ABLATE_SERVE_MAX_CONNECTIONS": "12", "ABLATE_SERVE_STALLED_BODY_S": "60"}
 SLACK = 4.0  # seconds a loaded machine may add before the server acts
 
 
@@ -117,9 +118,30 @@ def test_an_idle_keep_alive_connection_is_closed(strict: int) -> None:
     assert 0.9 <= closed - answered <= 1 + SLACK  # uvicorn's default would be 5 s
 
 
+def refusals(port: int) -> dict[str, float]:
+    """ablate_http_refusals_total by reason, and the requests counted under endpoint
+    'connection' by status (keys 'status 503', ...)."""
+    with connect(port) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        text = read_until_closed(s)[0].split(b"\r\n\r\n", 1)[1].decode()
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "ablate_http_refusals_total":
+                counts[sample.labels["reason"]] = sample.value
+            elif (sample.name == "ablate_http_requests_total"
+                  and sample.labels["endpoint"] == "connection"):
+                key = f"status {sample.labels['status']}"
+                counts[key] = counts.get(key, 0) + sample.value
+    return counts
+
+
 def test_connections_beyond_the_limit_get_503(strict: int) -> None:
     """Twelve connections each hold a request in flight (its body unsent); the next
-    request is refused at once, and served again once they are gone."""
+    request with a body is refused at once, with JSON, Retry-After and the security
+    headers, and counted (one without a body, which holds nothing, is served); it is
+    served again once they are gone."""
+    before = refusals(strict)
     held = [connect(strict) for _ in range(12)]
     try:
         for s in held:
@@ -129,19 +151,34 @@ def test_connections_beyond_the_limit_get_503(strict: int) -> None:
         with connect(strict) as s:
             s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                       b"Connection: close\r\n\r\n")
-            assert status_of(read_until_closed(s)[0]) == 503
+            assert status_of(read_until_closed(s)[0]) == 200
+        with connect(strict) as s:
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            response = read_until_closed(s)[0]
+        assert status_of(response) == 503, response
+        head, body = response.split(b"\r\n\r\n", 1)
+        assert json.loads(body) == {"error": "the server is at its connection limit; retry "
+                                             "shortly"}
+        for header in (b"retry-after: 1", b"x-content-type-options: nosniff",
+                       b"content-security-policy: default-src 'none'",
+                       b"content-type: application/json"):
+            assert header in head.lower() or header in head, head
     finally:
         for s in held:
             s.close()
     deadline = time.monotonic() + SLACK
     while True:
         with connect(strict) as s:
-            s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      b"Connection: close\r\n\r\n")
-            if status_of(read_until_closed(s)[0]) == 200:
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            if status_of(read_until_closed(s)[0]) == 400:  # served: the body is no request
                 break
         assert time.monotonic() < deadline, "the server did not recover"
         time.sleep(0.1)
+    after = refusals(strict)
+    assert after.get("connection_limit", 0) >= before.get("connection_limit", 0) + 1
+    assert after.get("status 503", 0) >= before.get("status 503", 0) + 1
 
 
 def test_shutdown_does_not_wait_for_a_slow_client(model_path: Path) -> None:
