@@ -12,3 +12,5 @@ Depends on the model card (`ablate.card`) and the engine only, never on the run 
   checks, the budget of request bodies held, connection limits
 - `config`: settings; `server`: start-up (uvicorn)
 """
+
+__all__: list[str] = []  # the package exposes its modules, not names

@@ -31,6 +31,8 @@ from serve.operations import prometheus
 from serve.service import STATE_KEY, Service, dependencies, service_of
 from serve.site import asset, favicon, index
 
+__all__ = ["create_app"]
+
 
 def create_app(model_path: Path, name: str = "mnist", config: ServeConfig | None = None
                ) -> Litestar:

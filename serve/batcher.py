@@ -36,6 +36,8 @@ from serve.config import BatchConfig
 from serve.errors import ApiError, busy
 from serve.metrics import Metrics
 
+__all__ = ["MAX_RESTARTS", "RESTART_WINDOW_S", "Batcher"]
+
 MAX_RESTARTS = 3  # within RESTART_WINDOW_S; one more failure gives the worker up
 RESTART_WINDOW_S = 60.0
 log = logging.getLogger("serve")

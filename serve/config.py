@@ -15,6 +15,11 @@ from typing import Any
 
 from ablate.errors import UserError
 
+__all__ = [
+    "ANY_HOST", "ENV_PREFIX", "BatchConfig", "HttpLimits", "Limits", "ServeConfig",
+    "SettingError", "from_env",
+]
+
 KIB, MIB = 1 << 10, 1 << 20
 
 

@@ -26,6 +26,11 @@ from serve.decoding import DecodePool
 from serve.errors import AnyRequest, ApiError, bad_request
 from serve.service import ServiceDep
 
+__all__ = [
+    "MAX_FORM_PARTS", "FriendlyController", "ModelInfo", "PredictRequest",
+    "PredictResponse", "form_image", "predict_input",
+]
+
 
 class PredictRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pixels: msgspec.Raw = msgspec.Raw(b"")  # empty: absent (msgspec decodes Raw | None as null)

@@ -15,6 +15,8 @@ from serve import openapi, protocol
 from serve.errors import AnyRequest, ApiError
 from serve.service import Service, ServiceDep
 
+__all__ = ["HEALTH_METHODS", "SERVER_NAME", "SERVER_VERSION", "InferenceController"]
+
 SERVER_NAME = "ablate-serve"
 SERVER_VERSION = package_version("ablate")
 _INFER_ERRORS = openapi.errors(400, 404, 413, 415, 503)

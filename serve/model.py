@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from ablate.card import ExportedModel, ModelCard
 from serve.errors import ApiError
 
+__all__ = ["ServedModel"]
+
 
 @dataclass(frozen=True)
 class ServedModel:

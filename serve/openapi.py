@@ -22,6 +22,11 @@ from litestar.openapi.spec import (
 from serve.errors import Error
 from serve.protocol import DATATYPES, INPUT, OUTPUTS
 
+__all__ = [
+    "BINARY", "INFER_REQUEST", "PREDICT_FORM", "PREDICT_JSON", "InferOperation",
+    "PredictOperation", "errors",
+]
+
 _STR, _INT, _NUM = (Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.INTEGER),
                     Schema(type=OpenAPIType.NUMBER))
 _OBJ = Schema(type=OpenAPIType.OBJECT)

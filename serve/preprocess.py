@@ -24,6 +24,11 @@ from serve import segments
 from serve.api_error import bad_request, too_large
 from serve.config import Limits
 
+__all__ = [
+    "BOX", "CENTRE", "FORMATS", "INK", "SIDE", "WORK_SIDE", "decode_image",
+    "mnist_style", "pixels_input", "prepare_image",
+]
+
 # Pillow holds a PNG's text chunks, decompressed: by default up to 1 MiB each and 64
 # MiB in all. A digit needs none of them.
 PngImagePlugin.MAX_TEXT_CHUNK = 64 * 1024

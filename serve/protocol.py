@@ -22,6 +22,14 @@ import numpy as np
 
 from serve.errors import bad_request, too_large
 
+__all__ = [
+    "BINARY_DTYPES", "DATATYPES", "EXTENSIONS", "HEADER_LENGTH", "INPUT", "MAX_ID",
+    "OUTPUTS", "SHAPES", "Inference", "InferenceRequest", "InferenceResponse", "Live",
+    "ModelMetadata", "ModelReady", "Ready", "RequestInput", "RequestOutput",
+    "ResponseOutput", "ServerMetadata", "Tensor", "model_metadata", "parse_input",
+    "parse_request", "response",
+]
+
 INPUT = "input"
 OUTPUTS = ("probabilities", "label")
 SHAPES = ((784,), (28, 28), (1, 28, 28))  # accepted shapes after the batch dimension

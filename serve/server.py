@@ -25,6 +25,11 @@ from serve.config import ANY_HOST, ServeConfig
 from serve.http import guarded_protocol, shutdown_grace_s
 from serve.service import service_of
 
+__all__ = [
+    "LOOPBACK_NAMES", "allowed_hosts", "check_address", "run_server",
+    "unwind_on_sigterm",
+]
+
 log = logging.getLogger("serve")
 
 

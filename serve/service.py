@@ -20,6 +20,8 @@ from serve.decoding import DecodePool
 from serve.metrics import Metrics
 from serve.model import ServedModel
 
+__all__ = ["STATE_KEY", "Service", "ServiceDep", "dependencies", "service_in", "service_of"]
+
 STATE_KEY = "service"
 
 @dataclass(frozen=True)

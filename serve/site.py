@@ -11,6 +11,8 @@ from litestar.params import FromPath
 
 from serve.errors import ApiError
 
+__all__ = ["STATIC", "asset", "favicon", "index"]
+
 STATIC = Path(__file__).parent / "static"
 _MEDIA_TYPES = {"index.html": "text/html; charset=utf-8",
                 "app.js": "text/javascript; charset=utf-8",
