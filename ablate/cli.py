@@ -91,6 +91,12 @@ def study(
     gpus_per_cohort: Annotated[float, typer.Option(
         help="With --executor ray: GPUs each cohort task declares; fractions share a GPU.")
     ] = _STUDY.gpus_per_cohort,
+    log: Annotated[list[str] | None, typer.Option(
+        "--log", help="At the end, log every run and the report to a tracker: mlflow[=URI] "
+        "(a folder, an SQLite file or a server; default MLflow's own) or "
+        "tensorboard[=DIR] (default RUN_DIR/tensorboard); repeatable. An unreachable "
+        "tracker is a warning: the runs stay stored (`ablate publish` logs them later).")
+    ] = None,
 ) -> None:
     """Train every arm of a study over its seeds, store every run, summarise.
 
@@ -103,7 +109,8 @@ def study(
                            max_seeds=max_seeds, subset=subset, device=device,
                            dry_run=dry_run, fresh=fresh, wait=wait, report=report,
                            executor=executor, ray_address=ray_address,
-                           cpus_per_cohort=cpus_per_cohort, gpus_per_cohort=gpus_per_cohort)
+                           cpus_per_cohort=cpus_per_cohort, gpus_per_cohort=gpus_per_cohort,
+                           log=tuple(log or _STUDY.log))
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()  # tests inject theirs
     code = _guard(lambda: run_study(study_file, options, console=console, runtime=runtime
                                     ).exit_code)
@@ -165,6 +172,22 @@ def report(
     report = _guard(lambda: write_report(run_dir))
     for path in report.paths:
         console.print(f"wrote {path}")
+
+
+@app.command()
+def publish(
+    run_dir: Annotated[Path, typer.Argument(help="A study's run directory, e.g. runs/dropout.")],
+    to: Annotated[list[str], typer.Option(
+        "--to", help="mlflow[=URI] (a folder, an SQLite file or a server; default MLflow's "
+        "own) or tensorboard[=DIR] (default RUN_DIR/tensorboard); repeatable.")],
+) -> None:
+    """Log every finished run of a study (config, history, metrics, checkpoint) and its
+    report to MLflow or TensorBoard; publishing again adds only what is new."""
+    from ablate.publish import parse_target
+    from ablate.publish import publish as publish_runs
+
+    _guard(lambda: publish_runs(run_dir, [parse_target(t) for t in to],
+                                say=lambda line: console.print(f"logged to {line}")))
 
 
 @app.command()

@@ -28,6 +28,10 @@ class StudyOptions:
     ray_address: str | None = None  # None: a local Ray instance; "auto" or HOST:PORT: join
     cpus_per_cohort: float = 1.0  # Ray resources per cohort task
     gpus_per_cohort: float = 0.0  # fractions let cohorts share a GPU
+    log: tuple[str, ...] = ()  # trackers to publish to at the end: "mlflow[=URI]",
+    # "tensorboard[=DIR]" (ablate.publish); one that cannot be reached is a warning
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))  # a notebook passes a str
+        if isinstance(self.log, str):  # a notebook passes log="mlflow"
+            object.__setattr__(self, "log", (self.log,))

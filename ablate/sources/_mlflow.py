@@ -45,11 +45,12 @@ def is_store(source: str) -> bool:
 
 
 def tracking_uri(source: str) -> str:
-    """A folder or file path as the tracking URI MLflow wants; URIs as they are."""
+    """A path as the tracking URI MLflow wants (an SQLite file for *.db and *.sqlite, a
+    file store for a folder); URIs as they are."""
     if source.startswith(_URI_SCHEMES):
         return source
     path = Path(source).resolve()
-    return f"sqlite:///{path}" if path.is_file() else path.as_uri()
+    return f"sqlite:///{path}" if path.suffix in (".db", ".sqlite") else path.as_uri()
 
 
 @contextlib.contextmanager

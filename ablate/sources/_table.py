@@ -171,12 +171,13 @@ def _on_grid(value: float, resolution: float, float32: bool, where: str, field: 
     """The value on the grid k * resolution (float32 values snapped to the nearest
     point when within their rounding), or a UserError naming it."""
     k = round(value / resolution)
-    exact = k * resolution
+    per = 1.0 / resolution  # k / 400 is the float nearest 0.94; 376 * 0.0025 is not
+    exact = k / round(per) if abs(per - round(per)) < 1e-9 * per else k * resolution
     off = abs(value / resolution - k)
+    if float32 and abs(value - exact) <= 2 * _FLOAT32_RTOL * max(abs(value), abs(exact)):
+        return exact, exact != value
     if off <= 1e-6:  # stats' GRID_TOL: already on the grid as float64 arithmetic puts it
         return value, False
-    if float32 and abs(value - exact) <= 2 * _FLOAT32_RTOL * max(abs(value), abs(exact)):
-        return exact, True
     raise UserError(f"{where}: {field} = {value!r} is not on the grid of resolution "
                     f"{resolution:g} (it is {off:.3g} steps off); pass the metric's true "
                     "--resolution (1/N for an accuracy over N images) or leave it out")

@@ -75,7 +75,10 @@ def _run(folder: Path, root: Path) -> Record:
         fields[f"metrics.{tag}"] = float(np.asarray(value).reshape(()))
         if value.dtype != np.float64:
             float32.add(f"metrics.{tag}")
-    content = acc.PluginTagToContent("hparams") if "hparams" in acc.ActivePlugins() else {}
+    try:
+        content = acc.PluginTagToContent("hparams")
+    except KeyError:  # no HParams record in this run
+        content = {}
     for blob in content.values():
         data = plugin_data_pb2.HParamsPluginData.FromString(blob)
         if data.HasField("session_start_info"):
