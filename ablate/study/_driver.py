@@ -255,7 +255,7 @@ def _plan_table(study: Study, plan: Plan) -> Table:
     for col in ("arm", "layers", "optimizer", "epochs", "to run"):
         table.add_column(col)
     for arm in study.arms:
-        c = arm.config
+        c = arm.run_config
         table.add_row(arm.name, layers_text(c), optimizer_text(c), str(c.epochs),
                       str(todo.get(arm.name, 0)))
     return table
