@@ -1,6 +1,7 @@
-"""The verdict: a run directory (or runs trained anywhere: `analyse_source`) -> its `Analysis` (the estimand, each arm's outcome per
+"""The verdict: a run directory -> its `Analysis` (the estimand, each arm's outcome per
 seed, the contrasts paired per contrast, their decisions, and for a sequential study the
-state of its looks).
+state of its looks); runs trained anywhere (`ablate analyze`) -> the same, through the
+same code (`analyse_source`).
 
 Between the store and the report: the report renders an `Analysis` and computes
 nothing of its own; the study driver (`ablate.study`) asks `sequential_state` after each

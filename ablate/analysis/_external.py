@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.analysis._analysis import Analysis, StudyData, analyse, sequential_of
+from ablate.analysis._looks import seeds_run
 from ablate.analysis._sourced import SourcedRun
 from ablate.design import Arm, Factor, Sequential, Study, StudyRecord
 from ablate.errors import UserError, suggest
@@ -144,14 +145,15 @@ def analyse_source(source: Any, options: AnalyzeOptions, source_text: str = "") 
     return analyse(data, alpha=options.alpha, power=options.power and not options.next)
 
 
-def sequential_source(source: Any, options: AnalyzeOptions) -> SequentialResult:
+def sequential_source(source: Any, options: AnalyzeOptions
+                      ) -> tuple[SequentialResult, int]:
     """The group-sequential reading of the runs (`--next`): settled or not, and the
-    seeds per arm the next look needs."""
+    seeds per arm the next look needs; with the seeds per arm finished in every arm."""
     data = external_data(_read(source, replace(options, next=True)),
                          replace(options, next=True))
     result = sequential_of(data, alpha=options.alpha)
     assert result is not None  # a sequential study always has one
-    return result
+    return result, len(seeds_run(data.study, data.runs))
 
 
 def read_analysis_file(path: Path) -> tuple[AnalyzeOptions, str | None, str]:
