@@ -155,6 +155,26 @@ def test_malformed_tables_are_one_line_exit_2(tmp_path: Path, text: str, args: l
     assert said == message.format(p=path)
 
 
+def test_unpaired_seeds(tmp_path: Path) -> None:
+    # Seeds on one side only are left out of that contrast and listed; arms with no
+    # seed in common are one line and exit 2.
+    path = write(tmp_path, "arm,seed,acc\n" + "".join(
+        f"b,{s},{0.9 + 0.01 * (s % 3)}\na,{s},{0.92 + 0.01 * (s % 2)}\n" for s in range(7))
+        + "b,7,0.95\n")
+    report = ablate.analyze(path, arm="arm", metric="acc", baseline="b", resolution=0.01,
+                            power=False)
+    c = report.contrasts[0]
+    assert c.n == 7 and c.missing == ((7, "a missing"),)
+    apart = write(tmp_path, "arm,seed,acc\nb,0,0.9\nb,1,0.8\na,2,0.7\na,3,0.6\n")
+    result = CliRunner().invoke(app, ["analyze", str(apart), "--arm", "arm", "--metric",
+                                      "acc", "--baseline", "b"])
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        f"error: {apart}: arm 'a' and the baseline 'b' share no seed, so no contrast pairs "
+        "them; the paired report needs runs of both on the same seeds (the unpaired test "
+        "is ablate.stats.two_sample)")
+
+
 def test_tracker_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "mlruns" / "0").mkdir(parents=True)
     (tmp_path / "mlruns" / "0" / "meta.yaml").write_text("name: Default\n")

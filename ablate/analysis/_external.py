@@ -142,7 +142,21 @@ def analyse_source(source: Any, options: AnalyzeOptions, source_text: str = "") 
     """The analysis of runs from `source` (a table file, a DataFrame, an MLflow store or
     a TensorBoard folder): what `analyse_run_dir` is for a run directory."""
     data = external_data(_read(source, options), options, source_text)
+    _check_pairs(data)
     return analyse(data, alpha=options.alpha, power=options.power and not options.next)
+
+
+def _check_pairs(data: StudyData) -> None:
+    """Every arm shares seeds with the baseline: contrasts pair by seed (a seed on one
+    side only is left out of that contrast and listed)."""
+    seeds = {a.name: {r.seed for r in data.runs if r.arm == a.name} for a in data.study.arms}
+    base = data.study.baseline.name
+    for arm, mine in seeds.items():
+        if arm != base and not mine & seeds[base]:
+            raise UserError(
+                f"{data.record.study_file}: arm {arm!r} and the baseline {base!r} share no "
+                "seed, so no contrast pairs them; the paired report needs runs of both on "
+                "the same seeds (the unpaired test is ablate.stats.two_sample)")
 
 
 def sequential_source(source: Any, options: AnalyzeOptions

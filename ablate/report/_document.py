@@ -257,8 +257,12 @@ def _pairing_section(a: Analysis) -> Section:
                      u.variance(p.var_unpaired), fmt_float(p.ratio)))
     return Section(
         "Pairing by seed, measured",
-        paragraphs=("Every arm trains on the same seeds (the same initial weights and data "
-                    "order where the arms allow), so each contrast is paired by seed. What "
+        paragraphs=(("Every arm trains on the same seeds (the same initial weights and data "
+                     "order where the arms allow), so each contrast is paired by seed. "
+                     if a.record.origin is None else
+                     "The runs were trained outside ablate; each contrast is paired by the "
+                     "seed numbers the source gives (what a seed fixes there is not known "
+                     "here). ") + "What "
                     "that bought is measured here, not assumed: the correlation of the "
                     "paired sides and the variance of the paired differences against what "
                     "independent runs would give."
