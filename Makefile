@@ -17,14 +17,15 @@ $(RUN_STAMP): pyproject.toml constraints.txt
 	$(PIP) -e .
 	touch $@
 
-# The development tools and the optional extras the tests cover (Ray, pandas).
+# The development tools and the optional extras the tests cover (Ray, pandas, the
+# trackers: MLflow, TensorBoard, pyarrow).
 $(DEV_STAMP): $(RUN_STAMP)
-	$(PIP) -e '.[dev,ray]'
+	$(PIP) -e '.[dev,ray,trackers]'
 	touch $@
 
 install-run: $(RUN_STAMP)  ## .venv with what `make study` needs (the tested versions)
 
-install: $(DEV_STAMP)  ## .venv with everything: tests, lint, Ray, pandas
+install: $(DEV_STAMP)  ## .venv with everything: tests, lint, Ray, pandas, MLflow, TensorBoard
 
 study: $(RUN_STAMP)  ## the main job: the dropout study on MNIST (fetches MNIST on first use)
 	$(BIN)/ablate study studies/dropout.toml

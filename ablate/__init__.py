@@ -5,6 +5,7 @@ The public Python API (see `ablate.api`; the CLI is a thin layer over it):
     import ablate
     done = ablate.run_study("studies/dropout.toml", seeds=3, epochs=2, subset=5000)
     print(ablate.write_report(done.run_dir).headline)
+    print(ablate.analyze("runs.csv", arm="optimizer", metric="acc", baseline="sgd").headline)
 
 Names are imported on first use, so `import ablate` (and the CLI's start) stays fast.
 """
@@ -12,8 +13,9 @@ Names are imported on first use, so `import ablate` (and the CLI's start) stays 
 import importlib
 from typing import Any
 
-__all__ = ["Report", "Runs", "Runtime", "Study", "StudyOptions", "StudyRun", "UserError",
-           "analyse", "load_study", "read_runs", "run_study", "write_report"]
+__all__ = ["AnalyzeOptions", "Report", "Runs", "Runtime", "Study", "StudyOptions", "StudyRun",
+           "UserError", "analyse", "analyze", "analyze_next", "load_study", "read_runs",
+           "run_study", "write_analysis", "write_report"]
 
 _HOME = {"UserError": "ablate.errors", "Study": "ablate.design", "load_study": "ablate.design"}
 

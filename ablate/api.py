@@ -8,6 +8,10 @@
     for c in report.contrasts:
         print(c.arm, c.decision, c.mean_diff, c.ci_low, c.ci_high)
 
+    # Runs trained anywhere: a table, a DataFrame, an MLflow store, a TensorBoard folder.
+    verdict = ablate.analyze("runs.csv", arm="optimizer", metric="val_acc",
+                             baseline="sgd", rope=0.002, resolution=1e-4)
+
 Every CLI command is one call here (`ablate.cli` is a thin layer over this module);
 options and defaults are the CLI's (`StudyOptions`).
 """
@@ -22,17 +26,19 @@ from rich.console import Console
 if TYPE_CHECKING:
     import pandas
 
-from ablate.analysis import Analysis, analyse_run_dir
+from ablate.analysis import Analysis, analyse_run_dir, analyse_source, sequential_source
 from ablate.design import Study, load_study, read_record
 from ablate.errors import UserError
+from ablate.options import AnalyzeOptions
 from ablate.report import answer_paragraph, headline, write_report_files
 from ablate.stats import Contrast
 from ablate.store import Run, Store
 from ablate.study import Runtime, StudyOptions, StudyRun
 from ablate.study import run_study as _run_study
 
-__all__ = ["Report", "Runs", "Runtime", "Study", "StudyOptions", "StudyRun", "analyse",
-           "load_study", "read_runs", "run_study", "write_report"]
+__all__ = ["AnalyzeOptions", "Report", "Runs", "Runtime", "Study", "StudyOptions", "StudyRun",
+           "analyse", "analyze", "analyze_next", "load_study", "read_runs", "run_study",
+           "write_analysis", "write_report"]
 
 
 def run_study(path: Path | str, options: StudyOptions | None = None, *,
@@ -95,6 +101,64 @@ def write_report(run_dir: Path | str) -> Report:
     """Write RUN_DIR/report.{md,html,json} (`ablate report`) and return the verdict."""
     analysis = analyse_run_dir(Path(run_dir))
     return _report(analysis, Path(run_dir), tuple(write_report_files(analysis, Path(run_dir))))
+
+
+def _analyze_options(options: AnalyzeOptions | None, values: dict[str, Any]) -> AnalyzeOptions:
+    from dataclasses import replace
+
+    return replace(options or AnalyzeOptions(), **values)
+
+
+def analyze(source: Any, options: AnalyzeOptions | None = None, **option_values: Any
+            ) -> Report:
+    """The verdict for runs trained anywhere, computed without writing any file.
+
+    source: a table file (CSV, TSV, JSON lines, Parquet), a pandas DataFrame (one row
+    per run), an MLflow store (an mlruns/ folder, a *.db file or a tracking URI) or a
+    TensorBoard folder. Options as an `AnalyzeOptions` or its keyword arguments
+    (`arm="optimizer", metric="val_acc", baseline="sgd", rope=0.002`). The same
+    analysis, sentences and report.json as `ablate report` (`ablate analyze`).
+    """
+    opts = _analyze_options(options, option_values)
+    a = analyse_source(source, opts)
+    return _report(a, _out_dir(source, opts), ())
+
+
+def write_analysis(source: Any, options: AnalyzeOptions | None = None, *,
+                   source_text: str = "", **option_values: Any) -> Report:
+    """`ablate analyze`: write report.{md,html,json} for runs trained anywhere into
+    `options.out` (default: beside a table file, else the current folder)."""
+    opts = _analyze_options(options, option_values)
+    a = analyse_source(source, opts, source_text)
+    out = _out_dir(source, opts)
+    out.mkdir(parents=True, exist_ok=True)
+    return _report(a, out, tuple(write_report_files(a, out)))
+
+
+def analyze_next(source: Any, options: AnalyzeOptions | None = None, **option_values: Any
+                 ) -> str:
+    """`ablate analyze --next`: the runs read as the looks of a group-sequential design;
+    one line per contrast (settled or not) and what to do next."""
+    opts = _analyze_options(options, option_values)
+    result, have = sequential_source(source, opts)
+    lines = [f"{v.arm} vs {v.baseline}: {v.decision}"
+             + (f" (settled at {v.settled_at} seeds)" if v.settled else " (not settled)")
+             for v in result.verdicts]
+    if result.stop:
+        lines.append(f"stop: {result.why}.")
+    elif result.next_seeds is not None:
+        lines.append(f"next look at {result.next_seeds} seeds per arm: add "
+                     f"{result.next_seeds - have} seeds to every arm ({result.why}).")
+    return "\n".join(lines)
+
+
+def _out_dir(source: Any, options: AnalyzeOptions) -> Path:
+    if options.out is not None:
+        return options.out
+    if isinstance(source, str | Path) and Path(source).is_file() and \
+            Path(source).suffix.lower() not in (".db", ".sqlite"):
+        return Path(source).parent
+    return Path(".")
 
 
 def _report(a: Analysis, run_dir: Path, paths: tuple[Path, ...]) -> Report:

@@ -91,6 +91,12 @@ def study(
     gpus_per_cohort: Annotated[float, typer.Option(
         help="With --executor ray: GPUs each cohort task declares; fractions share a GPU.")
     ] = _STUDY.gpus_per_cohort,
+    log: Annotated[list[str] | None, typer.Option(
+        "--log", help="At the end, log every run and the report to a tracker: mlflow[=URI] "
+        "(a folder, an SQLite file or a server; default MLflow's own) or "
+        "tensorboard[=DIR] (default RUN_DIR/tensorboard); repeatable. An unreachable "
+        "tracker is a warning: the runs stay stored (`ablate publish` logs them later).")
+    ] = None,
 ) -> None:
     """Train every arm of a study over its seeds, store every run, summarise.
 
@@ -103,7 +109,8 @@ def study(
                            max_seeds=max_seeds, subset=subset, device=device,
                            dry_run=dry_run, fresh=fresh, wait=wait, report=report,
                            executor=executor, ray_address=ray_address,
-                           cpus_per_cohort=cpus_per_cohort, gpus_per_cohort=gpus_per_cohort)
+                           cpus_per_cohort=cpus_per_cohort, gpus_per_cohort=gpus_per_cohort,
+                           log=tuple(log or _STUDY.log))
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()  # tests inject theirs
     code = _guard(lambda: run_study(study_file, options, console=console, runtime=runtime
                                     ).exit_code)
@@ -165,6 +172,94 @@ def report(
     report = _guard(lambda: write_report(run_dir))
     for path in report.paths:
         console.print(f"wrote {path}")
+
+
+@app.command()
+def analyze(
+    source: Annotated[str | None, typer.Argument(
+        help="The runs: a table (CSV, TSV, JSON lines, Parquet), an MLflow store (mlruns/ "
+        "folder, *.db file or tracking URI) or a TensorBoard folder. May come from "
+        "--config instead.")] = None,
+    arm: Annotated[list[str] | None, typer.Option(
+        "--arm", help="The arm field; repeat for factor fields (the arm is their "
+        "combination). MLflow: params.X, tags.X (or X where unambiguous); TensorBoard: "
+        "path.KEY (folder KEY=VALUE), path.0, hparams.X.")] = None,
+    seed: Annotated[str | None, typer.Option(help="The seed field (default: seed).")] = None,
+    metric: Annotated[str | None, typer.Option(help="The metric field.")] = None,
+    baseline: Annotated[str | None, typer.Option(help="The baseline arm's name.")] = None,
+    rope: Annotated[float | None, typer.Option(
+        help="Region of practical equivalence, metric units (default 0).")] = None,
+    alpha: Annotated[float | None, typer.Option(
+        help="Family-wise error rate of every claim (default 0.05).")] = None,
+    resolution: Annotated[float | None, typer.Option(
+        help="The metric's grid, e.g. 0.0001 for an accuracy on 10,000 images (the exact "
+        "test then counts on it); without it the test counts over the observed values.")
+    ] = None,
+    lower_is_better: Annotated[bool, typer.Option(
+        "--lower-is-better", help="A smaller metric is better (a loss).")] = False,
+    status: Annotated[str | None, typer.Option(
+        help="A field of done / diverged / failed per run (MLflow default: the run's own "
+        "status). A non-finite metric is a diverged run either way.")] = None,
+    experiment: Annotated[str | None, typer.Option(
+        help="MLflow: the experiment (default: the only one with runs).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Where report.{md,html,json} go (default: beside the table, or the current "
+        "folder).")] = None,
+    next_: Annotated[bool, typer.Option(
+        "--next", help="Read the runs as the looks of the group-sequential design of "
+        "--until-decided: is every contrast settled, and how many seeds to add.")] = False,
+    max_seeds: Annotated[int | None, typer.Option(
+        help="With --next: the last look, seeds per arm (default 30).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="A TOML analysis file with these settings as keys (options given "
+        "here win).")] = None,
+) -> None:
+    """The verdict for runs trained anywhere: the same report as `ablate report`."""
+    from ablate.api import analyze_next, write_analysis
+
+    def go() -> None:
+        from dataclasses import replace
+
+        from ablate.analysis import read_analysis_file
+        from ablate.options import AnalyzeOptions
+
+        options, src, text = (read_analysis_file(config) if config is not None
+                              else (AnalyzeOptions(), None, ""))
+        given: dict[str, Any] = {"arm": tuple(arm) if arm else None, "seed": seed, "metric": metric,
+                 "baseline": baseline, "rope": rope, "alpha": alpha,
+                 "resolution": resolution, "status": status, "experiment": experiment,
+                 "out": out, "max_seeds": max_seeds,
+                 "lower_is_better": lower_is_better or None, "next": next_ or None}
+        options = replace(options, **{k: v for k, v in given.items() if v is not None})
+        where = source or src
+        if where is None:
+            raise UserError("name the runs: ablate analyze SOURCE (or source = ... in "
+                            "--config FILE)")
+        if options.next:
+            console.print(analyze_next(where, options))
+            return
+        report = write_analysis(where, options, source_text=text)
+        console.print(report.headline)
+        for path in report.paths:
+            console.print(f"wrote {path}")
+
+    _guard(go)
+
+
+@app.command()
+def publish(
+    run_dir: Annotated[Path, typer.Argument(help="A study's run directory, e.g. runs/dropout.")],
+    to: Annotated[list[str], typer.Option(
+        "--to", help="mlflow[=URI] (a folder, an SQLite file or a server; default MLflow's "
+        "own) or tensorboard[=DIR] (default RUN_DIR/tensorboard); repeatable.")],
+) -> None:
+    """Log every finished run of a study (config, history, metrics, checkpoint) and its
+    report to MLflow or TensorBoard; publishing again adds only what is new."""
+    from ablate.publish import parse_target
+    from ablate.publish import publish as publish_runs
+
+    _guard(lambda: publish_runs(run_dir, [parse_target(t) for t in to],
+                                say=lambda line: console.print(f"logged to {line}")))
 
 
 @app.command()

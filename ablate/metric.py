@@ -13,6 +13,10 @@ cross-entropy in nats.
 - `test_*`: the kept checkpoint on the test set; compared only in studies without a
   validation split (`validation = 0`), where the last epoch is kept and nothing is
   selected.
+
+A metric of runs trained elsewhere (`ablate analyze`) has split "external": its
+direction and grid are stated by the user (`higher`, `resolution`), its quantity is
+"value" unless it is one of the names above (then it is shown as that one is).
 """
 
 from dataclasses import dataclass
@@ -22,20 +26,23 @@ from ablate.errors import UserError
 
 __all__ = ["METRICS", "RUN_METRICS", "STUDY_METRICS", "Metric", "metric"]
 
-Quantity = Literal["accuracy", "loss"]
+Quantity = Literal["accuracy", "loss", "value"]
 
 
 @dataclass(frozen=True)
 class Metric:
     name: str  # as stored (a column of a run), in study files, `ablate runs`, report.json
     quantity: Quantity
-    split: Literal["train", "val", "crossfit_val", "test"]
+    split: Literal["train", "val", "crossfit_val", "test", "external"]
     description: str  # what the number is, for tables and the report
     phrase: str  # what it is in a sentence: "lowers {phrase} by ..."
+    higher: bool | None = None  # the direction where stated (external); else accuracy is
+    # higher-is-better and a loss lower-is-better
+    resolution: float | None = None  # the grid of an external metric, where stated
 
     @property
     def higher_is_better(self) -> bool:
-        return self.quantity == "accuracy"
+        return self.quantity == "accuracy" if self.higher is None else self.higher
 
     @property
     def selection_free(self) -> bool:
@@ -45,7 +52,7 @@ class Metric:
     @property
     def comparable(self) -> bool:
         """Whether a study may compare arms on it: selection-free held-out data only."""
-        return self.split in ("crossfit_val", "test")
+        return self.split in ("crossfit_val", "test", "external")
 
     @property
     def kept(self) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Executors", "StudyOptions"]
+__all__ = ["AnalyzeOptions", "Executors", "StudyOptions"]
 
 Executors = Literal["in-process", "ray"]
 
@@ -28,6 +28,42 @@ class StudyOptions:
     ray_address: str | None = None  # None: a local Ray instance; "auto" or HOST:PORT: join
     cpus_per_cohort: float = 1.0  # Ray resources per cohort task
     gpus_per_cohort: float = 0.0  # fractions let cohorts share a GPU
+    log: tuple[str, ...] = ()  # trackers to publish to at the end: "mlflow[=URI]",
+    # "tensorboard[=DIR]" (ablate.publish); one that cannot be reached is a warning
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))  # a notebook passes a str
+        if isinstance(self.log, str):  # a notebook passes log="mlflow"
+            object.__setattr__(self, "log", (self.log,))
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """What `ablate analyze` (and `ablate.analyze`) needs besides the source: which fields
+    are what, and the verdict's settings. Also readable from a TOML analysis file
+    (`ablate.analysis.read_analysis_file`), whose keys are these names."""
+
+    arm: tuple[str, ...] = ()  # the arm field, or several factor fields
+    seed: str = "seed"  # the seed field
+    metric: str = ""  # the metric field
+    baseline: str = ""  # the baseline arm (its name, as built from the arm fields)
+    status: str | None = None  # a field of done / diverged / failed (MLflow: the run's own)
+    rope: float = 0.0  # region of practical equivalence, metric units (0: no equivalence)
+    alpha: float = 0.05  # the family-wise error rate of every claim type
+    resolution: float | None = None  # the metric's grid (1/N for an accuracy on N images)
+    lower_is_better: bool = False  # a loss, say
+    experiment: str | None = None  # MLflow: the experiment (default: the only one with runs)
+    name: str | None = None  # the report's study name (default: from the source)
+    question: str | None = None  # the question the report answers
+    out: Path | None = None  # where report.* go (default: beside the table)
+    next: bool = False  # read the runs as a group-sequential study's looks
+    max_seeds: int = 30  # with next: the last look (seeds per arm)
+    min_seeds: int = 6  # with next: the first look
+    step: int = 2  # with next: seeds added per round
+    power: bool = True  # simulate the power of the verdict (about a second per contrast)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.arm, str):  # a notebook passes arm="optimizer"
+            object.__setattr__(self, "arm", (self.arm,))
+        if self.out is not None:
+            object.__setattr__(self, "out", Path(self.out))

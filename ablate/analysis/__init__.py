@@ -1,6 +1,7 @@
 """The verdict: a run directory -> its `Analysis` (the estimand, each arm's outcome per
 seed, the contrasts paired per contrast, their decisions, and for a sequential study the
-state of its looks).
+state of its looks); runs trained anywhere (`ablate analyze`) -> the same, through the
+same code (`analyse_source`).
 
 Between the store and the report: the report renders an `Analysis` and computes
 nothing of its own; the study driver (`ablate.study`) asks `sequential_state` after each
@@ -12,6 +13,7 @@ report says cannot disagree. The statistics themselves are pure functions in
 from ablate.analysis._analysis import Analysis
 from ablate.analysis._contrasts import Effect, Factorial
 from ablate.analysis._estimand import Estimand, Optimism
+from ablate.analysis._external import analyse_source, read_analysis_file, sequential_source
 from ablate.analysis._run_dir import analyse_run_dir, sequential_state
 from ablate.analysis._summaries import ArmSummary, Band, Curves, Failure
 
@@ -26,5 +28,8 @@ __all__ = [
     "Failure",
     "Optimism",
     "analyse_run_dir",
+    "analyse_source",
+    "read_analysis_file",
+    "sequential_source",
     "sequential_state",
 ]

@@ -41,6 +41,7 @@ from ablate.analysis._contrasts import (
     without_divergence,
 )
 from ablate.analysis._estimand import Estimand, Optimism, optimism
+from ablate.analysis._sourced import AnyRun
 from ablate.analysis._summaries import (
     ArmSummary,
     Curves,
@@ -62,7 +63,7 @@ from ablate.stats import (
     decide,
     sequential_verdicts,
 )
-from ablate.store import Run, Store
+from ablate.store import Store
 
 __all__ = ["ALPHA", "Analysis", "StudyData", "analyse", "load", "sequential_of"]
 
@@ -74,7 +75,7 @@ class StudyData:
     """What the report needs from a run directory, read once."""
 
     record: StudyRecord  # the study as trained (overrides applied), data, provenance
-    runs: tuple[Run, ...]  # every run of the study's arms and seeds
+    runs: tuple[AnyRun, ...]  # every run of the study's arms and seeds
     epochs: Mapping[str, Sequence[Mapping[str, Any]]]  # arm -> store.epochs(arm) rows
 
     @property

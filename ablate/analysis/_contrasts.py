@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from ablate.analysis import _looks as seq
 from ablate.analysis._estimand import Estimand, estimand
+from ablate.analysis._sourced import AnyRun, metric_value
 from ablate.design import Study
 from ablate.stats import DIVERGED, ContrastData, Outcome, factorial, pair, simple_effects
-from ablate.store import Run
 
 __all__ = ["ContrastInputs", "contrast_inputs", "form_contrasts",
     "Effect", "Factorial", "Outcomes", "arm_contrasts", "arm_outcomes",
@@ -68,7 +68,7 @@ class Effect:
     # simple: (factor, level, level) held fixed
 
 
-def arm_outcomes(study: Study, runs: Sequence[Run], metric: str, seeds: Sequence[int]
+def arm_outcomes(study: Study, runs: Sequence[AnyRun], metric: str, seeds: Sequence[int]
                  ) -> dict[str, dict[int, Outcome]]:
     """arm -> seed -> the run's metric value, "diverged", or why it has none."""
     by_key = {(r.arm, r.seed): r for r in runs}
@@ -80,8 +80,8 @@ def arm_outcomes(study: Study, runs: Sequence[Run], metric: str, seeds: Sequence
             if run is None:
                 per_seed[s] = "missing"
             elif run.status == "done":
-                value = getattr(run, metric)
-                per_seed[s] = "not recorded" if value is None else float(value)
+                value = metric_value(run, metric)
+                per_seed[s] = "not recorded" if value is None else value
             else:
                 per_seed[s] = DIVERGED if run.status == DIVERGED else run.status
         out[arm.name] = per_seed
@@ -177,7 +177,7 @@ def form_contrasts(study: Study, outcomes: Outcomes, seeds: Sequence[int], f: Fa
     return arm_contrasts(study, outcomes, seeds, arms, resolution)
 
 
-def contrast_inputs(study: Study, runs: Sequence[Run]) -> ContrastInputs:
+def contrast_inputs(study: Study, runs: Sequence[AnyRun]) -> ContrastInputs:
     """The estimand, the seeds analysed (fixed: planned; sequential: run so far), each
     arm's outcomes and the study's contrasts, before any decision."""
     est = estimand(study, runs)

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ablate.analysis._sourced import AnyRun
 from ablate.data import TEST_IMAGES
 from ablate.design import Study
 from ablate.metric import METRICS, Metric
-from ablate.store import Run
 
 __all__ = ["Estimand", "Optimism", "estimand", "optimism"]
 
@@ -44,14 +44,16 @@ class Estimand:
         return not self.metric.selection_free
 
 
-def _finished(runs: Sequence[Run]) -> list[Run]:
+def _finished(runs: Sequence[AnyRun]) -> list[AnyRun]:
     return [r for r in runs if r.status == "done"]
 
 
-def estimand(study: Study, runs: Sequence[Run]) -> Estimand:
+def estimand(study: Study, runs: Sequence[AnyRun]) -> Estimand:
     """The metric to compare: the selection-free one of the study's quantity when every
     finished run has it, else (an older store) the optimistic `val_*` one."""
     asked = study.metric
+    if asked.split == "external":  # trained elsewhere: compared as recorded, on its grid
+        return Estimand(asked, asked, asked.resolution, 0)
     if asked.split == "test":
         compared, missing = asked, 0
     else:
@@ -86,7 +88,7 @@ class Optimism:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def optimism(study: Study, runs: Sequence[Run], est: Estimand) -> tuple[Optimism, ...]:
+def optimism(study: Study, runs: Sequence[AnyRun], est: Estimand) -> tuple[Optimism, ...]:
     """Each arm's selection optimism, in study order; () when nothing was selected on
     validation (no split) or the store has no cross-fitted values."""
     if study.validation == 0 or est.fallback:

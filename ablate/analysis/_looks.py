@@ -16,6 +16,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from ablate.analysis._sourced import AnyRun
 from ablate.design import Study
 from ablate.stats import (
     Contrast,
@@ -27,7 +28,6 @@ from ablate.stats import (
     grid_label,
     sequential_verdicts,
 )
-from ablate.store import Run
 
 __all__ = [
     "FINAL_STATUSES", "SEQUENTIAL_MULTIPLICITY", "apply", "design", "interval_label",
@@ -54,7 +54,7 @@ def seed_order(study: Study) -> tuple[int, ...]:
     return (*study.seeds, *rest)
 
 
-def seeds_run(study: Study, runs: Sequence[Run]) -> tuple[int, ...]:
+def seeds_run(study: Study, runs: Sequence[AnyRun]) -> tuple[int, ...]:
     """The longest prefix of the seed order whose runs are finished in every arm.
 
     A seed still pending or running in some arm (an interrupted round) waits, with

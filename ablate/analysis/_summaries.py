@@ -16,10 +16,10 @@ import scipy.stats as st
 
 from ablate.analysis._contrasts import Outcomes
 from ablate.analysis._looks import seed_order
+from ablate.analysis._sourced import AnyRun, metric_value
 from ablate.design import Study
 from ablate.files import jsonable
 from ablate.stats import DIVERGED, Friedman, friedman
-from ablate.store import Run
 
 __all__ = ["ArmSummary", "Band", "Curves", "Failure", "arm_summary", "arm_curves", "done_seeds",
            "rank_summary", "run_failures", "t_band"]
@@ -128,7 +128,7 @@ class Failure:
 
 
 def arm_summary(arm: str, levels: tuple[tuple[str, str], ...],
-                 outcomes: Mapping[int, object], runs: Sequence[Run]) -> ArmSummary:
+                 outcomes: Mapping[int, object], runs: Sequence[AnyRun]) -> ArmSummary:
     values = np.array([o for o in outcomes.values() if not isinstance(o, str)],
                       dtype=np.float64)
     n = values.size
@@ -176,7 +176,7 @@ def done_seeds(outcomes: Mapping[int, object]) -> tuple[int, ...]:
     return tuple(s for s, o in outcomes.items() if not isinstance(o, str))
 
 
-def run_failures(study: Study, runs: Sequence[Run], analysed: Sequence[int], metric: str
+def run_failures(study: Study, runs: Sequence[AnyRun], analysed: Sequence[int], metric: str
                  ) -> tuple[Failure, ...]:
     """Each analysed run without a metric value, and why (`_failure_seeds` says which
     seeds are covered)."""
@@ -190,12 +190,12 @@ def run_failures(study: Study, runs: Sequence[Run], analysed: Sequence[int], met
                 out.append(Failure(arm.name, s, "missing", None))
             elif run.status != "done":
                 out.append(Failure(arm.name, s, run.status, run.error))
-            elif getattr(run, metric) is None:
+            elif metric_value(run, metric) is None:
                 out.append(Failure(arm.name, s, "done", f"{metric} was not recorded"))
     return tuple(out)
 
 
-def _failure_seeds(study: Study, runs: Sequence[Run], analysed: Sequence[int]
+def _failure_seeds(study: Study, runs: Sequence[AnyRun], analysed: Sequence[int]
                    ) -> tuple[int, ...]:
     """Seeds whose runs the failure list covers: the planned ones (fixed), or every
     seed in the store (sequential: an interrupted round's runs are listed too)."""

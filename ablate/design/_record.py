@@ -38,6 +38,8 @@ class StudyRecord:
     device: str = ""  # e.g. "cpu", "cuda:0"
     provenance: Mapping[str, Any] = field(default_factory=dict)  # versions, device name
     data_sha256: Mapping[str, str] | None = None  # MNIST arrays trained on (None: not yet)
+    origin: Mapping[str, Any] | None = None  # runs trained elsewhere (`ablate analyze`):
+    # where they were read from and how (source, kind, fields, skipped); never stored
 
     def to_json(self) -> str:
         s = self.study
@@ -53,7 +55,8 @@ class StudyRecord:
                 "factors": [{"name": f.name, "levels": list(f.levels), "baseline": f.baseline}
                             for f in s.factors],
                 "arms": [{"name": a.name, "levels": [list(lv) for lv in a.levels],
-                          "config": a.config.to_dict()} for a in s.arms],
+                          "config": None if a.config is None else a.config.to_dict()}
+                         for a in s.arms],
             },
             "study_file": self.study_file, "source": self.source, "subset": self.subset,
             "device": self.device, "provenance": dict(self.provenance),
@@ -75,7 +78,8 @@ class StudyRecord:
                 factors=tuple(Factor(f["name"], tuple(f["levels"]), f["baseline"])
                               for f in s["factors"]),
                 arms=tuple(Arm(a["name"], tuple((f, lv) for f, lv in a["levels"]),
-                               run_config_from_dict(a["config"])) for a in s["arms"]),
+                               None if a["config"] is None else run_config_from_dict(a["config"]))
+                           for a in s["arms"]),
                 source=s["source"],
                 sequential=Sequential(**s["sequential"]) if s.get("sequential") else None)
             return cls(study=study, study_file=d["study_file"], source=d["source"],

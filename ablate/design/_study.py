@@ -19,7 +19,15 @@ __all__ = ["Arm", "Factor", "Study"]
 class Arm:
     name: str  # e.g. "dropout=off"
     levels: tuple[tuple[str, str], ...]  # ((factor, level), ...)
-    config: RunConfig
+    config: RunConfig | None  # None: runs ablate did not train (`ablate analyze`)
+
+    @property
+    def run_config(self) -> RunConfig:
+        """The config ablate trains this arm with (a study file's arms always have one)."""
+        if self.config is None:
+            raise ValueError(f"arm {self.name!r} has no run config: its runs were trained "
+                             "outside ablate")
+        return self.config
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,7 @@ class Study:
         if epochs is not None:
             if epochs < 1:
                 raise UserError(f"--epochs must be at least 1, got {epochs}")
-            arms = tuple(replace(a, config=replace(a.config, epochs=epochs)) for a in study.arms)
+            arms = tuple(replace(a, config=replace(a.run_config, epochs=epochs))
+                         for a in study.arms)
             study = replace(study, arms=arms)
         return study

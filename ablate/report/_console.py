@@ -180,7 +180,7 @@ def arm_summary(study: Study, runs: Sequence[Run], width: int) -> RenderableType
 
 def keras_summary(arm: Arm) -> Table:
     """The table Keras's `model.summary()` prints for this arm's model."""
-    rows = summary_rows(arm.config)
+    rows = summary_rows(arm.run_config)
     total = sum(r.params for r in rows)
     trainable = sum(r.trainable for r in rows)
     table = Table(title=f'Model: "{arm.name}"', caption=(

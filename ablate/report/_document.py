@@ -8,8 +8,9 @@ say different things.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ablate.analysis import Analysis
 from ablate.engine import layers_text, optimizer_text
@@ -31,7 +32,7 @@ from ablate.report._text import (
     sequential_sentence,
     why_sentence,
 )
-from ablate.stats import MAX_SEEDS, Contrast, Friedman
+from ablate.stats import MAX_SEEDS, Contrast, Friedman, grid_label
 
 __all__ = [
     "Document", "Section", "Table", "Verdict", "build", "rank_sentences", "verdicts",
@@ -113,8 +114,9 @@ def build(a: Analysis, plots: Sequence[Plot]) -> Document:
         sections.append(_rank_section(a, a.friedman, by_name))
     if a.sequential is None:
         sections.append(_power_section(a))
-    sections.append(Section("Training", plots=_pick(by_name, "learning_curves",
-                                                    "grad_norms")))
+    training = _pick(by_name, "learning_curves", "grad_norms")
+    if training:  # runs trained elsewhere have no per-epoch history here
+        sections.append(Section("Training", plots=training))
     warnings = tuple(warning_list(a))
     sections.append(Section(
         "Warnings, failed and diverged runs",
@@ -255,8 +257,12 @@ def _pairing_section(a: Analysis) -> Section:
                      u.variance(p.var_unpaired), fmt_float(p.ratio)))
     return Section(
         "Pairing by seed, measured",
-        paragraphs=("Every arm trains on the same seeds (the same initial weights and data "
-                    "order where the arms allow), so each contrast is paired by seed. What "
+        paragraphs=(("Every arm trains on the same seeds (the same initial weights and data "
+                     "order where the arms allow), so each contrast is paired by seed. "
+                     if a.record.origin is None else
+                     "The runs were trained outside ablate; each contrast is paired by the "
+                     "seed numbers the source gives (what a seed fixes there is not known "
+                     "here). ") + "What "
                     "that bought is measured here, not assumed: the correlation of the "
                     "paired sides and the variance of the paired differences against what "
                     "independent runs would give."
@@ -393,8 +399,42 @@ def _failure_table(a: Analysis) -> Table:
                  "of its contrasts; any other is left out of its own arm's contrasts only.")
 
 
+def _source_section(a: Analysis, origin: Mapping[str, Any]) -> Section:
+    """Design and source of runs trained outside ablate (`ablate analyze`)."""
+    study = a.study
+    design = ("2x2 factorial: main effects and interaction" if a.factorial else
+              "each arm against the baseline")
+    fields = origin["fields"]
+    status = (f"status from {fields['status']}" if fields.get("status") else
+              "no status field (a non-finite value is a diverged run)")
+    bullets = [
+        f"Runs trained outside ablate, read from {origin['source']} ({origin['kind']}): arm "
+        f"from {', '.join(fields['arm'])}, seed from {fields['seed']}, metric from "
+        f"{fields['metric']}; {status}.",
+        f"Design: {design}; baseline {study.baseline.name}.",
+        f"Metric compared: {a.estimand.metric.name} "
+        f"({'higher' if study.higher_is_better else 'lower'} is better); "
+        + (f"its values lie on the grid {grid_label(a.estimand.resolution)}"
+           if a.estimand.resolution is not None else
+           "no grid stated (--resolution), so the exact tests count over the observed "
+           "values")
+        + f"; ROPE ±{study.rope:g} (metric units).",
+        f"Seeds: {len(study.seeds)} ({seed_list(study.seeds)}).",
+    ]
+    if origin.get("skipped"):
+        bullets.append(f"Left out: {plural(len(origin['skipped']), 'run')} of the source "
+                       "without the arm and seed fields (a parent or report run).")
+    rows = tuple((arm.name, ", ".join(f"{f}={lv}" for f, lv in arm.levels),
+                  str(sum(1 for s in a.outcomes.get(arm.name, {}))))
+                 for arm in study.arms)
+    return Section("Design and source", bullets=tuple(bullets),
+                   tables=(Table(("arm", "levels", "seeds"), rows),), code=a.record.source)
+
+
 def _design_section(a: Analysis) -> Section:
     r = a.record
+    if r.origin is not None:
+        return _source_section(a, r.origin)
     prov = r.provenance
     study = a.study
     design = ("2x2 factorial: main effects and interaction" if a.factorial else
@@ -403,7 +443,7 @@ def _design_section(a: Analysis) -> Section:
                         for f in study.factors)
     rows = []
     for arm in study.arms:
-        c = arm.config
+        c = arm.run_config
         rows.append((arm.name, ", ".join(f"{f}={lv}" for f, lv in arm.levels), layers_text(c),
                      optimizer_text(c), str(c.epochs), str(c.batch_size)))
     hours = a.training_seconds / 3600

@@ -353,6 +353,10 @@ def estimand_sentence(a: Analysis) -> str:
                 "validation images that chose its epoch: it is optimistic, and more so for "
                 "noisier or longer training curves, which can favour one arm. Rerun the study "
                 "with `--fresh` for the selection-free comparison.")
+    if m.split == "external":
+        return (f"Compared on {m.name}: {m.description}. The runs were trained outside "
+                "ablate, so what chose each run's checkpoint, and on which images, is not "
+                "known here: read the verdict as a verdict on these numbers.")
     if m.split == "test":
         return (f"Compared on {m.name}: {m.description}. With no validation split the last "
                 "epoch is kept, so nothing was selected on the number compared.")

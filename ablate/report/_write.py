@@ -87,7 +87,8 @@ def make_plots(a: Analysis) -> list[plots.Plot]:
     finished = {arm: _finished(v) for arm, v in a.outcomes.items()}
     if any(v.size for v in finished.values()):  # every run diverged: nothing to draw
         out.append(plots.distributions(finished, colours, u))
-    out += [plots.learning_curves(a.curves, colours, u), plots.grad_norms(a.curves, colours)]
+    if any(c.epochs.size for c in a.curves.values()):  # runs trained elsewhere have none
+        out += [plots.learning_curves(a.curves, colours, u), plots.grad_norms(a.curves, colours)]
     if a.factorial is not None:
         f = a.factorial
         summaries = {s.arm: s for s in a.arms}
@@ -150,7 +151,8 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
             "factors": [{"name": f.name, "levels": f.levels, "baseline": f.baseline}
                         for f in a.study.factors],
             "arms": [{"name": arm.name, "levels": dict(arm.levels),
-                      "config": arm.config.to_dict()} for arm in a.study.arms],
+                      "config": None if arm.config is None else arm.config.to_dict()}
+                     for arm in a.study.arms],
             "baseline": a.study.baseline.name,
             "seeds_planned": a.study.seeds,
             "seeds_analysed": a.seeds,

@@ -48,6 +48,7 @@ from ablate.stats._sequential import (
 )
 from ablate.stats._signflip import SignFlip, sign_flip
 from ablate.stats._streams import stream
+from ablate.stats._twosample import EXACT_MAX_SPLITS, rank_sum_p, two_sample
 from ablate.stats._verdict import CLAIMS, DECISIONS, INTERACTION_DECISIONS
 
 __all__ = [
@@ -100,4 +101,7 @@ __all__ = [
     "to_grid",
     "wilcoxon_p",
     "wins",
+    "EXACT_MAX_SPLITS",
+    "rank_sum_p",
+    "two_sample",
 ]

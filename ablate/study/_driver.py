@@ -23,6 +23,7 @@ from ablate.analysis import analyse_run_dir, sequential_state
 from ablate.design import Study, StudyRecord, load_study
 from ablate.engine import layers_text, optimizer_text, provenance, resolve_device
 from ablate.errors import UserError
+from ablate.extras import need
 from ablate.options import StudyOptions
 from ablate.report import arm_summary, write_report_files
 from ablate.store import DB_NAME, Store, describe
@@ -37,7 +38,7 @@ from ablate.study._execute import (
 from ablate.study._plan import Plan, estimate_seconds, plan_study, queue_plan
 from ablate.study._progress import StudyProgress
 
-__all__ = ["Runtime", "StudyRun", "run_study", "study_device"]
+__all__ = ["Runtime", "StudyRun", "check_targets", "run_study", "study_device"]
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,10 @@ class StudyRun:
 def run_study(path: Path | str, options: StudyOptions, console: Console,
               runtime: Runtime) -> StudyRun:
     """Run a study file to the end (module docstring). Raises `UserError` for mistakes the
-    user can fix (bad file, bad option, a directory in use)."""
+    user can fix (bad file, bad option, a directory in use, a tracker to log to whose
+    package is not installed)."""
     path = Path(path)
+    check_targets(options.log)  # before any training
     study = load_study(path).with_overrides(seeds=options.seeds, epochs=options.epochs,
                                             until_decided=options.until_decided,
                                             max_seeds=options.max_seeds)
@@ -76,6 +79,16 @@ def run_study(path: Path | str, options: StudyOptions, console: Console,
         with tempfile.TemporaryDirectory() as scratch:  # a dry run leaves nothing behind
             return _with_store(Path(scratch), study, options, device, console, path, runtime)
     return _with_store(run_dir, study, options, device, console, path, runtime)
+
+
+def check_targets(log: tuple[str, ...]) -> None:
+    """Each `--log` target names a tracker whose package is installed (a `UserError`
+    naming the install command otherwise), before anything trains."""
+    from ablate.publish import parse_target
+
+    for text in log:
+        t = parse_target(text)
+        need(t.tracker, t.tracker, f"--log {t.tracker}")
 
 
 def study_device(options: StudyOptions) -> torch.device:
@@ -151,6 +164,8 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
                 console.print(f"wrote {written}")
         except UserError as exc:  # e.g. every seed of the baseline diverged
             console.print(f"[yellow]no report[/]: {exc}")
+    if options.log:
+        _publish(store.dir, options, console)
     if failed:
         console.print(f"[red]{failed} runs failed[/]; see `ablate runs {store.dir}`; "
                       "rerun the same command to retry them.")
@@ -200,6 +215,21 @@ class _Trainer:
                            on_cohort=shown.finished)
 
 
+def _publish(run_dir: Path, options: StudyOptions, console: Console) -> None:
+    """Log the study to its trackers; one that fails is a warning: the store holds
+    everything, and `ablate publish` can log it later."""
+    from ablate.publish import parse_target, publish
+
+    targets = [parse_target(t) for t in options.log]
+    try:
+        publish(run_dir, targets, say=lambda line: console.print(f"logged to {line}"))
+    except UserError as exc:
+        again = " ".join(f"--to {t}" for t in targets)
+        console.print(f"[yellow]warning[/]: not logged: {exc}. Nothing is lost: every run is "
+                      f"stored in {run_dir}/; `ablate publish {run_dir} {again}` logs it "
+                      "when the tracker is back.", markup=True, highlight=False)
+
+
 def _cohorts(plan: Plan) -> str:
     return f"{len(plan.cohorts)} cohort{'' if len(plan.cohorts) == 1 else 's'}"
 
@@ -225,7 +255,7 @@ def _plan_table(study: Study, plan: Plan) -> Table:
     for col in ("arm", "layers", "optimizer", "epochs", "to run"):
         table.add_column(col)
     for arm in study.arms:
-        c = arm.config
+        c = arm.run_config
         table.add_row(arm.name, layers_text(c), optimizer_text(c), str(c.epochs),
                       str(todo.get(arm.name, 0)))
     return table

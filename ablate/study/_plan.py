@@ -158,12 +158,12 @@ def plan_study(study: Study, store: Store, subset: int | None, device: torch.dev
     groups: dict[tuple[object, ...], list[Replica]] = {}
     skipped = 0
     for arm in study.arms:
-        config_hash = arm.config.digest(**settings)
+        config_hash = arm.run_config.digest(**settings)
         todo = [s for s in study.seeds if not store.is_finished(arm.name, s, config_hash)]
         skipped += len(study.seeds) - len(todo)
         if todo:
-            groups.setdefault(cohort_key(arm.config), []).extend(
-                Replica(arm.name, s, arm.config, config_hash) for s in todo)
+            groups.setdefault(cohort_key(arm.run_config), []).extend(
+                Replica(arm.name, s, arm.run_config, config_hash) for s in todo)
     cohorts = tuple(CohortTask(tuple(part), select_metric(study))
                     for replicas in groups.values()
                     for part in chunks(replicas, cohort_limit(replicas[0].config, device.type,
