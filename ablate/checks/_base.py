@@ -119,7 +119,7 @@ def _swap(engine: Engine, block: nn.Module) -> nn.Module:
     if type(block) is CohortDropout and engine.dropout is not CohortDropout:
         return engine.dropout(block.p, block.keys)
     if type(block) is Activation and engine.activation is not Activation:
-        return engine.activation(block.name, block.leaky_slope)
+        return engine.activation(block.names, block.slopes)
     return block
 
 

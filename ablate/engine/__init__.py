@@ -14,6 +14,7 @@ from ablate.engine._config import (
 )
 from ablate.engine._device import (
     MATMUL_PRECISION,
+    ablate_version,
     check_full_precision,
     free_memory,
     matmul_flops,
@@ -21,6 +22,7 @@ from ablate.engine._device import (
     pinned_precision,
     provenance,
     resolve_device,
+    visible,
 )
 from ablate.engine._layers import (
     Activation,
@@ -86,6 +88,7 @@ __all__ = [
     "layer_sizes",
     "layers_text",
     "optimizer_text",
+    "ablate_version",
     "check_full_precision",
     "cohort_key",
     "free_memory",
@@ -104,4 +107,5 @@ __all__ = [
     "scale",
     "summary_rows",
     "train_cohort",
+    "visible",
 ]

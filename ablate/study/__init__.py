@@ -9,7 +9,14 @@ from ablate.study._execute import (
     execute,
     load_data,
 )
-from ablate.study._plan import CohortTask, Plan, Replica, estimate_seconds, plan_study
+from ablate.study._plan import (
+    CohortTask,
+    Plan,
+    Replica,
+    cohorts_per_gpu,
+    estimate_seconds,
+    plan_study,
+)
 from ablate.study._record import StudyRecord, read_record
 from ablate.study._spec import SpecError, load_study, parse_study
 
@@ -29,6 +36,7 @@ __all__ = [
     "Study",
     "StudyRecord",
     "check_subset",
+    "cohorts_per_gpu",
     "estimate_seconds",
     "execute",
     "load_data",
