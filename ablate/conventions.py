@@ -34,7 +34,10 @@ class Conventions:
     velocity: Velocity  # momentum, nesterov
     eps_placement: EpsPlacement  # adagrad, rmsprop
     bias_correction: BiasCorrection  # adam, adamw
-    optimizers: dict[str, dict[str, float]]  # optimizer name -> default hyperparameters
+    # optimizer name -> default hyperparameters: the framework's documented defaults, except
+    # `momentum` and `nesterov`'s momentum 0.9, ablate's value for those names (both
+    # frameworks' SGD defaults to momentum 0, which is `sgd`)
+    optimizers: dict[str, dict[str, float]]
 
 
 CONVENTIONS: dict[str, Conventions] = {
@@ -57,10 +60,10 @@ CONVENTIONS: dict[str, Conventions] = {
         leaky_slope=0.01, bn_momentum=0.1, bn_eps=1e-5, bn_running_var="unbiased",
         init="torch_default", truncated_normals=False, velocity="gradients",
         eps_placement="outside_sqrt", bias_correction="moments",
-        optimizers={  # torch.optim's signatures
-            "sgd": {"lr": 0.01},  # torch has no default lr for SGD; Keras's 0.01
-            "momentum": {"lr": 0.01, "momentum": 0.9},
-            "nesterov": {"lr": 0.01, "momentum": 0.9},
+        optimizers={  # torch.optim's signatures (SGD's lr default is 1e-3 since torch 2.2)
+            "sgd": {"lr": 0.001},
+            "momentum": {"lr": 0.001, "momentum": 0.9},
+            "nesterov": {"lr": 0.001, "momentum": 0.9},
             "adagrad": {"lr": 0.01, "initial_accumulator": 0.0, "eps": 1e-10},
             "adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6},
             "rmsprop": {"lr": 0.01, "rho": 0.99, "eps": 1e-8},
@@ -71,9 +74,10 @@ CONVENTIONS: dict[str, Conventions] = {
 }
 
 
-def optimizer_forms(conventions: str, name: str) -> dict[str, str]:
-    """The formula forms optimizer `name` takes under `conventions` (none for most)."""
-    c = CONVENTIONS[conventions]
+def optimizer_forms(conventions: str | Conventions, name: str) -> dict[str, str]:
+    """The formula forms optimizer `name` takes under `conventions` (a name of
+    `CONVENTIONS`, or a `Conventions` itself: `ablate check` passes planted ones)."""
+    c = CONVENTIONS[conventions] if isinstance(conventions, str) else conventions
     match name:
         case "momentum" | "nesterov":
             return {"velocity": c.velocity}
@@ -84,11 +88,13 @@ def optimizer_forms(conventions: str, name: str) -> dict[str, str]:
     return {}
 
 
-def optimizer_config(conventions: str, name: str, **values: float) -> OptimizerConfig:
-    """Optimizer `name` under `conventions`: its defaults, `values` replacing some, and
-    its formula forms. The one builder of optimizer configs (studies and tests)."""
-    fields: dict[str, Any] = {**CONVENTIONS[conventions].optimizers[name], **values,
-                              **optimizer_forms(conventions, name)}
+def optimizer_config(conventions: str | Conventions, name: str, **values: float
+                     ) -> OptimizerConfig:
+    """Optimizer `name` under `conventions` (a name or a `Conventions`): its defaults,
+    `values` replacing some, and its formula forms. The one builder of optimizer configs
+    (studies, checks and tests)."""
+    c = CONVENTIONS[conventions] if isinstance(conventions, str) else conventions
+    fields: dict[str, Any] = {**c.optimizers[name], **values, **optimizer_forms(c, name)}
     return OptimizerConfig(name=name, **fields)
 
 
