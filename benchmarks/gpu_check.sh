@@ -63,9 +63,15 @@ if [ "$REHEARSE" = 1 ]; then
   trap 'rm -rf "$SCRATCH"' EXIT
   ROOT=$SCRATCH/tree
   mkdir -p "$ROOT"
-  # the tree as the device tool sends it: tracked and untracked-not-ignored files
-  (cd "$SRC" && git ls-files -z --cached --others --exclude-standard \
-    | tar --null --ignore-failed-read -T - -cf -) | tar -xf - -C "$ROOT"
+  # the tree as the device tool sends it: tracked and untracked-not-ignored files (a
+  # tree outside git: everything but the virtual environment and caches)
+  if git -C "$SRC" rev-parse --is-inside-work-tree > /dev/null 2>&1; then
+    (cd "$SRC" && git ls-files -z --cached --others --exclude-standard \
+      | tar --null --ignore-failed-read -T - -cf -) | tar -xf - -C "$ROOT"
+  else
+    (cd "$SRC" && tar --exclude=./.venv --exclude=./.git --exclude=./runs \
+      --exclude='*/__pycache__' -cf - .) | tar -xf - -C "$ROOT"
+  fi
   # the carried MNIST: .data/ if this tree has it, else the local cache
   mkdir -p "$ROOT/.data"
   for f in "$SRC/.data/mnist.npz" "${ABLATE_DATA_DIR:-$HOME/.cache/ablate}/mnist.npz"; do
