@@ -14,6 +14,7 @@ epsilon inside or outside AdaGrad's and RMSprop's square root; Adam's bias corre
 in the step size (Keras) or on the moments (torch); and the optimizers' default values.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,42 +23,59 @@ from ablate.engine import OPTIMIZER_SPECS, BnRunningVar, OptimizerConfig
 
 @dataclass(frozen=True)
 class Conventions:
-    """Every model default a convention name stands for; the optimizers' defaults and
-    formula forms per convention are their entries in `ablate.engine.OPTIMIZER_SPECS`."""
+    """Every default a convention name stands for. The optimizers' defaults are their
+    entries in `ablate.engine.OPTIMIZER_SPECS`, read into `optimizers` here (not stated
+    twice); `ablate check` plants wrong values by replacing fields of a copy."""
 
+    name: str  # "keras" | "torch": which form each optimizer's formula takes
     leaky_slope: float
     bn_momentum: float  # torch form: weight of the new batch statistic
     bn_eps: float
     bn_running_var: BnRunningVar
     init: str  # default initializer (one of ablate.engine.INITS)
     truncated_normals: bool  # variance-scaling normals truncated at 2 sd
+    # optimizer name -> hyperparameter -> default: the framework's documented defaults,
+    # except `momentum` and `nesterov`'s momentum 0.9, ablate's value for those names
+    # (both frameworks' SGD defaults to momentum 0, which is `sgd`)
+    optimizers: Mapping[str, Mapping[str, float]]
+
+
+def _optimizer_defaults(conventions: str) -> dict[str, Mapping[str, float]]:
+    return {name: spec.defaults[conventions] for name, spec in OPTIMIZER_SPECS.items()}
 
 
 CONVENTIONS: dict[str, Conventions] = {
     # Keras BatchNormalization(momentum=0.99) weighs the old running value: 0.01 here.
-    "keras": Conventions(leaky_slope=0.3, bn_momentum=0.01, bn_eps=1e-3,
+    "keras": Conventions(name="keras", leaky_slope=0.3, bn_momentum=0.01, bn_eps=1e-3,
                          bn_running_var="biased", init="glorot_uniform",
-                         truncated_normals=True),
-    "torch": Conventions(leaky_slope=0.01, bn_momentum=0.1, bn_eps=1e-5,
+                         truncated_normals=True, optimizers=_optimizer_defaults("keras")),
+    "torch": Conventions(name="torch", leaky_slope=0.01, bn_momentum=0.1, bn_eps=1e-5,
                          bn_running_var="unbiased", init="torch_default",
-                         truncated_normals=False),
+                         truncated_normals=False, optimizers=_optimizer_defaults("torch")),
 }
 
 
-def optimizer_defaults(conventions: str, name: str) -> dict[str, float]:
-    """Optimizer `name`'s hyperparameters and their defaults under `conventions`."""
-    return dict(OPTIMIZER_SPECS[name].defaults[conventions])
+def _resolved(conventions: str | Conventions) -> Conventions:
+    return CONVENTIONS[conventions] if isinstance(conventions, str) else conventions
 
 
-def optimizer_forms(conventions: str, name: str) -> dict[str, str]:
+def optimizer_defaults(conventions: str | Conventions, name: str) -> dict[str, float]:
+    """Optimizer `name`'s hyperparameters and their defaults under `conventions` (a name
+    of `CONVENTIONS`, or a `Conventions` itself: `ablate check` passes planted ones)."""
+    return dict(_resolved(conventions).optimizers[name])
+
+
+def optimizer_forms(conventions: str | Conventions, name: str) -> dict[str, str]:
     """The formula forms optimizer `name` takes under `conventions` (none for most)."""
     form = OPTIMIZER_SPECS[name].form
-    return {} if form is None else {form.field: form.of(conventions)}
+    return {} if form is None else {form.field: form.of(_resolved(conventions).name)}
 
 
-def optimizer_config(conventions: str, name: str, **values: float) -> OptimizerConfig:
-    """Optimizer `name` under `conventions`: its defaults, `values` replacing some, and
-    its formula forms. The one builder of optimizer configs (studies and tests)."""
+def optimizer_config(conventions: str | Conventions, name: str, **values: float
+                     ) -> OptimizerConfig:
+    """Optimizer `name` under `conventions` (a name or a `Conventions`): its defaults,
+    `values` replacing some, and its formula forms. The one builder of optimizer configs
+    (studies, checks and tests)."""
     fields: dict[str, Any] = {**optimizer_defaults(conventions, name), **values,
                               **optimizer_forms(conventions, name)}
     return OptimizerConfig(name=name, **fields)

@@ -10,10 +10,17 @@ absolute times.
 """
 
 import argparse
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from torch.profiler import ProfilerActivity, profile
+
+# Run as a script, Python puts benchmarks/ first on sys.path: ablate (and tests/) come
+# from this tree, installed or not (a bare copy of it on a GPU machine).
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from ablate.data import load as load_mnist
 from ablate.design import load_study
@@ -31,7 +38,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=25, help="ops to list")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    config = load_study("studies/dropout.toml").with_overrides(epochs=1).baseline.config
+    config = load_study(ROOT / "studies" / "dropout.toml").with_overrides(epochs=1).baseline.config
     d = prepare_data(load_mnist(progress=False), 10_000, args.images, device)
     d = replace(d, x_val=d.x_val[:0], y_val=d.y_val[:0], val_half=d.val_half[:0],
                 x_test=d.x_test[:0], y_test=d.y_test[:0])

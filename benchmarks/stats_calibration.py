@@ -45,11 +45,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+# Run as a script, Python puts benchmarks/ first on sys.path: ablate (and tests/) come
+# from this tree, installed or not (a bare copy of it on a GPU machine).
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from ablate.engine import crossfit
 from ablate.stats import (

@@ -36,6 +36,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+# Run as a script, Python puts benchmarks/ first on sys.path: ablate (and tests/) come
+# from this tree, installed or not (a bare copy of it on a GPU machine).
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
 from ablate.data import load as load_mnist
 from ablate.data import load_npz
 from ablate.design import load_study
@@ -52,12 +57,11 @@ from ablate.engine import (
 from ablate.metric import METRICS
 
 SEEDS = list(range(10))
-SUBSET = Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist_subset.npz"
+SUBSET = ROOT / "tests" / "data" / "mnist_subset.npz"
 
 
 def subset_expected() -> dict[str, str]:
     """The committed subset's sha256 per array (as tests/data_fixtures.py records them)."""
-    sys.path.insert(0, str(SUBSET.parents[2]))
     from tests.data_fixtures import subset_expected as expected
 
     return expected()
@@ -171,7 +175,7 @@ def main() -> None:
     parser.add_argument("--data", choices=("mnist", "subset"), default="mnist")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    study = load_study("studies/dropout.toml").with_overrides(epochs=1)
+    study = load_study(ROOT / "studies" / "dropout.toml").with_overrides(epochs=1)
     config = study.baseline.config
     if args.data == "mnist":
         d = prepare_data(load_mnist(progress=False), 10_000, args.images, device)

@@ -8,8 +8,8 @@ failure (with Hypothesis's falsifying example) into the outcome's `failure` text
 """
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ablate.checks import _reference as ref
 from ablate.checks._reference import Array
+from ablate.conventions import CONVENTIONS, Conventions
 from ablate.engine import (
     Activation,
     CohortBatchNorm,
@@ -77,7 +78,8 @@ def tol_for(dtype: str, chain: bool = False) -> Tol:
 
 # ---------------------------------------------------------------- the engine under test
 
-MLPFactory = Callable[[RunConfig, Sequence[int]], nn.Module]
+# (one config for every replica, or one per replica sharing a cohort key; seeds) -> model
+MLPFactory = Callable[[RunConfig | Sequence[RunConfig], Sequence[int]], nn.Module]
 InitWeight = Callable[[str, float | None, bool, int, int, torch.Generator], Tensor]
 InitBias = Callable[[str, int, int, torch.Generator], Tensor]
 
@@ -93,8 +95,8 @@ def cohort_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
     return replica_losses(logits, labels).sum()
 
 
-def _mlp(config: RunConfig, seeds: Sequence[int]) -> nn.Module:
-    return CohortMLP(config, list(seeds))
+def _mlp(configs: RunConfig | Sequence[RunConfig], seeds: Sequence[int]) -> nn.Module:
+    return CohortMLP(configs, list(seeds))
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ class Engine:
     init_weight: InitWeight = init_weight
     init_bias: InitBias = init_bias
     optimizer: type[Optimizer] = Optimizer
+    # what a study's `conventions = "keras"` resolves to (`ablate.conventions`)
+    conventions: Mapping[str, Conventions] = field(default_factory=lambda: CONVENTIONS)
     softmax: Callable[[Tensor], Tensor] = softmax
     cross_entropy: Callable[[Tensor, Tensor], Tensor] = cohort_cross_entropy
     mlp: MLPFactory = _mlp
@@ -128,13 +132,14 @@ def _swap(engine: Engine, block: nn.Module) -> nn.Module:
     if type(block) is CohortDropout and engine.dropout is not CohortDropout:
         return engine.dropout(block.p, block.keys)
     if type(block) is Activation and engine.activation is not Activation:
-        return engine.activation(block.name, block.leaky_slope)
+        return engine.activation(block.names, block.slopes)
     return block
 
 
-def build_mlp(engine: Engine, config: RunConfig, seeds: Sequence[int]) -> nn.Module:
+def build_mlp(engine: Engine, configs: RunConfig | Sequence[RunConfig], seeds: Sequence[int]
+              ) -> nn.Module:
     """engine.mlp with every default layer swapped for the engine's (planted) layer classes."""
-    model = engine.mlp(config, seeds)
+    model = engine.mlp(configs, seeds)
     for name, block in list(model.named_children()):
         setattr(model, name, _swap(engine, block))
     return model

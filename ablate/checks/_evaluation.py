@@ -41,6 +41,7 @@ from ablate.engine import (
     INPUTS,
     CohortLinear,
     CohortMLP,
+    CohortResult,
     DeviceData,
     RunConfig,
     initial_dense,
@@ -220,6 +221,67 @@ def _oracle_run(config: RunConfig, seed: int, d: dict[str, np.ndarray]
     return epochs, named
 
 
+def build(engine: Engine, configs: tuple[RunConfig, ...], seeds: list[int]) -> CohortMLP:
+    """`train_cohort`'s model factory for a check: the engine's model and layers."""
+    return cast(CohortMLP, build_mlp(engine, configs, seeds))
+
+
+def host_data(data: DeviceData) -> dict[str, np.ndarray]:
+    """The splits as float64 NumPy (images scaled as training scales them)."""
+    return {k: (scale(v.cpu(), torch.float64).numpy() if v.dtype == torch.uint8
+                else v.cpu().numpy())
+            for k, v in (("x_train", data.x_train), ("y_train", data.y_train),
+                         ("x_val", data.x_val), ("y_val", data.y_val),
+                         ("x_test", data.x_test), ("y_test", data.y_test),
+                         ("half", data.val_half))}
+
+
+def compare_with_oracle(tr: Tracker, result: CohortResult, configs: list[RunConfig],
+                        run_seeds: list[int], data: DeviceData) -> None:
+    """Replica s of `result` (trained from configs[s], run_seeds[s]) against its own oracle
+    run: per epoch its training loss and validation loss and accuracy (whole split and
+    halves A, B); its kept epoch (the first best validation loss); the kept weights'
+    final validation and test scores."""
+    host = host_data(data)
+    sizes = np.array([np.sum(host["half"] == g) for g in (0, 1)])
+    for s, (config, seed_s) in enumerate(zip(configs, run_seeds, strict=True)):
+        epochs_s, named = _oracle_run(config, seed_s, host)
+        for e, (got, want) in enumerate(zip(result.history, epochs_s, strict=True)):
+            where = f"replica {s}, epoch {e + 1}"
+            tr.close(got.train_loss[s], np.asarray(want.train_loss), TOL_F64_CHAIN,
+                     f"{where}: training loss")
+            tr.close(got.val_loss[s], np.asarray(want.val_loss), TOL_F64_CHAIN,
+                     f"{where}: validation loss")
+            tr.holds(got.val_accuracy[s] == want.val_accuracy,
+                     f"{where}: validation accuracy {got.val_accuracy[s]} != "
+                     f"{want.val_accuracy}")
+            tr.close(got.val_loss_halves[s], want.loss_halves / sizes, TOL_F64_CHAIN,
+                     f"{where}: validation loss per half")
+            tr.close(got.val_accuracy_halves[s], want.correct_halves / sizes, TOL_F64,
+                     f"{where}: validation accuracy per half")
+        val = np.array([ep.val_loss for ep in epochs_s])
+        best = int(np.argmin(val))  # first of equals
+        # epochs whose losses tie up to rounding could be chosen either way: not a bug
+        assume(np.sum(np.abs(val - val[best]) <= 1e-9 * abs(val[best])) == 1)
+        tr.holds(result.replicas[s].best_epoch == best + 1,
+                 f"replica {s}: kept epoch {result.replicas[s].best_epoch}, oracle {best + 1}")
+        for name, layer in named:  # the oracle's kept weights, then its final scores
+            for k, v in epochs_s[best].kept.get(name, {}).items():
+                setattr(layer, k, v)
+        layers = [layer for _, layer in named]
+        for split in ("val", "test"):
+            y = host[f"y_{split}"]
+            loss_sums, correct = _scores(layers, host[f"x_{split}"], y,
+                                         np.zeros(len(y), np.int64))
+            metrics = result.replicas[s].metrics
+            tr.close(np.asarray(metrics[f"{split}_loss"]), np.asarray(loss_sums[0] / len(y)),
+                     TOL_F64_CHAIN, f"replica {s}: final {split} loss of the kept weights")
+            tr.holds(math.isclose(metrics[f"{split}_accuracy"], correct[0] / len(y),
+                                  rel_tol=0, abs_tol=1e-15),
+                     f"replica {s}: final {split} accuracy {metrics[f'{split}_accuracy']} "
+                     f"!= {correct[0] / len(y)}")
+
+
 def train_then_evaluate(engine: Engine, device: torch.device,
                         hs: settings | None = None) -> CheckResult:
     """The whole run, train_cohort on random data, in float64: per epoch, each replica's
@@ -246,54 +308,9 @@ def train_then_evaluate(engine: Engine, device: torch.device,
                          optimizer=optimizer_config(conventions, optimizer, lr=0.01))
         data = _data(r, n_train, n_val=6, n_test=5, device=device)
         run_seeds = [int(k) for k in r.integers(0, 2**31, S)]
-
-        def build(configs: tuple[RunConfig, ...], seed_list: list[int]) -> CohortMLP:
-            return cast(CohortMLP, build_mlp(engine, configs[0], seed_list))
-
         result = train_cohort(config, run_seeds, data, select_on=METRICS["val_loss"],
-                              dtype=torch.float64, model=build)
-        host = {k: (scale(v.cpu(), torch.float64).numpy() if v.dtype == torch.uint8
-                    else v.cpu().numpy())
-                for k, v in (("x_train", data.x_train), ("y_train", data.y_train),
-                             ("x_val", data.x_val), ("y_val", data.y_val),
-                             ("x_test", data.x_test), ("y_test", data.y_test),
-                             ("half", data.val_half))}
-        sizes = np.array([np.sum(host["half"] == g) for g in (0, 1)])
-        for s, seed_s in enumerate(run_seeds):
-            epochs_s, named = _oracle_run(config, seed_s, host)
-            for e, (got, want) in enumerate(zip(result.history, epochs_s, strict=True)):
-                where = f"replica {s}, epoch {e + 1}"
-                tr.close(got.train_loss[s], np.asarray(want.train_loss), TOL_F64_CHAIN,
-                         f"{where}: training loss")
-                tr.close(got.val_loss[s], np.asarray(want.val_loss), TOL_F64_CHAIN,
-                         f"{where}: validation loss")
-                tr.holds(got.val_accuracy[s] == want.val_accuracy,
-                         f"{where}: validation accuracy {got.val_accuracy[s]} != "
-                         f"{want.val_accuracy}")
-                tr.close(got.val_loss_halves[s], want.loss_halves / sizes, TOL_F64_CHAIN,
-                         f"{where}: validation loss per half")
-                tr.close(got.val_accuracy_halves[s], want.correct_halves / sizes, TOL_F64,
-                         f"{where}: validation accuracy per half")
-            val = np.array([ep.val_loss for ep in epochs_s])
-            best = int(np.argmin(val))  # first of equals
-            # epochs whose losses tie up to rounding could be chosen either way: not a bug
-            assume(np.sum(np.abs(val - val[best]) <= 1e-9 * abs(val[best])) == 1)
-            tr.holds(result.replicas[s].best_epoch == best + 1,
-                     f"replica {s}: kept epoch {result.replicas[s].best_epoch}, oracle {best + 1}")
-            for name, layer in named:  # the oracle's kept weights, then its final scores
-                for k, v in epochs_s[best].kept.get(name, {}).items():
-                    setattr(layer, k, v)
-            layers = [layer for _, layer in named]
-            for split in ("val", "test"):
-                y = host[f"y_{split}"]
-                loss_sums, correct = _scores(layers, host[f"x_{split}"], y,
-                                             np.zeros(len(y), np.int64))
-                metrics = result.replicas[s].metrics
-                tr.close(np.asarray(metrics[f"{split}_loss"]), np.asarray(loss_sums[0] / len(y)),
-                         TOL_F64_CHAIN, f"replica {s}: final {split} loss of the kept weights")
-                tr.holds(math.isclose(metrics[f"{split}_accuracy"], correct[0] / len(y),
-                                      rel_tol=0, abs_tol=1e-15),
-                         f"replica {s}: final {split} accuracy {metrics[f'{split}_accuracy']} "
-                         f"!= {correct[0] / len(y)}")
+                              dtype=torch.float64, model=lambda c, s_: build(engine, c, s_),
+                              optimizer=engine.optimizer)
+        compare_with_oracle(tr, result, [config] * S, run_seeds, data)
 
     return tr.run(prop, hs)

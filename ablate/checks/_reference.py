@@ -445,6 +445,89 @@ def optimizer_step(config: OptimizerConfig, w: Array, g: Array, state: Optimizer
     raise ValueError(f"unknown optimizer {config.name!r}")
 
 
+# ---------------------------------------------------------------- documented defaults
+# Each framework's defaults as its documentation states them, in its own parameter names
+# and forms (Keras 3's keras.io API pages; PyTorch's torch.nn and torch.optim pages, whose
+# signatures tests/checks/test_reference.py reads from the installed torch). Nothing here
+# is derived from `ablate.conventions`: `ablate check` holds the conventions to this.
+
+
+@dataclass(frozen=True)
+class Documented:
+    """One framework's documented defaults for what ablate's conventions resolve."""
+
+    bn_momentum: float  # in the framework's own form (Keras: weight of the old value)
+    bn_epsilon: float
+    bn_running_variance: Literal["unbiased", "biased"]  # the batch variance it averages
+    leaky_relu_slope: float
+    kernel_initializer: str  # ablate's name of the Dense layer's default initializer
+    truncated_normals: bool  # variance-scaling normals truncated at 2 sd
+    optimizers: dict[str, OptimizerConfig]  # ablate's optimizer name -> documented config
+
+
+def _documented_optimizers(forms: dict[str, str],
+                           values: dict[str, dict[str, float]]) -> dict[str, OptimizerConfig]:
+    def config(name: str) -> OptimizerConfig:
+        form = {"momentum": "velocity", "nesterov": "velocity", "adagrad": "eps_placement",
+                "rmsprop": "eps_placement", "adam": "bias_correction",
+                "adamw": "bias_correction"}.get(name)
+        extra = {form: forms[form]} if form else {}
+        return OptimizerConfig(name=name, **values[name], **extra)  # type: ignore[arg-type]
+
+    return {name: config(name) for name in values}
+
+
+DOCUMENTED: dict[str, Documented] = {
+    # keras.layers.BatchNormalization(momentum=0.99, epsilon=0.001): moving = moving *
+    # momentum + batch * (1 - momentum), batch variance from ops.moments (biased);
+    # keras.layers.LeakyReLU(negative_slope=0.3); Dense(kernel_initializer=
+    # "glorot_uniform", bias_initializer="zeros"); VarianceScaling normals truncated.
+    "keras": Documented(
+        bn_momentum=0.99, bn_epsilon=1e-3, bn_running_variance="biased",
+        leaky_relu_slope=0.3, kernel_initializer="glorot_uniform", truncated_normals=True,
+        optimizers=_documented_optimizers({
+            # SGD: velocity = momentum * velocity - lr * g; w += velocity (nesterov:
+            # w += momentum * velocity - lr * g); Adagrad and RMSprop: lr g / sqrt(a + eps);
+            # Adam(W): alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t), w -= alpha m /
+            # (sqrt(v) + eps)
+            "velocity": "steps", "eps_placement": "inside_sqrt",
+            "bias_correction": "step_size"}, {
+            "sgd": {"lr": 0.01},  # SGD(learning_rate=0.01)
+            "momentum": {"lr": 0.01, "momentum": 0.9},  # momentum: ablate's value
+            "nesterov": {"lr": 0.01, "momentum": 0.9},
+            # Adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7)
+            "adagrad": {"lr": 0.001, "initial_accumulator": 0.1, "eps": 1e-7},
+            "adadelta": {"lr": 0.001, "rho": 0.95, "eps": 1e-7},  # Adadelta(...)
+            "rmsprop": {"lr": 0.001, "rho": 0.9, "eps": 1e-7},  # RMSprop(...)
+            "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7},
+            "adamw": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7,
+                      "weight_decay": 0.004},
+        })),
+    # torch.nn.BatchNorm1d(eps=1e-05, momentum=0.1): running = (1 - momentum) running +
+    # momentum batch, batch variance unbiased; LeakyReLU(negative_slope=0.01); Linear:
+    # U(+-1/sqrt(in_features)) weights and biases.
+    "torch": Documented(
+        bn_momentum=0.1, bn_epsilon=1e-5, bn_running_variance="unbiased",
+        leaky_relu_slope=0.01, kernel_initializer="torch_default", truncated_normals=False,
+        optimizers=_documented_optimizers({
+            # SGD: b = momentum b + g; w -= lr b (nesterov: w -= lr (g + momentum b));
+            # Adagrad and RMSprop: lr g / (sqrt(a) + eps); Adam(W): bias-corrected moments
+            "velocity": "gradients", "eps_placement": "outside_sqrt",
+            "bias_correction": "moments"}, {
+            "sgd": {"lr": 0.001},  # SGD(lr=1e-3)
+            "momentum": {"lr": 0.001, "momentum": 0.9},  # momentum: ablate's value
+            "nesterov": {"lr": 0.001, "momentum": 0.9},
+            # Adagrad(lr=0.01, initial_accumulator_value=0, eps=1e-10)
+            "adagrad": {"lr": 0.01, "initial_accumulator": 0.0, "eps": 1e-10},
+            "adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6},  # Adadelta(...)
+            "rmsprop": {"lr": 0.01, "rho": 0.99, "eps": 1e-8},  # RMSprop(alpha=0.99, ...)
+            "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+            "adamw": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                      "weight_decay": 0.01},
+        })),
+}
+
+
 # ---------------------------------------------------------------- whole MLP
 # Each layer stores what its forward pass saw; the backward pass walks the layers from the
 # output back, each turning the upstream gradient dL/dy into dL/dx with the stored values

@@ -3,6 +3,9 @@
 Every property (one module per concept in this package) compares the engine with the
 float64 oracle in `_reference` or with an exact identity, over Hypothesis-drawn shapes and
 values, and reports the examples it tried and its worst error relative to its tolerance.
+They include packed cohorts (replicas that differ in every per-replica setting, each
+against its own oracle run) and the conventions (the frameworks' documented defaults),
+so a user who runs `ablate check` on a new machine or GPU checks those too.
 `run_checks` runs them all and prints one table. They run as training does, with float32
 matmuls pinned to full float32 (TF32 would break the float32 tolerances), and the table
 says which precision was in effect, read through PyTorch's current precision API only.
@@ -16,6 +19,7 @@ from hypothesis import settings
 from rich.console import Console
 from rich.table import Table
 
+from ablate.checks import _conventions as checks_conventions
 from ablate.checks import _dropout as checks_dropout
 from ablate.checks import _evaluation as checks_eval
 from ablate.checks import _grads as checks_grads
@@ -23,6 +27,7 @@ from ablate.checks import _independence as checks_independence
 from ablate.checks import _initializers as checks_init
 from ablate.checks import _layers as checks_layers
 from ablate.checks import _optimizers as optim
+from ablate.checks import _packed as checks_packed
 from ablate.checks._base import ENGINE, CheckResult, Engine, Property
 from ablate.engine import matmul_precision, pinned_precision, resolve_device
 from ablate.errors import UserError
@@ -58,8 +63,11 @@ PROPERTIES: tuple[Property, ...] = (
     optim.optimizer_keras_formulas,
     optim.momentum_forms,
     optim.adam_first_step,
+    checks_conventions.conventions_layers,
+    checks_conventions.conventions_optimizers,
     checks_independence.cohort_layers,
     checks_independence.cohort_mlp,
+    checks_packed.packed_cohort,
     checks_eval.dense_shared_rows,
     checks_eval.mlp_evaluation,
     checks_eval.train_then_evaluate,

@@ -23,6 +23,7 @@ from ablate.engine._crossfit import CrossFit, crossfit
 from ablate.engine._data import DeviceData, prepare_data, scale
 from ablate.engine._device import (
     MATMUL_PRECISION,
+    ablate_version,
     check_full_precision,
     free_memory,
     matmul_flops,
@@ -30,6 +31,7 @@ from ablate.engine._device import (
     pinned_precision,
     provenance,
     resolve_device,
+    visible,
 )
 from ablate.engine._layers import (
     Activation,
@@ -100,6 +102,7 @@ __all__ = [
     "layer_sizes",
     "layers_text",
     "optimizer_text",
+    "ablate_version",
     "check_full_precision",
     "cohort_key",
     "crossfit",
@@ -120,4 +123,5 @@ __all__ = [
     "seed_generator",
     "summary_rows",
     "train_cohort",
+    "visible",
 ]

@@ -144,9 +144,10 @@ class CohortDropout(nn.Module):
             else self.word
         draws = rng.uniform16(word, self._pair_counters(n, x.device), n,
                               self.constants)  # (S, n) int16
-        # One float mask, 0 or 1/(1-p): the forward multiplies once, and so does backward.
-        mask = (draws >= self.threshold).view(S, B, F_) * self.scale.to(x.dtype)  # (S, B, F)
-        return x * mask
+        # One float mask, 0 or 1/(1-p), chosen straight from the comparison (no bool-to-
+        # float copy): the forward multiplies once, and so does backward.
+        keep = (draws >= self.threshold).view(S, B, F_)  # (S, B, F) bool
+        return x * torch.where(keep, self.scale.to(x.dtype), 0.0)
 
     def _pair_counters(self, n: int, device: torch.device) -> Tensor:
         """The mask's pair counters, made once per size and device."""
@@ -160,11 +161,13 @@ class Activation(nn.Module):
     """One activation per replica: replica s applies `names[s]` (leaky slope `slopes[s]`).
 
     Replicas that share (name, slope) are computed together, all of them in one call when
-    the cohort has a single activation.
+    the cohort has a single activation. `inplace`: ReLU may overwrite its input (the model
+    sets it where the input is a Dense layer's fresh output, which that layer's backward
+    does not read), saving one (S, B, units) tensor per step.
     """
 
-    def __init__(self, names: str | Sequence[str], leaky_slope: float | Sequence[float]
-                 ) -> None:
+    def __init__(self, names: str | Sequence[str], leaky_slope: float | Sequence[float],
+                 inplace: bool = False) -> None:
         super().__init__()
         names = [names] if isinstance(names, str) else list(names)
         slopes = ([float(leaky_slope)] * len(names) if isinstance(leaky_slope, int | float)
@@ -176,13 +179,14 @@ class Activation(nn.Module):
         kinds = [(n, a if n == "leaky_relu" else 0.0) for n, a in zip(names, slopes, strict=True)]
         self.groups = {kind: [s for s, k in enumerate(kinds) if k == kind]
                        for kind in dict.fromkeys(kinds)}
+        self.names, self.slopes, self.inplace = tuple(names), tuple(slopes), inplace
         self.name, self.leaky_slope = names[0], slopes[0]
         self._index: dict[tuple[tuple[str, float], torch.device], Tensor] = {}
 
     def forward(self, x: Tensor) -> Tensor:  # (S, B, F)
         if len(self.groups) == 1:
             ((name, slope),) = self.groups
-            return _activate(name, slope, x)
+            return _activate(name, slope, x, self.inplace)
         out = torch.empty_like(x)
         for kind in self.groups:
             idx = self._replicas(kind, x.device)
@@ -196,10 +200,10 @@ class Activation(nn.Module):
         return self._index[kind, device]
 
 
-def _activate(name: str, leaky_slope: float, x: Tensor) -> Tensor:
+def _activate(name: str, leaky_slope: float, x: Tensor, inplace: bool = False) -> Tensor:
     match name:
         case "relu":
-            return F.relu(x)
+            return F.relu(x, inplace=inplace)
         case "leaky_relu":
             return F.leaky_relu(x, leaky_slope)
         case "sigmoid":

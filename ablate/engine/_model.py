@@ -85,8 +85,11 @@ class CohortMLP(nn.Module):
                                  bessel=config.bn_running_var == "unbiased")
             if layer.batch_norm == "before":
                 self.add_module(f"bn{i}", bn)
+            # after the Dense layer directly, ReLU overwrites its output (baddbmm's
+            # backward reads its inputs, not its output)
             self.add_module(f"act{i}", Activation([m.activation for m in mine],
-                                                  [c.leaky_slope for c in self.configs]))
+                                                  [c.leaky_slope for c in self.configs],
+                                                  inplace=layer.batch_norm != "before"))
             if layer.batch_norm == "after":
                 self.add_module(f"bn{i}", bn)
             if any(m.dropout > 0 for m in mine):

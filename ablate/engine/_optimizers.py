@@ -59,14 +59,15 @@ _VELOCITY = Form("velocity", keras="steps", torch="gradients")
 _EPS = Form("eps_placement", keras="inside_sqrt", torch="outside_sqrt")
 _BIAS = Form("bias_correction", keras="step_size", torch="moments")
 
-# Defaults: Keras 3's documented values and torch.optim's signatures (torch has no
-# default learning rate for SGD; Keras's 0.01 is used for both).
+# Defaults: Keras 3's documented values and torch.optim's signatures (SGD's lr default is
+# 1e-3 since torch 2.2); `momentum` and `nesterov` take momentum 0.9, ablate's value for
+# those names (both frameworks' SGD defaults to momentum 0, which is `sgd`).
 OPTIMIZER_SPECS: dict[str, OptimizerSpec] = {s.name: s for s in (
-    OptimizerSpec("sgd", {"keras": {"lr": 0.01}, "torch": {"lr": 0.01}}, None, ()),
+    OptimizerSpec("sgd", {"keras": {"lr": 0.01}, "torch": {"lr": 0.001}}, None, ()),
     OptimizerSpec("momentum", {"keras": {"lr": 0.01, "momentum": 0.9},
-                               "torch": {"lr": 0.01, "momentum": 0.9}}, _VELOCITY, ("v",)),
+                               "torch": {"lr": 0.001, "momentum": 0.9}}, _VELOCITY, ("v",)),
     OptimizerSpec("nesterov", {"keras": {"lr": 0.01, "momentum": 0.9},
-                               "torch": {"lr": 0.01, "momentum": 0.9}}, _VELOCITY, ("v",)),
+                               "torch": {"lr": 0.001, "momentum": 0.9}}, _VELOCITY, ("v",)),
     OptimizerSpec("adagrad", {"keras": {"lr": 0.001, "initial_accumulator": 0.1, "eps": 1e-7},
                               "torch": {"lr": 0.01, "initial_accumulator": 0.0, "eps": 1e-10}},
                   _EPS, ("a",)),

@@ -96,19 +96,26 @@ def mix_constants(device: torch.device | str) -> Tensor:
     return torch.tensor([_M1, _M2, 16, 15, 0xFFFF, 0x1FFFF], dtype=torch.int32, device=device)
 
 
-def mix32(x: Tensor, constants: Tensor | None = None) -> Tensor:
+def mix32(x: Tensor, constants: Tensor | None = None, scratch: Tensor | None = None
+          ) -> Tensor:
     """lowbias32 of every element of an int32 tensor (bits as uint32), in place.
 
     int32 multiplication wraps modulo 2^32 on every device; the masks make the
     arithmetic right shifts logical. `constants`: `mix_constants(x.device)`, or None.
+    Each shift goes through one scratch tensor shaped like x (`scratch`, or one made
+    here), instead of two new tensors per shift.
     """
     c = mix_constants(x.device) if constants is None else constants
     m1, m2, s16, s15, k16, k17 = (c[i] for i in range(6))  # 0-dim views, no copies
-    x ^= (x >> s16) & k16
+    t = torch.empty_like(x) if scratch is None else scratch
+    torch.bitwise_right_shift(x, s16, out=t)
+    x ^= t.bitwise_and_(k16)
     x *= m1
-    x ^= (x >> s15) & k17
+    torch.bitwise_right_shift(x, s15, out=t)
+    x ^= t.bitwise_and_(k17)
     x *= m2
-    x ^= (x >> s16) & k16
+    torch.bitwise_right_shift(x, s16, out=t)
+    x ^= t.bitwise_and_(k16)
     return x
 
 

@@ -61,6 +61,7 @@ class Stepper:
         self.static_words = torch.zeros(len(model.dropouts), S, dtype=torch.int32,
                                         device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.side: torch.cuda.Stream | None = None
         self.full_steps = 0  # full-batch steps taken (graph mode: warm-up, then capture)
 
     def start_epoch(self, alive: Tensor) -> None:
@@ -81,13 +82,12 @@ class Stepper:
         if self.mode == "static":
             self._step(self.static_idx, self.static_words)
         elif self.graph is not None:
-            self.graph.replay()
+            self._replay()
         elif self.full_steps < WARMUP:
             self._warm_up()
         else:
             self._capture()
-            assert self.graph is not None
-            self.graph.replay()
+            self._replay()
         self.full_steps += 1
 
     def _step(self, idx: Tensor, words: Tensor) -> None:
@@ -107,18 +107,33 @@ class Stepper:
                                  for g in (w.grad for w in self.dense) if g is not None], 1)
             self.grad_sq.add_(norms.double().square())  # (S, dense layers)
 
+    def _side_stream(self) -> torch.cuda.Stream:
+        """The one side stream of warm-up and capture, made once on the data's device (a
+        stream per step would cost a cuBLAS workspace each)."""
+        if self.side is None:
+            self.side = torch.cuda.Stream(device=self.x.device)
+        return self.side
+
     def _warm_up(self) -> None:
-        """A real step, on a side stream, before capture (cuBLAS and allocator warm-up)."""
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        """A real step on the side stream, before capture (cuBLAS and allocator warm-up).
+        Streams, capture and replay name the data's device explicitly: on the current
+        device (cuda:0) they would record nothing of a cuda:1 step."""
+        side, main = self._side_stream(), torch.cuda.current_stream(self.x.device)
+        side.wait_stream(main)
+        with torch.cuda.device(self.x.device), torch.cuda.stream(side):
             self._step(self.static_idx, self.static_words)
-        torch.cuda.current_stream().wait_stream(side)
+        main.wait_stream(side)
 
     def _capture(self) -> None:
-        """Record the static step once; replaying it is this and every later full step."""
+        """Record the static step once, on the side stream (not `torch.cuda.graph`'s own
+        default stream, made once per process on whichever device was current)."""
         self.opt.zero_grad()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.device(self.x.device), torch.cuda.graph(graph, stream=self._side_stream()):
             self._step(self.static_idx, self.static_words)
         self.graph = graph
+
+    def _replay(self) -> None:
+        assert self.graph is not None
+        with torch.cuda.device(self.x.device):  # onto the current stream of the graph's device
+            self.graph.replay()

@@ -43,7 +43,8 @@ def train_cohort(configs: RunConfig | Sequence[RunConfig], seeds: Sequence[int],
                  on_step: Callable[[int], None] | None = None,
                  on_epoch: Callable[[Epoch], None] | None = None,
                  dtype: torch.dtype = torch.float32,
-                 model: ModelFactory = CohortMLP, capture: bool = False) -> CohortResult:
+                 model: ModelFactory = CohortMLP, optimizer: type[Optimizer] = Optimizer,
+                 capture: bool = False) -> CohortResult:
     """Train replica s of `configs` (one config for all, or one per replica sharing a
     `cohort_key`) from `seeds[s]`, for the configs' epochs, in full float32 matmuls.
 
@@ -51,24 +52,24 @@ def train_cohort(configs: RunConfig | Sequence[RunConfig], seeds: Sequence[int],
     epoch's weights are kept; with no validation split the last epoch is kept.
     `on_step(k)` is called after every k optimizer steps and `on_epoch(record)` after
     each epoch (for progress displays). `dtype` float64 is for exactness tests; studies
-    train in float32. `model` builds the model (`ablate check` passes one with a layer
-    under test). `capture` (CUDA only, not for Adam/AdamW) replays full-batch steps from
-    a CUDA graph (see `ablate.engine._step`).
+    train in float32. `model` builds the model and `optimizer` is its optimizer's class
+    (`ablate check` passes them with a part under test). `capture` (CUDA only, not for
+    Adam/AdamW) replays full-batch steps from a CUDA graph (see `ablate.engine._step`).
     """
     with pinned_precision(data.device):
         return _train(replicate(configs, len(seeds)), list(seeds), data, select_on, on_step,
-                      on_epoch, dtype, model, "graph" if capture else "eager")
+                      on_epoch, dtype, model, optimizer, "graph" if capture else "eager")
 
 
 def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
            select_on: Metric, on_step: Callable[[int], None] | None,
            on_epoch: Callable[[Epoch], None] | None, dtype: torch.dtype,
-           build: ModelFactory, mode: Mode) -> CohortResult:
+           build: ModelFactory, optimizer: type[Optimizer], mode: Mode) -> CohortResult:
     device, S, config = data.device, len(seeds), configs[0]
     start = time.perf_counter()
     order_gens = [rng.seed_generator(s, "data") for s in seeds]
     model = build(configs, seeds).to(device=device, dtype=dtype)
-    opt = Optimizer([c.optimizer for c in configs], list(model.parameters()))
+    opt = optimizer([c.optimizer for c in configs], list(model.parameters()))
     alive = torch.ones(S, dtype=torch.bool, device=device)
     n, B = len(data.y_train), config.batch_size
     step = Stepper(model, opt, data.train_images(dtype), data.y_train, min(B, n), mode)

@@ -19,7 +19,15 @@ from ablate.study._execute import (
     execute,
     load_data,
 )
-from ablate.study._plan import CohortTask, Plan, Replica, estimate_seconds, plan_study, queue_plan
+from ablate.study._plan import (
+    CohortTask,
+    Plan,
+    Replica,
+    cohorts_per_gpu,
+    estimate_seconds,
+    plan_study,
+    queue_plan,
+)
 from ablate.study._progress import StudyProgress
 
 __all__ = [
@@ -36,6 +44,7 @@ __all__ = [
     "StudyProgress",
     "StudyRun",
     "check_subset",
+    "cohorts_per_gpu",
     "estimate_seconds",
     "execute",
     "load_data",

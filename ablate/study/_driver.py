@@ -35,7 +35,13 @@ from ablate.study._execute import (
     execute,
     load_data,
 )
-from ablate.study._plan import Plan, estimate_seconds, plan_study, queue_plan
+from ablate.study._plan import (
+    Plan,
+    cohorts_per_gpu,
+    estimate_seconds,
+    plan_study,
+    queue_plan,
+)
 from ablate.study._progress import StudyProgress
 
 __all__ = ["Runtime", "StudyRun", "check_targets", "run_study", "study_device"]
@@ -94,13 +100,25 @@ def check_targets(log: tuple[str, ...]) -> None:
 def study_device(options: StudyOptions) -> torch.device:
     """The device the study's cohorts train on. In process: `--device` resolved here. On
     Ray the workers train and the driver may have no GPU of its own: `--device auto`
-    means a GPU when cohorts declare one (`--gpus-per-cohort` > 0), else the CPU. Its
-    type is part of every run's config hash."""
+    means a GPU when cohorts declare one (`--gpus-per-cohort` > 0), else the CPU, and a
+    GPU study must declare one (Ray shows a task no GPU it did not ask for). Its type is
+    part of every run's config hash."""
+    if options.gpus_per_cohort < 0:
+        raise UserError(f"--gpus-per-cohort must be 0 or more, got {options.gpus_per_cohort:g}")
     if options.executor == "in-process":
         return resolve_device(options.device)
-    if options.device != "auto":
-        return torch.device(options.device)
-    return torch.device("cuda" if options.gpus_per_cohort > 0 else "cpu")
+    if options.device == "auto":
+        return torch.device("cuda" if options.gpus_per_cohort > 0 else "cpu")
+    try:
+        device = torch.device(options.device)
+    except RuntimeError:
+        raise UserError(f"--device {options.device!r} is not a device; use auto, cpu, cuda "
+                        "or cuda:N") from None
+    if device.type == "cuda" and options.gpus_per_cohort == 0:
+        raise UserError(f"--device {options.device} with --executor ray needs "
+                        "--gpus-per-cohort > 0: Ray shows a task no GPU it did not declare "
+                        "(e.g. --gpus-per-cohort 1, or 0.5 for two cohorts per GPU)")
+    return device
 
 
 def _with_store(run_dir: Path, study: Study, options: StudyOptions, device: torch.device,
@@ -130,16 +148,19 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     trainer = _Trainer(store, options, device, console, path, runtime)
     planned = trained = failed = 0
     while True:
-        plan = plan_study(study, store, options.subset, device)
+        plan = plan_study(study, store, options.subset, device, per_gpu=_per_gpu(options))
         console.print(_plan_table(study, plan))
         planned = plan.runs + plan.skipped
         if options.dry_run:
             est = estimate_seconds(plan, device)
             more = (f" (a sequential study may go on to {study.sequential.max} seeds per arm)"
                     if study.sequential is not None else "")
+            when = (f"estimated {est / 60:.1f} min{more}" if est is not None else
+                    f"no time estimate: this process sees no {device.type} device to "
+                    f"measure (the workers train){more}")
             console.print(f"{plan.runs} runs to train in {_cohorts(plan)} "
-                          f"({plan.skipped} already done) on {device}; estimated "
-                          f"{est / 60:.1f} min{more}. Dry run: nothing trained.")
+                          f"({plan.skipped} already done) on {device}; {when}. "
+                          "Dry run: nothing trained.")
             return StudyRun(options.out / study.name, planned, 0, 0)
         queue_plan(store, plan)
         done = trainer.round(study, plan)
@@ -228,6 +249,11 @@ def _publish(run_dir: Path, options: StudyOptions, console: Console) -> None:
         console.print(f"[yellow]warning[/]: not logged: {exc}. Nothing is lost: every run is "
                       f"stored in {run_dir}/; `ablate publish {run_dir} {again}` logs it "
                       "when the tracker is back.", markup=True, highlight=False)
+
+
+def _per_gpu(options: StudyOptions) -> int:
+    """Cohorts that train on one GPU at once: several on Ray with fractional GPUs."""
+    return cohorts_per_gpu(options.gpus_per_cohort) if options.executor == "ray" else 1
 
 
 def _cohorts(plan: Plan) -> str:

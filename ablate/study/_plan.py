@@ -25,6 +25,7 @@ from ablate.engine import (
     matmul_flops,
     parameter_count,
     replica_bytes,
+    visible,
 )
 from ablate.metric import Metric
 from ablate.store import Store
@@ -43,8 +44,12 @@ T = TypeVar("T")
 # shipped study (the activation study: 60 replicas, ~1.7 GB for its model). A GPU needs
 # many replicas to fill it; its limit is also bounded by free memory (`cohort_limit`).
 MAX_COHORT = {"cpu": 64, "cuda": 256}
-# The share of a GPU's free memory that one cohort may plan to use.
+# The share of a GPU's free memory that the cohorts training on it at once may plan to use
+# (on Ray, `--gpus-per-cohort 0.25` puts four cohorts on one GPU: each plans for an eighth).
 CUDA_MEMORY_SHARE = 0.5
+# The GPU memory planned for when this process sees no GPU (a Ray driver on a CPU machine
+# planning for its workers' GPUs): 16 GiB, the smallest of the common datacenter cards.
+ASSUMED_GPU_BYTES = 16 * 2**30
 
 
 @dataclass(frozen=True)
@@ -119,14 +124,33 @@ def data_settings(study: Study, subset: int | None, device: torch.device) -> dic
             "matmul_precision": MATMUL_PRECISION}
 
 
-def cohort_limit(config: RunConfig, device_type: str, free: int | None) -> int:
+def cohort_limit(config: RunConfig, device_type: str, free: int | None,
+                 cohorts_per_gpu: int = 1) -> int:
     """The most replicas of `config` one cohort trains on a device of `device_type` with
     `free` bytes of memory (None: not bounded, the CPU): `MAX_COHORT` of its type, and what
-    fits in `CUDA_MEMORY_SHARE` of the free memory (at least 1)."""
+    fits in its share of `CUDA_MEMORY_SHARE` of the free memory, shared by the
+    `cohorts_per_gpu` cohorts that train on one GPU at once (at least 1)."""
     limit = MAX_COHORT.get(device_type, MAX_COHORT["cpu"])
     if free is not None:
-        limit = min(limit, max(1, int(CUDA_MEMORY_SHARE * free) // replica_bytes(config)))
+        share = int(CUDA_MEMORY_SHARE * free) // max(1, cohorts_per_gpu)
+        limit = min(limit, max(1, share // replica_bytes(config)))
     return limit
+
+
+def cohorts_per_gpu(gpus_per_cohort: float) -> int:
+    """How many cohorts Ray runs on one GPU at once when each declares `gpus_per_cohort`
+    of one (0.25: four); 1 for whole GPUs and for the in-process executor (0)."""
+    if not 0 < gpus_per_cohort < 1:
+        return 1
+    return max(1, math.floor(1 / gpus_per_cohort + 1e-9))
+
+
+def planning_memory(device: torch.device) -> int | None:
+    """The memory a plan for `device` may use: the free memory of a GPU visible here,
+    `ASSUMED_GPU_BYTES` for one that is not (Ray workers' GPUs), None on the CPU."""
+    if device.type != "cuda":
+        return None
+    return free_memory(device) if visible(device) else ASSUMED_GPU_BYTES
 
 
 def chunks(items: Sequence[T], limit: int) -> list[list[T]]:
@@ -148,13 +172,16 @@ def select_metric(study: Study) -> Metric:
     return study.metric.selection
 
 
-def plan_study(study: Study, store: Store, subset: int | None, device: torch.device) -> Plan:
+def plan_study(study: Study, store: Store, subset: int | None, device: torch.device, *,
+               per_gpu: int = 1) -> Plan:
     """Every (arm, seed) not yet finished with its current config on this kind of device,
     packed into cohorts: replicas whose configs share a `cohort_key` together (arms in
-    study order, seeds in order), cut evenly into cohorts of at most `cohort_limit`.
-    Reads the store only; `queue_plan` records the plan."""
+    study order, seeds in order), cut evenly into cohorts of at most `cohort_limit`
+    (`per_gpu`: cohorts sharing one GPU at once, `cohorts_per_gpu`). Reads the store
+    only; `queue_plan` records the plan. Needs no GPU here: a Ray driver plans for its
+    workers' GPUs (`planning_memory`)."""
     settings = data_settings(study, subset, device)
-    free = free_memory(device)
+    free = planning_memory(device)
     groups: dict[tuple[object, ...], list[Replica]] = {}
     skipped = 0
     for arm in study.arms:
@@ -167,7 +194,7 @@ def plan_study(study: Study, store: Store, subset: int | None, device: torch.dev
     cohorts = tuple(CohortTask(tuple(part), select_metric(study))
                     for replicas in groups.values()
                     for part in chunks(replicas, cohort_limit(replicas[0].config, device.type,
-                                                              free)))
+                                                              free, per_gpu)))
     return Plan(cohorts, skipped, train_images(study, subset), settings)
 
 
@@ -178,9 +205,12 @@ def queue_plan(store: Store, plan: Plan) -> None:
             store.queue(r.arm, r.seed, r.config_hash, {**r.config.to_dict(), **plan.settings})
 
 
-def estimate_seconds(plan: Plan, device: torch.device) -> float:
+def estimate_seconds(plan: Plan, device: torch.device) -> float | None:
     """A rough estimate: 6 FLOPs per parameter per training image (forward and backward)
-    at 40% of a quick measurement of this device's fp32 matmul rate."""
+    at 40% of a quick measurement of this device's fp32 matmul rate; None when the device
+    is not visible here (a Ray driver without the workers' GPU cannot measure it)."""
+    if not visible(device):
+        return None
     rate = 0.4 * matmul_flops(device)
     flops = sum(6 * parameter_count(r.config) * plan.train_images * r.config.epochs
                 for t in plan.cohorts for r in t.replicas)

@@ -8,6 +8,7 @@ through `dataclasses.replace(ENGINE, ...)`.
 
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
 from ablate.checks import ENGINE, TOL_F64, Engine, Property, PropertyFailed, Tol, Tracker
+from ablate.checks import _conventions as cv
 from ablate.checks import _dropout as dr
 from ablate.checks import _evaluation as ev
 from ablate.checks import _grads as gr
@@ -27,13 +29,18 @@ from ablate.checks import _independence as ind
 from ablate.checks import _initializers as ini
 from ablate.checks import _layers as la
 from ablate.checks import _optimizers as op
+from ablate.checks import _packed as pk
 from ablate.checks import _run as checks
+from ablate.conventions import CONVENTIONS
 from ablate.engine import (
     Activation,
     CohortBatchNorm,
     CohortDropout,
     CohortLinear,
+    CohortMLP,
     Optimizer,
+    OptimizerConfig,
+    RunConfig,
     resolve_device,
 )
 from ablate.engine import _layers as layers
@@ -78,7 +85,9 @@ class PlantedBatchNorm(CohortBatchNorm):
                 var, mean = var.detach(), mean.detach()
             if self.training:
                 with torch.no_grad():
-                    unbiased = self.bessel and not self.biased_running_var
+                    # a batch of one has no unbiased variance: the engine moves towards
+                    # 0, the biased value (`CohortBatchNorm._single_row`), as here
+                    unbiased = self.bessel and not self.biased_running_var and x.shape[1] > 1
                     stat = torch.var(x, dim=dims, correction=1 if unbiased else 0,
                                      keepdim=True).expand(x.shape[0], 1, -1)
                     weight = 1.0 - self.momentum if self.reversed_momentum else self.momentum
@@ -297,6 +306,52 @@ class KerasEpsOutsideSqrt(Optimizer):
         return list(torch._foreach_add(torch._foreach_sqrt(a), float(self.hyper["eps"])))
 
 
+# ---------------------------------------------------------------- planted bugs: packed cohorts
+
+
+class FirstReplicaHyperparameters(Optimizer):
+    """Steps every replica with replica 0's hyperparameters (the per-replica values lost)."""
+
+    def __init__(self, configs: OptimizerConfig | Sequence[OptimizerConfig],
+                 params: Sequence[Tensor]) -> None:
+        first = configs if isinstance(configs, OptimizerConfig) else configs[0]
+        super().__init__(first, params)
+
+
+def _with_first_replicas(field: str) -> object:
+    """A model factory that gives every replica replica 0's `field` of each hidden layer."""
+    def build(configs: RunConfig | Sequence[RunConfig], seeds: Sequence[int]) -> nn.Module:
+        configs = [configs] * len(seeds) if isinstance(configs, RunConfig) else list(configs)
+        first = configs[0].layers
+        same = [replace(c, layers=tuple(replace(layer, **{field: getattr(f, field)})
+                                        for layer, f in zip(c.layers, first, strict=True)))
+                for c in configs]
+        return CohortMLP(same, list(seeds))
+
+    return build
+
+
+first_dropout_rates = _with_first_replicas("dropout")
+first_activations = _with_first_replicas("activation")
+
+
+# ---------------------------------------------------------------- planted bugs: conventions
+
+
+def conventions_with(which: str, **changes: object) -> dict[str, object]:
+    """The conventions with one of them changed (a wrong default)."""
+    return {**CONVENTIONS, which: replace(CONVENTIONS[which], **changes)}  # type: ignore[arg-type]
+
+
+def with_optimizer_default(name: str, optimizer: str, **values: float) -> dict[str, object]:
+    c = CONVENTIONS[name]
+    optimizers = {**c.optimizers, optimizer: {**c.optimizers[optimizer], **values}}
+    return conventions_with(name, optimizers=optimizers)
+
+
+KERAS_MOMENTUM_UNCONVERTED = conventions_with("keras", bn_momentum=0.99)  # not 1 - 0.99
+
+
 # ---------------------------------------------------------------- which property catches what
 
 PLANTED: list[tuple[str, Property, Engine]] = [
@@ -362,6 +417,22 @@ PLANTED: list[tuple[str, Property, Engine]] = [
     ("momentum lr twice", op.momentum_forms, replace(ENGINE, optimizer=MomentumLrTwice)),
     ("adam without bias correction", op.adam_first_step,
      replace(ENGINE, optimizer=AdamNoBiasCorrection)),
+    # conventions
+    ("Keras BN momentum 0.99 left unconverted", cv.conventions_layers,
+     replace(ENGINE, conventions=KERAS_MOMENTUM_UNCONVERTED)),
+    ("Keras BN epsilon 1e-5", cv.conventions_layers,
+     replace(ENGINE, conventions=conventions_with("keras", bn_eps=1e-5))),
+    ("torch running variance biased", cv.conventions_layers,
+     replace(ENGINE, conventions=conventions_with("torch", bn_running_var="biased"))),
+    ("Keras leaky slope 0.01", cv.conventions_layers,
+     replace(ENGINE, conventions=conventions_with("keras", leaky_slope=0.01))),
+    ("torch SGD lr 0.01 (torch has documented 1e-3 since 2.2)", cv.conventions_optimizers,
+     replace(ENGINE, conventions=with_optimizer_default("torch", "sgd", lr=0.01))),
+    ("Keras Adam epsilon 1e-8", cv.conventions_optimizers,
+     replace(ENGINE, conventions=with_optimizer_default("keras", "adam", eps=1e-8))),
+    ("Keras formula forms torch's (eps placement, velocity, bias correction)",
+     cv.conventions_optimizers, replace(ENGINE, conventions=conventions_with("keras",
+                                                                             name="torch"))),
     # cohorts
     ("BN stats pooled over replicas", ind.cohort_layers,
      replace(ENGINE, batchnorm=bn_bug(pooled_replicas=True))),
@@ -373,6 +444,12 @@ PLANTED: list[tuple[str, Property, Engine]] = [
      replace(ENGINE, dropout=dropout_bug(shared_mask=True))),
     ("BN stats pooled over replicas", ind.cohort_mlp,
      replace(ENGINE, batchnorm=bn_bug(pooled_replicas=True))),
+    ("every replica stepped with replica 0's hyperparameters", pk.packed_cohort,
+     replace(ENGINE, optimizer=FirstReplicaHyperparameters)),
+    ("every replica given replica 0's dropout rates", pk.packed_cohort,
+     replace(ENGINE, mlp=first_dropout_rates)),
+    ("every replica given replica 0's activations", pk.packed_cohort,
+     replace(ENGINE, mlp=first_activations)),
     # evaluation
     ("shared rows drop the bias", ev.dense_shared_rows, replace(ENGINE, linear=SharedRowsNoBias)),
     ("shared rows drop the bias", ev.mlp_evaluation, replace(ENGINE, linear=SharedRowsNoBias)),
@@ -405,10 +482,47 @@ def test_the_shared_rows_bias_bug_passed_every_earlier_property() -> None:
     those only feed per-replica (S, B, F) inputs; the evaluation properties fail it."""
     engine = replace(ENGINE, linear=SharedRowsNoBias)
     few = settings(max_examples=5, derandomize=True, phases=[Phase.explicit, Phase.generate])
-    evaluation = {ev.dense_shared_rows, ev.mlp_evaluation, ev.train_then_evaluate}
+    # the packed cohort is trained by train_cohort, whose validation and test scores come
+    # from the shared-rows path too: it catches the bug as the evaluation properties do
+    evaluation = {ev.dense_shared_rows, ev.mlp_evaluation, ev.train_then_evaluate,
+                  pk.packed_cohort}
     for prop in checks.PROPERTIES:
         outcome = prop(engine, CPU, few)
         assert outcome.passed == (prop not in evaluation), (prop.__name__, outcome.failure)
+
+
+# The three bugs the packed-cohort and conventions properties were added for (issue 19).
+BLIND_SPOTS = {
+    "replica 0's hyperparameters": replace(ENGINE, optimizer=FirstReplicaHyperparameters),
+    "replica 0's dropout rates": replace(ENGINE, mlp=first_dropout_rates),
+    "Keras BN momentum unconverted": replace(ENGINE, conventions=KERAS_MOMENTUM_UNCONVERTED),
+}
+NEW_PROPERTIES = {pk.packed_cohort, cv.conventions_layers, cv.conventions_optimizers}
+
+
+@pytest.mark.parametrize("bug", sorted(BLIND_SPOTS))
+def test_ablate_check_fails_on_the_blind_spots(bug: str) -> None:
+    """`ablate check` (its new properties, which it runs on every device) returns 1 on
+    each of the three bugs and shows the failing example; the engine passes them."""
+    new = [p for p in checks.PROPERTIES if p in NEW_PROPERTIES]
+    assert len(new) == len(NEW_PROPERTIES)  # `ablate check` runs every one of them
+    console, out = _console()
+    assert checks.run_checks("cpu", 5, engine=BLIND_SPOTS[bug], properties=new,
+                             console=console) == 1
+    assert "FAILED" in out.getvalue() and "PropertyFailed" in out.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bug", sorted(BLIND_SPOTS))
+def test_the_blind_spots_passed_every_earlier_property(bug: str) -> None:
+    """Before the packed-cohort and conventions properties, each of the three bugs passed
+    every property (a cohort of one config cannot tell replica s's value from replica 0's;
+    nothing read the conventions' values)."""
+    few = settings(max_examples=5, derandomize=True, phases=[Phase.explicit, Phase.generate])
+    for prop in checks.PROPERTIES:
+        if prop not in NEW_PROPERTIES:
+            outcome = prop(BLIND_SPOTS[bug], CPU, few)
+            assert outcome.passed, (prop.__name__, outcome.failure)
 
 
 def test_every_property_has_a_planted_bug() -> None:

@@ -383,3 +383,51 @@ def test_mlp_backward_returns_the_input_gradient() -> None:
     numeric = numerical_grad(
         lambda: ref.cross_entropy(ref.mlp_forward(layers, x, training=False), y), x)
     fd(dx, numeric)
+
+
+# ---------------------------------------------------------------- documented defaults
+
+# torch's parameter names for the oracle's hyperparameters, per optimizer
+_TORCH_NAMES = {"lr": "lr", "momentum": "momentum", "rho": "rho", "eps": "eps",
+                "weight_decay": "weight_decay", "initial_accumulator": "initial_accumulator_value"}
+
+
+def test_the_documented_torch_defaults_are_the_installed_torchs() -> None:
+    """DOCUMENTED's torch column against the signatures of the installed torch itself:
+    BatchNorm1d, LeakyReLU and every torch.optim class (RMSprop calls rho alpha, Adam
+    takes its betas as a pair; momentum 0.9 is ablate's value, torch's SGD default is 0)."""
+    import inspect
+
+    def defaults(cls: type) -> dict[str, object]:
+        return {k: v.default for k, v in inspect.signature(cls).parameters.items()}
+
+    doc = ref.DOCUMENTED["torch"]
+    bn = defaults(torch.nn.BatchNorm1d)
+    assert (doc.bn_momentum, doc.bn_epsilon) == (bn["momentum"], bn["eps"])
+    assert doc.leaky_relu_slope == defaults(torch.nn.LeakyReLU)["negative_slope"]
+    classes = {"sgd": torch.optim.SGD, "momentum": torch.optim.SGD,
+               "nesterov": torch.optim.SGD, "adagrad": torch.optim.Adagrad,
+               "adadelta": torch.optim.Adadelta, "rmsprop": torch.optim.RMSprop,
+               "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    assert set(doc.optimizers) == set(classes) == set(OPTIMIZERS)
+    for name, config in doc.optimizers.items():
+        torch_defaults = defaults(classes[name])
+        names = {**_TORCH_NAMES, "rho": "alpha" if name == "rmsprop" else "rho"}
+        for field, torch_name in names.items():
+            value = getattr(config, field)
+            if value is None or (field == "momentum" and name != "sgd"):
+                continue
+            assert value == torch_defaults[torch_name], (name, field)
+        if config.beta1 is not None:
+            assert (config.beta1, config.beta2) == torch_defaults["betas"], name
+        if name in ("momentum", "nesterov"):
+            assert config.momentum == 0.9 and torch_defaults["momentum"] == 0  # ablate's value
+
+
+def test_the_documented_keras_momentum_converts_to_the_torch_form() -> None:
+    """Keras's 0.99 weighs the old running value: the same update as torch's form at
+    0.01, not at 0.99."""
+    old, batch = np.array([1.0]), np.array([3.0])
+    keras = ref.running_update(old, batch, ref.DOCUMENTED["keras"].bn_momentum, "keras")
+    exact(keras, ref.running_update(old, batch, 0.01, "torch"))
+    assert not np.allclose(keras, ref.running_update(old, batch, 0.99, "torch"))

@@ -25,12 +25,14 @@ from ablate.engine import (
     CohortDropout,
     CohortMLP,
     DeviceData,
+    Optimizer,
     check_full_precision,
     prepare_data,
     replica_bytes,
     train_cohort,
 )
 from ablate.engine import _rng as rng
+from ablate.engine._step import WARMUP, Stepper
 from ablate.errors import UserError
 from ablate.metric import METRICS
 from tests.data_fixtures import SUBSET
@@ -112,19 +114,22 @@ def test_same_seed_same_gpu_is_bitwise_identical(gpu_data: DeviceData) -> None:
 
 def test_tf32_is_pinned_off_while_training(gpu_data: DeviceData) -> None:
     """A process that asked for TF32 still trains in full float32 (bit for bit as one that
-    did not), and gets its setting back afterwards."""
+    did not), and gets its setting back afterwards. It asks through the legacy API, which
+    sets the current one too (cuBLAS raises at a matmul if the two disagree)."""
     backend = torch.backends.cuda.matmul
-    saved = backend.fp32_precision
+    saved, saved_legacy = backend.fp32_precision, torch.get_float32_matmul_precision()
     config = _config("sgd", dropout=0.0)
     clean = train_cohort(config, SEEDS, gpu_data, select_on=METRICS["val_accuracy"])
-    backend.fp32_precision = "tf32"
+    torch.set_float32_matmul_precision("high")  # TF32 matmuls: both APIs say so
     try:
         if torch.cuda.get_device_capability(CUDA)[0] >= 8:  # TF32 exists from Ampere on
             with pytest.raises(UserError, match="TF32"):
                 check_full_precision(CUDA)  # unpinned: the probe sees TF32
         pinned = train_cohort(config, SEEDS, gpu_data, select_on=METRICS["val_accuracy"])
         assert backend.fp32_precision == "tf32"
+        assert torch.get_float32_matmul_precision() == "high"
     finally:
+        torch.set_float32_matmul_precision(saved_legacy)
         backend.fp32_precision = saved
     for ea, eb in zip(clean.history, pinned.history, strict=True):
         assert np.array_equal(ea.train_loss, eb.train_loss)
@@ -138,8 +143,8 @@ _PROBE = textwrap.dedent("""
     if sys.argv[1] == "matmul-first":
         torch.ones(64, 64, device=cuda) @ torch.ones(64, 64, device=cuda)
     try:
-        with pinned_precision(cuda):
-            print("full float32")
+        with pinned_precision(cuda):  # its probe: 1 + 2^-15 survives full float32 matmuls
+            print("full float32", torch.backends.cuda.matmul.allow_tf32)
     except UserError as e:
         print("refused:", e)
 """)
@@ -147,16 +152,15 @@ _PROBE = textwrap.dedent("""
 
 @pytest.mark.parametrize("when", ["pinned-first", "matmul-first"])
 def test_the_tf32_environment_override_never_trains_silently(when: str) -> None:
-    """TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 is read by cuBLAS at its first matmul: dropped
-    before that, training runs in full float32; read already, the probe refuses with a
-    message naming it. Either way no run silently trains in TF32."""
+    """TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 is read at `import torch` and starts both
+    precision APIs at TF32 (a matmul before the pin runs in TF32). The pin sets both to
+    full float32, so cuBLAS (which raises when they disagree) runs the probe in full
+    float32 whether or not a matmul came first, and the legacy flag reads False."""
     env = {**os.environ, "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE": "1"}
-    out = subprocess.run([sys.executable, "-c", _PROBE, when], env=env, capture_output=True,
-                         text=True, timeout=120, check=True).stdout
-    if when == "pinned-first":
-        assert "full float32" in out
-    elif torch.cuda.get_device_capability(CUDA)[0] >= 8:
-        assert "refused:" in out and "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE" in out
+    run = subprocess.run([sys.executable, "-c", _PROBE, when], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["full", "float32", "False"], run.stdout
 
 
 def test_ablate_check_on_a_gpu_index_past_the_last_is_exit_2() -> None:
@@ -182,10 +186,7 @@ def test_the_memory_estimate_bounds_a_measured_cohort() -> None:
     assert used <= S * replica_bytes(config), (used, S * replica_bytes(config))
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
-def test_a_captured_step_trains_as_the_eager_one(gpu_data: DeviceData, optimizer: str) -> None:
-    """`capture=True` replays full-batch steps from a CUDA graph (the same kernels on the
-    same buffers): the same losses and weights, bit for bit, as eager steps."""
+def _captured(gpu_data: DeviceData, optimizer: str) -> None:
     config = _config(optimizer, dropout=0.5, epochs=3)
     eager = train_cohort(config, SEEDS, gpu_data, select_on=METRICS["val_loss"])
     graph = train_cohort(config, SEEDS, gpu_data, select_on=METRICS["val_loss"], capture=True)
@@ -194,3 +195,36 @@ def test_a_captured_step_trains_as_the_eager_one(gpu_data: DeviceData, optimizer
         assert np.array_equal(ea.grad_norms, eb.grad_norms)
     for ra, rb in zip(eager.replicas, graph.replicas, strict=True):
         assert all(torch.equal(ra.state[k], rb.state[k]) for k in ra.state)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_a_captured_step_trains_as_the_eager_one(gpu_data: DeviceData, optimizer: str) -> None:
+    """`capture=True` replays full-batch steps from a CUDA graph (the same kernels on the
+    same buffers): the same losses and weights, bit for bit, as eager steps."""
+    _captured(gpu_data, optimizer)
+
+
+def test_capture_uses_one_side_stream_on_the_datas_device(gpu_data: DeviceData) -> None:
+    """Warm-up and capture share one side stream, made on the data's device."""
+    config = _config("sgd", dropout=0.5)
+    model = CohortMLP(config, SEEDS).to(CUDA)
+    opt = Optimizer(config.optimizer, list(model.parameters()))
+    x = gpu_data.train_images(torch.float32)
+    step = Stepper(model, opt, x, gpu_data.y_train, 64, "graph")
+    words = model.dropout_words(0, WARMUP + 2).to(CUDA)
+    idx = torch.randint(0, len(gpu_data.y_train), (len(SEEDS), 64), device=CUDA)
+    sides = []
+    for k in range(WARMUP + 2):
+        step(idx, words[k])
+        sides.append(step.side)
+    assert step.graph is not None and sides[0] is not None
+    assert all(s is sides[0] for s in sides) and sides[0].device == x.device
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_a_step_captured_on_the_second_gpu_trains_as_the_eager_one() -> None:
+    """On cuda:1, with cuda:0 current, the graph records the step (it would record nothing
+    on cuda:0's streams)."""
+    data = prepare_data(load_npz(SUBSET), validation=400, subset=600,
+                        device=torch.device("cuda:1"))
+    _captured(data, "sgd")

@@ -1,15 +1,36 @@
 """Planning: what the config hash covers, and how runs are cut into cohorts."""
 
+import io
 import pickle
 from pathlib import Path
 
+import pytest
 import torch
+from rich.console import Console
+from typer.testing import CliRunner
 
+from ablate.api import run_study
+from ablate.cli import app
 from ablate.design import load_study
 from ablate.engine import replica_bytes
+from ablate.errors import UserError
 from ablate.store import Store
-from ablate.study import Plan, plan_study, queue_plan
-from ablate.study._plan import MAX_COHORT, chunks, cohort_limit, data_settings
+from ablate.study import (
+    Plan,
+    StudyOptions,
+    cohorts_per_gpu,
+    plan_study,
+    queue_plan,
+    study_device,
+)
+from ablate.study._plan import (
+    ASSUMED_GPU_BYTES,
+    CUDA_MEMORY_SHARE,
+    MAX_COHORT,
+    chunks,
+    cohort_limit,
+    data_settings,
+)
 
 STUDY = load_study("studies/dropout.toml")
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device name; no GPU needed
@@ -44,6 +65,56 @@ def test_cohort_limit_is_fixed_on_the_cpu_and_memory_aware_on_a_gpu() -> None:
     # half of the free memory, in whole replicas; never fewer than one
     assert cohort_limit(config, "cuda", 40 * per_replica) == 20
     assert cohort_limit(config, "cuda", per_replica // 10) == 1
+
+
+def test_cohorts_sharing_a_gpu_share_its_memory() -> None:
+    """On Ray, --gpus-per-cohort 0.25 runs four cohorts on one GPU at once: each plans for
+    a quarter of the share one cohort alone would get."""
+    config = STUDY.baseline.config
+    per_replica = replica_bytes(config)
+    assert [cohorts_per_gpu(g) for g in (0.0, 0.25, 0.3, 0.5, 1.0, 2.0)] == [1, 4, 3, 2, 1, 1]
+    assert cohort_limit(config, "cuda", 40 * per_replica, cohorts_per_gpu=4) == 5
+    assert cohort_limit(config, "cuda", 40 * per_replica, cohorts_per_gpu=2) == 10
+    assert cohort_limit(config, "cuda", 4 * per_replica, cohorts_per_gpu=4) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_driver_without_a_gpu_plans_a_gpu_study(tmp_path: Path) -> None:
+    """A Ray driver on a CPU machine plans for its workers' GPUs without touching CUDA:
+    the assumed memory, divided among the cohorts that share a GPU."""
+    store = Store(tmp_path / "store")
+    try:
+        plan = plan_study(STUDY, store, None, CUDA, per_gpu=64)
+    finally:
+        store.close()
+    share = int(CUDA_MEMORY_SHARE * ASSUMED_GPU_BYTES) // 64
+    limit = share // replica_bytes(STUDY.baseline.config)
+    assert 1 < limit < 20 and plan.runs == 20
+    assert max(len(t.replicas) for t in plan.cohorts) <= limit
+    assert len(plan.cohorts) == -(-20 // limit)  # as few as the limit allows
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_dry_run_of_a_ray_gpu_study_on_a_cpu_driver(tmp_path: Path) -> None:
+    """The plan, the record and the message work; the estimate says why there is none."""
+    out = io.StringIO()
+    done = run_study("studies/dropout.toml", console=Console(file=out, width=200),
+                     out=tmp_path, executor="ray", device="cuda", gpus_per_cohort=0.25,
+                     dry_run=True)
+    assert done.planned == 20 and done.trained == 0
+    assert "no time estimate" in out.getvalue() and "on cuda" in out.getvalue()
+
+
+def test_a_ray_gpu_study_must_declare_gpus() -> None:
+    """Ray shows a task no GPU it did not ask for: --device cuda with --gpus-per-cohort 0
+    would fail on every worker, so it is refused up front, saying what to pass."""
+    with pytest.raises(UserError, match="--gpus-per-cohort > 0"):
+        study_device(StudyOptions(executor="ray", device="cuda", gpus_per_cohort=0.0))
+    with pytest.raises(UserError, match="0 or more"):
+        study_device(StudyOptions(executor="ray", gpus_per_cohort=-1.0))
+    result = CliRunner().invoke(app, ["study", "studies/dropout.toml", "--executor", "ray",
+                                      "--device", "cuda:1", "--dry-run"])
+    assert result.exit_code == 2 and "--gpus-per-cohort" in result.output, result.output
 
 
 def _plan(path: str, tmp_path: Path, device: torch.device = CPU, seeds: int = 10) -> Plan:
