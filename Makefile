@@ -2,7 +2,13 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+# TORCH_INDEX: an extra package index for torch, e.g. PyTorch's CPU-only wheels
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# (without it pip takes torch from PyPI: on Linux the CUDA build, several GB; see
+# constraints.txt). Changing it later: `make clean` first.
+TORCH_INDEX ?=
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+	$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 

@@ -11,26 +11,65 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
-from ablate.errors import UserError
+from ablate.errors import UserError, cli_words
 from ablate.options import StudyOptions
 
 __all__ = ["app"]
 
+
+
+def _without_bool_types(params: list[Any]) -> list[Any]:
+    """A flag takes no value, so its help shows no type (Typer would show `<bool>`)."""
+    for p in params:
+        if getattr(p, "is_bool_flag", False):
+            p.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:  # a click Context
+        return _without_bool_types(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:  # a click Context
+        return _without_bool_types(super().get_params(ctx))
+
+
 app = typer.Typer(
     help="Controlled multi-seed ablation studies of MLPs on MNIST, with a statistical verdict.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="The MNIST data set.", no_args_is_help=True)
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=_Group)
+data_app = typer.Typer(help="The MNIST data set.", no_args_is_help=True, cls=_Group)
 app.add_typer(data_app, name="data")
 console = Console()
 _STUDY = StudyOptions()  # the defaults, stated once there
 err = Console(stderr=True)
 
 
+def _show_version(show: bool) -> None:
+    if show:
+        from ablate import __version__
+
+        console.print(f"ablate {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Print the version and exit.")] = False,
+) -> None:
+    """Controlled multi-seed ablation studies of MLPs on MNIST, with a statistical verdict."""
+
+
 def _guard(fn: Callable[[], Any]) -> Any:
     """Run a command body: a UserError is one line and exit 2; Ctrl-C exits 130."""
     try:
-        return fn()
+        with cli_words():
+            return fn()
     except UserError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -39,19 +78,19 @@ def _guard(fn: Callable[[], Any]) -> Any:
         raise typer.Exit(130) from None
 
 
-@data_app.command("fetch")
+@data_app.command("fetch", cls=_Command)
 def data_fetch(
     from_path: Annotated[Path | None, typer.Option(
         "--from", help="Read MNIST from here instead of downloading: a folder with the four "
         "IDX .gz files, a Keras mnist.npz, or mnist_train.csv/mnist_test.csv.")] = None,
 ) -> None:
     """Put MNIST into the cache (ABLATE_DATA_DIR, else ~/.cache/ablate), checksummed."""
-    from ablate.data import fetch
+    from ablate.data import fetch, origin
     path = _guard(lambda: fetch(from_path, log=lambda m: err.print(m)))
-    console.print(f"MNIST ready: {path}")
+    console.print(f"MNIST ready: {origin(path)}", highlight=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def study(
     ctx: typer.Context,
     study_file: Annotated[Path, typer.Argument(help="The study file, e.g. studies/dropout.toml.")],
@@ -117,7 +156,7 @@ def study(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=_Command)
 def runs(
     run_dir: Annotated[Path, typer.Argument(help="A study's run directory, e.g. runs/dropout.")],
     format: Annotated[Literal["table", "csv", "json"], typer.Option(
@@ -145,7 +184,7 @@ def runs(
                    nl=format == "json")
 
 
-@app.command()
+@app.command(cls=_Command)
 def summary(
     study_file: Annotated[Path, typer.Argument(help="The study file.")],
     arm: Annotated[str | None, typer.Option(help="Only this arm.")] = None,
@@ -162,7 +201,7 @@ def summary(
     _guard(show)
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A study's run directory, e.g. runs/dropout.")],
 ) -> None:
@@ -174,7 +213,7 @@ def report(
         console.print(f"wrote {path}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def analyze(
     source: Annotated[str | None, typer.Argument(
         help="The runs: a table (CSV, TSV, JSON lines, Parquet), an MLflow store (mlruns/ "
@@ -246,7 +285,7 @@ def analyze(
     _guard(go)
 
 
-@app.command()
+@app.command(cls=_Command)
 def publish(
     run_dir: Annotated[Path, typer.Argument(help="A study's run directory, e.g. runs/dropout.")],
     to: Annotated[list[str], typer.Option(
@@ -262,7 +301,7 @@ def publish(
                                 say=lambda line: console.print(f"logged to {line}")))
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A study's run directory.")],
     arm: Annotated[str | None, typer.Option(help="Best run of this arm (default: any arm).")
@@ -277,7 +316,7 @@ def export(
     console.print(f"exported {path} (+ {path.with_suffix('.json').name})")
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     source: Annotated[Path, typer.Argument(
         help="A run directory (its best model is exported on the fly) or an exported "
@@ -303,7 +342,7 @@ def serve(
     _guard(go)
 
 
-@app.command()
+@app.command(cls=_Command)
 def check(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     examples: Annotated[int, typer.Option(help="Hypothesis examples per property.")] = 50,

@@ -3,15 +3,50 @@
 The CLI turns a `UserError` into one clear line on stderr and exit code 2; anything
 else is a runtime failure (exit 1). Messages say what is wrong and how to fix it;
 `suggest` adds a "did you mean" for a misspelt name.
+
+A message that names an option says it twice: in the CLI's words (`--wait`, the
+message itself) and in the Python API's (`wait=True`, `UserError.api`), since a
+notebook user has no flags to pass; `ablate.api` raises the API's words, except under
+the CLI (`cli_words`), which calls the same API.
 """
 
+import contextlib
+import contextvars
 import difflib
+from collections.abc import Iterator
 
-__all__ = ["UserError", "suggest"]
+__all__ = ["UserError", "cli_words", "speaking_cli", "suggest"]
+
+_CLI = contextvars.ContextVar("ablate_cli_words", default=False)
+
+
+@contextlib.contextmanager
+def cli_words() -> Iterator[None]:
+    """While the CLI runs a command: user errors keep the CLI's words (`--wait`)."""
+    token = _CLI.set(True)
+    try:
+        yield
+    finally:
+        _CLI.reset(token)
+
+
+def speaking_cli() -> bool:
+    return _CLI.get()
 
 
 class UserError(Exception):
-    """A mistake the user can fix: bad study file, missing data, bad option."""
+    """A mistake the user can fix: bad study file, missing data, bad option.
+
+    `str(error)` is the CLI's wording; `error.api` the same message for a caller of the
+    Python API (the same text when it names no option)."""
+
+    def __init__(self, message: str, *, api: str | None = None) -> None:
+        super().__init__(message)
+        self.api = message if api is None else api
+
+    def in_api_words(self) -> "UserError":
+        """This error as the Python API raises it: its message in the API's words."""
+        return UserError(self.api)
 
 
 def suggest(key: str, allowed: tuple[str, ...] | list[str]) -> str:

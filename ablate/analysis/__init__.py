@@ -10,25 +10,35 @@ report says cannot disagree. The statistics themselves are pure functions in
 `ablate.stats`.
 """
 
-from ablate.analysis._analysis import Analysis
+from ablate.analysis._analysis import ALPHA, Analysis
+from ablate.analysis._budget import LAST_EPOCHS, SHARE, SLOPE_SE, Convergence
 from ablate.analysis._contrasts import Effect, Factorial
 from ablate.analysis._estimand import Estimand, Optimism
 from ablate.analysis._external import analyse_source, read_analysis_file, sequential_source
+from ablate.analysis._reach import Reach, family_size, reach
 from ablate.analysis._run_dir import analyse_run_dir, sequential_state
 from ablate.analysis._summaries import ArmSummary, Band, Curves, Failure
 
 __all__ = [
+    "ALPHA",
+    "LAST_EPOCHS",
+    "SHARE",
+    "SLOPE_SE",
     "Analysis",
     "ArmSummary",
     "Band",
+    "Convergence",
     "Curves",
     "Effect",
     "Estimand",
     "Factorial",
     "Failure",
     "Optimism",
+    "Reach",
     "analyse_run_dir",
     "analyse_source",
+    "family_size",
+    "reach",
     "read_analysis_file",
     "sequential_source",
     "sequential_state",

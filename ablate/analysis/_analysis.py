@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablate.analysis import _looks as seq
+from ablate.analysis._budget import Convergence, convergence
 from ablate.analysis._contrasts import (
     Effect,
     Factorial,
@@ -63,7 +64,7 @@ from ablate.stats import (
     decide,
     sequential_verdicts,
 )
-from ablate.store import Store
+from ablate.store import STALE_AFTER_S, Run, Store
 
 __all__ = ["ALPHA", "Analysis", "StudyData", "analyse", "load", "sequential_of"]
 
@@ -77,6 +78,7 @@ class StudyData:
     record: StudyRecord  # the study as trained (overrides applied), data, provenance
     runs: tuple[AnyRun, ...]  # every run of the study's arms and seeds
     epochs: Mapping[str, Sequence[Mapping[str, Any]]]  # arm -> store.epochs(arm) rows
+    training: bool = False  # a live `ablate study` holds the run directory (its lease)
 
     @property
     def study(self) -> Study:
@@ -106,6 +108,7 @@ class Analysis:
     friedman: Friedman | None  # rank summary against the baseline (> 2 arms, fixed)
     training_seconds: float
     lost: tuple[str, ...] = ()  # arms with no outcome at all (fixed design), left out
+    convergence: tuple[Convergence, ...] = ()  # per arm: still improving at its budget?
 
     @property
     def study(self) -> Study:
@@ -133,7 +136,10 @@ def load(store: Store) -> StudyData:
     if study.sequential is None:  # a fixed design analyses its planned seeds only
         planned = set(study.seeds)
         runs = tuple(r for r in runs if r.seed in planned)
-    return StudyData(record=record, runs=runs, epochs={a: store.epochs(a) for a in arm_names})
+    held = store.holder()  # a heartbeat this recent: its driver is alive and training
+    training = held is not None and store.clock() - held.heartbeat <= STALE_AFTER_S
+    return StudyData(record=record, runs=runs, epochs={a: store.epochs(a) for a in arm_names},
+                     training=training)
 
 
 def sequential_of(data: StudyData, *, alpha: float = ALPHA) -> SequentialResult | None:
@@ -155,14 +161,13 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
     est, f, lost = inputs.estimand, inputs.factorial, inputs.lost
     arm_names = [a.name for a in study.arms]
     if study.baseline.name in lost or len(arm_names) - len(lost) < 2:
-        who = "the baseline arm" if study.baseline.name in lost else "fewer than two arms"
-        raise UserError(f"{who} ({', '.join(lost)}) has no finished run, so there is "
-                        "nothing to compare; see `ablate runs RUN_DIR` and rerun the study "
-                        "to retry failed runs")
+        raise _nothing_to_compare(study, data, lost)
     if study.sequential is not None and not inputs.seeds:
-        raise UserError(f"no seed has finished in every arm yet (the first look is at "
-                        f"{study.sequential.min} seeds per arm), so there is nothing to "
-                        "report; see `ablate runs RUN_DIR`")
+        why = f"no seed has finished in every arm (the first look is at " \
+            f"{study.sequential.min} seeds per arm){_still_training(data)}, so there is " \
+            "nothing to report"
+        raise UserError(f"{why}; see `ablate runs RUN_DIR`",
+                        api=f"{why}; see ablate.read_runs(run_dir)")
     result = seq.verdicts(study, inputs.contrasts, inputs.seeds, alpha) \
         if study.sequential is not None else None
     seeds, contrasts, effects = inputs.seeds, inputs.contrasts, dict(inputs.effects)
@@ -171,9 +176,10 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
         contrasts, _ = form_contrasts(study, inputs.outcomes, seeds, f,
                              [a for a in arm_names if a not in lost], est.resolution)
     elif not any(c.seeds for c in contrasts):
-        raise UserError("no seed has an outcome in both an arm and its baseline, so there "
-                        "is nothing to compare; see `ablate runs RUN_DIR` and rerun the "
-                        "study to retry failed runs")
+        why = "no seed has an outcome in both an arm and its baseline" \
+            f"{_still_training(data)}, so there is nothing to compare"
+        raise UserError(f"{why}; see `ablate runs RUN_DIR`{_retry(data.runs)}",
+                        api=f"{why}; see ablate.read_runs(run_dir){_retry(data.runs)}")
     higher = study.higher_is_better
 
     def decided(cs: Sequence[ContrastData], with_power: bool) -> Family:
@@ -224,6 +230,39 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
         factorial=f,
         friedman=rank_summary(outcomes, usable, study, alpha)
         if f is None and result is None and len(usable) > 2 else None,
-        training_seconds=float(sum(r.seconds or 0.0 for r in data.runs)), lost=lost)
+        training_seconds=float(sum(r.seconds or 0.0 for r in data.runs)), lost=lost,
+        convergence=convergence(study, runs, data.epochs))
 
 
+
+
+def _nothing_to_compare(study: Study, data: StudyData, lost: Sequence[str]) -> UserError:
+    """Why no contrast can be formed: which arms have no outcome, and whether the study
+    is still training (running is not failed) or has runs to retry."""
+    base = study.baseline.name
+    who = (f"the baseline arm {base} has no finished run" if base in lost else
+           f"only {len(study.arms) - len(lost)} of {len(study.arms)} arms have a finished "
+           f"run (none: {', '.join(lost)})")
+    why = f"{who}{_still_training(data)}, so there is nothing to compare"
+    return UserError(f"{why}; see `ablate runs RUN_DIR`{_retry(data.runs)}",
+                     api=f"{why}; see ablate.read_runs(run_dir){_retry(data.runs)}")
+
+
+def _still_training(data: StudyData) -> str:
+    """' yet: the study is still training (2 running, 18 pending) ...', or where no
+    driver holds the directory and runs are unfinished, that it was interrupted."""
+    running = sum(r.status == "running" for r in data.runs)
+    pending = sum(r.status == "pending" for r in data.runs)
+    if not running and not pending:
+        return ""
+    if data.training:
+        return (f" yet: the study is still training ({running} running, {pending} "
+                "pending) and writes its report when it ends")
+    return (f" yet: the study was interrupted with {running + pending} runs unfinished "
+            "(rerun it to go on)")
+
+
+def _retry(runs: Sequence[AnyRun]) -> str:
+    """'; rerun the study to retry its 3 failed runs' or ''."""
+    failed = sum(r.status == "failed" for r in runs)
+    return f"; rerun the study to retry its {failed} failed runs" if failed else ""

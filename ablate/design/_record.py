@@ -86,9 +86,10 @@ class StudyRecord:
                        subset=d["subset"], device=d["device"], provenance=d["provenance"],
                        data_sha256=d["data_sha256"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"{where}: the study record is damaged ({type(exc).__name__}: "
-                            f"{exc}); rerun `ablate study STUDY.toml --fresh` to rebuild it"
-                            ) from None
+            damaged = f"{where}: the study record is damaged ({type(exc).__name__}: {exc}); "
+            raise UserError(damaged + "rerun `ablate study STUDY.toml --fresh` to rebuild it",
+                            api=damaged + "rerun ablate.run_study(STUDY, fresh=True) to "
+                            "rebuild it") from None
 
 
 def legacy_record(meta: Mapping[str, Any], configs: Mapping[str, Mapping[str, Any]],

@@ -96,24 +96,29 @@ class Study:
         study = self
         if seeds is not None:
             if seeds < 1:
-                raise UserError(f"--seeds must be at least 1, got {seeds}")
+                raise UserError(f"--seeds must be at least 1, got {seeds}",
+                                api=f"seeds must be at least 1, got {seeds}")
             study = replace(study, seeds=tuple(range(seeds)), sequential=None)
         if max_seeds is not None and not (until_decided or study.sequential):
             raise UserError("--max-seeds goes with --until-decided (or seeds = { min, max } "
-                            "in the study file)")
+                            "in the study file)",
+                            api="max_seeds goes with until_decided=True (or seeds = { min, "
+                            "max } in the study file)")
         if until_decided or (max_seeds is not None and study.sequential):
             was = self.sequential
             low = was.min if was else (seeds if seeds is not None else FIRST_LOOK)
             high = max_seeds or (was.max if was else LAST_LOOK)
             if high < low:
                 raise UserError(f"--max-seeds must be at least the {low} seeds of the first "
-                                f"look, got {high}")
+                                f"look, got {high}", api=f"max_seeds must be at least the "
+                                f"{low} seeds of the first look, got {high}")
             study = replace(study, seeds=tuple(range(low)),
                             sequential=replace(was, min=low, max=high) if was
                             else Sequential(low, high))
         if epochs is not None:
             if epochs < 1:
-                raise UserError(f"--epochs must be at least 1, got {epochs}")
+                raise UserError(f"--epochs must be at least 1, got {epochs}",
+                                api=f"epochs must be at least 1, got {epochs}")
             arms = tuple(replace(a, config=replace(a.run_config, epochs=epochs))
                          for a in study.arms)
             study = replace(study, arms=arms)

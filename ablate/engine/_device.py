@@ -46,14 +46,18 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N"
-                        ) from None
+        raise UserError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N",
+                        api=f"device={name!r} is not a device; use 'auto', 'cpu', 'cuda' or "
+                        "'cuda:N'") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA GPU is visible here; use --device cpu")
+        raise UserError(f"--device {name}: no CUDA GPU is visible here; use --device cpu",
+                        api=f"device={name!r}: no CUDA GPU is visible here; use device='cpu'")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
+        raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here",
+                        api=f"device={name!r}: only {torch.cuda.device_count()} GPU(s) here")
     if device.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {name}: only cpu and cuda are supported")
+        raise UserError(f"--device {name}: only cpu and cuda are supported",
+                        api=f"device={name!r}: only 'cpu' and 'cuda' are supported")
     return device
 
 

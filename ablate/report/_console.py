@@ -8,10 +8,11 @@ any two runs apart); losses have four decimals.
 """
 
 import csv
+import html
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,13 +21,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ablate.design import Arm, Study
-from ablate.engine import summary_rows
+from ablate.engine import layers_text, optimizer_text, summary_rows
 from ablate.errors import UserError, suggest
 from ablate.metric import METRICS, RUN_METRICS
 from ablate.store import Run
 
-__all__ = ["RUN_COLUMNS", "arm_summary", "keras_summary", "run_columns", "runs_csv",
-           "runs_json", "runs_table"]
+__all__ = ["RUN_COLUMNS", "arm_summary", "keras_summary", "plan_table", "run_columns",
+           "runs_csv", "runs_html", "runs_json", "runs_table"]
 
 # Every column a run has, in display order; the JSON and CSV carry them all.
 RUN_COLUMNS = ("arm", "seed", "status", "epochs", "best_epoch", "seconds", *RUN_METRICS,
@@ -60,27 +61,36 @@ class _Grid:
     left: tuple[bool, ...]  # per column: left-aligned (text) or right (numbers)
     rows: tuple[tuple[str, ...], ...]
     key_columns: int = 1  # leading columns that name a block ("arm", "seed")
+    wrap: tuple[int, ...] = ()  # text columns whose cells may wrap between words
 
     def sizes(self) -> list[int]:
-        """Each column's least width: its widest cell, or its header's longest word
-        (headers may wrap between words; cells never wrap)."""
-        return [max([*(len(w) for w in h.split()), *(len(r[i]) for r in self.rows)])
+        """Each column's least width: its widest cell (a `wrap` column's longest word),
+        or its header's longest word (headers may wrap between words)."""
+        def least(i: int, cell: str) -> int:
+            return max(map(len, cell.split()), default=0) if i in self.wrap else len(cell)
+        return [max([*(len(w) for w in h.split()), *(least(i, r[i]) for r in self.rows)])
                 for i, h in enumerate(self.headers)]
 
     def render(self, width: int) -> RenderableType:
-        """A table with every cell whole when one fits `width`, else blocks."""
+        """A table with every cell whole when one fits `width` (a `wrap` column's cells
+        broken only between words), else blocks."""
         cells = [max(len(r[i]) for r in self.rows) if self.rows else 0
                  for i in range(len(self.headers))]
         full = [max(c, len(h)) for c, h in zip(cells, self.headers, strict=True)]
         sizes = full if _table_width(full) <= width else self.sizes()
         if _table_width(sizes) > width:
             return self.blocks()
+        # Room left: to the wrapping columns first, then to the rest, up to full width.
+        for i in (*self.wrap, *range(len(sizes))):
+            sizes[i] += max(0, min(width - _table_width(sizes), full[i] - sizes[i]))
         table = Table(title=self.title)
-        for header, left, size in zip(self.headers, self.left, sizes, strict=True):
-            # A header wider than its column goes one word per line; cells never wrap.
+        for i, (header, left, size) in enumerate(zip(self.headers, self.left, sizes,
+                                                     strict=True)):
+            # A header wider than its column goes one word per line; cells wrap only
+            # in `wrap` columns, between words (every word fits: `sizes`).
             text = header if len(header) <= size else "\n".join(header.split())
             table.add_column(text, justify="left" if left else "right", width=size,
-                             no_wrap=True)
+                             no_wrap=i not in self.wrap, overflow="fold")
         for row in self.rows:
             table.add_row(*row)
         return table
@@ -130,6 +140,17 @@ def runs_table(runs: Sequence[Run], columns: Sequence[str], width: int) -> Rende
     return grid.render(width)
 
 
+def runs_html(runs: Sequence[Run], columns: Sequence[str], title: str) -> str:
+    """The runs as an HTML table with the cells `ablate runs` shows (for a notebook)."""
+    head = "".join(f"<th>{html.escape(_header(c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(
+        f'<td style="text-align:{"left" if c in _LEFT else "right"}">'
+        f"{html.escape(_cell(c, getattr(r, c)))}</td>" for c in columns) + "</tr>"
+        for r in runs)
+    return (f"<div><b>{html.escape(title)}</b><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>")
+
+
 def runs_csv(runs: Sequence[Run]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -176,6 +197,27 @@ def arm_summary(study: Study, runs: Sequence[Run], width: int) -> RenderableType
                  ("arm", "done", "diverged", "failed", *(_header(m) for m in metrics)),
                  (True, False, False, False, *(False for _ in metrics)), tuple(rows))
     return grid.render(width)
+
+
+def plan_table(study: Study, todo: Mapping[str, int], width: int) -> RenderableType:
+    """The dry run's and the study's plan: per arm its layers, optimizer, epochs and the
+    runs still to train (`todo`: arm -> runs), every cell whole (blocks when too wide).
+    A column the same for every arm is said once, in a line under the table."""
+    columns = {"layers": [layers_text(a.run_config) for a in study.arms],
+               "optimizer": [optimizer_text(a.run_config) for a in study.arms],
+               "epochs": [str(a.run_config.epochs) for a in study.arms]}
+    shared = {k: v[0] for k, v in columns.items() if len(study.arms) > 1 and len(set(v)) == 1}
+    varying = [k for k in columns if k not in shared]
+    headers = ("arm", *varying, "to run")
+    rows = tuple((arm.name, *(columns[k][i] for k in varying), str(todo.get(arm.name, 0)))
+                 for i, arm in enumerate(study.arms))
+    grid = _Grid(f"plan: {len(study.arms)} arms x {len(study.seeds)} seeds", headers,
+                 tuple(h not in ("epochs", "to run") for h in headers), rows,
+                 wrap=tuple(i for i, h in enumerate(headers) if h in ("arm", "optimizer")))
+    if not shared:
+        return grid.render(width)
+    every = "; ".join(f"{k} {v}" for k, v in shared.items())
+    return Group(grid.render(width), Text(f"every arm: {every}"))
 
 
 def keras_summary(arm: Arm) -> Table:

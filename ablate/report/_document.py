@@ -18,6 +18,7 @@ from ablate.report._figures import Plot
 from ablate.report._format import fmt_float, fmt_p, p_clause, plural, seed_list, units
 from ablate.report._text import (
     answer_paragraph,
+    budget_sentence,
     divergence_sentence,
     effect_sentence,
     estimand_sentence,
@@ -35,7 +36,8 @@ from ablate.report._text import (
 from ablate.stats import MAX_SEEDS, Contrast, Friedman, grid_label
 
 __all__ = [
-    "Document", "Section", "Table", "Verdict", "build", "rank_sentences", "verdicts",
+    "Document", "Section", "Table", "Verdict", "build", "floor_warnings", "rank_sentences",
+    "verdicts",
     "warning_list", "why",
 ]
 
@@ -134,12 +136,9 @@ def warning_list(a: Analysis) -> list[str]:
     out = []
     if a.estimand.fallback:
         out.append(estimand_sentence(a))
-    for fam in (a.family, a.simple):
-        if fam is None or a.sequential is not None:
-            continue
-        n = min(c.n for c in fam.contrasts)
-        if floor := floor_sentence(n, len(fam.contrasts), fam.alpha):
-            out.append(floor)
+    if budget := budget_sentence(a):
+        out.append(budget)
+    out += floor_warnings(a)
     for c in a.contrasts:
         out += [s for s in (missing_sentence(c),
                             divergence_sentence(c, sequential=a.sequential is not None))
@@ -153,6 +152,18 @@ def warning_list(a: Analysis) -> list[str]:
     if a.study.design == "factorial" and a.factorial is None:
         out.append("This factorial is not analysed as a 2x2 (it is not 2x2, or a cell has no "
                    "finished run), so each arm is compared with the baseline arm.")
+    return out
+
+
+def floor_warnings(a: Analysis) -> list[str]:
+    """What the floor of exact tests ruled out, per family of a fixed design."""
+    out = []
+    for fam in (a.family, a.simple):
+        if fam is None or a.sequential is not None:
+            continue
+        n = min(c.n for c in fam.contrasts)
+        if floor := floor_sentence(n, len(fam.contrasts), fam.alpha):
+            out.append(floor)
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ablate.analysis import Analysis, Effect, Optimism
+from ablate.analysis import LAST_EPOCHS, SLOPE_SE, Analysis, Effect, Optimism
 from ablate.report._format import (
     DECISION_COLOURS,
     Units,
@@ -33,12 +33,13 @@ from ablate.stats import (
 )
 
 __all__ = [
-    "MULTIPLICITY_WORDS", "agreeing_seeds", "answer_paragraph", "change_phrase",
+    "MULTIPLICITY_WORDS", "agreeing_seeds", "answer_paragraph", "budget_clause",
+    "budget_sentence", "budget_text", "change_phrase",
     "ci_clause", "ci_vs_rope", "counts", "direction_word", "divergence_sentence",
     "effect_sentence", "estimand_sentence", "floor_sentence", "headline",
     "interval_text", "methods_paragraph", "missing_sentence", "optimism_sentence",
     "pairing_sentence", "power_sentence", "sequential_sentence", "subject",
-    "why_sentence",
+    "verdict_line", "why_sentence",
 ]
 
 MULTIPLICITY_WORDS = {"holm": "Holm's method (holm), applied to each claim type separately"}
@@ -364,6 +365,59 @@ def estimand_sentence(a: Analysis) -> str:
             "it helped choose.")
 
 
+def budget_text(a: Analysis) -> str:
+    """'20 epochs, sgd lr=0.01', or each arm's own when they differ."""
+    budgets = {(c.epochs, c.optimizer) for c in a.convergence}
+    if len(budgets) == 1:
+        epochs, optimizer = budgets.pop()
+        return f"{plural(epochs, 'epoch')}, {optimizer}"
+    return "each arm's own epochs and optimizer, as in the design"
+
+
+def budget_clause(a: Analysis) -> str:
+    """'' when every arm had converged; else the verdict's qualification in a clause."""
+    late = [c for c in a.convergence if not c.converged]
+    if not late:
+        return ""
+    who = "the arms" if len(late) == len(a.convergence) else join([c.arm for c in late])
+    return (f"at this budget ({budget_text(a)}) {who} had not converged, so the verdict "
+            "holds at this budget")
+
+
+def budget_sentence(a: Analysis, *, rule: bool = True) -> str:
+    """Which arms were still improving when training ended, by the rule stated in the
+    sentence (`ablate.analysis._budget`; rule=False leaves the rule out, for a
+    terminal); '' when every arm had converged."""
+    late = [c for c in a.convergence if not c.converged]
+    if not late:
+        return ""
+    counts = join([f"{c.arm} {c.improving} of {c.runs}" for c in late])
+    if not rule:
+        return (f"Budget: {budget_clause(a)} (runs still improving when training ended: "
+                f"{counts}; the rule is in the report's warnings).")
+    quantity = a.study.metric.selection.quantity
+    way = "rising" if quantity == "accuracy" else "falling"
+    k = min(LAST_EPOCHS, max(c.epochs for c in a.convergence))
+    return (f"Budget: {budget_clause(a)}. Runs still improving when training ended: "
+            f"{counts} (a run is still improving when its kept epoch is its last and its "
+            f"validation {quantity} over its last {plural(k, 'epoch')} is still {way}, the "
+            f"least-squares slope beyond {SLOPE_SE:g} standard errors; an arm has not "
+            "converged when half or more of its runs are). Trained longer, the arms may "
+            "differ by another amount, or not at all.")
+
+
+def verdict_line(a: Analysis, c: Contrast) -> str:
+    """One line per contrast for a terminal: 'dropout=off vs dropout=on: better,
+    +0.74 points (95% CI 0.63 to 0.85 points)'."""
+    if c.n == 0:
+        return f"{c.arm} vs {c.baseline}: {c.decision} (no seed where both sides finished)"
+    u = units(a)
+    name = "95% repeated CI" if a.sequential is not None else "95% CI"
+    unit = f" {u.unit}" if u.unit else ""
+    return (f"{c.arm} vs {c.baseline}: {c.decision}, {u.signed(c.mean_diff)}{unit} "
+            f"({ci_clause(c, u, name)})")
+
+
 # -- the study as a whole ------------------------------------------------------------
 def counts(cs: Sequence[Contrast]) -> str:
     """'1 better and 2 inconclusive', in the order of the decision colours."""
@@ -434,6 +488,8 @@ def answer_paragraph(a: Analysis) -> str:
                     "predates the cross-fitted metric.")
     if a.lost:
         body.append(f"Left out entirely, with no finished run: {join(list(a.lost))}.")
+    if budget := budget_clause(a):
+        body.append(_sentence(budget) + ".")
     return " ".join(body)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ablate.analysis import Analysis
+from ablate.analysis import LAST_EPOCHS, SHARE, SLOPE_SE, Analysis
 from ablate.files import atomic_write, jsonable
 from ablate.report import _figures as plots
 from ablate.report._document import Document, Verdict, build
@@ -174,6 +174,9 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
         "sequential": None if a.sequential is None else {
             **a.sequential.to_dict(), "sentence": sequential_sentence(a.sequential)},
         "warnings": list(doc.warnings),
+        "convergence": {"rule": {"last_epochs": LAST_EPOCHS, "slope_se": SLOPE_SE,
+                                 "share": SHARE},
+                        "arms": [c.to_dict() for c in a.convergence]},
         "failed": by_status["failed"],
         "diverged": by_status["diverged"],
         "unfinished": by_status["unfinished"],

@@ -53,8 +53,8 @@ class Holder:
 class LeaseHeld(UserError):
     """Another live driver holds the run directory."""
 
-    def __init__(self, holder: Holder, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, holder: Holder, message: str, *, api: str | None = None) -> None:
+        super().__init__(message, api=api)
         self.holder = holder
 
 

@@ -148,9 +148,10 @@ class Store:
         told = False
         while (h := lease.try_acquire()) is not None:
             if not wait:
-                raise LeaseHeld(h, f"{self.dir} is in use by another `ablate study` "
-                                f"({describe(h, self.clock())}); wait for it to finish, "
-                                "or rerun with --wait to start when it does")
+                busy = f"{self.dir} is in use by another `ablate study` " \
+                    f"({describe(h, self.clock())}); wait for it to finish, or rerun with "
+                raise LeaseHeld(h, busy + "--wait to start when it does",
+                                api=busy + "wait=True to start when it does")
             if on_wait is not None and not told:
                 on_wait(h)
                 told = True

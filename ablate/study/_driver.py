@@ -5,7 +5,8 @@ plans the runs still to do, hands their cohorts to an executor (in process, or R
 records each result as it lands (`_execute`). A sequential study trains in rounds: after
 each, the driver asks the analysis (`ablate.analysis.sequential_state`, the code the
 report's verdicts come from) whether every verdict is settled, and stops or adds seeds.
-At the end it prints the per-arm summary and writes the report.
+At the end it prints the per-arm summary, writes the report and prints each verdict
+(`_summary`; a dry run prints what its seeds can decide).
 """
 
 import tempfile
@@ -15,17 +16,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from rich.console import Console
-from rich.table import Table
+from rich.console import Console, RenderableType
 
 from ablate import data
 from ablate.analysis import analyse_run_dir, sequential_state
 from ablate.design import Study, StudyRecord, load_study
-from ablate.engine import layers_text, optimizer_text, provenance, resolve_device
+from ablate.engine import provenance, resolve_device
 from ablate.errors import UserError
 from ablate.extras import need
 from ablate.options import StudyOptions
-from ablate.report import arm_summary, write_report_files
+from ablate.report import arm_summary, plan_table, write_report_files
 from ablate.store import DB_NAME, Store, describe
 from ablate.study._execute import (
     Executed,
@@ -43,6 +43,7 @@ from ablate.study._plan import (
     queue_plan,
 )
 from ablate.study._progress import StudyProgress
+from ablate.study._summary import print_outcome, print_reach
 
 __all__ = ["Runtime", "StudyRun", "check_targets", "run_study", "study_device"]
 
@@ -51,7 +52,7 @@ __all__ = ["Runtime", "StudyRun", "check_targets", "run_study", "study_device"]
 class Runtime:
     """What a study takes from the machine besides its options; tests pass their own."""
 
-    load_mnist: Callable[..., data.Mnist] = field(default=data.load)  # (progress=) -> Mnist
+    load_mnist: Callable[..., data.Mnist] = field(default=data.load)  # (progress=, log=)
     clock: Callable[[], float] = field(default=time.time)  # unix time, for the store
 
 
@@ -149,7 +150,7 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     planned = trained = failed = 0
     while True:
         plan = plan_study(study, store, options.subset, device, per_gpu=_per_gpu(options))
-        console.print(_plan_table(study, plan))
+        console.print(_plan_table(study, plan, console.width))
         planned = plan.runs + plan.skipped
         if options.dry_run:
             est = estimate_seconds(plan, device)
@@ -161,6 +162,7 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
             console.print(f"{plan.runs} runs to train in {_cohorts(plan)} "
                           f"({plan.skipped} already done) on {device}; {when}. "
                           "Dry run: nothing trained.")
+            print_reach(console, study)
             return StudyRun(options.out / study.name, planned, 0, 0)
         queue_plan(store, plan)
         done = trainer.round(study, plan)
@@ -181,8 +183,8 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     console.print(f"Runs stored in {store.dir}/")
     if options.report and any(r.status == "done" for r in runs):
         try:
-            for written in write_report_files(analyse_run_dir(store.dir), store.dir):
-                console.print(f"wrote {written}")
+            analysis = analyse_run_dir(store.dir)
+            print_outcome(console, analysis, store.dir, write_report_files(analysis, store.dir))
         except UserError as exc:  # e.g. every seed of the baseline diverged
             console.print(f"[yellow]no report[/]: {exc}")
     if options.log:
@@ -206,6 +208,9 @@ class _Trainer:
         earlier = store.record_text()
         self.data_sha256 = StudyRecord.from_json(earlier).data_sha256 if earlier else None
 
+    def _say(self, line: str) -> None:
+        self.console.print(line, highlight=False, markup=False)
+
     def _record(self, study: Study) -> None:
         """The study as trained so far (a sequential study's seeds grow by round)."""
         self.store.write_record(StudyRecord(
@@ -223,7 +228,9 @@ class _Trainer:
         options = self.options
         if self.executor is None:
             check_subset(study, options.subset)
-            mnist = self.runtime.load_mnist(progress=self.console.is_terminal)
+            mnist = self.runtime.load_mnist(progress=self.console.is_terminal, log=self._say)
+            if mnist.origin:
+                self._say(f"MNIST: {mnist.origin}")
             self.checksums = mnist.checksums()
             self._record(study)
             self.executor = _executor(options, study, self.device, mnist, self.checksums)
@@ -272,16 +279,9 @@ def _executor(options: StudyOptions, study: Study, device: torch.device, mnist: 
     return InProcessExecutor(load_data(study, options.subset, device, mnist))
 
 
-def _plan_table(study: Study, plan: Plan) -> Table:
+def _plan_table(study: Study, plan: Plan, width: int) -> RenderableType:
     todo: dict[str, int] = {}
     for t in plan.cohorts:
         for replica in t.replicas:
             todo[replica.arm] = todo.get(replica.arm, 0) + 1
-    table = Table(title=f"plan: {len(study.arms)} arms x {len(study.seeds)} seeds")
-    for col in ("arm", "layers", "optimizer", "epochs", "to run"):
-        table.add_column(col)
-    for arm in study.arms:
-        c = arm.run_config
-        table.add_row(arm.name, layers_text(c), optimizer_text(c), str(c.epochs),
-                      str(todo.get(arm.name, 0)))
-    return table
+    return plan_table(study, todo, width)

@@ -193,7 +193,8 @@ def check_subset(study: Study, subset: int | None) -> None:
     """`--subset N` must leave at least one training image and not exceed the split."""
     if subset is not None and not 0 < subset <= train_images(study, None):
         raise UserError(f"--subset must be between 1 and {train_images(study, None)}, "
-                        f"got {subset}")
+                        f"got {subset}", api=f"subset must be between 1 and "
+                        f"{train_images(study, None)}, got {subset}")
 
 
 def load_data(study: Study, subset: int | None, device: torch.device, mnist: Mnist

@@ -33,7 +33,7 @@ from ablate.store import Store
 __all__ = [
     "CUDA_MEMORY_SHARE", "MAX_COHORT", "CohortTask", "Plan", "Replica", "chunks",
     "cohort_limit", "data_settings", "estimate_seconds", "plan_study", "queue_plan",
-    "select_metric", "train_images",
+    "seed_range", "select_metric", "train_images",
 ]
 
 T = TypeVar("T")
@@ -85,7 +85,7 @@ class CohortTask:
     @property
     def label(self) -> str:
         """For progress lines: 'dropout=on, seeds 0-9; dropout=off, seeds 0-9'."""
-        return "; ".join(f"{arm}, {_seed_range(seeds)}" for arm, seeds in self.arms.items())
+        return "; ".join(f"{arm}, {seed_range(seeds)}" for arm, seeds in self.arms.items())
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,8 @@ class Plan:
         return sum(len(t.replicas) for t in self.cohorts)
 
 
-def _seed_range(seeds: Sequence[int]) -> str:
+def seed_range(seeds: Sequence[int]) -> str:
+    """'seeds 0-9', 'seeds 0,2', 'seed 3'."""
     if len(seeds) > 2 and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
         return f"seeds {seeds[0]}-{seeds[-1]}"
     return ("seed " if len(seeds) == 1 else "seeds ") + ",".join(map(str, seeds))

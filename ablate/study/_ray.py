@@ -66,7 +66,8 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise UserError(f"--executor ray needs Ray, which is not installed: {INSTALL}"
+        raise UserError(f"--executor ray needs Ray, which is not installed: {INSTALL}",
+                        api=f"executor='ray' needs Ray, which is not installed: {INSTALL}"
                         ) from None
     return ray
 
@@ -145,7 +146,10 @@ class RayExecutor:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = self.options.address or "a local Ray instance"
             raise UserError(f"--executor ray: cannot start or join {where} ({exc}); check "
-                            "--ray-address (HOST:PORT of the head node, or auto)") from None
+                            "--ray-address (HOST:PORT of the head node, or auto)",
+                            api=f"executor='ray': cannot start or join {where} ({exc}); "
+                            "check ray_address ('HOST:PORT' of the head node, or 'auto')"
+                            ) from None
 
     def run(self, tasks: Sequence[CohortTask], progress: CohortEvents
             ) -> Iterator[tuple[CohortTask, CohortOutcome]]:

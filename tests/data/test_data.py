@@ -176,16 +176,20 @@ def test_mirror_good_checksums_writes_cache(tmp_path: Path, server: Server,
     cache = tmp_path / "cache"
     path = fetch(cache, mirrors=[server.url("good")], file_checksums=checksums)
     assert path == data.cache_file(cache)
-    assert listing(cache) == ["mnist.npz"]
+    assert listing(cache) == ["mnist.npz", "mnist.npz.source"]
     assert_same(data.load_npz(path, subset_expected()), subset)
     assert sorted(server.hits) == sorted(f"/good/{n}" for n in IDX_NAMES.values())
+    # Where it came from is recorded beside it, and a study prints it from the arrays.
+    assert data.source_file(path).read_text() == server.url("good") + "\n"
+    assert data.load_npz(path, subset_expected()).origin == f"{path}, from {server.url('good')}"
 
 
 def test_second_mirror_used_when_first_is_missing(tmp_path: Path, server: Server) -> None:
     lines: list[str] = []
     fetch(tmp_path, mirrors=[server.url("gone"), server.url("good")], log=lines.append)
     assert any("gone" in line and "HTTP 404" in line for line in lines)
-    assert listing(tmp_path) == ["mnist.npz"]
+    assert listing(tmp_path) == ["mnist.npz", "mnist.npz.source"]
+    assert data.origin(data.cache_file(tmp_path)).endswith(f", from {server.url('good')}")
 
 
 def test_keras_npz_url_with_progress_bar(tmp_path: Path, server: Server,
@@ -254,6 +258,10 @@ def test_cache_hit_does_no_network(tmp_path: Path, server: Server, files: dict) 
                   keras_urls=[server.url("good") + "mnist.npz"])
     assert again == first and first.stat().st_mtime_ns == before
     assert server.hits == []
+    assert data.origin(first) == f"{first}, from {tmp_path / 'npz'}"
+    # A cache filled by hand (no source recorded) is named by its path alone.
+    data.source_file(first).unlink()
+    assert data.load_npz(first, subset_expected()).origin == str(first)
 
 
 def test_invalid_cache_is_replaced(tmp_path: Path, server: Server, subset: data.Mnist) -> None:
@@ -262,7 +270,7 @@ def test_invalid_cache_is_replaced(tmp_path: Path, server: Server, subset: data.
     path = fetch(tmp_path, mirrors=[server.url("good")], log=lines.append)
     assert "not valid" in lines[0]
     assert_same(data.load_npz(path, subset_expected()), subset)
-    assert listing(tmp_path) == ["mnist.npz"]
+    assert listing(tmp_path) == ["mnist.npz", "mnist.npz.source"]
 
 
 def test_load_fetches_when_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

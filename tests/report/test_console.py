@@ -107,3 +107,29 @@ def test_the_end_of_study_summary_shows_every_number_whole(width: int) -> None:
     # Test accuracy of sgd: 96.88.. -> 96.89% ± 0.01.
     _expect_whole(text, width, ["97.02% ± 0.01", "96.89% ± 0.01", "98.02% ± 0.01",
                                 "99.02% ± 0.01"])
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+@pytest.mark.parametrize("name", ["optimizer", "dropout", "depth", "activation", "batchnorm",
+                                  "init", "notebook"])
+def test_the_plan_table_never_cuts_a_cell(width: int, name: str) -> None:
+    """Every word of every cell (arm names, layer strings, optimizer settings such as
+    `initial_accumulator=0.1`) is shown whole at 60, 80 and 120 columns; a cell may
+    wrap only between words; a setting shared by every arm is said once, under it."""
+    from pathlib import Path
+
+    from ablate.design import load_study
+    from ablate.engine import layers_text, optimizer_text
+    from ablate.report import plan_table
+
+    study = load_study(Path(__file__).parents[2] / "studies" / f"{name}.toml")
+    text = _text(plan_table(study, {a.name: len(study.seeds) for a in study.arms}, width),
+                 width)
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+    tokens = {t.removesuffix(";") for t in re.split(r"[\s│┃]+", text)}
+    for arm in study.arms:
+        for cell in (arm.name, layers_text(arm.config), optimizer_text(arm.config)):
+            for word in cell.split():
+                assert word in tokens, (word, text)
+    if len({optimizer_text(a.config) for a in study.arms}) == 1 and len(study.arms) > 1:
+        assert "every arm: " in text
