@@ -156,7 +156,10 @@ def _pct(x: float) -> str:
 
 
 def _pts(x: float) -> str:
-    return f"{100 * x:+.2f}" if math.isfinite(x) else ("+inf" if x > 0 else "-inf")
+    if not math.isfinite(x):
+        return "+inf" if x > 0 else "-inf"
+    v = 100 * x
+    return f"{0.0 if abs(v) < 0.005 else v:+.2f}"  # never "-0.00"
 
 
 def where_section(a: Analysis, by_name: dict[str, Plot]) -> Section | None:
@@ -172,6 +175,10 @@ def where_section(a: Analysis, by_name: dict[str, Plot]) -> Section | None:
         "minus the baseline's, with an exact sign-flip interval on the digit's per-seed "
         f"differences. The intervals are {w.confidence:.0%} per digit, not family-wise "
         "over the ten digits: they say where to look, not ten separate claims."]
+    if any(not math.isfinite(d.low) for c in w.contrasts for d in c.digits):
+        paragraphs.append("With fewer than 6 paired seeds no 95% sign-flip interval is "
+                          "finite (2^n sign patterns are too few), so the per-digit "
+                          "intervals here are unbounded: read the means only.")
     if w.missing:
         paragraphs.append(f"{len(w.missing)} finished runs have no stored predictions "
                           "(trained before they were stored) and are left out; rerun "
