@@ -12,9 +12,8 @@ earlier config is never read as this run's. To keep it small: image indices as
 differences (the test split's are 0, 1, 2, ...), the prediction as its offset from the
 label modulo 10 (0 wherever it is right, which compresses to almost nothing), the
 label's probability as float16 (relative precision, so a wrong image's tiny
-probability survives), every class's
-probability on a uint16 grid of step 1/65535 (absolute precision, which is what an
-average needs: each is off by at most 1/131070).
+probability survives), every class's probability on a uint16 grid of step 1/65535
+(absolute precision, which is what an average needs: each is off by at most 1/131070).
 """
 
 import io
