@@ -1,12 +1,13 @@
 """The statistics of a study: exact paired inference, family-wise decisions, power,
-divergence, pairing, sequential designs, the rank summary and the reach of a difference
-to new images (`two_way`). (The cross-fitted metric a run records is computed in
-`ablate.engine`.)
+divergence, pairing, sequential designs, the rank summary, the reach of a difference
+to new images (`two_way`) and the anatomy of an arm's spread (`anatomy`). (The
+cross-fitted metric a run records is computed in `ablate.engine`.)
 
 Everything is a pure function of arrays; randomness only through generators keyed by
 name (`stream`). The analysis (`ablate.analysis`) imports from here.
 """
 
+from ablate.stats._anatomy import Anatomy, Source, anatomy
 from ablate.stats._contrast import (
     MULTIPLICITY,
     Contrast,
@@ -108,4 +109,7 @@ __all__ = [
     "two_sample",
     "TwoWay",
     "two_way",
+    "Anatomy",
+    "Source",
+    "anatomy",
 ]
