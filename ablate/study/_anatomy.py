@@ -76,7 +76,7 @@ def anatomy_arm(study: Study, name: str | None) -> str:
     names = [a.name for a in study.arms]
     if name is not None:
         if name not in names:
-            raise UserError(f"--anatomy-arm {name!r} is not an arm of {study.name}; arms: "
+            raise UserError(f"--arm {name!r} is not an arm of {study.name}; arms: "
                             f"{', '.join(names)}",
                             api=f"anatomy_arm={name!r} is not an arm of {study.name}; "
                                 f"arms: {', '.join(names)}")

@@ -9,18 +9,22 @@ float64 NumPy / SciPy for the statistics.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.stats as st
 import torch
 
+from ablate.cli import app
 from ablate.data import load_npz
 from ablate.design import parse_study
 from ablate.engine import CohortMLP, DeviceData, cohort_key, prepare_data, train_cohort
 from ablate.metric import METRICS
+from ablate.report import anatomy_markdown
 from ablate.stats import anatomy
 from ablate.stats._anatomy import variance_interval
+from ablate.store import Store
 from ablate.study._anatomy import (
     anatomy_arm,
     anatomy_configs,
@@ -29,6 +33,7 @@ from ablate.study._anatomy import (
     write_anatomy,
 )
 from tests.data_fixtures import SUBSET
+from tests.study_harness import SubsetCliRunner
 
 STUDY = """
 name = "tiny-anatomy"
@@ -146,3 +151,39 @@ def test_anatomy_statistics_against_scipy() -> None:
     assert a.seeds_paired <= a.seeds_unpaired
     assert "Initialization is the largest source" in a.advice
     assert math.isfinite(a.to_dict()["additivity"])
+
+
+CLI_STUDY = STUDY.replace('name = "tiny-anatomy"', 'name = "cli-anatomy"')
+
+
+def test_study_anatomy_from_the_cli(tmp_path: Path) -> None:
+    study_file = tmp_path / "s.toml"
+    study_file.write_text(CLI_STUDY, encoding="utf-8")
+    out = tmp_path / "runs"
+    args = ["study", str(study_file), "--out", str(out), "--subset", "300", "--seeds", "2",
+            "--no-report", "--anatomy"]
+    bad = SubsetCliRunner().invoke(app, [*args, "--arm", "nope"])
+    assert bad.exit_code == 2 and "--arm 'nope' is not an arm" in bad.output
+    run_dir = out / "cli-anatomy"
+    store = Store(run_dir)
+    try:
+        assert store.runs() == []  # refused before anything trained
+    finally:
+        store.close()
+    result = SubsetCliRunner().invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "Anatomy of dropout=on's spread: 8 runs (2 per stream" in result.output
+    assert "in one cohort" in result.output and "s on cpu" in result.output
+    stored = read_anatomy(run_dir)
+    assert stored is not None and {r["stream"] for r in stored["runs"]} == {
+        "init", "order", "mask", "all"}
+    # The verdict's store holds the study's runs only: 2 arms x 2 seeds.
+    store = Store(run_dir)
+    try:
+        runs = store.runs()
+    finally:
+        store.close()
+    assert sorted((r.arm, r.seed) for r in runs) == [
+        ("dropout=off", 0), ("dropout=off", 1), ("dropout=on", 0), ("dropout=on", 1)]
+    text = anatomy_markdown(stored)
+    assert text.startswith("## Anatomy of the spread") and "not part of any verdict" in text
