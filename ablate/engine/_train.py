@@ -67,7 +67,8 @@ def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
            build: ModelFactory, optimizer: type[Optimizer], mode: Mode) -> CohortResult:
     device, S, config = data.device, len(seeds), configs[0]
     start = time.perf_counter()
-    order_gens = [rng.seed_generator(s, "data") for s in seeds]
+    order_gens = [rng.seed_generator(c.stream_seed("order", s), "data")
+                  for c, s in zip(configs, seeds, strict=True)]
     model = build(configs, seeds).to(device=device, dtype=dtype)
     opt = optimizer([c.optimizer for c in configs], list(model.parameters()))
     alive = torch.ones(S, dtype=torch.bool, device=device)
