@@ -272,8 +272,10 @@ def _where(data: StudyData, arms: Sequence[str], seeds: Sequence[int]) -> Where 
     def pixels(index: np.ndarray) -> np.ndarray | None:
         return None if images is None else images[index].reshape(len(index), 28, 28)
 
-    return where(arms, data.study.baseline.name, seeds, data.predictions,
-                 [k for k in data.no_predictions if k[1] in used], pixels)
+    study = data.study
+    rope = study.rope if study.metric.quantity == "accuracy" else 0.0
+    return where(arms, study.baseline.name, seeds, data.predictions,
+                 [k for k in data.no_predictions if k[1] in used], pixels, rope=rope)
 
 
 

@@ -14,6 +14,10 @@ report's test accuracies do, image by image:
   digit's images moved into that prediction);
 - the images most often flipped: the seeds on which the arm and the baseline disagree
   about whether the image is right, with each side's count of rights;
+- per contrast, its reach to new images (`ablate.stats.two_way` on the paired per-image
+  correctness, seeds x test images): the interval for the difference on new seeds and
+  new images like these, with the image share of its variance (the part more seeds never
+  shrink), beside the one-way interval that holds these images fixed;
 - per arm, the seed ensemble (the average of its seeds' class probabilities, then the
   argmax) against the mean single run, and the ensemble of the first k seeds for each k.
 
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ablate.predictions import Predictions
-from ablate.stats import sign_flip
+from ablate.stats import TwoWay, sign_flip, two_way
 
 __all__ = ["CONFIDENCE", "GALLERY", "DigitDifference", "Ensemble", "Flip", "Where",
            "WhereContrast", "where"]
@@ -74,6 +78,9 @@ class WhereContrast:
     flips: tuple[Flip, ...]  # the GALLERY images flipped most often
     pixels: np.ndarray | None  # (len(flips), 28, 28) uint8, when MNIST's test set was at hand
     flipped_images: int  # test images flipped on at least one seed
+    # the difference on new seeds and new test-like images (two-way, seeds x images), and
+    # on these images (one-way, the verdict's kind of interval); None below 2 seeds
+    reach: TwoWay | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,8 @@ def _mode(guesses: np.ndarray) -> np.ndarray:
 
 def _contrast(arm: str, baseline: str, seeds: Sequence[int],
               preds: Mapping[tuple[str, int], Predictions],
-              pixels: Callable[[np.ndarray], np.ndarray | None]) -> WhereContrast:
+              pixels: Callable[[np.ndarray], np.ndarray | None], rope: float
+              ) -> WhereContrast:
     a = [preds[(arm, s)].splits[SPLIT] for s in seeds]
     b = [preds[(baseline, s)].splits[SPLIT] for s in seeds]
     label = a[0].label.astype(np.int64)
@@ -153,7 +161,9 @@ def _contrast(arm: str, baseline: str, seeds: Sequence[int],
     return WhereContrast(arm, baseline, tuple(seeds), tuple(digits),
                          np.nan_to_num(conf_a - conf_b), chosen,
                          pixels(np.array([f.image for f in chosen], dtype=np.int64))
-                         if chosen else None, int((flips > 0).sum()))
+                         if chosen else None, int((flips > 0).sum()),
+                         two_way(right_a, right_b, rope=rope)
+                         if len(seeds) >= 2 and len(label) >= 2 else None)
 
 
 def _ensemble(arm: str, runs: Sequence[Predictions]) -> Ensemble:
@@ -173,17 +183,19 @@ def _ensemble(arm: str, runs: Sequence[Predictions]) -> Ensemble:
 def where(arms: Sequence[str], baseline: str, seeds: Sequence[int],
           preds: Mapping[tuple[str, int], Predictions],
           missing: Sequence[tuple[str, int]],
-          pixels: Callable[[np.ndarray], np.ndarray | None] = lambda _: None) -> Where:
+          pixels: Callable[[np.ndarray], np.ndarray | None] = lambda _: None, *,
+          rope: float = 0.0) -> Where:
     """The section's numbers: arms in study order (baseline among them), the analysed
     seeds, each finished run's predictions by (arm, seed), the finished runs without
-    them; `pixels` maps test-image indices to their (k, 28, 28) images, or None."""
+    them; `pixels` maps test-image indices to their (k, 28, 28) images, or None; `rope`
+    the ROPE in accuracy units, for the reach intervals' calls."""
     contrasts = []
     for arm in arms:
         if arm == baseline:
             continue
         paired = [s for s in seeds if (arm, s) in preds and (baseline, s) in preds]
         if paired:
-            contrasts.append(_contrast(arm, baseline, paired, preds, pixels))
+            contrasts.append(_contrast(arm, baseline, paired, preds, pixels, rope))
     ensembles = []
     for arm in arms:
         runs = [preds[(arm, s)] for s in seeds if (arm, s) in preds]

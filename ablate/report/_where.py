@@ -204,6 +204,29 @@ def where_section(a: Analysis, by_name: dict[str, Plot]) -> Section | None:
                       for f in c.flips),
                 caption="The images most often flipped (MNIST is not in the cache here, "
                         "so they are listed, not shown)."))
+    reach = [c for c in w.contrasts if c.reach is not None]
+    if reach:
+        paragraphs.append(
+            "Reach to new images: the per-digit figures and the verdict speak of these "
+            "images. Beside the interval that holds the test images fixed (one-way, over "
+            "seeds: the verdict's kind), the two-way interval (seeds x images, from the "
+            "paired per-image correctness) is for the difference on new seeds and new "
+            "images like these; its image share is the part of its variance that more "
+            "seeds never shrink. Both are on the test set at 95%, each called against the "
+            "ROPE on its own (no multiplicity); where they disagree, a claim about these "
+            "images does not carry to new ones.")
+        tables.append(Table(
+            ("contrast", "difference (points)", "these images, 95% CI", "call",
+             "new images, 95% CI", "call", "image share"),
+            tuple((f"{c.arm} vs {c.baseline}", _pts(r.mean_diff),
+                   f"[{_pts(r.one_way_low)}, {_pts(r.one_way_high)}]", r.call_one_way,
+                   f"[{_pts(r.low)}, {_pts(r.high)}]", r.call_two_way,
+                   f"{100 * r.image_share + 0.0:.0f}%" if math.isfinite(r.image_share)
+                   else "n/a")
+                  for c in reach if (r := c.reach) is not None),
+            caption="Test set, kept weights; 'disagree' rows are marked.",
+            marks=tuple("inconclusive" if c.reach is not None and c.reach.disagree else ""
+                        for c in reach)))
     plots = tuple(by_name[n] for n in ("digits", "confusion", "flips") if n in by_name)
     return Section("Where the difference lives", paragraphs=tuple(paragraphs),
                    tables=tuple(tables), plots=plots)
@@ -256,6 +279,7 @@ def _contrast_json(c: WhereContrast) -> dict[str, Any]:
                     "ci": [d.low, d.high]} for d in c.digits],
         "confusion_difference": c.confusion.tolist(),
         "flipped_images": c.flipped_images,
+        "reach": None if c.reach is None else c.reach.to_dict(),
         "most_flipped": [{"image": f.image, "label": f.label, "flips": f.flips,
                           "arm_right": f.arm_right, "baseline_right": f.baseline_right,
                           "arm_guess": f.arm_guess, "baseline_guess": f.baseline_guess}

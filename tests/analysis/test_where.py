@@ -111,3 +111,22 @@ def test_runs_without_predictions_leave_their_seeds_out(runs: dict) -> None:
     assert w.missing == (("arm", 3),) and w.available
     none = where(["base", "arm"], "base", list(range(8)), {}, [("arm", 0)])
     assert not none.available and none.contrasts == () and none.ensembles == ()
+
+
+def test_reach_is_the_two_way_interval_of_the_paired_correctness(runs: dict) -> None:
+    seeds = list(range(8))
+    (c,) = where(["base", "arm"], "base", seeds, runs, [], rope=0.01).contrasts
+    r = c.reach
+    assert r is not None and (r.seeds, r.images, r.rope) == (8, N_TEST, 0.01)
+    acc = {arm: np.array([runs[(arm, s)].splits["test"].accuracy() for s in seeds])
+           for arm in ("arm", "base")}
+    diffs = acc["arm"] - acc["base"]
+    assert r.mean_diff == pytest.approx(diffs.mean(), abs=1e-12)
+    # the one-way interval is the sign-flip inversion over the seeds' test differences
+    assert (r.one_way_low, r.one_way_high) == pytest.approx(_brute_interval(diffs, 0.95),
+                                                            abs=1e-9)
+    # new images add variance: the two-way interval is the wider here
+    assert r.high - r.low > r.one_way_high - r.one_way_low
+    assert 0 < r.image_share < 1
+    one = where(["base", "arm"], "base", [0], runs, []).contrasts[0]
+    assert one.reach is None  # one seed: no seed variance to estimate

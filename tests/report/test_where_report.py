@@ -68,11 +68,17 @@ def test_report_json_agrees_with_the_stored_predictions(run_dir: Path) -> None:
         assert e["single_mean"] == pytest.approx(np.mean(single), abs=1e-12)
         assert len(e["ensemble_by_seeds"]) == 6
         assert e["ensemble_by_seeds"][0] == pytest.approx(single[0], abs=1e-12)
+    reach = c["reach"]
+    off = np.mean([runs[("dropout=off", s)].test_accuracy for s in range(6)])
+    on = np.mean([runs[("dropout=on", s)].test_accuracy for s in range(6)])
+    assert reach["mean_diff"] == pytest.approx(off - on, abs=1e-12)
+    assert reach["rope"] == 0.01 and 0 <= reach["image_share"] <= 1
+    assert reach["low"] < reach["mean_diff"] < reach["high"]
     names = {f["name"] for f in json.loads((run_dir / "report.json").read_text())["figures"]}
     assert {"digits", "confusion", "flips"} <= names
     md = (run_dir / "report.md").read_text()
     assert "## Where the difference lives" in md and "## What more seeds buy" in md
-    assert "not family-wise" in md
+    assert "not family-wise" in md and "Reach to new images" in md
     assert isinstance(pd.DataFrame, type)
 
 
