@@ -59,7 +59,7 @@ from ablate.analysis._where import Where, where
 from ablate.data import cache_file, load_npz
 from ablate.design import Study, StudyRecord, read_record
 from ablate.errors import UserError
-from ablate.predictions import Predictions
+from ablate.predictions import Predictions, PredictionSet
 from ablate.stats import (
     Contrast,
     ContrastData,
@@ -139,8 +139,10 @@ class Analysis:
         return self.simple if self.simple and c in self.simple.contrasts else self.family
 
 
-def load(store: Store) -> StudyData:
-    """Read the study record, runs and per-epoch history from a store."""
+def load(store: Store, *, predictions: bool = True) -> StudyData:
+    """Read the study record, runs and per-epoch history from a store, and (unless
+    predictions=False: the driver's stopping decision needs none) the per-image
+    predictions and the test images."""
     record = read_record(store)
     study = record.study
     arm_names = [a.name for a in study.arms]
@@ -150,7 +152,8 @@ def load(store: Store) -> StudyData:
         runs = tuple(r for r in runs if r.seed in planned)
     held = store.holder()  # a heartbeat this recent: its driver is alive and training
     training = held is not None and store.clock() - held.heartbeat <= STALE_AFTER_S
-    found = store.prediction_set(arm_names, {r.seed for r in runs})
+    found = store.prediction_set(arm_names, {r.seed for r in runs}) if predictions else \
+        PredictionSet(())
     return StudyData(record=record, runs=runs, epochs={a: store.epochs(a) for a in arm_names},
                      training=training, predictions={(a, s): p for a, s, p in found.runs},
                      no_predictions=found.missing,
