@@ -14,11 +14,13 @@ Names are imported on first use, so `import ablate` (and the CLI's start) stays 
 import importlib
 from typing import Any
 
-__all__ = ["AnalyzeOptions", "Report", "Runs", "Runtime", "Study", "StudyOptions", "StudyRun",
-           "UserError", "analyse", "analyze", "analyze_next", "load_study", "read_runs",
-           "run_study", "write_analysis", "write_report"]
+__all__ = ["AnalyzeOptions", "PredictionSet", "Report", "Runs", "Runtime", "Study",
+           "StudyOptions", "StudyRun", "UserError", "analyse", "analyze", "analyze_next",
+           "load_study", "read_predictions", "read_runs", "run_study", "write_analysis",
+           "write_report"]
 
 _HOME = {"UserError": "ablate.errors", "Study": "ablate.design",
+         "PredictionSet": "ablate.predictions",
          "StudyOptions": "ablate.options"}
 
 

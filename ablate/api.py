@@ -36,6 +36,7 @@ from ablate.analysis import Analysis, analyse_run_dir, analyse_source, sequentia
 from ablate.design import Study, read_record
 from ablate.errors import UserError, speaking_cli
 from ablate.options import AnalyzeOptions
+from ablate.predictions import PredictionSet
 from ablate.report import (
     FILES_DIR,
     answer_paragraph,
@@ -50,9 +51,9 @@ from ablate.store import Run, Store
 from ablate.study import Runtime, StudyOptions, StudyRun
 from ablate.study import run_study as _run_study
 
-__all__ = ["AnalyzeOptions", "Report", "Runs", "Runtime", "Study", "StudyOptions", "StudyRun",
-           "analyse", "analyze", "analyze_next", "load_study", "read_runs", "run_study",
-           "write_analysis", "write_report"]
+__all__ = ["AnalyzeOptions", "PredictionSet", "Report", "Runs", "Runtime", "Study",
+           "StudyOptions", "StudyRun", "analyse", "analyze", "analyze_next", "load_study",
+           "read_predictions", "read_runs", "run_study", "write_analysis", "write_report"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -127,6 +128,21 @@ def read_runs(run_dir: Path | str) -> Runs:
         with contextlib.suppress(UserError):  # a store too old to name its study
             runs.study = read_record(store).study
         return runs
+    finally:
+        store.close()
+
+
+@_in_api_words
+def read_predictions(run_dir: Path | str) -> PredictionSet:
+    """Every finished run's per-image predictions (its kept weights on validation halves
+    A and B and on the test set). `.to_pandas()` has one row per (run, split, image) with
+    columns arm, seed, split (val_a, val_b, test), image, label, predicted, p_true;
+    `.columns()` is the same as NumPy arrays; `.get(arm, seed)` one run's arrays (and the
+    test set's class probabilities); `.missing` the finished runs that have none (trained
+    before predictions were stored: rerun them)."""
+    store = Store.open_existing(Path(run_dir))
+    try:
+        return store.prediction_set()
     finally:
         store.close()
 

@@ -136,6 +136,17 @@ def study(
         "tensorboard[=DIR] (default RUN_DIR/tensorboard); repeatable. An unreachable "
         "tracker is a warning: the runs stay stored (`ablate publish` logs them later).")
     ] = None,
+    anatomy: Annotated[bool, typer.Option("--anatomy", help=(
+        "After the study, train extra runs of one arm that vary one random stream at a "
+        "time (initialization, data order, dropout masks) as one cohort, and print each "
+        "stream's share of the seed-to-seed variance (stored in RUN_DIR/anatomy.json, "
+        "never in a verdict)."))] = _STUDY.anatomy,
+    arm: Annotated[str | None, typer.Option("--arm", help=(
+        "With --anatomy: the arm to dissect (default: the first arm with dropout, else "
+        "the baseline)."))] = _STUDY.anatomy_arm,
+    anatomy_seeds: Annotated[int | None, typer.Option(help=(
+        "With --anatomy: runs per stream (default: the study's seeds)."))
+    ] = _STUDY.anatomy_seeds,
 ) -> None:
     """Train every arm of a study over its seeds, store every run, summarise.
 
@@ -149,7 +160,8 @@ def study(
                            dry_run=dry_run, fresh=fresh, wait=wait, report=report,
                            executor=executor, ray_address=ray_address,
                            cpus_per_cohort=cpus_per_cohort, gpus_per_cohort=gpus_per_cohort,
-                           log=tuple(log or _STUDY.log))
+                           log=tuple(log or _STUDY.log), anatomy=anatomy,
+                           anatomy_arm=arm, anatomy_seeds=anatomy_seeds)
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()  # tests inject theirs
     code = _guard(lambda: run_study(study_file, options, console=console, runtime=runtime
                                     ).exit_code)

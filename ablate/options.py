@@ -30,6 +30,9 @@ class StudyOptions:
     gpus_per_cohort: float = 0.0  # fractions let cohorts share a GPU
     log: tuple[str, ...] = ()  # trackers to publish to at the end: "mlflow[=URI]",
     # "tensorboard[=DIR]" (ablate.publish); one that cannot be reached is a warning
+    anatomy: bool = False  # after the study: one arm's runs varying one stream at a time
+    anatomy_arm: str | None = None  # the arm (default: the first with dropout, or the baseline)
+    anatomy_seeds: int | None = None  # runs per stream (default: the study's seeds)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))  # a notebook passes a str

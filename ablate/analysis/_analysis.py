@@ -27,8 +27,10 @@ contrast's name: the same runs always give the same report.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from ablate.analysis import _looks as seq
 from ablate.analysis._budget import Convergence, convergence
@@ -53,8 +55,11 @@ from ablate.analysis._summaries import (
     rank_summary,
     run_failures,
 )
+from ablate.analysis._where import Where, where
+from ablate.data import cache_file, load_npz
 from ablate.design import Study, StudyRecord, read_record
 from ablate.errors import UserError
+from ablate.predictions import Predictions, PredictionSet
 from ablate.stats import (
     Contrast,
     ContrastData,
@@ -79,6 +84,12 @@ class StudyData:
     runs: tuple[AnyRun, ...]  # every run of the study's arms and seeds
     epochs: Mapping[str, Sequence[Mapping[str, Any]]]  # arm -> store.epochs(arm) rows
     training: bool = False  # a live `ablate study` holds the run directory (its lease)
+    # per-image predictions of the finished runs that have them, by (arm, seed); the
+    # finished runs without (trained before they were stored); the test images, (n, 28,
+    # 28) uint8, when the MNIST the runs trained on is in the cache (for the gallery)
+    predictions: Mapping[tuple[str, int], Predictions] = field(default_factory=dict)
+    no_predictions: tuple[tuple[str, int], ...] = ()
+    test_images: np.ndarray | None = None
 
     @property
     def study(self) -> Study:
@@ -109,6 +120,7 @@ class Analysis:
     training_seconds: float
     lost: tuple[str, ...] = ()  # arms with no outcome at all (fixed design), left out
     convergence: tuple[Convergence, ...] = ()  # per arm: still improving at its budget?
+    where: Where | None = None  # per-image: where the differences live, seed ensembles
 
     @property
     def study(self) -> Study:
@@ -127,8 +139,10 @@ class Analysis:
         return self.simple if self.simple and c in self.simple.contrasts else self.family
 
 
-def load(store: Store) -> StudyData:
-    """Read the study record, runs and per-epoch history from a store."""
+def load(store: Store, *, predictions: bool = True) -> StudyData:
+    """Read the study record, runs and per-epoch history from a store, and (unless
+    predictions=False: the driver's stopping decision needs none) the per-image
+    predictions and the test images."""
     record = read_record(store)
     study = record.study
     arm_names = [a.name for a in study.arms]
@@ -138,8 +152,24 @@ def load(store: Store) -> StudyData:
         runs = tuple(r for r in runs if r.seed in planned)
     held = store.holder()  # a heartbeat this recent: its driver is alive and training
     training = held is not None and store.clock() - held.heartbeat <= STALE_AFTER_S
+    found = store.prediction_set(arm_names, {r.seed for r in runs}) if predictions else \
+        PredictionSet(())
     return StudyData(record=record, runs=runs, epochs={a: store.epochs(a) for a in arm_names},
-                     training=training)
+                     training=training, predictions={(a, s): p for a, s, p in found.runs},
+                     no_predictions=found.missing,
+                     test_images=_test_images(record) if found.runs else None)
+
+
+def _test_images(record: StudyRecord) -> np.ndarray | None:
+    """MNIST's test images from the cache, when they are the ones the runs trained on."""
+    path = cache_file()
+    if record.data_sha256 is None or not path.is_file():
+        return None
+    try:
+        mnist = load_npz(path, record.data_sha256)
+    except UserError:
+        return None
+    return np.asarray(mnist.x_test)
 
 
 def sequential_of(data: StudyData, *, alpha: float = ALPHA) -> SequentialResult | None:
@@ -231,7 +261,24 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
         friedman=rank_summary(outcomes, usable, study, alpha)
         if f is None and result is None and len(usable) > 2 else None,
         training_seconds=float(sum(r.seconds or 0.0 for r in data.runs)), lost=lost,
-        convergence=convergence(study, runs, data.epochs))
+        convergence=convergence(study, runs, data.epochs),
+        where=_where(data, arm_names, seeds))
+
+
+def _where(data: StudyData, arms: Sequence[str], seeds: Sequence[int]) -> Where | None:
+    """None for runs trained elsewhere (no predictions to read)."""
+    if data.record.origin is not None:
+        return None
+    used = set(seeds)
+    images = data.test_images
+
+    def pixels(index: np.ndarray) -> np.ndarray | None:
+        return None if images is None else images[index].reshape(len(index), 28, 28)
+
+    study = data.study
+    rope = study.rope if study.metric.quantity == "accuracy" else 0.0
+    return where(arms, study.baseline.name, seeds, data.predictions,
+                 [k for k in data.no_predictions if k[1] in used], pixels, rope=rope)
 
 
 

@@ -14,10 +14,10 @@ from ablate.store import Store
 __all__ = ["analyse_run_dir", "sequential_state"]
 
 
-def _read(run_dir: Path) -> StudyData:
+def _read(run_dir: Path, *, predictions: bool = True) -> StudyData:
     store = Store.open_existing(Path(run_dir))
     try:
-        return load(store)
+        return load(store, predictions=predictions)
     finally:
         store.close()
 
@@ -39,4 +39,4 @@ def sequential_state(run_dir: Path) -> SequentialResult | None:
     failed) in every arm; an interrupted round's seeds wait until they finish.
     Raises `UserError` when there is no store.
     """
-    return sequential_of(_read(run_dir))
+    return sequential_of(_read(run_dir, predictions=False))

@@ -16,7 +16,8 @@ from typing import Any, Literal
 __all__ = [
     "ACTIVATIONS", "BATCH_NORM", "INITS", "INIT_ALIASES", "BiasCorrection",
     "BnRunningVar", "Conventions", "EpsPlacement", "InitConfig", "LayerConfig",
-    "OptimizerConfig", "RunConfig", "Velocity", "cohort_key", "run_config_from_dict",
+    "OptimizerConfig", "RunConfig", "STREAMS", "Stream", "StreamSeeds", "Velocity",
+    "cohort_key", "run_config_from_dict",
 ]
 
 Conventions = Literal["keras", "torch"]
@@ -84,6 +85,24 @@ class OptimizerConfig:
     bias_correction: BiasCorrection | None = None
 
 
+Stream = Literal["init", "order", "mask"]
+STREAMS: tuple[Stream, ...] = ("init", "order", "mask")
+
+
+@dataclass(frozen=True)
+class StreamSeeds:
+    """The seed each random stream of a run is drawn from, instead of the run's own.
+
+    Set only by anatomy runs (one stream varied, the others held at a reference seed):
+    `init` keys the initial weights, `order` the minibatch order, `mask` the dropout
+    masks (`engine/_rng.py`).
+    """
+
+    init: int
+    order: int
+    mask: int
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """What one run trains: architecture, initialization, optimizer and budget."""
@@ -100,9 +119,19 @@ class RunConfig:
     optimizer: OptimizerConfig
     epochs: int
     batch_size: int
+    # None (every study run): each stream from the run's seed. Left out of to_dict (and
+    # so of the config hash) when None, so runs stored before it existed keep theirs.
+    streams: StreamSeeds | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.streams is None:
+            del out["streams"]
+        return out
+
+    def stream_seed(self, stream: Stream, seed: int) -> int:
+        """The seed `stream` is drawn from for a run of `seed`."""
+        return seed if self.streams is None else int(getattr(self.streams, stream))
 
     def digest(self, **extra: Any) -> str:
         """sha256 of the canonical JSON of this config plus `extra` (data settings)."""
@@ -127,6 +156,7 @@ def run_config_from_dict(d: dict[str, Any]) -> RunConfig:
         optimizer=OptimizerConfig(**d["optimizer"]),
         epochs=d["epochs"],
         batch_size=d["batch_size"],
+        streams=None if d.get("streams") is None else StreamSeeds(**d["streams"]),
     )
 
 

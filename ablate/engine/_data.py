@@ -27,6 +27,9 @@ class DeviceData:
     x_test: Tensor
     y_test: Tensor
     val_half: Tensor  # (n_val,) int64: 0 for validation half A, 1 for half B (cross-fitting)
+    # (n_val,) int64 on the host: each validation row's index into MNIST's training images
+    # (None: rows numbered 0..n_val-1, for data that is not MNIST's)
+    val_index: np.ndarray | None = None
     # scaled training images per dtype, made on first use (a new DeviceData starts empty)
     _scaled: dict[torch.dtype, Tensor] = field(default_factory=dict, init=False, repr=False,
                                                compare=False)
@@ -67,7 +70,7 @@ def prepare_data(mnist: Mnist, validation: int, subset: int | None,
         x_train=images(mnist.x_train[train_idx]), y_train=put(mnist.y_train[train_idx], torch.long),
         x_val=images(mnist.x_train[val_idx]), y_val=put(mnist.y_train[val_idx], torch.long),
         x_test=images(mnist.x_test), y_test=put(mnist.y_test, torch.long),
-        val_half=put(halves, torch.long),
+        val_half=put(halves, torch.long), val_index=val_idx,
     )
 
 

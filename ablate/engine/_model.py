@@ -74,7 +74,8 @@ class CohortMLP(nn.Module):
         self.configs = replicate(configs, S)
         config = self.config = self.configs[0]
         for i in range(len(config.layers) + 1):
-            pairs = [initial_dense(c, seed, i) for c, seed in zip(self.configs, seeds, strict=True)]
+            pairs = [initial_dense(c, c.stream_seed("init", seed), i)
+                     for c, seed in zip(self.configs, seeds, strict=True)]
             self.add_module(f"dense{i}", CohortLinear(torch.stack([w for w, _ in pairs]),
                                                       torch.stack([b for _, b in pairs])))
             if i == len(config.layers):
@@ -93,7 +94,8 @@ class CohortMLP(nn.Module):
             if layer.batch_norm == "after":
                 self.add_module(f"bn{i}", bn)
             if any(m.dropout > 0 for m in mine):
-                keys = [rng.dropout_key(s, i) for s in seeds]
+                keys = [rng.dropout_key(c.stream_seed("mask", s), i)
+                        for c, s in zip(self.configs, seeds, strict=True)]
                 self.add_module(f"drop{i}", CohortDropout([m.dropout for m in mine], keys))
 
     @property

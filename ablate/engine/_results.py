@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import Tensor
 
+from ablate.predictions import Predictions
+
 __all__ = ["CohortResult", "Epoch", "ReplicaResult"]
 
 
@@ -36,6 +38,8 @@ class ReplicaResult:
     best_epoch: int  # 1-based epoch whose weights were kept (0: none)
     metrics: dict[str, float]  # val/test loss and accuracy of the kept weights, train_loss
     state: dict[str, Tensor] = field(repr=False)  # kept weights (CPU), for the checkpoint
+    # the kept weights' per-image predictions (None: diverged, or made before they existed)
+    predictions: Predictions | None = field(default=None, repr=False)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ablate.engine import _rng as rng
 from ablate.engine._config import RunConfig
 from ablate.engine._data import DeviceData
 from ablate.engine._device import pinned_precision, provenance
-from ablate.engine._evaluate import evaluate, mean_scores
+from ablate.engine._evaluate import PerImage, evaluate_images, run_predictions
 from ablate.engine._model import CohortMLP, replicate
 from ablate.engine._optim import Optimizer
 from ablate.engine._results import CohortResult, Epoch, ReplicaResult
@@ -67,7 +67,8 @@ def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
            build: ModelFactory, optimizer: type[Optimizer], mode: Mode) -> CohortResult:
     device, S, config = data.device, len(seeds), configs[0]
     start = time.perf_counter()
-    order_gens = [rng.seed_generator(s, "data") for s in seeds]
+    order_gens = [rng.seed_generator(c.stream_seed("order", s), "data")
+                  for c, s in zip(configs, seeds, strict=True)]
     model = build(configs, seeds).to(device=device, dtype=dtype)
     opt = optimizer([c.optimizer for c in configs], list(model.parameters()))
     alive = torch.ones(S, dtype=torch.bool, device=device)
@@ -100,12 +101,13 @@ def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
 
         train_loss = loss_sum / n
         if has_val:  # per half (A, B), for the cross-fitted metrics; the whole split too
-            loss_halves, correct_halves = evaluate(model, data.x_val, data.y_val, dtype,
-                                                    data.val_half, 2)  # (S, 2), (S, 2)
+            loss_halves, correct_halves, val_images = evaluate_images(
+                model, data.x_val, data.y_val, dtype, data.val_half, 2)  # (S, 2), (S, 2)
             val_loss = loss_halves.sum(1) / n_val
             val_acc = correct_halves.sum(1).double() / n_val
             loss_halves, acc_halves = loss_halves / half_sizes, correct_halves / half_sizes
         else:
+            val_images = None
             val_loss = val_acc = torch.full((S,), math.nan, dtype=torch.float64, device=device)
             loss_halves = acc_halves = torch.full((S, 2), math.nan, dtype=torch.float64,
                                                   device=device)
@@ -131,7 +133,8 @@ def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        kept.update(epoch, val_acc if select_on.higher_is_better else val_loss, alive)
+        kept.update(epoch, val_acc if select_on.higher_is_better else val_loss, alive,
+                    val_images)
 
     replicas = _finish(model, seeds, data, alive, kept, history, dtype)
     return CohortResult(replicas, history, time.perf_counter() - start, sizes,
@@ -151,10 +154,13 @@ class _Kept:
         self.best = torch.full((S,), math.nan, dtype=torch.float64, device=device)
         self.epoch = torch.zeros(S, dtype=torch.long, device=device)
         self.state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+        self.val_images: PerImage | None = None  # the kept epoch's validation predictions
 
     @torch.no_grad()
-    def update(self, epoch: int, value: Tensor, alive: Tensor) -> None:
-        """value (S,) float64: this epoch's selection metric; alive (S,) bool."""
+    def update(self, epoch: int, value: Tensor, alive: Tensor,
+               val_images: PerImage | None = None) -> None:
+        """value (S,) float64: this epoch's selection metric; alive (S,) bool;
+        val_images: this epoch's validation predictions, kept with its weights."""
         if not self.has_val:
             improved = alive.clone()
         else:
@@ -165,6 +171,10 @@ class _Kept:
         for name, t in self.model.state_dict().items():
             mask = improved.view(-1, *[1] * (t.dim() - 1))
             self.state[name] = torch.where(mask, t, self.state[name])
+        if val_images is not None:
+            old, rows = self.val_images or val_images, improved.view(-1, 1)
+            self.val_images = PerImage(torch.where(rows, val_images.predicted, old.predicted),
+                                       torch.where(rows, val_images.p_true, old.p_true), None)
 
 
 def _host(t: Tensor, dead: np.ndarray) -> np.ndarray:
@@ -193,7 +203,11 @@ def _finish(model: CohortMLP, seeds: list[int], data: DeviceData, alive: Tensor,
         for name, t in model.state_dict().items():
             t.copy_(kept.state[name])
     has_val = kept.has_val
-    test_loss, test_acc = mean_scores(model, data.x_test, data.y_test, dtype)
+    test_sum, test_correct, test_images = evaluate_images(model, data.x_test, data.y_test,
+                                                          dtype, probs=True)
+    n_test = len(data.y_test)
+    test_loss, test_acc = test_sum[:, 0] / n_test, test_correct[:, 0].double() / n_test
+    predictions = run_predictions(data, kept.val_images, test_images)
     host = {name: t.cpu() for name, t in kept.state.items()}  # one copy per tensor
     best_epoch = kept.epoch.tolist()
     out = []
@@ -211,5 +225,6 @@ def _finish(model: CohortMLP, seeds: list[int], data: DeviceData, alive: Tensor,
             metrics = {k: math.nan for k in metrics}
         out.append(ReplicaResult(seed=seed, status="done" if ok else "diverged",
                                  best_epoch=best_epoch[s] if ok else 0, metrics=metrics,
-                                 state={k: v[s].clone() for k, v in host.items()}))
+                                 state={k: v[s].clone() for k, v in host.items()},
+                                 predictions=predictions[s] if ok else None))
     return out

@@ -3,6 +3,7 @@ report.json, with its figures; and the terminal tables (`ablate runs`, the end-o
 summary, the Keras-style parameter summary). It renders; every number comes from the
 analysis."""
 
+from ablate.report._anatomy import anatomy_lines, anatomy_markdown
 from ablate.report._console import (
     RUN_COLUMNS,
     arm_summary,
@@ -26,6 +27,8 @@ __all__ = [
     "RUN_COLUMNS",
     "DECISION_COLOURS",
     "Units",
+    "anatomy_lines",
+    "anatomy_markdown",
     "answer_paragraph",
     "arm_summary",
     "budget_sentence",

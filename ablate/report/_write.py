@@ -30,13 +30,15 @@ from ablate.report._text import (
     power_sentence,
     sequential_sentence,
 )
+from ablate.report._where import WHERE_FIGURES, where_json, where_plots, with_where
 from ablate.stats import TARGET_POWER, Contrast, Outcome
 
 __all__ = ["FIGURE_NAMES", "SCHEMA", "make_plots", "report_json", "write_report_files"]
 
 SCHEMA = 2  # bump when report.json's keys change meaning
 FIGURE_NAMES = frozenset({"forest", "slopes", "distributions", "learning_curves", "grad_norms",
-                          "interaction", "critical_difference", "sequential_path"})
+                          "interaction", "critical_difference", "sequential_path"}
+                         ) | WHERE_FIGURES
 
 
 def write_report_files(a: Analysis, run_dir: Path) -> list[Path]:
@@ -47,7 +49,7 @@ def write_report_files(a: Analysis, run_dir: Path) -> list[Path]:
     """
     run_dir = Path(run_dir)
     figures = make_plots(a)
-    doc = build(a, figures)
+    doc = with_where(build(a, figures), a, figures)
 
     files = run_dir / FILES_DIR
     files.mkdir(exist_ok=True)
@@ -100,7 +102,7 @@ def make_plots(a: Analysis) -> list[plots.Plot]:
                                     {c.arm: c.decision for c in a.family.contrasts}))
     if a.sequential is not None:
         out.append(plots.sequential_path(a.sequential, a.study.rope, u))
-    return out
+    return out + where_plots(a)
 
 
 def _contrast_json(a: Analysis, c: Contrast, verdict: Verdict) -> dict[str, Any]:
@@ -177,6 +179,7 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
         "convergence": {"rule": {"last_epochs": LAST_EPOCHS, "slope_se": SLOPE_SE,
                                  "share": SHARE},
                         "arms": [c.to_dict() for c in a.convergence]},
+        "where": where_json(a),
         "failed": by_status["failed"],
         "diverged": by_status["diverged"],
         "unfinished": by_status["unfinished"],

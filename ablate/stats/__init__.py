@@ -1,11 +1,13 @@
 """The statistics of a study: exact paired inference, family-wise decisions, power,
-divergence, pairing, sequential designs and the rank summary. (The cross-fitted metric a
-run records is computed in `ablate.engine`.)
+divergence, pairing, sequential designs, the rank summary, the reach of a difference
+to new images (`two_way`) and the anatomy of an arm's spread (`anatomy`). (The
+cross-fitted metric a run records is computed in `ablate.engine`.)
 
 Everything is a pure function of arrays; randomness only through generators keyed by
 name (`stream`). The analysis (`ablate.analysis`) imports from here.
 """
 
+from ablate.stats._anatomy import Anatomy, Source, anatomy
 from ablate.stats._contrast import (
     MULTIPLICITY,
     Contrast,
@@ -49,6 +51,7 @@ from ablate.stats._sequential import (
 from ablate.stats._signflip import SignFlip, sign_flip
 from ablate.stats._streams import stream
 from ablate.stats._twosample import EXACT_MAX_SPLITS, rank_sum_p, two_sample
+from ablate.stats._twoway import TwoWay, two_way
 from ablate.stats._verdict import CLAIMS, DECISIONS, INTERACTION_DECISIONS
 
 __all__ = [
@@ -104,4 +107,9 @@ __all__ = [
     "EXACT_MAX_SPLITS",
     "rank_sum_p",
     "two_sample",
+    "TwoWay",
+    "two_way",
+    "Anatomy",
+    "Source",
+    "anatomy",
 ]

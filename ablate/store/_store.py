@@ -4,8 +4,10 @@ A run's row moves pending -> running -> done | failed | diverged. The driver is 
 only writer (it holds the store's lease, `_lease`); every state change is one
 transaction, so a kill -9 at any moment leaves a store that a rerun completes with no
 run lost or duplicated. Checkpoints are safetensors files with a JSON sidecar, written
-atomically. The study record (what the runs are runs of) is one JSON document in the
-`study` table; the `meta` key-value table is only read, for stores written before it.
+atomically; beside each, the run's per-image predictions (`ablate.predictions`, a
+compressed .npz tagged with the run's config hash), also atomic. The study record (what
+the runs are runs of) is one JSON document in the `study` table; the `meta` key-value
+table is only read, for stores written before it.
 """
 
 import hashlib
@@ -27,6 +29,7 @@ from torch import Tensor
 from ablate.errors import UserError
 from ablate.files import atomic_write
 from ablate.metric import RUN_METRICS
+from ablate.predictions import Predictions, PredictionSet, decode, encode
 from ablate.store._lease import SCHEMA as LEASE_SCHEMA
 from ablate.store._lease import Holder, Lease, LeaseHeld, holder
 
@@ -272,6 +275,47 @@ class Store:
     def checkpoint_path(self, arm: str, seed: int) -> Path:
         slug = re.sub(r"[^A-Za-z0-9._=+-]", "_", arm)
         return self.dir / "checkpoints" / slug / f"seed-{seed}.safetensors"
+
+    def predictions_path(self, arm: str, seed: int) -> Path:
+        return self.checkpoint_path(arm, seed).with_suffix(".predictions.npz")
+
+    def write_predictions(self, arm: str, seed: int, predictions: Predictions,
+                          config_hash: str) -> int:
+        """Write a run's per-image predictions atomically; return the file's bytes."""
+        data = encode(predictions, config_hash)
+        atomic_write(self.predictions_path(arm, seed), data)
+        return len(data)
+
+    def predictions(self, arm: str, seed: int) -> Predictions | None:
+        """A finished run's per-image predictions, or None where there are none: a run
+        written before they were stored, a diverged or unfinished one, or a file another
+        config of the run left (its config hash differs from the run's)."""
+        row = self.db.execute("SELECT config_hash, status FROM runs WHERE arm = ? AND seed = ?",
+                              (arm, seed)).fetchone()
+        path = self.predictions_path(arm, seed)
+        if row is None or row[1] != "done" or not path.is_file():
+            return None
+        try:
+            predictions, config_hash = decode(path.read_bytes())
+        except ValueError:
+            return None
+        return predictions if config_hash == row[0] else None
+
+    def prediction_set(self, arms: list[str] | None = None,
+                       seeds: set[int] | None = None) -> PredictionSet:
+        """Every done run's predictions (of these arms and seeds, when given), in run
+        order; the done runs without them are listed as missing."""
+        found, missing = [], []
+        for r in self.runs():
+            if r.status != "done" or (arms is not None and r.arm not in arms) or \
+                    (seeds is not None and r.seed not in seeds):
+                continue
+            p = self.predictions(r.arm, r.seed)
+            if p is None:
+                missing.append((r.arm, r.seed))
+            else:
+                found.append((r.arm, r.seed, p))
+        return PredictionSet(tuple(found), tuple(missing))
 
     def write_checkpoint(self, arm: str, seed: int, state: dict[str, Tensor],
                          sidecar: dict[str, Any]) -> str:

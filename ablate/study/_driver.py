@@ -25,8 +25,14 @@ from ablate.engine import provenance, resolve_device
 from ablate.errors import UserError
 from ablate.extras import need
 from ablate.options import StudyOptions
-from ablate.report import arm_summary, plan_table, write_report_files
+from ablate.report import anatomy_lines, arm_summary, plan_table, write_report_files
 from ablate.store import DB_NAME, Store, describe
+from ablate.study._anatomy import (
+    anatomy_arm,
+    anatomy_configs,
+    train_anatomy,
+    write_anatomy,
+)
 from ablate.study._execute import (
     Executed,
     Executor,
@@ -142,6 +148,7 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     """Train the plan; a sequential study trains in rounds, asking the analysis after
     each whether every verdict is settled (`sequential_state`)."""
     console.print(f"[bold]{study.name}[/]: {study.question}")
+    dissect = _Dissection.of(study, options) if options.anatomy else None  # fails early
     if study.sequential is not None:
         looks = ", ".join(map(str, study.sequential.looks()))
         console.print(f"sequential: looks at {looks} seeds per "
@@ -163,6 +170,8 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
                           f"({plan.skipped} already done) on {device}; {when}. "
                           "Dry run: nothing trained.")
             print_reach(console, study)
+            if dissect is not None:
+                console.print(dissect.plan_line(device))
             return StudyRun(options.out / study.name, planned, 0, 0)
         queue_plan(store, plan)
         done = trainer.round(study, plan)
@@ -187,6 +196,8 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
             print_outcome(console, analysis, store.dir, write_report_files(analysis, store.dir))
         except UserError as exc:  # e.g. every seed of the baseline diverged
             console.print(f"[yellow]no report[/]: {exc}")
+    if dissect is not None and not failed:
+        dissect.run(study, store, options, device, console, runtime)
     if options.log:
         _publish(store.dir, options, console)
     if failed:
@@ -241,6 +252,47 @@ class _Trainer:
         with StudyProgress(plan, self.console) as shown:
             return execute(study, self.store, plan, self.executor, self.checksums, shown,
                            on_cohort=shown.finished)
+
+
+@dataclass(frozen=True)
+class _Dissection:
+    """`--anatomy`: one arm's extra runs, one random stream varied at a time
+    (`study/_anatomy.py`), trained in process after the study, stored in anatomy.json."""
+
+    arm: str
+    seeds: int  # runs per stream
+    runs: int  # all extra runs (one cohort)
+
+    @staticmethod
+    def of(study: Study, options: StudyOptions) -> "_Dissection":
+        arm = anatomy_arm(study, options.anatomy_arm)
+        seeds = options.anatomy_seeds or len(study.seeds)
+        if seeds < 2:
+            raise UserError(f"--anatomy-seeds must be at least 2 (a variance needs two "
+                            f"runs), got {seeds}",
+                            api=f"anatomy_seeds must be at least 2, got {seeds}")
+        config = next(a for a in study.arms if a.name == arm).run_config
+        return _Dissection(arm, seeds, len(anatomy_configs(config, seeds)))
+
+    def plan_line(self, device: torch.device) -> str:
+        return (f"anatomy: {self.runs} extra runs of {self.arm} ({self.seeds} per random "
+                f"stream varied alone, and all varied) in one cohort on {device}")
+
+    def run(self, study: Study, store: Store, options: StudyOptions, device: torch.device,
+            console: Console, runtime: Runtime) -> None:
+        def say(line: str) -> None:
+            console.print(line, highlight=False, markup=False)
+
+        mnist = runtime.load_mnist(progress=console.is_terminal, log=say)
+        data = load_data(study, options.subset, device, mnist)
+        say(f"training {self.plan_line(device).removeprefix('anatomy: ')}")
+        epochs = next(a for a in study.arms if a.name == self.arm).run_config.epochs
+        result = train_anatomy(study, self.arm, self.seeds, data, on_epoch=lambda e: say(
+            f"anatomy: epoch {e.epoch}/{epochs} ({e.seconds:.1f} s)"))
+        path = write_anatomy(store.dir, result)
+        for line in anatomy_lines(result.to_dict()):
+            say(line)
+        say(f"Anatomy stored in {path} (not part of any verdict).")
 
 
 def _publish(run_dir: Path, options: StudyOptions, console: Console) -> None:

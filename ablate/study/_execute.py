@@ -169,6 +169,9 @@ def _record(study: Study, store: Store, task: CohortTask, result: CohortResult,
                 "data_sha256": checksums, "versions": result.provenance,
             }
             checkpoint = store.write_checkpoint(replica.arm, rep.seed, rep.state, sidecar)
+            if rep.predictions is not None:
+                store.write_predictions(replica.arm, rep.seed, rep.predictions,
+                                        replica.config_hash)
         store.finish(replica.arm, rep.seed, status=rep.status, seconds=share, epochs=epochs,
                      best_epoch=rep.best_epoch, metrics=metrics, checkpoint=checkpoint,
                      device=str(result.provenance["device"]))

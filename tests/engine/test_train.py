@@ -500,3 +500,26 @@ def test_capture_is_refused_where_it_cannot_be_replayed(data: DeviceData) -> Non
     opt = Optimizer(_config("adam").optimizer, list(model.parameters()))
     with pytest.raises(ValueError, match="bias corrections"):
         Stepper(model, opt, data.train_images(torch.float32), data.y_train, 64, "static")
+
+
+def test_a_packed_replicas_predictions_are_its_own(data: DeviceData) -> None:
+    """Per-image predictions in a packed cohort (replicas differing in dropout) equal the
+    same run's trained alone, and reproduce each replica's accuracies: the kept epoch's
+    validation predictions, the kept weights' test ones."""
+    on, off = _config("adam", dropout=0.3, epochs=3), _config("adam", epochs=3)
+    packed = train_cohort([on, off, on], [0, 0, 1], data, select_on=METRICS["val_accuracy"],
+                          dtype=torch.float64)
+    alone = train_cohort(off, [0], data, select_on=METRICS["val_accuracy"],
+                         dtype=torch.float64)
+    p, q = packed.replicas[1].predictions, alone.replicas[0].predictions
+    assert p is not None and q is not None
+    for name in ("val_a", "val_b", "test"):
+        assert np.array_equal(p.splits[name].predicted, q.splits[name].predicted)
+        assert np.allclose(p.splits[name].p_true, q.splits[name].p_true, rtol=1e-6)
+    assert np.allclose(p.test_probs, q.test_probs, atol=1e-6)
+    for s, rep in enumerate(packed.replicas):
+        assert rep.predictions is not None
+        assert rep.predictions.val_accuracy() == rep.metrics["val_accuracy"]
+        assert rep.predictions.splits["test"].accuracy() == rep.metrics["test_accuracy"]
+        record = packed.history[rep.best_epoch - 1]
+        assert rep.predictions.splits["val_a"].accuracy() == record.val_accuracy_halves[s, 0]

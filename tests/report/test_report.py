@@ -971,8 +971,9 @@ def _without_versions(value: object) -> object:
 
 def _without_budget(report: dict[str, Any]) -> dict[str, Any]:
     """report.json less what was added after the legacy run was written: the arms'
-    convergence at their budget (a key, a warning and a sentence of the answer)."""
-    out = {k: v for k, v in report.items() if k != "convergence"}
+    convergence at their budget (a key, a warning and a sentence of the answer) and the
+    per-image sections ("where")."""
+    out = {k: v for k, v in report.items() if k not in ("convergence", "where")}
     out["warnings"] = [w for w in report["warnings"] if not w.startswith("Budget: ")]
     out["answer"] = re.sub(r" At this budget \([^)]*\) the arms had not converged, so the "
                            r"verdict holds at this budget\.", "", report["answer"])
@@ -993,3 +994,8 @@ def test_an_old_run_directory_reports_as_it_did(tmp_path: Path) -> None:
     assert sum(w.startswith("Budget: ") for w in now["warnings"]) == 1
     assert _without_budget(now) != now  # the caveat is there, in the answer too
     assert _without_versions(_without_budget(now)) == _without_versions(then)
+    # the per-image sections say the runs predate predictions and need a rerun
+    assert "where" not in then and now["where"]["available"] is False
+    assert "rerun" in now["where"]["note"] and now["where"]["runs_without_predictions"]
+    md = (tmp_path / "report.md").read_text()
+    assert "## Where the difference lives" in md and "per-image predictions" in md

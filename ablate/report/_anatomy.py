@@ -1,0 +1,78 @@
+"""The anatomy of an arm's spread, rendered: terminal lines and a Markdown section.
+
+Input: the JSON values of `anatomy.json` (`AnatomyStudy.to_dict()`, which `ablate study
+--anatomy` writes beside the store), so a report reads it as stored; every number comes
+from there. Metric values in points (x 100, an accuracy); variances as sds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["anatomy_lines", "anatomy_markdown"]
+
+_WORDS = {"init": "initialization", "order": "data order", "mask": "dropout masks",
+          "all": "all streams"}
+
+
+def _sd(var: float | None) -> str:
+    return "n/a" if var is None else f"{100 * math.sqrt(max(var, 0.0)):.3f}"
+
+
+def _share(s: Mapping[str, Any]) -> str:
+    if s.get("share") is None:
+        return ""
+    lo, hi = s["share_ci"]
+    return f"{s['share']:.0%} ({lo:.0%}-{hi:.0%})"
+
+
+def _rows(a: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(stream, runs, sd, sd's 95% interval, share and its interval) per source."""
+    sources = list(a["sources"]) + ([a["all_streams"]] if a.get("all_streams") else [])
+    return [(_WORDS.get(s["stream"], s["stream"]), str(s["n"]), _sd(s["var"]),
+             f"{_sd(s['var_ci'][0])}-{_sd(s['var_ci'][1])}", _share(s)) for s in sources]
+
+
+def _cost(d: Mapping[str, Any]) -> str:
+    runs, t = len(d["runs"]), float(d["seconds"])
+    took = f"{t:.1f} s" if t < 10 else f"{t:.0f} s"
+    return (f"{runs} runs ({d['seeds']} per stream, the others at seed {d['reference']}) "
+            f"in one cohort, {took} on {d['device']}")
+
+
+def anatomy_lines(d: Mapping[str, Any]) -> list[str]:
+    """What `ablate study --anatomy` prints at the end."""
+    a = d.get("anatomy")
+    head = f"Anatomy of {d['arm']}'s spread: {_cost(d)}."
+    if a is None:
+        return [head, "Too few finished runs per stream for an anatomy (need 2 each)."]
+    lines = [head, "  sd in points; share of the streams' summed variance, 95% intervals",
+             f"  {'stream varied':<15} {'runs':>4} {'sd':>7} {'sd 95%':>15}  share"]
+    lines += [f"  {s:<15} {n:>4} {sd:>7} {ci:>15}  {share}" for s, n, sd, ci, share in
+              _rows(a)]
+    if a.get("additivity") is not None:
+        lines.append(f"  The streams' variances sum to {a['additivity']:.2f} x the variance "
+                     "with every stream varied (1 if they added up).")
+    lines.append(a["advice"])
+    return lines
+
+
+def anatomy_markdown(d: Mapping[str, Any]) -> str:
+    """The report section: the table, the additivity and the advice."""
+    a = d.get("anatomy")
+    out = ["## Anatomy of the spread", "",
+           f"Extra runs of **{d['arm']}**, one random stream varied at a time: "
+           f"{_cost(d)}. They are not part of any verdict.", ""]
+    if a is None:
+        return "\n".join([*out, "Too few finished runs per stream for an anatomy.", ""])
+    out += [f"| stream varied | runs | sd of {a['metric']} (points) | sd 95% | share "
+            "(95%) |", "| --- | ---: | ---: | ---: | ---: |"]
+    out += [f"| {s} | {n} | {sd} | {ci} | {share} |" for s, n, sd, ci, share in _rows(a)]
+    out.append("")
+    if a.get("additivity") is not None:
+        out += [f"The streams' variances sum to {a['additivity']:.2f} times the variance "
+                "with every stream varied (training is not additive: one stream can move "
+                "the run almost as far as all of them).", ""]
+    return "\n".join([*out, a["advice"], ""])
