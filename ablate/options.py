@@ -18,6 +18,7 @@ class StudyOptions:
     until_decided: bool = False  # add seeds in rounds until every verdict is settled
     max_seeds: int | None = None  # with until_decided: the most seeds per arm (default 30)
     epochs: int | None = None  # epochs instead of the file's
+    threads: int | None = None  # torch intra-op threads instead of the file's (default 1)
     subset: int | None = None  # first N training images of a fixed stratified order
     device: str = "auto"  # auto, cpu, cuda or cuda:N
     dry_run: bool = False  # show the plan, train nothing

@@ -100,9 +100,19 @@ class RunConfig:
     optimizer: OptimizerConfig
     epochs: int
     batch_size: int
+    # torch intra-op threads while training: CPU kernels split their sums by thread count
+    # (MKL cuts a small batch's inner dimension), so the same seed gives other float32
+    # numbers at another count; pinned by `train_cohort`. None: not recorded (a config
+    # stored before ablate pinned it; it trained at its process's default).
+    threads: int | None = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as plain data; `threads` is left out when None, so a config stored
+        before it existed reads back to the same dict and the same hash."""
+        d = dataclasses.asdict(self)
+        if d["threads"] is None:
+            del d["threads"]
+        return d
 
     def digest(self, **extra: Any) -> str:
         """sha256 of the canonical JSON of this config plus `extra` (data settings)."""
@@ -127,6 +137,7 @@ def run_config_from_dict(d: dict[str, Any]) -> RunConfig:
         optimizer=OptimizerConfig(**d["optimizer"]),
         epochs=d["epochs"],
         batch_size=d["batch_size"],
+        threads=d.get("threads"),  # absent: stored before threads were pinned (unknown)
     )
 
 
@@ -135,11 +146,12 @@ def cohort_key(config: RunConfig) -> tuple[object, ...]:
 
     The parameter shapes (widths, batch-norm placement), batch norm's settings (one fused
     kernel normalizes every replica), the optimizer's kind and formula forms (one update
-    rule), the budget and the batch size (one step count). Dropout rates, activations,
-    initializers and optimizer hyperparameters may differ per replica.
+    rule), the budget and the batch size (one step count), the thread count (one pin).
+    Dropout rates, activations, initializers and optimizer hyperparameters may differ per
+    replica.
     """
     o = config.optimizer
     return (tuple((layer.units, layer.batch_norm) for layer in config.layers),
             config.bn_momentum, config.bn_eps, config.bn_running_var,
             o.name, o.velocity, o.eps_placement, o.bias_correction,
-            config.epochs, config.batch_size)
+            config.epochs, config.batch_size, config.threads)

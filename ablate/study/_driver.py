@@ -21,7 +21,7 @@ from rich.console import Console, RenderableType
 from ablate import data
 from ablate.analysis import analyse_run_dir, sequential_state
 from ablate.design import Study, StudyRecord, load_study
-from ablate.engine import provenance, resolve_device
+from ablate.engine import pinned_threads, provenance, resolve_device
 from ablate.errors import UserError
 from ablate.extras import need
 from ablate.options import StudyOptions
@@ -78,6 +78,7 @@ def run_study(path: Path | str, options: StudyOptions, console: Console,
     path = Path(path)
     check_targets(options.log)  # before any training
     study = load_study(path).with_overrides(seeds=options.seeds, epochs=options.epochs,
+                                            threads=options.threads,
                                             until_decided=options.until_decided,
                                             max_seeds=options.max_seeds)
     device = study_device(options)
@@ -212,11 +213,15 @@ class _Trainer:
         self.console.print(line, highlight=False, markup=False)
 
     def _record(self, study: Study) -> None:
-        """The study as trained so far (a sequential study's seeds grow by round)."""
+        """The study as trained so far (a sequential study's seeds grow by round); its
+        provenance names the thread count its arms train at (when they share one)."""
+        threads = {a.run_config.threads for a in study.arms}
+        with pinned_threads(threads.pop() if len(threads) == 1 else None):
+            machine = provenance(self.device)
         self.store.write_record(StudyRecord(
             study=study, study_file=str(self.path),
             source=self.source, subset=self.options.subset,
-            device=str(self.device), provenance=provenance(self.device),
+            device=str(self.device), provenance=machine,
             data_sha256=self.checksums or self.data_sha256).to_json())
 
     def round(self, study: Study, plan: Plan) -> Executed:
