@@ -94,7 +94,9 @@ def data_fetch(
 def study(
     ctx: typer.Context,
     study_file: Annotated[Path, typer.Argument(help="The study file, e.g. studies/dropout.toml.")],
-    out: Annotated[Path, typer.Option(help="Runs go to OUT/<study name>/.")] = _STUDY.out,
+    out: Annotated[Path | None, typer.Option(help=(
+        "Runs go to OUT/<study name>/ (default: runs/<study name>, followed by the "
+        "overrides that change a run: runs/dropout-epochs3-subset10000)."))] = _STUDY.out,
     seeds: Annotated[int | None, typer.Option(help="Use seeds 0..N-1 instead of the file's.")
                      ] = _STUDY.seeds,
     epochs: Annotated[int | None, typer.Option(help="Train N epochs instead of the file's.")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablate.analysis import _looks as seq
+from ablate.analysis._alike import check_trained_alike
 from ablate.analysis._budget import Convergence, convergence
 from ablate.analysis._contrasts import (
     Effect,
@@ -136,6 +137,7 @@ def load(store: Store) -> StudyData:
     if study.sequential is None:  # a fixed design analyses its planned seeds only
         planned = set(study.seeds)
         runs = tuple(r for r in runs if r.seed in planned)
+    check_trained_alike(store, study, runs)
     held = store.holder()  # a heartbeat this recent: its driver is alive and training
     training = held is not None and store.clock() - held.heartbeat <= STALE_AFTER_S
     return StudyData(record=record, runs=runs, epochs={a: store.epochs(a) for a in arm_names},

@@ -1,12 +1,14 @@
 """How a study runs: the driver of `ablate study` (and `ablate.run_study`).
 
-It takes the run directory's lease (one driver per directory), writes the study record,
-plans the runs still to do, hands their cohorts to an executor (in process, or Ray) and
-records each result as it lands (`_execute`). A sequential study trains in rounds: after
-each, the driver asks the analysis (`ablate.analysis.sequential_state`, the code the
-report's verdicts come from) whether every verdict is settled, and stops or adds seeds.
-At the end it prints the per-arm summary, writes the report and prints each verdict
-(`_summary`; a dry run prints what its seeds can decide).
+It takes the run directory's lease (one driver per directory), checks that the directory
+holds no runs of another configuration (its name and that check: `_directory`), writes
+the study record, plans the runs still to do, hands their cohorts to an executor (in
+process, or Ray) and records each result as it lands (`_execute`). A sequential study
+trains in rounds: after each, the driver asks the analysis
+(`ablate.analysis.sequential_state`, the code the report's verdicts come from) whether
+every verdict is settled, and stops or adds seeds. At the end it prints the per-arm
+summary, writes the report and prints each verdict (`_summary`; a dry run prints what
+its seeds can decide).
 """
 
 import tempfile
@@ -27,6 +29,7 @@ from ablate.extras import need
 from ablate.options import StudyOptions
 from ablate.report import arm_summary, plan_table, write_report_files
 from ablate.store import DB_NAME, Store, describe
+from ablate.study._directory import check_one_config, run_dir
 from ablate.study._execute import (
     Executed,
     Executor,
@@ -38,6 +41,7 @@ from ablate.study._execute import (
 from ablate.study._plan import (
     Plan,
     cohorts_per_gpu,
+    data_settings,
     estimate_seconds,
     plan_study,
     queue_plan,
@@ -82,11 +86,11 @@ def run_study(path: Path | str, options: StudyOptions, console: Console,
                                             until_decided=options.until_decided,
                                             max_seeds=options.max_seeds)
     device = study_device(options)
-    run_dir = options.out / study.name
-    if options.dry_run and not (run_dir / DB_NAME).exists():
+    target = run_dir(study.name, options)
+    if options.dry_run and not (target / DB_NAME).exists():
         with tempfile.TemporaryDirectory() as scratch:  # a dry run leaves nothing behind
             return _with_store(Path(scratch), study, options, device, console, path, runtime)
-    return _with_store(run_dir, study, options, device, console, path, runtime)
+    return _with_store(target, study, options, device, console, path, runtime)
 
 
 def check_targets(log: tuple[str, ...]) -> None:
@@ -142,6 +146,8 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
          console: Console, path: Path, runtime: Runtime) -> StudyRun:
     """Train the plan; a sequential study trains in rounds, asking the analysis after
     each whether every verdict is settled (`sequential_state`)."""
+    if not options.fresh:  # one configuration per run directory (--fresh replaces them)
+        check_one_config(study, store, data_settings(study, options.subset, device))
     console.print(f"[bold]{study.name}[/]: {study.question}")
     if study.sequential is not None:
         looks = ", ".join(map(str, study.sequential.looks()))
@@ -164,7 +170,7 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
                           f"({plan.skipped} already done) on {device}; {when}. "
                           "Dry run: nothing trained.")
             print_reach(console, study)
-            return StudyRun(options.out / study.name, planned, 0, 0)
+            return StudyRun(run_dir(study.name, options), planned, 0, 0)
         queue_plan(store, plan)
         done = trainer.round(study, plan)
         trained, failed = trained + done.trained, failed + done.failed
