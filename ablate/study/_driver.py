@@ -26,11 +26,13 @@ from ablate.design import Study, StudyRecord, load_study
 from ablate.engine import pinned_threads, provenance, resolve_device
 from ablate.errors import UserError
 from ablate.extras import need
+from ablate.faults import reached
 from ablate.options import StudyOptions
 from ablate.report import arm_summary, plan_table, write_report_files
 from ablate.store import DB_NAME, Store, describe
 from ablate.study._directory import check_one_config, run_dir
 from ablate.study._execute import (
+    CohortOutcome,
     Executed,
     Executor,
     InProcessExecutor,
@@ -39,6 +41,7 @@ from ablate.study._execute import (
     load_data,
 )
 from ablate.study._plan import (
+    CohortTask,
     Plan,
     cohorts_per_gpu,
     data_settings,
@@ -149,6 +152,9 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     if not options.fresh:  # one configuration per run directory (--fresh replaces them)
         check_one_config(study, store, data_settings(study, options.subset, device))
     console.print(f"[bold]{study.name}[/]: {study.question}")
+    if store.removed:
+        console.print(f"removed {len(store.removed)} temporary file(s) that a killed writer "
+                      f"left in {store.dir}", highlight=False)
     if study.sequential is not None:
         looks = ", ".join(map(str, study.sequential.looks()))
         console.print(f"sequential: looks at {looks} seeds per "
@@ -251,7 +257,13 @@ class _Trainer:
                               if options.executor == "ray" else f" on {self.device}"))
         with StudyProgress(plan, self.console) as shown:
             return execute(study, self.store, plan, self.executor, self.checksums, shown,
-                           on_cohort=shown.finished)
+                           on_cohort=lambda task, outcome: _recorded(shown, task, outcome))
+
+
+def _recorded(shown: StudyProgress, task: CohortTask, outcome: CohortOutcome) -> None:
+    """A cohort's runs are stored: show it (and let a crash test stop here: `faults`)."""
+    shown.finished(task, outcome)
+    reached("cohort-recorded")
 
 
 def _publish(run_dir: Path, options: StudyOptions, console: Console) -> None:
