@@ -65,7 +65,7 @@ from ablate.stats import (
     decide,
     sequential_verdicts,
 )
-from ablate.store import STALE_AFTER_S, Run, Store
+from ablate.store import STALE_AFTER_S, Store
 
 __all__ = ["ALPHA", "Analysis", "StudyData", "analyse", "load", "sequential_of"]
 

@@ -91,7 +91,8 @@ def convergence(study: Study, runs: Sequence[AnyRun],
                 (int(r["epoch"]), math.nan if v is None else sign * float(v)))
         judged = []
         for run in runs:
-            if not isinstance(run, Run) or run.arm != arm.name or run.status != "done" or not run.best_epoch:
+            if (not isinstance(run, Run) or run.arm != arm.name or run.status != "done"
+                    or not run.best_epoch):
                 continue
             curve = [v for _, v in sorted(rows.get(run.seed, []))]
             verdict = still_improving(curve, run.best_epoch)
