@@ -173,8 +173,9 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
                     f"no time estimate: this process sees no {device.type} device to "
                     f"measure (the workers train){more}")
             console.print(f"{plan.runs} runs to train in {_cohorts(plan)} "
-                          f"({plan.skipped} already done) on {device}; {when}. "
-                          "Dry run: nothing trained.")
+                          f"({plan.skipped} already done) on {device}, into "
+                          f"{run_dir(study.name, options)}/; {when}. Dry run: nothing "
+                          "trained.", highlight=False)
             print_reach(console, study)
             return StudyRun(run_dir(study.name, options), planned, 0, 0)
         queue_plan(store, plan)

@@ -5,6 +5,7 @@ The studies train on the committed MNIST subset (tests/study_harness.py), one ep
 one or two seeds: the refusals come before any training, so only the first study costs.
 """
 
+import io
 import json
 import shutil
 import sqlite3
@@ -60,9 +61,11 @@ def test_the_readmes_python_example_never_touches_the_studys_own_runs(
     `make study`: its runs go to their own directory (a dry run here, to stay quick)."""
     monkeypatch.chdir(tmp_path)
     shutil.copytree(ROOT / "studies", tmp_path / "studies")
+    said = io.StringIO()
     done = ablate.run_study("studies/dropout.toml", seeds=4, epochs=3, subset=10_000,
-                            dry_run=True, console=Console(quiet=True))
+                            dry_run=True, console=Console(file=said, width=200))
     assert done.run_dir == Path("runs/dropout-epochs3-subset10000")
+    assert "into runs/dropout-epochs3-subset10000/" in said.getvalue()
     assert not (tmp_path / "runs").exists()
 
 
