@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -307,3 +308,35 @@ def test_two_drivers_on_one_directory_never_train_a_run_twice(unpacked_file: Pat
     assert waiter.returncode == 0, waited
     assert b"Nothing to do" in waited
     assert _rows(run_dir) == finished  # same started times: nothing trained twice
+
+
+def _stored_numbers(run_dir: Path) -> list[tuple]:
+    with sqlite3.connect(run_dir / DB_NAME) as db:
+        rows = db.execute("SELECT arm, seed, config_hash, val_accuracy, test_loss, checkpoint "
+                          "FROM runs ORDER BY arm, seed").fetchall()
+    return [(*r[:5], hashlib.sha256((run_dir / r[5]).read_bytes()).hexdigest()) for r in rows]
+
+
+def test_a_study_gives_the_same_runs_whatever_the_process_thread_count(
+        cli: CliRunner, study_file: Path, tmp_path: Path) -> None:
+    """In process with 2 torch threads by default, and in a process started with
+    OMP_NUM_THREADS=1: the same config hashes, metrics and checkpoint bytes. (Narrow
+    layers with batch norm: there the CPU's sums differ between 1 and 2 threads, so this
+    fails without the pin.)"""
+    study_file.write_text(TINY_STUDY.replace("layers = [128]", "layers = [32, 16]\n"
+                                             "batch_norm = \"after\"")
+                          .replace("batch_size = 100", "batch_size = 64"))
+    args = ["--seeds", "1", "--epochs", "2", "--no-report"]
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert cli.invoke(app, ["study", str(study_file), "--out", str(tmp_path / "two"),
+                                *args]).exit_code == 0
+    finally:
+        torch.set_num_threads(saved)
+    one = subprocess.run(
+        [sys.executable, "-m", "tests.study_harness", "study", str(study_file), "--out",
+         str(tmp_path / "one"), *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**{k: v for k, v in os.environ.items() if k != ENV}, "OMP_NUM_THREADS": "1"})
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert _stored_numbers(tmp_path / "two" / "tiny") == _stored_numbers(tmp_path / "one" / "tiny")
