@@ -40,6 +40,7 @@ else:
                               "untested here: pip install 'ablate[ray]'")
 
 EPOCHS = 20  # long enough (a few seconds a cohort) for a kill to land mid-cohort
+NARROW_STUDY = TINY_STUDY.replace("layers = [128]", 'layers = [32, 16]\nbatch_norm = "after"')
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +69,10 @@ class Quiet:
 
 def _study(tmp_path: Path, name: str, executor_for: object, progress: Quiet) -> Path:
     """Train the tiny study (2 arms used, 2 seeds, EPOCHS epochs) into tmp_path/name: two
-    cohorts, since the second arm's batch size differs (else both would pack into one)."""
-    study = parse_study(TINY_STUDY, "tiny.toml").with_overrides(epochs=EPOCHS)
+    cohorts, since the second arm's batch size differs (else both would pack into one).
+    Its narrow layers with batch norm are shapes at which the CPU's float32 sums differ
+    between 1 and 2 threads (so the thread pin is tested too)."""
+    study = parse_study(NARROW_STUDY, "tiny.toml").with_overrides(epochs=EPOCHS)
     on, off = study.arms[:2]
     off = replace(off, config=replace(off.config, batch_size=50))
     study = replace(study, arms=(on, off))
