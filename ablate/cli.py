@@ -94,11 +94,17 @@ def data_fetch(
 def study(
     ctx: typer.Context,
     study_file: Annotated[Path, typer.Argument(help="The study file, e.g. studies/dropout.toml.")],
-    out: Annotated[Path, typer.Option(help="Runs go to OUT/<study name>/.")] = _STUDY.out,
+    out: Annotated[Path | None, typer.Option(help=(
+        "Runs go to OUT/<study name>/ (default: runs/<study name>, followed by the "
+        "overrides that change a run: runs/dropout-epochs3-subset10000)."))] = _STUDY.out,
     seeds: Annotated[int | None, typer.Option(help="Use seeds 0..N-1 instead of the file's.")
                      ] = _STUDY.seeds,
     epochs: Annotated[int | None, typer.Option(help="Train N epochs instead of the file's.")
                       ] = _STUDY.epochs,
+    threads: Annotated[int | None, typer.Option(help=(
+        "Train with N torch threads instead of the file's (default 1); part of every "
+        "run's config: the same seed gives the same numbers at the same N."))
+    ] = _STUDY.threads,
     until_decided: Annotated[bool, typer.Option("--until-decided", help=(
         "Add seeds in rounds (2 per arm) until every verdict is settled, with a "
         "group-sequential design that keeps every error rate at most 0.05 despite the "
@@ -125,7 +131,7 @@ def study(
         help="With --executor ray: join this cluster (HOST:PORT of the head node, or "
         "auto); without it a local Ray instance is started.")] = _STUDY.ray_address,
     cpus_per_cohort: Annotated[float, typer.Option(
-        help="With --executor ray: CPUs each cohort task declares (and its torch threads)."
+        help="With --executor ray: CPUs each cohort task declares."
     )] = _STUDY.cpus_per_cohort,
     gpus_per_cohort: Annotated[float, typer.Option(
         help="With --executor ray: GPUs each cohort task declares; fractions share a GPU.")
@@ -155,7 +161,8 @@ def study(
     """
     from ablate.api import Runtime, run_study
 
-    options = StudyOptions(out=out, seeds=seeds, epochs=epochs, until_decided=until_decided,
+    options = StudyOptions(out=out, seeds=seeds, epochs=epochs, threads=threads,
+                           until_decided=until_decided,
                            max_seeds=max_seeds, subset=subset, device=device,
                            dry_run=dry_run, fresh=fresh, wait=wait, report=report,
                            executor=executor, ray_address=ray_address,

@@ -2,7 +2,10 @@
 
 `atomic_write` writes to a temporary file in the target's directory, fsyncs it, renames
 it over the target and fsyncs the directory, so a reader (or a rerun after a crash or
-`kill -9`) sees the old file or the new one, never a part of one. `jsonable` turns
+`kill -9`) sees the old file or the new one, never a part of one; a writer killed
+between the two leaves its temporary file (`.NAME.RANDOM.tmp`), which
+`remove_temporaries` clears once no writer can be running (the run directory's lease
+held). `jsonable` turns
 NumPy scalars and arrays, tuples and mappings into plain JSON values, with NaN and
 +-inf as null so the result is strict JSON.
 """
@@ -16,11 +19,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "jsonable"]
+from ablate.faults import reached
+
+__all__ = ["TEMPORARY_GLOB", "atomic_write", "jsonable", "remove_temporaries"]
+
+TEMPORARY_GLOB = ".*.tmp"  # what `atomic_write` names its temporary files
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace `path` with `data` atomically and durably (file and directory fsynced)."""
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, point: str = "write") -> None:
+    """Replace `path` with `data` atomically and durably (file and directory fsynced).
+    `point` names the moment between the two for injected faults (`ablate.faults`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -30,6 +38,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        reached(point)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -40,6 +49,15 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def remove_temporaries(root: Path) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write left anywhere under
+    `root`; only for a caller that knows no writer is running there. Returns them."""
+    found = sorted(p for p in Path(root).rglob(TEMPORARY_GLOB) if p.is_file())
+    for p in found:
+        p.unlink(missing_ok=True)
+    return found
 
 
 def jsonable(value: Any) -> Any:

@@ -13,11 +13,15 @@ Executors = Literal["in-process", "ray"]
 
 @dataclass(frozen=True)
 class StudyOptions:
-    out: Path = Path("runs")  # a study writes to <out>/<study name>/
+    # a study writes to <out>/<study name>/; None: to runs/<study name> followed by the
+    # overrides that change what a run is (runs/dropout-epochs3-subset10000), so a quick
+    # look never mixes its runs into the study's own (seeds only add runs: not named)
+    out: Path | None = None
     seeds: int | None = None  # seeds 0..N-1 instead of the file's
     until_decided: bool = False  # add seeds in rounds until every verdict is settled
     max_seeds: int | None = None  # with until_decided: the most seeds per arm (default 30)
     epochs: int | None = None  # epochs instead of the file's
+    threads: int | None = None  # torch intra-op threads instead of the file's (default 1)
     subset: int | None = None  # first N training images of a fixed stratified order
     device: str = "auto"  # auto, cpu, cuda or cuda:N
     dry_run: bool = False  # show the plan, train nothing
@@ -35,7 +39,8 @@ class StudyOptions:
     anatomy_seeds: int | None = None  # runs per stream (default: the study's seeds)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "out", Path(self.out))  # a notebook passes a str
+        if self.out is not None:
+            object.__setattr__(self, "out", Path(self.out))  # a notebook passes a str
         if isinstance(self.log, str):  # a notebook passes log="mlflow"
             object.__setattr__(self, "log", (self.log,))
 

@@ -175,7 +175,9 @@ def main() -> None:
     parser.add_argument("--data", choices=("mnist", "subset"), default="mnist")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    study = load_study(ROOT / "studies" / "dropout.toml").with_overrides(epochs=1)
+    # the engine at this process's thread count, as the loops and the matmul rate run
+    study = load_study(ROOT / "studies" / "dropout.toml").with_overrides(
+        epochs=1, threads=torch.get_num_threads())
     config = study.baseline.config
     if args.data == "mnist":
         d = prepare_data(load_mnist(progress=False), 10_000, args.images, device)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ablate.analysis import _looks as seq
+from ablate.analysis._alike import check_trained_alike
 from ablate.analysis._budget import Convergence, convergence
 from ablate.analysis._contrasts import (
     Effect,
@@ -150,6 +151,7 @@ def load(store: Store, *, predictions: bool = True) -> StudyData:
     if study.sequential is None:  # a fixed design analyses its planned seeds only
         planned = set(study.seeds)
         runs = tuple(r for r in runs if r.seed in planned)
+    check_trained_alike(store, study, runs)
     held = store.holder()  # a heartbeat this recent: its driver is alive and training
     training = held is not None and store.clock() - held.heartbeat <= STALE_AFTER_S
     found = store.prediction_set(arm_names, {r.seed for r in runs}) if predictions else \

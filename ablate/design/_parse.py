@@ -46,7 +46,8 @@ __all__ = [
 STUDY_KEYS = ("name", "question", "seeds", "metric", "rope", "validation", "design", "base",
               "factors")
 BASE_KEYS = ("conventions", "layers", "activation", "leaky_slope", "batch_norm", "bn_momentum",
-             "bn_eps", "dropout", "init", "init_scale", "optimizer", "epochs", "batch_size")
+             "bn_eps", "dropout", "init", "init_scale", "optimizer", "epochs", "batch_size",
+             "threads")
 LAYER_KEYS = ("units", "activation", "batch_norm", "dropout")
 FACTOR_KEYS = ("baseline", "levels")
 # Study files written before the cross-fitted metrics said "val_accuracy": they meant
@@ -290,6 +291,7 @@ def _run_config(merged: Mapping[str, Any], where: str, source: str) -> RunConfig
         optimizer=_optimizer(t, conventions),
         epochs=t.int_("epochs", 20, low=1),
         batch_size=t.int_("batch_size", 128, low=1),
+        threads=t.int_("threads", 1, low=1),
     )
 
 

@@ -87,8 +87,9 @@ class Study:
                         f"arms: {', '.join(names)}")
 
     def with_overrides(self, *, seeds: int | None = None, epochs: int | None = None,
-                       until_decided: bool = False, max_seeds: int | None = None) -> "Study":
-        """The same study with `--seeds N` (seeds 0..N-1), `--epochs N`, or
+                       until_decided: bool = False, max_seeds: int | None = None,
+                       threads: int | None = None) -> "Study":
+        """The same study with `--seeds N` (seeds 0..N-1), `--epochs N`, `--threads N`, or
         `--until-decided [--max-seeds N]` applied. Until decided, the first look is at the
         file's `seeds.min`, else at `--seeds N`, else at 6 seeds (the fewest on which an
         exact paired test can decide at 0.05); the last at `--max-seeds`, the file's
@@ -120,6 +121,13 @@ class Study:
                 raise UserError(f"--epochs must be at least 1, got {epochs}",
                                 api=f"epochs must be at least 1, got {epochs}")
             arms = tuple(replace(a, config=replace(a.run_config, epochs=epochs))
+                         for a in study.arms)
+            study = replace(study, arms=arms)
+        if threads is not None:
+            if threads < 1:
+                raise UserError(f"--threads must be at least 1, got {threads}",
+                                api=f"threads must be at least 1, got {threads}")
+            arms = tuple(replace(a, config=replace(a.run_config, threads=threads))
                          for a in study.arms)
             study = replace(study, arms=arms)
         return study

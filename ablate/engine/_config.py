@@ -119,15 +119,23 @@ class RunConfig:
     optimizer: OptimizerConfig
     epochs: int
     batch_size: int
+    # torch intra-op threads while training: CPU kernels split their sums by thread count
+    # (MKL cuts a small batch's inner dimension), so the same seed gives other float32
+    # numbers at another count; pinned by `train_cohort`. None: not recorded (a config
+    # stored before ablate pinned it; it trained at its process's default).
+    threads: int | None = 1
     # None (every study run): each stream from the run's seed. Left out of to_dict (and
     # so of the config hash) when None, so runs stored before it existed keep theirs.
     streams: StreamSeeds | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        if self.streams is None:
-            del out["streams"]
-        return out
+        """The fields as plain data; `threads` and `streams` are left out when None, so a
+        config stored before they existed reads back to the same dict and the same hash."""
+        d = dataclasses.asdict(self)
+        for optional in ("threads", "streams"):
+            if d[optional] is None:
+                del d[optional]
+        return d
 
     def stream_seed(self, stream: Stream, seed: int) -> int:
         """The seed `stream` is drawn from for a run of `seed`."""
@@ -156,6 +164,7 @@ def run_config_from_dict(d: dict[str, Any]) -> RunConfig:
         optimizer=OptimizerConfig(**d["optimizer"]),
         epochs=d["epochs"],
         batch_size=d["batch_size"],
+        threads=d.get("threads"),  # absent: stored before threads were pinned (unknown)
         streams=None if d.get("streams") is None else StreamSeeds(**d["streams"]),
     )
 
@@ -165,11 +174,12 @@ def cohort_key(config: RunConfig) -> tuple[object, ...]:
 
     The parameter shapes (widths, batch-norm placement), batch norm's settings (one fused
     kernel normalizes every replica), the optimizer's kind and formula forms (one update
-    rule), the budget and the batch size (one step count). Dropout rates, activations,
-    initializers and optimizer hyperparameters may differ per replica.
+    rule), the budget and the batch size (one step count), the thread count (one pin).
+    Dropout rates, activations, initializers and optimizer hyperparameters may differ per
+    replica.
     """
     o = config.optimizer
     return (tuple((layer.units, layer.batch_norm) for layer in config.layers),
             config.bn_momentum, config.bn_eps, config.bn_running_var,
             o.name, o.velocity, o.eps_placement, o.bias_correction,
-            config.epochs, config.batch_size)
+            config.epochs, config.batch_size, config.threads)

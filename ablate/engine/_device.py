@@ -2,7 +2,9 @@
 
 `resolve_device` turns `--device` into a `torch.device` or a one-line `UserError`;
 `pinned_precision` makes float32 matmuls full float32 (never TF32) while training and
-checking; `provenance` records what trained a run (versions, device, threads, precision).
+checking; `pinned_threads` fixes torch's intra-op thread count while training (CPU
+kernels round differently at another count); `provenance` records what trained a run
+(versions, device, threads, precision).
 A CUDA device that this process cannot see (a Ray driver without a GPU planning for its
 workers) is described without touching CUDA: `visible` says whether it can be used here.
 """
@@ -24,7 +26,7 @@ from ablate.errors import UserError
 
 __all__ = [
     "MATMUL_PRECISION", "TF32_OVERRIDE", "check_full_precision", "free_memory",
-    "matmul_flops", "matmul_precision", "pinned_precision", "provenance",
+    "matmul_flops", "matmul_precision", "pinned_precision", "pinned_threads", "provenance",
     "resolve_device",
 ]
 
@@ -145,6 +147,26 @@ def pinned_precision(device: torch.device) -> Iterator[None]:
             torch.set_float32_matmul_precision(legacy)
         for b, value in zip(backends, saved, strict=True):
             b.fp32_precision = value  # type: ignore[attr-defined]
+
+
+@contextmanager
+def pinned_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count is `threads` inside the block (restored after); None
+    leaves the process's own. A CPU kernel splits its work, and so the order of its float
+    sums, by thread count (MKL cuts a small batch's inner dimension between threads): the
+    same seed trains to other float32 numbers at another count, and at more than one
+    thread a replica's numbers can depend on the cohort it is packed in."""
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def check_full_precision(device: torch.device) -> None:

@@ -148,7 +148,8 @@ def replicate(configs: RunConfig | Sequence[RunConfig], replicas: int) -> tuple[
         raise ValueError(f"{len(configs)} configs for {replicas} replicas")
     if len({cohort_key(c) for c in configs}) > 1:
         raise ValueError("these configs cannot share a cohort: their shapes, batch-norm "
-                         "settings, optimizer kind or forms, epochs or batch size differ")
+                         "settings, optimizer kind or forms, epochs, batch size or thread "
+                         "count differ")
     return configs
 
 

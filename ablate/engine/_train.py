@@ -22,7 +22,7 @@ from torch import Tensor
 from ablate.engine import _rng as rng
 from ablate.engine._config import RunConfig
 from ablate.engine._data import DeviceData
-from ablate.engine._device import pinned_precision, provenance
+from ablate.engine._device import pinned_precision, pinned_threads, provenance
 from ablate.engine._evaluate import PerImage, evaluate_images, run_predictions
 from ablate.engine._model import CohortMLP, replicate
 from ablate.engine._optim import Optimizer
@@ -46,7 +46,8 @@ def train_cohort(configs: RunConfig | Sequence[RunConfig], seeds: Sequence[int],
                  model: ModelFactory = CohortMLP, optimizer: type[Optimizer] = Optimizer,
                  capture: bool = False) -> CohortResult:
     """Train replica s of `configs` (one config for all, or one per replica sharing a
-    `cohort_key`) from `seeds[s]`, for the configs' epochs, in full float32 matmuls.
+    `cohort_key`) from `seeds[s]`, for the configs' epochs, in full float32 matmuls and
+    at the configs' torch thread count (`RunConfig.threads`; the process's restored after).
 
     `select_on` is the validation metric (`val_accuracy` or `val_loss`) whose best
     epoch's weights are kept; with no validation split the last epoch is kept.
@@ -56,9 +57,11 @@ def train_cohort(configs: RunConfig | Sequence[RunConfig], seeds: Sequence[int],
     (`ablate check` passes them with a part under test). `capture` (CUDA only, not for
     Adam/AdamW) replays full-batch steps from a CUDA graph (see `ablate.engine._step`).
     """
-    with pinned_precision(data.device):
-        return _train(replicate(configs, len(seeds)), list(seeds), data, select_on, on_step,
-                      on_epoch, dtype, model, optimizer, "graph" if capture else "eager")
+    replicas = replicate(configs, len(seeds))
+    threads = replicas[0].threads if replicas else None
+    with pinned_precision(data.device), pinned_threads(threads):
+        return _train(replicas, list(seeds), data, select_on, on_step, on_epoch, dtype, model,
+                      optimizer, "graph" if capture else "eager")
 
 
 def _train(configs: tuple[RunConfig, ...], seeds: list[int], data: DeviceData,

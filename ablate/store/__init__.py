@@ -1,17 +1,32 @@
 """The run store: one SQLite file per study (WAL) with every run's status, metrics and
-epochs and the study record; atomic checkpoints beside it; and the lease that keeps one
-driver (the only writer) per run directory."""
+epochs and the study record; atomic checkpoints beside it; the lease that keeps one
+driver (the only writer) per run directory; and the stored runs' configurations, flat,
+to compare (`finished_configs`, `differences`)."""
 
+from ablate.store._configs import (
+    UNKNOWN,
+    differences,
+    finished_configs,
+    flatten,
+    spell,
+    varied_fields,
+)
 from ablate.store._lease import STALE_AFTER_S, Holder, LeaseHeld, LeaseLost
 from ablate.store._store import DB_NAME, Run, Store, describe
 
 __all__ = [
     "DB_NAME",
     "STALE_AFTER_S",
+    "UNKNOWN",
     "Holder",
     "LeaseHeld",
     "LeaseLost",
     "Run",
     "Store",
     "describe",
+    "differences",
+    "finished_configs",
+    "flatten",
+    "spell",
+    "varied_fields",
 ]

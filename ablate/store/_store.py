@@ -27,7 +27,7 @@ from safetensors.torch import save
 from torch import Tensor
 
 from ablate.errors import UserError
-from ablate.files import atomic_write
+from ablate.files import atomic_write, remove_temporaries
 from ablate.metric import RUN_METRICS
 from ablate.predictions import Predictions, PredictionSet, decode, encode
 from ablate.store._lease import SCHEMA as LEASE_SCHEMA
@@ -112,6 +112,7 @@ class Store:
     def __init__(self, run_dir: Path, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock  # unix time; tests pass their own
         self.lease: Lease | None = None  # set by `acquire`: this driver writes
+        self.removed: list[Path] = []  # by `acquire`: temporary files killed writers left
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.dir / DB_NAME, isolation_level=None, timeout=30)
@@ -146,7 +147,8 @@ class Store:
     def acquire(self, *, wait: bool = False, poll_s: float = 1.0,
                 on_wait: Callable[[Holder], None] | None = None) -> None:
         """Become this run directory's one driver (see `_lease`); `LeaseHeld` if another
-        live driver holds it, unless `wait`, which polls until it is free."""
+        live driver holds it, unless `wait`, which polls until it is free. Then remove the
+        temporary files of writes that a killed driver left unfinished (`removed`)."""
         lease = Lease(self.db, self.clock)
         told = False
         while (h := lease.try_acquire()) is not None:
@@ -161,6 +163,8 @@ class Store:
             time.sleep(poll_s)
         lease.start_heartbeat(str(self.dir / DB_NAME))
         self.lease = lease
+        # The only writer now: a temporary file here is a killed writer's, never finished.
+        self.removed = remove_temporaries(self.dir)
 
     def reset(self) -> None:
         """`--fresh`: forget every earlier run and the record (the lease stays held)."""
@@ -323,10 +327,11 @@ class Store:
         the run directory. The sidecar is written last, so its presence means complete."""
         path = self.checkpoint_path(arm, seed)
         weights = save({k: v.contiguous() for k, v in state.items()})
-        atomic_write(path, weights)
+        atomic_write(path, weights, point="checkpoint")
         side = {**sidecar, "weights_sha256": hashlib.sha256(weights).hexdigest()}
         atomic_write(path.with_suffix(".json"),
-                     json.dumps(side, indent=2, sort_keys=True).encode())
+                     json.dumps(side, indent=2, sort_keys=True).encode(),
+                     point="checkpoint-sidecar")
         return str(path.relative_to(self.dir))
 
 

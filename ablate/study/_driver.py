@@ -1,12 +1,14 @@
 """How a study runs: the driver of `ablate study` (and `ablate.run_study`).
 
-It takes the run directory's lease (one driver per directory), writes the study record,
-plans the runs still to do, hands their cohorts to an executor (in process, or Ray) and
-records each result as it lands (`_execute`). A sequential study trains in rounds: after
-each, the driver asks the analysis (`ablate.analysis.sequential_state`, the code the
-report's verdicts come from) whether every verdict is settled, and stops or adds seeds.
-At the end it prints the per-arm summary, writes the report and prints each verdict
-(`_summary`; a dry run prints what its seeds can decide).
+It takes the run directory's lease (one driver per directory), checks that the directory
+holds no runs of another configuration (its name and that check: `_directory`), writes
+the study record, plans the runs still to do, hands their cohorts to an executor (in
+process, or Ray) and records each result as it lands (`_execute`). A sequential study
+trains in rounds: after each, the driver asks the analysis
+(`ablate.analysis.sequential_state`, the code the report's verdicts come from) whether
+every verdict is settled, and stops or adds seeds. At the end it prints the per-arm
+summary, writes the report and prints each verdict (`_summary`; a dry run prints what
+its seeds can decide).
 """
 
 import tempfile
@@ -21,9 +23,10 @@ from rich.console import Console, RenderableType
 from ablate import data
 from ablate.analysis import analyse_run_dir, sequential_state
 from ablate.design import Study, StudyRecord, load_study
-from ablate.engine import provenance, resolve_device
+from ablate.engine import pinned_threads, provenance, resolve_device
 from ablate.errors import UserError
 from ablate.extras import need
+from ablate.faults import reached
 from ablate.options import StudyOptions
 from ablate.report import anatomy_lines, arm_summary, plan_table, write_report_files
 from ablate.store import DB_NAME, Store, describe
@@ -33,7 +36,9 @@ from ablate.study._anatomy import (
     train_anatomy,
     write_anatomy,
 )
+from ablate.study._directory import check_one_config, run_dir
 from ablate.study._execute import (
+    CohortOutcome,
     Executed,
     Executor,
     InProcessExecutor,
@@ -42,8 +47,10 @@ from ablate.study._execute import (
     load_data,
 )
 from ablate.study._plan import (
+    CohortTask,
     Plan,
     cohorts_per_gpu,
+    data_settings,
     estimate_seconds,
     plan_study,
     queue_plan,
@@ -84,14 +91,15 @@ def run_study(path: Path | str, options: StudyOptions, console: Console,
     path = Path(path)
     check_targets(options.log)  # before any training
     study = load_study(path).with_overrides(seeds=options.seeds, epochs=options.epochs,
+                                            threads=options.threads,
                                             until_decided=options.until_decided,
                                             max_seeds=options.max_seeds)
     device = study_device(options)
-    run_dir = options.out / study.name
-    if options.dry_run and not (run_dir / DB_NAME).exists():
+    target = run_dir(study.name, options)
+    if options.dry_run and not (target / DB_NAME).exists():
         with tempfile.TemporaryDirectory() as scratch:  # a dry run leaves nothing behind
             return _with_store(Path(scratch), study, options, device, console, path, runtime)
-    return _with_store(run_dir, study, options, device, console, path, runtime)
+    return _with_store(target, study, options, device, console, path, runtime)
 
 
 def check_targets(log: tuple[str, ...]) -> None:
@@ -147,7 +155,12 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
          console: Console, path: Path, runtime: Runtime) -> StudyRun:
     """Train the plan; a sequential study trains in rounds, asking the analysis after
     each whether every verdict is settled (`sequential_state`)."""
+    if not options.fresh:  # one configuration per run directory (--fresh replaces them)
+        check_one_config(study, store, data_settings(study, options.subset, device))
     console.print(f"[bold]{study.name}[/]: {study.question}")
+    if store.removed:
+        console.print(f"removed {len(store.removed)} temporary file(s) that a killed writer "
+                      f"left in {store.dir}", highlight=False)
     dissect = _Dissection.of(study, options) if options.anatomy else None  # fails early
     if study.sequential is not None:
         looks = ", ".join(map(str, study.sequential.looks()))
@@ -167,12 +180,13 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
                     f"no time estimate: this process sees no {device.type} device to "
                     f"measure (the workers train){more}")
             console.print(f"{plan.runs} runs to train in {_cohorts(plan)} "
-                          f"({plan.skipped} already done) on {device}; {when}. "
-                          "Dry run: nothing trained.")
+                          f"({plan.skipped} already done) on {device}, into "
+                          f"{run_dir(study.name, options)}/; {when}. Dry run: nothing "
+                          "trained.", highlight=False)
             print_reach(console, study)
             if dissect is not None:
                 console.print(dissect.plan_line(device))
-            return StudyRun(options.out / study.name, planned, 0, 0)
+            return StudyRun(run_dir(study.name, options), planned, 0, 0)
         queue_plan(store, plan)
         done = trainer.round(study, plan)
         trained, failed = trained + done.trained, failed + done.failed
@@ -223,11 +237,15 @@ class _Trainer:
         self.console.print(line, highlight=False, markup=False)
 
     def _record(self, study: Study) -> None:
-        """The study as trained so far (a sequential study's seeds grow by round)."""
+        """The study as trained so far (a sequential study's seeds grow by round); its
+        provenance names the thread count its arms train at (when they share one)."""
+        threads = {a.run_config.threads for a in study.arms}
+        with pinned_threads(threads.pop() if len(threads) == 1 else None):
+            machine = provenance(self.device)
         self.store.write_record(StudyRecord(
             study=study, study_file=str(self.path),
             source=self.source, subset=self.options.subset,
-            device=str(self.device), provenance=provenance(self.device),
+            device=str(self.device), provenance=machine,
             data_sha256=self.checksums or self.data_sha256).to_json())
 
     def round(self, study: Study, plan: Plan) -> Executed:
@@ -251,7 +269,13 @@ class _Trainer:
                               if options.executor == "ray" else f" on {self.device}"))
         with StudyProgress(plan, self.console) as shown:
             return execute(study, self.store, plan, self.executor, self.checksums, shown,
-                           on_cohort=shown.finished)
+                           on_cohort=lambda task, outcome: _recorded(shown, task, outcome))
+
+
+def _recorded(shown: StudyProgress, task: CohortTask, outcome: CohortOutcome) -> None:
+    """A cohort's runs are stored: show it (and let a crash test stop here: `faults`)."""
+    shown.finished(task, outcome)
+    reached("cohort-recorded")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ instance sized to this machine; with one (`auto` or HOST:PORT) it joins that clu
   the progress bar and ETA cover every worker.
 - Same seed, same device type: the same numbers as the in-process executor (bitwise on
   the CPU; a test proves it), because a task runs the same `train_cohort` on the same
-  data and sets its torch thread count to its CPU share.
+  data, which trains at the configs' torch thread count (`RunConfig.threads`) whatever
+  the worker's default (a task sets its default to its CPU share).
 
 Ray is an optional extra (`pip install 'ablate[ray]'`); nothing imports it unless this
 executor is used.

@@ -6,6 +6,8 @@ stock torch.optim optimizers, so agreement shows that the replica axis, per-repl
 batch norm, per-replica minibatch order and the summed loss keep replicas independent.
 """
 
+import hashlib
+import json
 import math
 from dataclasses import replace
 
@@ -27,9 +29,12 @@ from ablate.engine import (
     LayerConfig,
     Optimizer,
     RunConfig,
+    cohort_key,
     initial_dense,
+    pinned_threads,
     prepare_data,
     replica_state,
+    run_config_from_dict,
     scale,
     train_cohort,
 )
@@ -455,13 +460,68 @@ def test_packed_streams_are_each_seeds_own() -> None:
     initial = {k: t.clone() for k, t in packed.state_dict().items()}
     x = torch.rand(len(seeds), 8, 784, dtype=torch.float64)
     packed.set_step(3)
-    y = packed(x)  # training mode: dropout on, batch statistics
-    for s, (config, seed) in enumerate(zip(configs, seeds, strict=True)):
-        alone = CohortMLP(config, [seed]).double()
-        for name, t in alone.state_dict().items():
-            assert torch.equal(t[0], initial[name][s])
-        alone.set_step(3)
-        assert torch.equal(alone(x[s:s + 1])[0], y[s])
+    with pinned_threads(configs[0].threads):  # as train_cohort runs the model
+        y = packed(x)  # training mode: dropout on, batch statistics
+        for s, (config, seed) in enumerate(zip(configs, seeds, strict=True)):
+            alone = CohortMLP(config, [seed]).double()
+            for name, t in alone.state_dict().items():
+                assert torch.equal(t[0], initial[name][s])
+            alone.set_step(3)
+            assert torch.equal(alone(x[s:s + 1])[0], y[s])
+
+
+def _result_bytes(result: CohortResult) -> tuple[object, ...]:
+    return (tuple((e.train_loss.tobytes(), e.val_loss.tobytes(), e.val_accuracy.tobytes())
+                  for e in result.history),
+            tuple(tuple((k, t.numpy().tobytes()) for k, t in sorted(r.state.items()))
+                  for r in result.replicas))
+
+
+@pytest.mark.parametrize("default", [1, 2])
+def test_a_seed_trains_the_same_whatever_the_process_thread_count(
+        data: DeviceData, default: int) -> None:
+    """train_cohort pins torch's thread count to the config's (1 by default), so a cohort
+    packed across arms trains bit for bit alike whether the process had 1 or 2 threads,
+    and the process's count is back afterwards."""
+    configs = _mixed("momentum")
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        reference = train_cohort(configs, [0, 1, 0, 2], data, select_on=METRICS["val_accuracy"])
+        torch.set_num_threads(default)
+        got = train_cohort(configs, [0, 1, 0, 2], data, select_on=METRICS["val_accuracy"])
+        assert torch.get_num_threads() == default
+    finally:
+        torch.set_num_threads(saved)
+    assert _result_bytes(got) == _result_bytes(reference)
+    assert got.provenance["threads"] == reference.provenance["threads"] == 1
+
+
+def test_the_thread_count_is_part_of_the_config() -> None:
+    """threads is in the hash and the cohort key; a config stored before it existed reads
+    back as unknown (None) with its old dict and hash, and is trained at the process's
+    count."""
+    config = _config("sgd")
+    assert config.threads == 1
+    two = replace(config, threads=2)
+    assert config.digest() != two.digest() and cohort_key(config) != cohort_key(two)
+    old = {k: v for k, v in config.to_dict().items() if k != "threads"}
+    legacy = run_config_from_dict(old)
+    assert legacy.threads is None and legacy.to_dict() == old
+    assert legacy.digest() == hashlib.sha256(
+        json.dumps({"config": old}, sort_keys=True).encode()).hexdigest()
+    with pytest.raises(ValueError, match="cannot share a cohort"):
+        CohortMLP([config, two], [0, 1])
+
+
+def test_pinned_threads_sets_and_restores() -> None:
+    saved = torch.get_num_threads()
+    other = 2 if saved == 1 else 1
+    with pinned_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == saved
+    with pinned_threads(None):
+        assert torch.get_num_threads() == saved
 
 
 def test_configs_that_cannot_share_a_cohort_are_refused() -> None:

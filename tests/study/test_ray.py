@@ -40,6 +40,7 @@ else:
                               "untested here: pip install 'ablate[ray]'")
 
 EPOCHS = 20  # long enough (a few seconds a cohort) for a kill to land mid-cohort
+NARROW_STUDY = TINY_STUDY.replace("layers = [128]", 'layers = [32, 16]\nbatch_norm = "after"')
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +69,10 @@ class Quiet:
 
 def _study(tmp_path: Path, name: str, executor_for: object, progress: Quiet) -> Path:
     """Train the tiny study (2 arms used, 2 seeds, EPOCHS epochs) into tmp_path/name: two
-    cohorts, since the second arm's batch size differs (else both would pack into one)."""
-    study = parse_study(TINY_STUDY, "tiny.toml").with_overrides(epochs=EPOCHS)
+    cohorts, since the second arm's batch size differs (else both would pack into one).
+    Its narrow layers with batch norm are shapes at which the CPU's float32 sums differ
+    between 1 and 2 threads (so the thread pin is tested too)."""
+    study = parse_study(NARROW_STUDY, "tiny.toml").with_overrides(epochs=EPOCHS)
     on, off = study.arms[:2]
     off = replace(off, config=replace(off.config, batch_size=50))
     study = replace(study, arms=(on, off))
@@ -114,7 +117,15 @@ def _stored(run_dir: Path) -> dict[tuple[str, int], tuple]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return _stored(_study(tmp_path_factory.mktemp("ref"), "in-process", _in_process, Quiet()))
+    """The in-process runs, trained in a process whose default is 2 torch threads (the
+    Ray workers' is 1): the runs' configs pin the count, so the numbers must not care."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        return _stored(_study(tmp_path_factory.mktemp("ref"), "in-process", _in_process,
+                              Quiet()))
+    finally:
+        torch.set_num_threads(saved)
 
 
 def test_ray_gives_the_in_process_numbers_bit_for_bit(cluster: None, tmp_path: Path,

@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from ablate.cli import app
+from ablate.faults import ENV
 from ablate.store import DB_NAME
 from tests.study_harness import TINY_STUDY, SubsetCliRunner
 
@@ -168,104 +170,173 @@ def unpacked_file(tmp_path: Path) -> Path:
     return path
 
 
-def _start(study_file: Path, out: Path, *extra: str) -> subprocess.Popen:
-    # 40 epochs make each cohort take a few seconds, so a signal lands mid-study.
+EPOCHS = "3"  # the faults land at chosen points (ablate.faults), so cohorts may be short
+
+
+def _start(study_file: Path, out: Path, *extra: str, fault: str | None = None
+           ) -> subprocess.Popen:
+    """`ablate study` in its own process; `fault` (ABLATE_FAULT) makes it kill, interrupt
+    or hold itself at a chosen point, so no test waits for a moment to come by."""
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    if fault is not None:
+        env[ENV] = fault
     return subprocess.Popen(
         [sys.executable, "-m", "tests.study_harness", "study", str(study_file), "--out", str(out),
-         "--epochs", "40", "--no-report", *extra],
+         "--epochs", EPOCHS, "--no-report", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env={**env, "PYTHONUNBUFFERED": "1"})
 
 
-def _wait_for_first_done(proc: subprocess.Popen, run_dir: Path, limit: float = 300) -> None:
-    """Poll the store until one run is done and another is running; fail otherwise."""
-    deadline = time.monotonic() + limit
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError("the study finished before it could be interrupted")
-            try:
-                statuses = [st for _, _, st, _ in _rows(run_dir)]
-            except sqlite3.OperationalError:  # not created yet, or being created
-                statuses = []
-            if "done" in statuses and "running" in statuses:
-                return
-            time.sleep(0.05)
-        raise AssertionError("no run finished in time")
-    except BaseException:
-        proc.kill()
-        proc.communicate()
-        raise
+def _temporaries(run_dir: Path) -> list[Path]:
+    return sorted(run_dir.rglob(".*.tmp"))
 
 
-def test_kill_9_then_rerun_completes_with_nothing_lost_or_duplicated(
-        cli: CliRunner, unpacked_file: Path, tmp_path: Path) -> None:
-    study_file = unpacked_file
-    out = tmp_path / "runs"
-    run_dir = out / "tiny"
-    proc = _start(study_file, out)
-    _wait_for_first_done(proc, run_dir)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)  # reap it and close its pipe
-    killed = _rows(run_dir)
-    done_before = {(a, s): t for a, s, st, t in killed if st == "done"}
-    assert done_before and any(st == "running" for _, _, st, _ in killed)
-    for (arm, seed) in done_before:  # every run marked done has its complete checkpoint
+def _checkpoints_complete(run_dir: Path, runs: list[tuple[str, int]]) -> None:
+    for (arm, seed) in runs:  # every run marked done has its complete checkpoint
         side = json.loads((run_dir / "checkpoints" / arm / f"seed-{seed}.json").read_text())
         weights = (run_dir / "checkpoints" / arm / f"seed-{seed}.safetensors").read_bytes()
         assert hashlib.sha256(weights).hexdigest() == side["weights_sha256"]
 
-    result = cli.invoke(app, ["study", str(study_file), "--out", str(out), "--epochs", "40",
-                              "--no-report"])
-    assert result.exit_code == 0, result.output
-    rows = _rows(run_dir)
-    assert len(rows) == 8 and {st for _, _, st, _ in rows} == {"done"}
-    assert {(a, s): t for a, s, _, t in rows if (a, s) in done_before} == done_before
-    assert set(_epoch_counts(run_dir).values()) == {40}  # no epoch recorded twice
-    assert not list(run_dir.glob("checkpoints/*/*.tmp"))  # a write cut short was redone
 
-
-def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(cli: CliRunner, unpacked_file: Path,
-                                                  tmp_path: Path) -> None:
+# The cohorts train in study order (w128, w96, w64, w32), two seeds each; checkpoint 3
+# is the first of the second cohort.
+@pytest.mark.parametrize(("fault", "done", "left"), [
+    ("checkpoint@3=kill", 2, ["width=w96/.seed-0.safetensors."]),  # inside a weights write
+    ("checkpoint-sidecar@1=kill", 0, ["width=w128/.seed-0.json."]),  # inside its sidecar's
+    ("cohort-recorded@1=kill", 2, []),  # between two cohorts
+])
+def test_kill_9_then_rerun_completes_with_nothing_lost_or_duplicated(
+        cli: CliRunner, unpacked_file: Path, tmp_path: Path, fault: str, done: int,
+        left: list[str]) -> None:
     study_file = unpacked_file
     out = tmp_path / "runs"
     run_dir = out / "tiny"
-    proc = _start(study_file, out)
-    _wait_for_first_done(proc, run_dir)
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=60)
+    proc = _start(study_file, out, fault=fault)
+    proc.communicate(timeout=600)
+    assert proc.returncode == -signal.SIGKILL
+    killed = _rows(run_dir)
+    done_before = {(a, s): t for a, s, st, t in killed if st == "done"}
+    assert len(done_before) == done
+    assert any(st == "running" for _, _, st, _ in killed) == bool(left)
+    _checkpoints_complete(run_dir, list(done_before))
+    names = [str(p.relative_to(run_dir / "checkpoints")) for p in _temporaries(run_dir)]
+    assert len(names) == len(left) and all(n.startswith(w) for n, w in zip(names, left,
+                                                                           strict=True))
+
+    result = cli.invoke(app, ["study", str(study_file), "--out", str(out), "--epochs", EPOCHS,
+                              "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert (f"removed {len(left)} temporary file" in result.output) == bool(left)
+    rows = _rows(run_dir)
+    assert len(rows) == 8 and {st for _, _, st, _ in rows} == {"done"}
+    assert {(a, s): t for a, s, _, t in rows if (a, s) in done_before} == done_before
+    assert set(_epoch_counts(run_dir).values()) == {int(EPOCHS)}  # no epoch recorded twice
+    _checkpoints_complete(run_dir, [(a, s) for a, s, _, _ in rows])
+    assert not _temporaries(run_dir)  # the killed writer's file is gone, its write redone
+
+
+@pytest.mark.parametrize(("fault", "done"), [
+    ("cohort-recorded@1=interrupt", 2),  # between two cohorts
+    ("checkpoint@3=interrupt", 2),  # inside a checkpoint write: its temporary file goes
+])
+def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(cli: CliRunner, unpacked_file: Path,
+                                                  tmp_path: Path, fault: str, done: int
+                                                  ) -> None:
+    study_file = unpacked_file
+    out = tmp_path / "runs"
+    run_dir = out / "tiny"
+    proc = _start(study_file, out, fault=fault)
+    output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 130
     assert b"interrupted" in output and b"Traceback" not in output
-    statuses = {st for _, _, st, _ in _rows(run_dir)}
-    assert "running" not in statuses and "done" in statuses and "pending" in statuses
-    result = cli.invoke(app, ["study", str(study_file), "--out", str(out), "--epochs", "40",
+    statuses = [st for _, _, st, _ in _rows(run_dir)]
+    assert "running" not in statuses and statuses.count("done") == done
+    assert "pending" in statuses and not _temporaries(run_dir)
+    result = cli.invoke(app, ["study", str(study_file), "--out", str(out), "--epochs", EPOCHS,
                               "--no-report"])
     assert result.exit_code == 0
     assert {st for _, _, st, _ in _rows(run_dir)} == {"done"}
 
 
+def _line_with(proc: subprocess.Popen, text: bytes) -> None:
+    """Read `proc`'s output until a line holds `text` (fail if it ends first)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if text in line:
+            return
+    raise AssertionError(f"{text!r} never came (exit {proc.wait()})")
+
+
+def _wait_for(path: Path, proc: subprocess.Popen) -> None:
+    """Until `path` exists: the process under test has reached its held point."""
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"it ended (exit {proc.returncode}) before its held point: "
+                                 f"{proc.communicate()[0]!r}")
+        time.sleep(0.05)
+
+
 def test_two_drivers_on_one_directory_never_train_a_run_twice(unpacked_file: Path,
                                                                tmp_path: Path) -> None:
     """A second `ablate study` on a directory in use stops with one line naming the first;
-    with --wait it starts when the first is done, and then finds nothing to train."""
+    with --wait it starts when the first is done, and then finds nothing to train. The
+    first is held after its first cohort (ablate.faults) until the others have spoken."""
     study_file = unpacked_file
     out = tmp_path / "runs"
     run_dir = out / "tiny"
-    first = _start(study_file, out)
-    _wait_for_first_done(first, run_dir)
-    refused = subprocess.run(
-        [sys.executable, "-m", "tests.study_harness", "study", str(study_file), "--out",
-         str(out), "--epochs", "40", "--no-report"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2, refused.stderr
-    assert f"pid {first.pid}" in refused.stderr and "--wait" in refused.stderr
-    assert len(refused.stderr.strip().splitlines()) == 1
-    waiter = _start(study_file, out, "--wait")
+    go = tmp_path / "go"
+    first = _start(study_file, out, fault=f"cohort-recorded@1=wait:{go}")
+    try:
+        _wait_for(tmp_path / "go.reached", first)
+        refused = subprocess.run(
+            [sys.executable, "-m", "tests.study_harness", "study", str(study_file), "--out",
+             str(out), "--epochs", EPOCHS, "--no-report"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env={k: v for k, v in os.environ.items() if k != ENV})
+        assert refused.returncode == 2, refused.stderr
+        assert f"pid {first.pid}" in refused.stderr and "--wait" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        waiter = _start(study_file, out, "--wait")
+        _line_with(waiter, b"waiting")  # it found the directory in use, and waits
+    finally:
+        go.touch()  # the first goes on
     first_output, _ = first.communicate(timeout=600)
     assert first.returncode == 0, first_output
     finished = _rows(run_dir)
     assert {st for *_, st, _ in finished} == {"done"}
     waited, _ = waiter.communicate(timeout=600)
     assert waiter.returncode == 0, waited
-    assert b"waiting" in waited and b"Nothing to do" in waited
+    assert b"Nothing to do" in waited
     assert _rows(run_dir) == finished  # same started times: nothing trained twice
+
+
+def _stored_numbers(run_dir: Path) -> list[tuple]:
+    with sqlite3.connect(run_dir / DB_NAME) as db:
+        rows = db.execute("SELECT arm, seed, config_hash, val_accuracy, test_loss, checkpoint "
+                          "FROM runs ORDER BY arm, seed").fetchall()
+    return [(*r[:5], hashlib.sha256((run_dir / r[5]).read_bytes()).hexdigest()) for r in rows]
+
+
+def test_a_study_gives_the_same_runs_whatever_the_process_thread_count(
+        cli: CliRunner, study_file: Path, tmp_path: Path) -> None:
+    """In process with 2 torch threads by default, and in a process started with
+    OMP_NUM_THREADS=1: the same config hashes, metrics and checkpoint bytes. (Narrow
+    layers with batch norm: there the CPU's sums differ between 1 and 2 threads, so this
+    fails without the pin.)"""
+    study_file.write_text(TINY_STUDY.replace("layers = [128]", "layers = [32, 16]\n"
+                                             "batch_norm = \"after\"")
+                          .replace("batch_size = 100", "batch_size = 64"))
+    args = ["--seeds", "1", "--epochs", "2", "--no-report"]
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert cli.invoke(app, ["study", str(study_file), "--out", str(tmp_path / "two"),
+                                *args]).exit_code == 0
+    finally:
+        torch.set_num_threads(saved)
+    one = subprocess.run(
+        [sys.executable, "-m", "tests.study_harness", "study", str(study_file), "--out",
+         str(tmp_path / "one"), *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**{k: v for k, v in os.environ.items() if k != ENV}, "OMP_NUM_THREADS": "1"})
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert _stored_numbers(tmp_path / "two" / "tiny") == _stored_numbers(tmp_path / "one" / "tiny")

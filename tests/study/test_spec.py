@@ -114,6 +114,8 @@ def test_notebook_summaries_match_keras_counts() -> None:
     (lambda t: t.replace("layers = [32, { units = 16, dropout = 0.0 }]", "layers = []"),
      "base.layers: expected a non-empty array"),
     (lambda t: "validation = 0\n" + t, "needs a validation split"),
+    (lambda t: t.replace("epochs = 2", "epochs = 2\nthreads = 0"),
+     "base.threads: expected an integer >= 1, got 0"),
 ])
 def test_bad_files_fail_with_one_line_naming_file_and_key(mutate, message: str) -> None:  # noqa: ANN001
     with pytest.raises(SpecError) as info:
@@ -286,3 +288,14 @@ def test_configs_stored_before_the_forms_were_fields_are_upgraded() -> None:
                 run_config_from_dict(old)
             assert run_config_from_dict(upgrade_config_dict(old)) == arm.config
             assert upgrade_config_dict(now) == now
+
+
+def test_the_thread_count_is_a_study_key_and_an_override() -> None:
+    """Runs train at 1 thread unless the file or `--threads` says otherwise."""
+    study = parse_study(VALID, "t.toml")
+    assert {a.run_config.threads for a in study.arms} == {1}
+    two = parse_study(VALID.replace("epochs = 2", "epochs = 2\nthreads = 2"), "t.toml")
+    assert {a.run_config.threads for a in two.arms} == {2}
+    assert {a.run_config.threads for a in study.with_overrides(threads=3).arms} == {3}
+    with pytest.raises(UserError, match="--threads must be at least 1"):
+        study.with_overrides(threads=0)
