@@ -19,7 +19,14 @@ import torch
 from ablate.cli import app
 from ablate.data import load_npz
 from ablate.design import parse_study
-from ablate.engine import CohortMLP, DeviceData, cohort_key, prepare_data, train_cohort
+from ablate.engine import (
+    CohortMLP,
+    DeviceData,
+    cohort_key,
+    prepare_data,
+    run_config_from_dict,
+    train_cohort,
+)
 from ablate.metric import METRICS
 from ablate.report import anatomy_markdown
 from ablate.stats import anatomy
@@ -187,3 +194,15 @@ def test_study_anatomy_from_the_cli(tmp_path: Path) -> None:
         ("dropout=off", 0), ("dropout=off", 1), ("dropout=on", 0), ("dropout=on", 1)]
     text = anatomy_markdown(stored)
     assert text.startswith("## Anatomy of the spread") and "not part of any verdict" in text
+
+
+def test_stream_seeds_leave_study_configs_and_their_hashes_alone() -> None:
+    config = parse_study(STUDY).arms[0].run_config
+    assert "streams" not in config.to_dict()  # hashes of stored runs are unchanged
+    assert config.stream_seed("init", 7) == config.stream_seed("mask", 7) == 7
+    (_, _, varied), = [p for p in anatomy_configs(config, 2) if p[:2] == ("order", 1)]
+    assert (varied.stream_seed("init", 1), varied.stream_seed("order", 1),
+            varied.stream_seed("mask", 1)) == (0, 1, 0)
+    assert run_config_from_dict(varied.to_dict()) == varied
+    assert run_config_from_dict(config.to_dict()) == config
+    assert varied.digest() != config.digest()
