@@ -20,7 +20,7 @@ from rich.console import Console, RenderableType
 
 from ablate import data
 from ablate.analysis import analyse_run_dir, sequential_state
-from ablate.design import Study, StudyRecord, load_study
+from ablate.design import AnatomyPlan, Study, StudyRecord, load_study
 from ablate.engine import provenance, resolve_device
 from ablate.errors import UserError
 from ablate.extras import need
@@ -148,7 +148,7 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     """Train the plan; a sequential study trains in rounds, asking the analysis after
     each whether every verdict is settled (`sequential_state`)."""
     console.print(f"[bold]{study.name}[/]: {study.question}")
-    dissect = _Dissection.of(study, options) if options.anatomy else None  # fails early
+    dissect = _Dissection.of(study, options) if options.anatomy or study.anatomy else None
     if study.sequential is not None:
         looks = ", ".join(map(str, study.sequential.looks()))
         console.print(f"sequential: looks at {looks} seeds per "
@@ -265,8 +265,10 @@ class _Dissection:
 
     @staticmethod
     def of(study: Study, options: StudyOptions) -> "_Dissection":
-        arm = anatomy_arm(study, options.anatomy_arm)
-        seeds = options.anatomy_seeds or len(study.seeds)
+        """From the options, else the study key `anatomy` (checked before training)."""
+        plan = study.anatomy or AnatomyPlan()
+        arm = anatomy_arm(study, options.anatomy_arm or plan.arm)
+        seeds = options.anatomy_seeds or plan.seeds or len(study.seeds)
         if seeds < 2:
             raise UserError(f"--anatomy-seeds must be at least 2 (a variance needs two "
                             f"runs), got {seeds}",

@@ -18,7 +18,7 @@ import torch
 
 from ablate.cli import app
 from ablate.data import load_npz
-from ablate.design import parse_study
+from ablate.design import AnatomyPlan, SpecError, parse_study
 from ablate.engine import (
     CohortMLP,
     DeviceData,
@@ -206,3 +206,21 @@ def test_stream_seeds_leave_study_configs_and_their_hashes_alone() -> None:
     assert run_config_from_dict(varied.to_dict()) == varied
     assert run_config_from_dict(config.to_dict()) == config
     assert varied.digest() != config.digest()
+
+
+def test_the_study_key() -> None:
+    def with_key(line: str) -> str:
+        return STUDY.replace('rope = 0.002\n', f'rope = 0.002\n{line}\n')
+
+    assert parse_study(STUDY).anatomy is None
+    assert parse_study(with_key("anatomy = false")).anatomy is None
+    assert parse_study(with_key("anatomy = true")).anatomy == AnatomyPlan()
+    plan = parse_study(with_key('anatomy = { arm = "dropout=off", seeds = 4 }')).anatomy
+    assert plan == AnatomyPlan(arm="dropout=off", seeds=4)
+    with pytest.raises(SpecError, match=r"anatomy.arm: expected one of dropout=on, "
+                                        r"dropout=off, got 'dropout'"):
+        parse_study(with_key('anatomy = { arm = "dropout" }'))
+    with pytest.raises(SpecError, match=r"anatomy.seeds: expected an integer >= 2"):
+        parse_study(with_key("anatomy = { seeds = 1 }"))
+    with pytest.raises(SpecError, match=r"anatomy.runs: unknown key"):
+        parse_study(with_key("anatomy = { runs = 4 }"))
