@@ -161,7 +161,7 @@ def _advice(dominant: Source, every: Source | None, var_arm: float, rope: float,
     return (f"{words.capitalize()} is the largest source of the spread ({dominant.share:.0%}"
             f" of the streams' variance, 95% {lo:.0%}-{hi:.0%}). With this arm's sd of "
             f"{_points(sd)} points ({basis}), a contrast of two such arms needs "
-            f"{need(unpaired)} seeds for P('better') >= 0.8 at 2 x ROPE ({_points(rope)} "
+            f"{need(unpaired)} seeds for P('better') >= 0.8 at 2 x ROPE ({_points(2 * rope)} "
             f"points) if their outcomes are uncorrelated, and {need(paired)} if pairing "
             f"removed the {words} variance. {_pairing(dominant.stream, words)}")
 
