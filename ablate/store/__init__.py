@@ -1,11 +1,14 @@
 """The run store: one SQLite file per study (WAL) with every run's status, metrics and
 epochs and the study record; atomic checkpoints beside it; and the lease that keeps one
-driver (the only writer) per run directory."""
+driver (the only writer) per run directory; and `anatomy.json`, the anatomy runs kept
+out of the runs table."""
 
+from ablate.store._anatomy import ANATOMY_FILE, read_anatomy, write_anatomy
 from ablate.store._lease import STALE_AFTER_S, Holder, LeaseHeld, LeaseLost
 from ablate.store._store import DB_NAME, Run, Store, describe
 
 __all__ = [
+    "ANATOMY_FILE",
     "DB_NAME",
     "STALE_AFTER_S",
     "Holder",
@@ -14,4 +17,6 @@ __all__ = [
     "Run",
     "Store",
     "describe",
+    "read_anatomy",
+    "write_anatomy",
 ]

@@ -8,14 +8,13 @@ a `cohort_key`: only the stream seeds differ per replica). `ablate.stats.anatomy
 the study metric of each group into the streams' shares of the seed-to-seed variance.
 
 The runs never enter the verdict: they are not in the store's runs table (whose arms
-are the study's), only in `anatomy.json` beside it (`ANATOMY_FILE`: each run's stream
-seeds and metrics, and the anatomy), which the report may show.
+are the study's), only in `anatomy.json` beside it (`ablate.store.ANATOMY_FILE`: each
+run's stream seeds and metrics, and the anatomy), which the report may show.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -27,15 +26,15 @@ import numpy as np
 from ablate.design import Study
 from ablate.engine import STREAMS, DeviceData, Epoch, RunConfig, StreamSeeds, train_cohort
 from ablate.errors import UserError
-from ablate.files import atomic_write, jsonable
+from ablate.files import jsonable
 from ablate.metric import METRICS
 from ablate.stats import Anatomy, anatomy, stream
+from ablate.store import write_anatomy as store_anatomy
 from ablate.study._execute import _crossfit
 
-__all__ = ["ANATOMY_FILE", "AnatomyRun", "AnatomyStudy", "anatomy_configs", "anatomy_arm",
-           "read_anatomy", "train_anatomy", "write_anatomy"]
+__all__ = ["AnatomyRun", "AnatomyStudy", "anatomy_arm", "anatomy_configs", "train_anatomy",
+           "write_anatomy"]
 
-ANATOMY_FILE = "anatomy.json"
 REFERENCE_SEED = 0  # the seed of every stream that is held fixed
 
 
@@ -145,17 +144,5 @@ def _anatomy(study: Study, arm: str, runs: Sequence[AnatomyRun]) -> Anatomy | No
 
 
 def write_anatomy(run_dir: Path, result: AnatomyStudy) -> Path:
-    """Write `anatomy.json` beside the store (atomically); returns its path."""
-    path = Path(run_dir) / ANATOMY_FILE
-    atomic_write(path, (json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
-                 .encode())
-    return path
-
-
-def read_anatomy(run_dir: Path) -> dict[str, Any] | None:
-    """The stored anatomy of a run directory as JSON values, or None when there is none."""
-    path = Path(run_dir) / ANATOMY_FILE
-    if not path.exists():
-        return None
-    value: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return value
+    """Write `anatomy.json` beside the store (`ablate.store.write_anatomy`)."""
+    return store_anatomy(run_dir, result.to_dict())

@@ -31,11 +31,10 @@ from ablate.metric import METRICS
 from ablate.report import anatomy_markdown
 from ablate.stats import anatomy
 from ablate.stats._anatomy import variance_interval
-from ablate.store import Store
+from ablate.store import Store, read_anatomy
 from ablate.study._anatomy import (
     anatomy_arm,
     anatomy_configs,
-    read_anatomy,
     train_anatomy,
     write_anatomy,
 )
