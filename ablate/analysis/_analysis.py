@@ -109,6 +109,7 @@ class Analysis:
     training_seconds: float
     lost: tuple[str, ...] = ()  # arms with no outcome at all (fixed design), left out
     convergence: tuple[Convergence, ...] = ()  # per arm: still improving at its budget?
+    anatomy: Mapping[str, Any] | None = None  # anatomy.json as stored (`--anatomy`), if any
 
     @property
     def study(self) -> Study:

@@ -190,14 +190,14 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     runs = store.runs()
     console.print(arm_summary(study, runs, console.width))
     console.print(f"Runs stored in {store.dir}/")
+    if dissect is not None and not failed:  # before the report, which shows it
+        dissect.run(study, store, options, device, console, runtime)
     if options.report and any(r.status == "done" for r in runs):
         try:
             analysis = analyse_run_dir(store.dir)
             print_outcome(console, analysis, store.dir, write_report_files(analysis, store.dir))
         except UserError as exc:  # e.g. every seed of the baseline diverged
             console.print(f"[yellow]no report[/]: {exc}")
-    if dissect is not None and not failed:
-        dissect.run(study, store, options, device, console, runtime)
     if options.log:
         _publish(store.dir, options, console)
     if failed:

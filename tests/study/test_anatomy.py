@@ -8,6 +8,7 @@ float64 NumPy / SciPy for the statistics.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -167,8 +168,8 @@ def test_study_anatomy_from_the_cli(tmp_path: Path) -> None:
     study_file.write_text(CLI_STUDY, encoding="utf-8")
     out = tmp_path / "runs"
     args = ["study", str(study_file), "--out", str(out), "--subset", "300", "--seeds", "2",
-            "--no-report", "--anatomy"]
-    bad = SubsetCliRunner().invoke(app, [*args, "--arm", "nope"])
+            "--anatomy"]
+    bad = SubsetCliRunner().invoke(app, [*args, "--no-report", "--arm", "nope"])
     assert bad.exit_code == 2 and "--arm 'nope' is not an arm" in bad.output
     run_dir = out / "cli-anatomy"
     store = Store(run_dir)
@@ -193,6 +194,11 @@ def test_study_anatomy_from_the_cli(tmp_path: Path) -> None:
         ("dropout=off", 0), ("dropout=off", 1), ("dropout=on", 0), ("dropout=on", 1)]
     text = anatomy_markdown(stored)
     assert text.startswith("## Anatomy of the spread") and "not part of any verdict" in text
+    # The report (written after the anatomy) shows it and carries it in report.json.
+    report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    assert report["anatomy"] == stored
+    md = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "Anatomy of the spread" in md and stored["anatomy"]["advice"] in md
 
 
 def test_stream_seeds_leave_study_configs_and_their_hashes_alone() -> None:
