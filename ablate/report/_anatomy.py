@@ -45,6 +45,14 @@ def _cost(d: Mapping[str, Any]) -> str:
             f"in one cohort, {took} on {d['device']}")
 
 
+def _images(a: Mapping[str, Any]) -> list[str]:
+    if a.get("image_sd") is None:
+        return []
+    return [f"Image sampling alone (another {a['images']:,} images like these) moves one "
+            f"run's accuracy by an sd of {100 * a['image_sd']:.3f} points (binomial), "
+            "whatever the seed."]
+
+
 def anatomy_lines(d: Mapping[str, Any]) -> list[str]:
     """What `ablate study --anatomy` prints at the end."""
     a = d.get("anatomy")
@@ -58,6 +66,7 @@ def anatomy_lines(d: Mapping[str, Any]) -> list[str]:
     if a.get("additivity") is not None:
         lines.append(f"  The streams' variances sum to {a['additivity']:.2f} x the variance "
                      "with every stream varied (1 if they added up).")
+    lines += [f"  {line}" for line in _images(a)]
     lines.append(a["advice"])
     return lines
 
@@ -84,7 +93,7 @@ def anatomy_paragraphs(d: Mapping[str, Any]) -> tuple[str, ...]:
         out.append(f"The streams' variances sum to {a['additivity']:.2f} times the variance "
                    "with every stream varied (training is not additive: one stream can move "
                    "a run almost as far as all of them).")
-    return (*out, a["advice"])
+    return (*out, *_images(a), a["advice"])
 
 
 def anatomy_markdown(d: Mapping[str, Any]) -> str:

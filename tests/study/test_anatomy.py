@@ -143,7 +143,7 @@ def test_anatomy_statistics_against_scipy() -> None:
     every = rng.normal(0.98, 0.0022, 16)
     a = anatomy(values, arm="x", metric="test_accuracy", rope=0.002,
                 rng=np.random.default_rng(1), all_streams=every, resolution=1e-4,
-                simulations=200)
+                simulations=200, images=10_000)
     assert [s.stream for s in a.sources] == sorted(values, key=lambda k: -values[k].var(ddof=1))
     ss = 15 * values["init"].var(ddof=1)
     lo, hi = variance_interval(values["init"])
@@ -158,6 +158,9 @@ def test_anatomy_statistics_against_scipy() -> None:
     assert a.seeds_paired <= a.seeds_unpaired
     assert "Initialization is the largest source" in a.advice
     assert math.isfinite(a.to_dict()["additivity"])
+    # One run's accuracy on 10,000 images: binomial sd at the all-streams mean accuracy.
+    acc = every.mean()
+    assert a.image_sd == pytest.approx(math.sqrt(acc * (1 - acc) / 10_000), rel=1e-12)
 
 
 CLI_STUDY = STUDY.replace('name = "tiny-anatomy"', 'name = "cli-anatomy"')
@@ -180,6 +183,7 @@ def test_study_anatomy_from_the_cli(tmp_path: Path) -> None:
     result = SubsetCliRunner().invoke(app, args, env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     assert "Anatomy of dropout=on's spread: 8 runs (2 per stream" in result.output
+    assert "Image sampling alone (another 300 images like these)" in result.output
     assert "in one cohort" in result.output and "s on cpu" in result.output
     stored = read_anatomy(run_dir)
     assert stored is not None and {r["stream"] for r in stored["runs"]} == {
