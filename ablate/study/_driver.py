@@ -148,7 +148,12 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     """Train the plan; a sequential study trains in rounds, asking the analysis after
     each whether every verdict is settled (`sequential_state`)."""
     console.print(f"[bold]{study.name}[/]: {study.question}")
-    dissect = _Dissection.of(study, options) if options.anatomy or study.anatomy else None
+    wanted = options.anatomy or study.anatomy is not None
+    if not wanted and (options.anatomy_arm is not None or options.anatomy_seeds is not None):
+        raise UserError("--arm and --anatomy-seeds go with --anatomy (or anatomy in the "
+                        "study file)", api="anatomy_arm and anatomy_seeds go with "
+                        "anatomy=True (or anatomy in the study file)")
+    dissect = _Dissection.of(study, options) if wanted else None
     if study.sequential is not None:
         looks = ", ".join(map(str, study.sequential.looks()))
         console.print(f"sequential: looks at {looks} seeds per "

@@ -172,6 +172,9 @@ def test_study_anatomy_from_the_cli(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     args = ["study", str(study_file), "--out", str(out), "--subset", "300", "--seeds", "2",
             "--anatomy"]
+    alone = SubsetCliRunner().invoke(app, [*args[:-1], "--no-report", "--arm", "x"])
+    assert alone.exit_code == 2 and "--arm and --anatomy-seeds go with --anatomy" in \
+        alone.output
     bad = SubsetCliRunner().invoke(app, [*args, "--no-report", "--arm", "nope"])
     assert bad.exit_code == 2 and "--arm 'nope' is not an arm" in bad.output
     run_dir = out / "cli-anatomy"
