@@ -26,7 +26,7 @@ from ablate.errors import UserError
 from ablate.extras import need
 from ablate.options import StudyOptions
 from ablate.report import anatomy_lines, arm_summary, plan_table, write_report_files
-from ablate.store import DB_NAME, Store, describe
+from ablate.store import ANATOMY_FILE, DB_NAME, Store, describe
 from ablate.study._anatomy import (
     anatomy_arm,
     anatomy_configs,
@@ -138,6 +138,7 @@ def _with_store(run_dir: Path, study: Study, options: StudyOptions, device: torc
                 f"({describe(h, runtime.clock())})"))
             if options.fresh:
                 store.reset()
+                (run_dir / ANATOMY_FILE).unlink(missing_ok=True)  # it was of those runs
         return _run(study, store, options, device, console, path, runtime)
     finally:
         store.close()

@@ -206,6 +206,10 @@ def test_study_anatomy_from_the_cli(tmp_path: Path) -> None:
     assert report["anatomy"] == stored
     md = (run_dir / "report.md").read_text(encoding="utf-8")
     assert "Anatomy of the spread" in md and stored["anatomy"]["advice"] in md
+    # --fresh forgets the runs, and the anatomy made beside them.
+    again = SubsetCliRunner().invoke(app, [*args[:-1], "--no-report", "--fresh"])
+    assert again.exit_code == 0, again.output
+    assert read_anatomy(run_dir) is None
 
 
 def test_stream_seeds_leave_study_configs_and_their_hashes_alone() -> None:
