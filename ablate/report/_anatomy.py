@@ -41,8 +41,11 @@ def _rows(a: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
 def _cost(d: Mapping[str, Any]) -> str:
     runs, t = len(d["runs"]), float(d["seconds"])
     took = f"{t:.1f} s" if t < 10 else f"{t:.0f} s"
-    return (f"{runs} runs ({d['seeds']} per stream, the others at seed {d['reference']}) "
-            f"in one cohort, {took} on {d['device']}")
+    budget = "" if "epochs" not in d else \
+        f"; {d['epochs']} epoch{'' if d['epochs'] == 1 else 's'} on " \
+        f"{d['train_images']:,} training images"
+    return (f"{runs} runs ({d['seeds']} per stream, the others at seed {d['reference']}"
+            f"{budget}) in one cohort, {took} on {d['device']}")
 
 
 def _images(a: Mapping[str, Any]) -> list[str]:

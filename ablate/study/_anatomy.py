@@ -59,6 +59,8 @@ class AnatomyStudy:
     runs: tuple[AnatomyRun, ...]
     seconds: float  # wall time of the cohort
     device: str
+    config: RunConfig  # the arm's config as trained (before the stream seeds)
+    train_images: int  # images trained on (a --subset shows here)
     anatomy: Anatomy | None  # None when a stream had fewer than 2 finished runs
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,6 +69,8 @@ class AnatomyStudy:
                                    "streams": dataclasses.asdict(r.streams), "status": r.status,
                                    "metrics": r.metrics}) for r in self.runs],
                 "seconds": self.seconds, "device": self.device,
+                "epochs": self.config.epochs, "train_images": self.train_images,
+                "config": self.config.to_dict(),
                 "anatomy": None if self.anatomy is None else self.anatomy.to_dict()}
 
 
@@ -124,6 +128,7 @@ def train_anatomy(study: Study, arm: str, seeds: int, data: DeviceData, *,
         for i, ((k, s, c), rep) in enumerate(zip(plan, result.replicas, strict=True)))
     return AnatomyStudy(arm=arm, seeds=seeds, reference=reference, runs=runs,
                         seconds=seconds, device=str(result.provenance["device"]),
+                        config=config, train_images=len(data.y_train),
                         anatomy=_anatomy(study, arm, runs))
 
 

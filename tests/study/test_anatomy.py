@@ -185,12 +185,15 @@ def test_study_anatomy_from_the_cli(tmp_path: Path) -> None:
         store.close()
     result = SubsetCliRunner().invoke(app, args, env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
-    assert "Anatomy of dropout=on's spread: 8 runs (2 per stream" in result.output
+    assert ("Anatomy of dropout=on's spread: 8 runs (2 per stream, the others at seed 0; 1 "
+            "epoch on 300 training images) in one cohort") in " ".join(result.output.split())
     assert "Image sampling alone (another 300 images like these)" in result.output
     assert "in one cohort" in result.output and "s on cpu" in result.output
     stored = read_anatomy(run_dir)
     assert stored is not None and {r["stream"] for r in stored["runs"]} == {
         "init", "order", "mask", "all"}
+    arm_config = parse_study(CLI_STUDY).arms[0].run_config.to_dict()
+    assert stored["config"] == json.loads(json.dumps(arm_config))  # as JSON keeps it
     # The verdict's store holds the study's runs only: 2 arms x 2 seeds.
     store = Store(run_dir)
     try:
