@@ -122,6 +122,7 @@ class Analysis:
     lost: tuple[str, ...] = ()  # arms with no outcome at all (fixed design), left out
     convergence: tuple[Convergence, ...] = ()  # per arm: still improving at its budget?
     where: Where | None = None  # per-image: where the differences live, seed ensembles
+    anatomy: Mapping[str, Any] | None = None  # anatomy.json as stored (`--anatomy`), if any
 
     @property
     def study(self) -> Study:

@@ -5,11 +5,12 @@ cannot disagree."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ablate.analysis._analysis import Analysis, StudyData, analyse, load, sequential_of
 from ablate.stats import SequentialResult
-from ablate.store import Store
+from ablate.store import Store, read_anatomy
 
 __all__ = ["analyse_run_dir", "sequential_state"]
 
@@ -25,7 +26,9 @@ def _read(run_dir: Path, *, predictions: bool = True) -> StudyData:
 def analyse_run_dir(run_dir: Path, *, power: bool = True) -> Analysis:
     """The decision object of a run directory (nothing written). Raises `UserError` when
     there is no store or nothing to compare. power=False skips the power simulation."""
-    return analyse(_read(run_dir), power=power)
+    analysis = analyse(_read(run_dir), power=power)
+    anatomy = read_anatomy(run_dir)  # the --anatomy runs, kept out of every verdict
+    return analysis if anatomy is None else replace(analysis, anatomy=anatomy)
 
 
 def sequential_state(run_dir: Path) -> SequentialResult | None:

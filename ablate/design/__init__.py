@@ -9,9 +9,10 @@ The first stage of the pipeline: design -> plan and train (`ablate.study`,
 
 from ablate.design._parse import SpecError, load_study, parse_study
 from ablate.design._record import StudyRecord, read_record
-from ablate.design._study import Arm, Factor, Sequential, Study
+from ablate.design._study import AnatomyPlan, Arm, Factor, Sequential, Study
 
 __all__ = [
+    "AnatomyPlan",
     "Arm",
     "Factor",
     "Sequential",

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from ablate.conventions import CONVENTIONS, optimizer_config, optimizer_defaults
 from ablate.data import TRAIN_IMAGES, VALIDATION_IMAGES
 from ablate.design._study import (
+    AnatomyPlan,
     Arm,
     Factor,
     Sequential,
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 STUDY_KEYS = ("name", "question", "seeds", "metric", "rope", "validation", "design", "base",
-              "factors")
+              "factors", "anatomy")
 BASE_KEYS = ("conventions", "layers", "activation", "leaky_slope", "batch_norm", "bn_momentum",
              "bn_eps", "dropout", "init", "init_scale", "optimizer", "epochs", "batch_size",
              "threads")
@@ -164,7 +165,19 @@ def parse_study(text: str, source: str = "<study>") -> Study:
     arms = _arms(base, factors, design, source)
     return Study(name=name, question=question, seeds=seeds, metric=metric, rope=rope,
                  validation=validation, design=design, factors=tuple(f for f, _ in factors),
-                 arms=arms, source=source, sequential=sequential)
+                 arms=arms, source=source, sequential=sequential,
+                 anatomy=_anatomy(top, tuple(a.name for a in arms)))
+
+
+def _anatomy(top: _Table, arms: tuple[str, ...]) -> AnatomyPlan | None:
+    """`anatomy = true | false` or `anatomy = { arm = "dropout=on", seeds = 16 }`."""
+    value = top.data.get("anatomy", False)
+    if isinstance(value, bool):
+        return AnatomyPlan() if value else None
+    t = _Table(value, "anatomy", top.source, ("arm", "seeds"))
+    arm = t.str_("arm", None, arms) if t.has("arm") else None
+    seeds = t.int_("seeds", None, low=2) if t.has("seeds") else None
+    return AnatomyPlan(arm=arm, seeds=seeds)
 
 
 def _seeds(top: _Table) -> tuple[tuple[int, ...], Sequential | None]:

@@ -12,7 +12,7 @@ from ablate.errors import UserError, suggest
 from ablate.metric import Metric
 from ablate.stats import FIRST_LOOK, LAST_LOOK, SequentialDesign
 
-__all__ = ["Arm", "Factor", "Study"]
+__all__ = ["AnatomyPlan", "Arm", "Factor", "Study"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,15 @@ class Sequential:
 
 
 @dataclass(frozen=True)
+class AnatomyPlan:
+    """`anatomy = true` or `anatomy = { arm = "...", seeds = N }`: after the study, one
+    arm's runs varying one random stream at a time (`ablate study --anatomy`)."""
+
+    arm: str | None = None  # None: the first arm with dropout, else the baseline
+    seeds: int | None = None  # runs per stream; None: the study's seeds
+
+
+@dataclass(frozen=True)
 class Study:
     name: str
     question: str
@@ -69,6 +78,7 @@ class Study:
     arms: tuple[Arm, ...]  # arms[0] is the baseline
     source: str  # the file it came from
     sequential: Sequential | None = None  # None: a fixed design on `seeds`
+    anatomy: AnatomyPlan | None = None  # the study key `anatomy`; not part of the record
 
     @property
     def baseline(self) -> Arm:

@@ -11,7 +11,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["anatomy_lines", "anatomy_markdown"]
+__all__ = ["ANATOMY_TITLE", "anatomy_lines", "anatomy_markdown", "anatomy_paragraphs",
+           "anatomy_table"]
+
+ANATOMY_TITLE = "Anatomy of the spread"
 
 _WORDS = {"init": "initialization", "order": "data order", "mask": "dropout masks",
           "all": "all streams"}
@@ -38,8 +41,19 @@ def _rows(a: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
 def _cost(d: Mapping[str, Any]) -> str:
     runs, t = len(d["runs"]), float(d["seconds"])
     took = f"{t:.1f} s" if t < 10 else f"{t:.0f} s"
-    return (f"{runs} runs ({d['seeds']} per stream, the others at seed {d['reference']}) "
-            f"in one cohort, {took} on {d['device']}")
+    budget = "" if "epochs" not in d else \
+        f"; {d['epochs']} epoch{'' if d['epochs'] == 1 else 's'} on " \
+        f"{d['train_images']:,} training images"
+    return (f"{runs} runs ({d['seeds']} per stream, the others at seed {d['reference']}"
+            f"{budget}) in one cohort, {took} on {d['device']}")
+
+
+def _images(a: Mapping[str, Any]) -> list[str]:
+    if a.get("image_sd") is None:
+        return []
+    return [f"Image sampling alone (another {a['images']:,} images like these) moves one "
+            f"run's accuracy by an sd of {100 * a['image_sd']:.3f} points (binomial), "
+            "whatever the seed."]
 
 
 def anatomy_lines(d: Mapping[str, Any]) -> list[str]:
@@ -55,24 +69,46 @@ def anatomy_lines(d: Mapping[str, Any]) -> list[str]:
     if a.get("additivity") is not None:
         lines.append(f"  The streams' variances sum to {a['additivity']:.2f} x the variance "
                      "with every stream varied (1 if they added up).")
+    lines += [f"  {line}" for line in _images(a)]
     lines.append(a["advice"])
     return lines
 
 
-def anatomy_markdown(d: Mapping[str, Any]) -> str:
-    """The report section: the table, the additivity and the advice."""
+def anatomy_table(d: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """(header, rows) of the report's table; no rows when there is no anatomy."""
     a = d.get("anatomy")
-    out = ["## Anatomy of the spread", "",
-           f"Extra runs of **{d['arm']}**, one random stream varied at a time: "
-           f"{_cost(d)}. They are not part of any verdict.", ""]
     if a is None:
-        return "\n".join([*out, "Too few finished runs per stream for an anatomy.", ""])
-    out += [f"| stream varied | runs | sd of {a['metric']} (points) | sd 95% | share "
-            "(95%) |", "| --- | ---: | ---: | ---: | ---: |"]
-    out += [f"| {s} | {n} | {sd} | {ci} | {share} |" for s, n, sd, ci, share in _rows(a)]
-    out.append("")
+        return (), ()
+    header = ("stream varied", "runs", f"sd of {a['metric']} (points)", "sd 95%",
+              "share of the streams' variance (95%)")
+    return header, tuple(_rows(a))
+
+
+def anatomy_paragraphs(d: Mapping[str, Any]) -> tuple[str, ...]:
+    """The report section's sentences: what was trained, additivity, the advice."""
+    a = d.get("anatomy")
+    first = (f"Extra runs of {d['arm']}, one random stream varied at a time: {_cost(d)}. "
+             "They are not part of any verdict.")
+    if a is None:
+        return first, "Too few finished runs per stream for an anatomy (need 2 each)."
+    out = [first]
     if a.get("additivity") is not None:
-        out += [f"The streams' variances sum to {a['additivity']:.2f} times the variance "
-                "with every stream varied (training is not additive: one stream can move "
-                "the run almost as far as all of them).", ""]
-    return "\n".join([*out, a["advice"], ""])
+        out.append(f"The streams' variances sum to {a['additivity']:.2f} times the variance "
+                   "with every stream varied (training is not additive: one stream can move "
+                   "a run almost as far as all of them).")
+    return (*out, *_images(a), a["advice"])
+
+
+def anatomy_markdown(d: Mapping[str, Any]) -> str:
+    """The section as Markdown (a notebook or a file of its own)."""
+    header, rows = anatomy_table(d)
+    paragraphs = anatomy_paragraphs(d)
+    out = [f"## {ANATOMY_TITLE}", "", paragraphs[0], ""]
+    if rows:
+        out += ["| " + " | ".join(header) + " |",
+                "| --- |" + " ---: |" * (len(header) - 1)]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+        out.append("")
+    for p in paragraphs[1:]:
+        out += [p, ""]
+    return "\n".join(out)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ablate.analysis import Analysis
 from ablate.engine import layers_text, optimizer_text
+from ablate.report._anatomy import ANATOMY_TITLE, anatomy_paragraphs, anatomy_table
 from ablate.report._figures import Plot
 from ablate.report._format import fmt_float, fmt_p, p_clause, plural, seed_list, units
 from ablate.report._text import (
@@ -124,6 +125,10 @@ def build(a: Analysis, plots: Sequence[Plot]) -> Document:
         "Warnings, failed and diverged runs",
         paragraphs=(() if warnings else ("No warnings.",)), bullets=warnings,
         tables=(_failure_table(a),) if a.failures else ()))
+    if a.anatomy is not None:
+        header, rows = anatomy_table(a.anatomy)
+        sections.append(Section(ANATOMY_TITLE, paragraphs=anatomy_paragraphs(a.anatomy),
+                                tables=(Table(header, rows),) if rows else ()))
     sections.append(_design_section(a))
     return Document(
         title=f"Ablation report: {a.study.name}", question=a.study.question,

@@ -184,6 +184,8 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
         "diverged": by_status["diverged"],
         "unfinished": by_status["unfinished"],
         "excluded_arms": a.lost,
+        # anatomy.json as stored, only where `--anatomy` ran (older reports keep their keys)
+        **({} if a.anatomy is None else {"anatomy": dict(a.anatomy)}),
         "seeds_needed": None if not powered else {
             "power": TARGET_POWER, "rope": fam.rope,
             "effect": {c.arm: c.power.effect for c in powered if c.power},

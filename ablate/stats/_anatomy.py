@@ -70,6 +70,9 @@ class Anatomy:
     seeds_unpaired: int | None  # for P("better") >= 0.8 at 2 x ROPE, uncorrelated arms
     seeds_paired: int | None  # ... if pairing removed the dominant stream's variance
     advice: str
+    images: int | None = None  # images the metric is an accuracy on (None: not one)
+    image_sd: float | None = None  # sd of one run's accuracy from sampling those images:
+    # sqrt(acc (1 - acc) / images) at the mean accuracy (binomial), beside the seeds' sd
 
     def to_dict(self) -> dict[str, Any]:
         """Strict-JSON values (nan as None)."""
@@ -98,12 +101,13 @@ def _points(x: float) -> str:
 def anatomy(values: Mapping[str, object], *, arm: str, metric: str, rope: float,
             rng: np.random.Generator, all_streams: object | None = None,
             alpha: float = 0.05, resolution: float | None = None,
-            simulations: int = 400) -> Anatomy:
+            simulations: int = 400, images: int | None = None) -> Anatomy:
     """The anatomy of `values` (stream -> (n_k,) metric of the runs varying it alone).
 
     rope, resolution: the study's (metric units). rng: a stream keyed by the study and
     arm (the bootstrap and the power simulation draw from it). Metric values in metric
-    units; the advice's sentence writes them in points (x 100: an accuracy).
+    units; the advice's sentence writes them in points (x 100: an accuracy). images: for
+    an accuracy, the images it is measured on (gives `image_sd`).
     """
     if len(values) < 1:
         raise ValueError("anatomy needs at least one varied stream")
@@ -143,10 +147,16 @@ def anatomy(values: Mapping[str, object], *, arm: str, metric: str, rope: float,
         return None if pw is None else pw.seeds_better
 
     unpaired, paired = seeds(var_arm), seeds(min(rest, var_arm))
+    image_sd = None
+    if images is not None:
+        acc = float(np.mean(everything if everything is not None else
+                            np.concatenate(list(data.values()))))
+        image_sd = math.sqrt(max(acc * (1.0 - acc), 0.0) / images)
     return Anatomy(arm=arm, metric=metric, sources=tuple(sources), all_streams=every,
                    additivity=additivity, dominant=dominant.stream, rope=float(rope),
                    seeds_unpaired=unpaired, seeds_paired=paired,
-                   advice=_advice(dominant, every, var_arm, rope, unpaired, paired))
+                   advice=_advice(dominant, every, var_arm, rope, unpaired, paired),
+                   images=images, image_sd=image_sd)
 
 
 def _advice(dominant: Source, every: Source | None, var_arm: float, rope: float,
@@ -161,7 +171,7 @@ def _advice(dominant: Source, every: Source | None, var_arm: float, rope: float,
     return (f"{words.capitalize()} is the largest source of the spread ({dominant.share:.0%}"
             f" of the streams' variance, 95% {lo:.0%}-{hi:.0%}). With this arm's sd of "
             f"{_points(sd)} points ({basis}), a contrast of two such arms needs "
-            f"{need(unpaired)} seeds for P('better') >= 0.8 at 2 x ROPE ({_points(rope)} "
+            f"{need(unpaired)} seeds for P('better') >= 0.8 at 2 x ROPE ({_points(2 * rope)} "
             f"points) if their outcomes are uncorrelated, and {need(paired)} if pairing "
             f"removed the {words} variance. {_pairing(dominant.stream, words)}")
 

@@ -51,6 +51,7 @@ import scipy.stats as st
 
 from ablate.files import jsonable
 from ablate.stats._signflip import sign_flip
+from ablate.stats._streams import stream
 
 __all__ = ["TwoWay", "call", "mean_squares", "two_way"]
 
@@ -168,7 +169,8 @@ def two_way(a: object, b: object, *, rope: float = 0.0) -> TwoWay:
     t90 = float(st.t.ppf(0.95, df)) if math.isfinite(df) else float(st.norm.ppf(0.95))
     low, high = mean - t95 * se, mean + t95 * se
     low90, high90 = mean - t90 * se, mean + t90 * se
-    dist = sign_flip(d.mean(axis=1), resolution=1.0 / i)  # (S,) on the grid 1/I
+    # (S,) on the grid 1/I; rng only for > 20 seeds whose count table would be too wide
+    dist = sign_flip(d.mean(axis=1), resolution=1.0 / i, rng=stream("two_way", "one-way"))
     o_low, o_high = dist.interval(0.95)
     o_low90, o_high90 = dist.interval(0.90)
     two = call(low, high, low90, high90, rope)

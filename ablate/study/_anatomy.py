@@ -8,14 +8,13 @@ a `cohort_key`: only the stream seeds differ per replica). `ablate.stats.anatomy
 the study metric of each group into the streams' shares of the seed-to-seed variance.
 
 The runs never enter the verdict: they are not in the store's runs table (whose arms
-are the study's), only in `anatomy.json` beside it (`ANATOMY_FILE`: each run's stream
-seeds and metrics, and the anatomy), which the report may show.
+are the study's), only in `anatomy.json` beside it (`ablate.store.ANATOMY_FILE`: each
+run's stream seeds and metrics, and the anatomy), which the report may show.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -27,15 +26,15 @@ import numpy as np
 from ablate.design import Study
 from ablate.engine import STREAMS, DeviceData, Epoch, RunConfig, StreamSeeds, train_cohort
 from ablate.errors import UserError
-from ablate.files import atomic_write, jsonable
+from ablate.files import jsonable
 from ablate.metric import METRICS
 from ablate.stats import Anatomy, anatomy, stream
+from ablate.store import write_anatomy as store_anatomy
 from ablate.study._execute import _crossfit
 
-__all__ = ["ANATOMY_FILE", "AnatomyRun", "AnatomyStudy", "anatomy_configs", "anatomy_arm",
-           "read_anatomy", "train_anatomy", "write_anatomy"]
+__all__ = ["AnatomyRun", "AnatomyStudy", "anatomy_arm", "anatomy_configs", "train_anatomy",
+           "write_anatomy"]
 
-ANATOMY_FILE = "anatomy.json"
 REFERENCE_SEED = 0  # the seed of every stream that is held fixed
 
 
@@ -60,6 +59,8 @@ class AnatomyStudy:
     runs: tuple[AnatomyRun, ...]
     seconds: float  # wall time of the cohort
     device: str
+    config: RunConfig  # the arm's config as trained (before the stream seeds)
+    train_images: int  # images trained on (a --subset shows here)
     anatomy: Anatomy | None  # None when a stream had fewer than 2 finished runs
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +69,8 @@ class AnatomyStudy:
                                    "streams": dataclasses.asdict(r.streams), "status": r.status,
                                    "metrics": r.metrics}) for r in self.runs],
                 "seconds": self.seconds, "device": self.device,
+                "epochs": self.config.epochs, "train_images": self.train_images,
+                "config": self.config.to_dict(),
                 "anatomy": None if self.anatomy is None else self.anatomy.to_dict()}
 
 
@@ -125,6 +128,7 @@ def train_anatomy(study: Study, arm: str, seeds: int, data: DeviceData, *,
         for i, ((k, s, c), rep) in enumerate(zip(plan, result.replicas, strict=True)))
     return AnatomyStudy(arm=arm, seeds=seeds, reference=reference, runs=runs,
                         seconds=seconds, device=str(result.provenance["device"]),
+                        config=config, train_images=len(data.y_train),
                         anatomy=_anatomy(study, arm, runs))
 
 
@@ -141,21 +145,10 @@ def _anatomy(study: Study, arm: str, runs: Sequence[AnatomyRun]) -> Anatomy | No
     accuracy = study.metric.quantity == "accuracy" and study.validation > 0
     return anatomy(groups, arm=arm, metric=name, rope=study.rope,
                    rng=stream(study.name, arm, "anatomy"), all_streams=every,
-                   resolution=1.0 / study.validation if accuracy else None)
+                   resolution=1.0 / study.validation if accuracy else None,
+                   images=study.validation if accuracy else None)
 
 
 def write_anatomy(run_dir: Path, result: AnatomyStudy) -> Path:
-    """Write `anatomy.json` beside the store (atomically); returns its path."""
-    path = Path(run_dir) / ANATOMY_FILE
-    atomic_write(path, (json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
-                 .encode())
-    return path
-
-
-def read_anatomy(run_dir: Path) -> dict[str, Any] | None:
-    """The stored anatomy of a run directory as JSON values, or None when there is none."""
-    path = Path(run_dir) / ANATOMY_FILE
-    if not path.exists():
-        return None
-    value: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return value
+    """Write `anatomy.json` beside the store (`ablate.store.write_anatomy`)."""
+    return store_anatomy(run_dir, result.to_dict())

@@ -22,14 +22,14 @@ from rich.console import Console, RenderableType
 
 from ablate import data
 from ablate.analysis import analyse_run_dir, sequential_state
-from ablate.design import Study, StudyRecord, load_study
+from ablate.design import AnatomyPlan, Study, StudyRecord, load_study
 from ablate.engine import pinned_threads, provenance, resolve_device
 from ablate.errors import UserError
 from ablate.extras import need
 from ablate.faults import reached
 from ablate.options import StudyOptions
 from ablate.report import anatomy_lines, arm_summary, plan_table, write_report_files
-from ablate.store import DB_NAME, Store, describe
+from ablate.store import ANATOMY_FILE, DB_NAME, Store, describe
 from ablate.study._anatomy import (
     anatomy_arm,
     anatomy_configs,
@@ -146,6 +146,7 @@ def _with_store(run_dir: Path, study: Study, options: StudyOptions, device: torc
                 f"({describe(h, runtime.clock())})"))
             if options.fresh:
                 store.reset()
+                (run_dir / ANATOMY_FILE).unlink(missing_ok=True)  # it was of those runs
         return _run(study, store, options, device, console, path, runtime)
     finally:
         store.close()
@@ -161,7 +162,12 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     if store.removed:
         console.print(f"removed {len(store.removed)} temporary file(s) that a killed writer "
                       f"left in {store.dir}", highlight=False)
-    dissect = _Dissection.of(study, options) if options.anatomy else None  # fails early
+    wanted = options.anatomy or study.anatomy is not None
+    if not wanted and (options.anatomy_arm is not None or options.anatomy_seeds is not None):
+        raise UserError("--arm and --anatomy-seeds go with --anatomy (or anatomy in the "
+                        "study file)", api="anatomy_arm and anatomy_seeds go with "
+                        "anatomy=True (or anatomy in the study file)")
+    dissect = _Dissection.of(study, options) if wanted else None
     if study.sequential is not None:
         looks = ", ".join(map(str, study.sequential.looks()))
         console.print(f"sequential: looks at {looks} seeds per "
@@ -204,14 +210,14 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     runs = store.runs()
     console.print(arm_summary(study, runs, console.width))
     console.print(f"Runs stored in {store.dir}/")
+    if dissect is not None and not failed:  # before the report, which shows it
+        dissect.run(study, store, options, device, console, runtime)
     if options.report and any(r.status == "done" for r in runs):
         try:
             analysis = analyse_run_dir(store.dir)
             print_outcome(console, analysis, store.dir, write_report_files(analysis, store.dir))
         except UserError as exc:  # e.g. every seed of the baseline diverged
             console.print(f"[yellow]no report[/]: {exc}")
-    if dissect is not None and not failed:
-        dissect.run(study, store, options, device, console, runtime)
     if options.log:
         _publish(store.dir, options, console)
     if failed:
@@ -289,8 +295,10 @@ class _Dissection:
 
     @staticmethod
     def of(study: Study, options: StudyOptions) -> "_Dissection":
-        arm = anatomy_arm(study, options.anatomy_arm)
-        seeds = options.anatomy_seeds or len(study.seeds)
+        """From the options, else the study key `anatomy` (checked before training)."""
+        plan = study.anatomy or AnatomyPlan()
+        arm = anatomy_arm(study, options.anatomy_arm or plan.arm)
+        seeds = options.anatomy_seeds or plan.seeds or len(study.seeds)
         if seeds < 2:
             raise UserError(f"--anatomy-seeds must be at least 2 (a variance needs two "
                             f"runs), got {seeds}",

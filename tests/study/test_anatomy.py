@@ -8,6 +8,7 @@ float64 NumPy / SciPy for the statistics.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -18,17 +19,23 @@ import torch
 
 from ablate.cli import app
 from ablate.data import load_npz
-from ablate.design import parse_study
-from ablate.engine import CohortMLP, DeviceData, cohort_key, prepare_data, train_cohort
+from ablate.design import AnatomyPlan, SpecError, parse_study
+from ablate.engine import (
+    CohortMLP,
+    DeviceData,
+    cohort_key,
+    prepare_data,
+    run_config_from_dict,
+    train_cohort,
+)
 from ablate.metric import METRICS
 from ablate.report import anatomy_markdown
 from ablate.stats import anatomy
 from ablate.stats._anatomy import variance_interval
-from ablate.store import Store
+from ablate.store import Store, read_anatomy
 from ablate.study._anatomy import (
     anatomy_arm,
     anatomy_configs,
-    read_anatomy,
     train_anatomy,
     write_anatomy,
 )
@@ -136,7 +143,7 @@ def test_anatomy_statistics_against_scipy() -> None:
     every = rng.normal(0.98, 0.0022, 16)
     a = anatomy(values, arm="x", metric="test_accuracy", rope=0.002,
                 rng=np.random.default_rng(1), all_streams=every, resolution=1e-4,
-                simulations=200)
+                simulations=200, images=10_000)
     assert [s.stream for s in a.sources] == sorted(values, key=lambda k: -values[k].var(ddof=1))
     ss = 15 * values["init"].var(ddof=1)
     lo, hi = variance_interval(values["init"])
@@ -151,6 +158,9 @@ def test_anatomy_statistics_against_scipy() -> None:
     assert a.seeds_paired <= a.seeds_unpaired
     assert "Initialization is the largest source" in a.advice
     assert math.isfinite(a.to_dict()["additivity"])
+    # One run's accuracy on 10,000 images: binomial sd at the all-streams mean accuracy.
+    acc = every.mean()
+    assert a.image_sd == pytest.approx(math.sqrt(acc * (1 - acc) / 10_000), rel=1e-12)
 
 
 CLI_STUDY = STUDY.replace('name = "tiny-anatomy"', 'name = "cli-anatomy"')
@@ -161,8 +171,11 @@ def test_study_anatomy_from_the_cli(tmp_path: Path) -> None:
     study_file.write_text(CLI_STUDY, encoding="utf-8")
     out = tmp_path / "runs"
     args = ["study", str(study_file), "--out", str(out), "--subset", "300", "--seeds", "2",
-            "--no-report", "--anatomy"]
-    bad = SubsetCliRunner().invoke(app, [*args, "--arm", "nope"])
+            "--anatomy"]
+    alone = SubsetCliRunner().invoke(app, [*args[:-1], "--no-report", "--arm", "x"])
+    assert alone.exit_code == 2 and "--arm and --anatomy-seeds go with --anatomy" in \
+        alone.output
+    bad = SubsetCliRunner().invoke(app, [*args, "--no-report", "--arm", "nope"])
     assert bad.exit_code == 2 and "--arm 'nope' is not an arm" in bad.output
     run_dir = out / "cli-anatomy"
     store = Store(run_dir)
@@ -172,11 +185,15 @@ def test_study_anatomy_from_the_cli(tmp_path: Path) -> None:
         store.close()
     result = SubsetCliRunner().invoke(app, args, env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
-    assert "Anatomy of dropout=on's spread: 8 runs (2 per stream" in result.output
+    assert ("Anatomy of dropout=on's spread: 8 runs (2 per stream, the others at seed 0; 1 "
+            "epoch on 300 training images) in one cohort") in " ".join(result.output.split())
+    assert "Image sampling alone (another 300 images like these)" in result.output
     assert "in one cohort" in result.output and "s on cpu" in result.output
     stored = read_anatomy(run_dir)
     assert stored is not None and {r["stream"] for r in stored["runs"]} == {
         "init", "order", "mask", "all"}
+    arm_config = parse_study(CLI_STUDY).arms[0].run_config.to_dict()
+    assert stored["config"] == json.loads(json.dumps(arm_config))  # as JSON keeps it
     # The verdict's store holds the study's runs only: 2 arms x 2 seeds.
     store = Store(run_dir)
     try:
@@ -187,3 +204,42 @@ def test_study_anatomy_from_the_cli(tmp_path: Path) -> None:
         ("dropout=off", 0), ("dropout=off", 1), ("dropout=on", 0), ("dropout=on", 1)]
     text = anatomy_markdown(stored)
     assert text.startswith("## Anatomy of the spread") and "not part of any verdict" in text
+    # The report (written after the anatomy) shows it and carries it in report.json.
+    report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    assert report["anatomy"] == stored
+    md = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "Anatomy of the spread" in md and stored["anatomy"]["advice"] in md
+    # --fresh forgets the runs, and the anatomy made beside them.
+    again = SubsetCliRunner().invoke(app, [*args[:-1], "--no-report", "--fresh"])
+    assert again.exit_code == 0, again.output
+    assert read_anatomy(run_dir) is None
+
+
+def test_stream_seeds_leave_study_configs_and_their_hashes_alone() -> None:
+    config = parse_study(STUDY).arms[0].run_config
+    assert "streams" not in config.to_dict()  # hashes of stored runs are unchanged
+    assert config.stream_seed("init", 7) == config.stream_seed("mask", 7) == 7
+    (_, _, varied), = [p for p in anatomy_configs(config, 2) if p[:2] == ("order", 1)]
+    assert (varied.stream_seed("init", 1), varied.stream_seed("order", 1),
+            varied.stream_seed("mask", 1)) == (0, 1, 0)
+    assert run_config_from_dict(varied.to_dict()) == varied
+    assert run_config_from_dict(config.to_dict()) == config
+    assert varied.digest() != config.digest()
+
+
+def test_the_study_key() -> None:
+    def with_key(line: str) -> str:
+        return STUDY.replace('rope = 0.002\n', f'rope = 0.002\n{line}\n')
+
+    assert parse_study(STUDY).anatomy is None
+    assert parse_study(with_key("anatomy = false")).anatomy is None
+    assert parse_study(with_key("anatomy = true")).anatomy == AnatomyPlan()
+    plan = parse_study(with_key('anatomy = { arm = "dropout=off", seeds = 4 }')).anatomy
+    assert plan == AnatomyPlan(arm="dropout=off", seeds=4)
+    with pytest.raises(SpecError, match=r"anatomy.arm: expected one of dropout=on, "
+                                        r"dropout=off, got 'dropout'"):
+        parse_study(with_key('anatomy = { arm = "dropout" }'))
+    with pytest.raises(SpecError, match=r"anatomy.seeds: expected an integer >= 2"):
+        parse_study(with_key("anatomy = { seeds = 1 }"))
+    with pytest.raises(SpecError, match=r"anatomy.runs: unknown key"):
+        parse_study(with_key("anatomy = { runs = 4 }"))
