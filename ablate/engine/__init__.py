@@ -72,6 +72,7 @@ from ablate.engine._state import (
     decode_state,
     encode_state,
     state_digest,
+    state_position,
 )
 from ablate.engine._step import replica_losses
 from ablate.engine._train import train_cohort
@@ -136,6 +137,7 @@ __all__ = [
     "scale",
     "seed_generator",
     "state_digest",
+    "state_position",
     "summary_rows",
     "train_cohort",
     "visible",

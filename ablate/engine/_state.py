@@ -24,6 +24,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ from ablate.engine._config import RunConfig
 from ablate.engine._results import Epoch
 
 __all__ = ["EVERY_EPOCH", "FORMAT", "CohortState", "SaveEvery", "SavedState", "StateMismatch",
-           "decode_state", "encode_state", "state_digest"]
+           "decode_state", "encode_state", "state_digest", "state_position"]
 
 FORMAT = 1  # the layout below; a file of another version is refused
 _MAGIC = b"ablate-cohort-state"
@@ -172,6 +173,20 @@ def decode_state(data: bytes, digest: str) -> CohortState:
         alive=tensors["alive"], accumulators=group("accumulators/"),
         kept_best=tensors["kept_best"], kept_epoch=tensors["kept_epoch"],
         kept=group("kept/"), history=history)
+
+
+def state_position(f: BinaryIO) -> tuple[int, int] | None:
+    """(epochs complete, steps into the next) of the state file `f`, read from its header
+    alone (not checked: `decode_state` checks); None if it is not a state."""
+    head = f.readline(200).split(b" ")
+    if len(head) != 3 or head[0] != _MAGIC or head[1] != str(FORMAT).encode():
+        return None
+    try:
+        n = int.from_bytes(f.read(8), "little")
+        meta = json.loads(json.loads(f.read(n))["__metadata__"]["state"])
+        return int(meta["epoch"]), int(meta["steps"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _metadata(payload: bytes) -> dict[str, str]:

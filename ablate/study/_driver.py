@@ -1,7 +1,8 @@
 """How a study runs: the driver of `ablate study` (and `ablate.run_study`).
 
 It takes the run directory's lease (one driver per directory), writes the study record,
-plans the runs still to do, hands their cohorts to an executor (in process, or Ray) and
+plans the runs still to do (a cohort interrupted earlier continues from its saved
+state, `_resume`), hands their cohorts to an executor (in process, or Ray) and
 records each result as it lands (`_execute`). A sequential study trains in rounds: after
 each, the driver asks the analysis (`ablate.analysis.sequential_state`, the code the
 report's verdicts come from) whether every verdict is settled, and stops or adds seeds.
@@ -43,6 +44,7 @@ from ablate.study._plan import (
     queue_plan,
 )
 from ablate.study._progress import StudyProgress
+from ablate.study._resume import CohortStates, resuming_text
 from ablate.study._summary import print_outcome, print_reach
 
 __all__ = ["Runtime", "StudyRun", "check_targets", "run_study", "study_device"]
@@ -150,6 +152,8 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     planned = trained = failed = 0
     while True:
         plan = plan_study(study, store, options.subset, device, per_gpu=_per_gpu(options))
+        plan = CohortStates(store.dir).attach(plan, lambda line: console.print(
+            line, markup=False, highlight=False), tidy=not options.dry_run)
         console.print(_plan_table(study, plan, console.width))
         planned = plan.runs + plan.skipped
         if options.dry_run:
@@ -159,7 +163,7 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
             when = (f"estimated {est / 60:.1f} min{more}" if est is not None else
                     f"no time estimate: this process sees no {device.type} device to "
                     f"measure (the workers train){more}")
-            console.print(f"{plan.runs} runs to train in {_cohorts(plan)} "
+            console.print(f"{plan.runs} runs to train in {_cohorts(plan)}{resuming_text(plan)} "
                           f"({plan.skipped} already done) on {device}; {when}. "
                           "Dry run: nothing trained.")
             print_reach(console, study)
@@ -235,7 +239,7 @@ class _Trainer:
             self._record(study)
             self.executor = _executor(options, study, self.device, mnist, self.checksums)
         assert self.checksums is not None
-        self.console.print(f"training {plan.runs} runs in {_cohorts(plan)}"
+        self.console.print(f"training {plan.runs} runs in {_cohorts(plan)}{resuming_text(plan)}"
                            + (f" on Ray ({options.ray_address or 'local'})"
                               if options.executor == "ray" else f" on {self.device}"))
         with StudyProgress(plan, self.console) as shown:

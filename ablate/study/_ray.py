@@ -15,7 +15,8 @@ instance sized to this machine; with one (`auto` or HOST:PORT) it joins that clu
   of the study goes on. An exception raised by training itself is not retried (it
   would repeat). A killed driver takes its tasks with it; rerunning resumes.
 - Progress: tasks report steps and epochs to a small actor that the driver polls, so
-  the progress bar and ETA cover every worker.
+  the progress bar and ETA cover every worker; each saved training state goes the same
+  way, and the driver writes it (a cohort resumes on any worker, or in process).
 - Same seed, same device type: the same numbers as the in-process executor (bitwise on
   the CPU; a test proves it), because a task runs the same `train_cohort` on the same
   data and sets its torch thread count to its CPU share.
@@ -30,9 +31,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablate.data import Mnist
-from ablate.engine import CohortResult, Epoch, prepare_data, resolve_device, train_cohort
+from ablate.engine import (
+    CohortResult,
+    Epoch,
+    SavedState,
+    prepare_data,
+    resolve_device,
+    train_cohort,
+)
 from ablate.errors import UserError
-from ablate.study._execute import CohortEvents, CohortOutcome
+from ablate.study._execute import CohortOutcome, TrainingEvents
 from ablate.study._plan import CohortTask
 
 __all__ = ["DataMismatch", "RayExecutor", "RayOptions", "verify_data"]
@@ -98,7 +106,9 @@ def _train(job: _Job, mnist: Mnist, reporter: Any) -> CohortResult:
     return train_cohort([r.config for r in replicas], [r.seed for r in replicas], data,
                         select_on=job.task.select_on,
                         on_step=lambda k: reporter.advanced.remote(job.key, k),
-                        on_epoch=lambda e: reporter.epoch.remote(job.key, e))
+                        on_epoch=lambda e: reporter.epoch.remote(job.key, e),
+                        resume=None if job.task.resume is None else job.task.resume.data,
+                        on_state=lambda s: reporter.saved.remote(job.key, s))
 
 
 class _Reporter:
@@ -115,6 +125,10 @@ class _Reporter:
 
     def epoch(self, key: int, record: Epoch) -> None:
         self.events.append(("epoch", key, record))
+
+    def saved(self, key: int, saved: SavedState) -> None:
+        self.events = [e for e in self.events if e[:2] != ("saved", key)]  # the latest only
+        self.events.append(("saved", key, saved))
 
     def drain(self) -> list[tuple[str, int, Any]]:
         out, self.events = self.events, []
@@ -151,7 +165,7 @@ class RayExecutor:
                             "check ray_address ('HOST:PORT' of the head node, or 'auto')"
                             ) from None
 
-    def run(self, tasks: Sequence[CohortTask], progress: CohortEvents
+    def run(self, tasks: Sequence[CohortTask], progress: TrainingEvents
             ) -> Iterator[tuple[CohortTask, CohortOutcome]]:
         ray = self.ray
         self._connect()
@@ -183,13 +197,15 @@ class RayExecutor:
             ray.kill(reporter)
 
     def _relay(self, events: list[tuple[str, int, Any]], tasks: Sequence[CohortTask],
-               progress: CohortEvents) -> None:
+               progress: TrainingEvents) -> None:
         for kind, key, value in events:
             if kind == "started":
                 self.worker_pids[tasks[key]] = value
                 progress.started(tasks[key])
             elif kind == "advanced":
                 progress.advanced(tasks[key], value)
+            elif kind == "saved":
+                progress.saved(tasks[key], value)
             else:
                 progress.epoch(tasks[key], value)
 
