@@ -67,14 +67,19 @@ def _args(study_file: Path, out: Path, *extra: str) -> list[str]:
 def stored(run_dir: Path) -> dict[str, object]:
     """Every number a study stores, and every checkpoint file's bytes (by sha256)."""
     with sqlite3.connect(run_dir / DB_NAME) as db:
-        db.row_factory = sqlite3.Row
-        runs = [{k: r[k] for k in r.keys() if k not in ("started", "seconds")}
-                for r in db.execute("SELECT * FROM runs ORDER BY arm, seed")]
-        epochs = [{k: r[k] for k in r.keys() if k != "seconds"}
-                  for r in db.execute("SELECT * FROM epochs ORDER BY arm, seed, epoch")]
+        runs = _rows(db, "SELECT * FROM runs ORDER BY arm, seed", ("started", "seconds"))
+        epochs = _rows(db, "SELECT * FROM epochs ORDER BY arm, seed, epoch", ("seconds",))
     files = {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
              for p in sorted((run_dir / "checkpoints").rglob("*")) if p.is_file()}
     return {"runs": runs, "epochs": epochs, "checkpoints": files}
+
+
+def _rows(db: sqlite3.Connection, sql: str, leave_out: tuple[str, ...]) -> list[dict]:
+    """Every row as column -> value, but the wall-time columns."""
+    cur = db.execute(sql)
+    names = [d[0] for d in cur.description]
+    return [{k: v for k, v in zip(names, row, strict=True) if k not in leave_out}
+            for row in cur.fetchall()]
 
 
 @pytest.fixture(scope="module")
