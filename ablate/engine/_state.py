@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
-from safetensors.torch import load, save
+from safetensors.torch import load
 from torch import Tensor
 
 from ablate.engine._config import RunConfig
@@ -128,19 +128,48 @@ def encode_state(state: CohortState) -> bytes:
             "seconds": state.seconds, "optimizer_t": state.optimizer_t,
             "optimizer": {k: len(v) for k, v in state.optimizer.items()},
             "replicas": len(state.order), "history": len(state.history)}
-    payload = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-                   metadata={"state": json.dumps(meta)})
-    head = b"%s %d %s\n" % (_MAGIC, FORMAT, hashlib.sha256(payload).hexdigest().encode())
-    return head + payload
+    pieces = _safetensors(tensors, {"state": json.dumps(meta)})
+    check = hashlib.sha256()
+    for piece in pieces:
+        check.update(piece)
+    head = b"%s %d %s\n" % (_MAGIC, FORMAT, check.hexdigest().encode())
+    return b"".join([head, *pieces])  # the one copy of the tensors' bytes
+
+
+# torch dtype -> safetensors dtype name, for the dtypes a state holds
+_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16",
+           torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32",
+           torch.int16: "I16", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+def _safetensors(tensors: dict[str, Tensor], metadata: dict[str, str]
+                 ) -> list[memoryview | bytes]:
+    """A safetensors file as pieces: its header, then each tensor's bytes as a view of
+    the tensor (CPU, contiguous), not a copy. What `safetensors.torch.save` writes, less
+    its copies (this is most of the time a save takes)."""
+    header: dict[str, object] = {"__metadata__": metadata}
+    data: list[memoryview | bytes] = []
+    offset = 0
+    for name, t in tensors.items():
+        t = t.detach().cpu().contiguous()
+        raw = t.reshape(-1).view(torch.uint8).numpy()  # shares the tensor's memory
+        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + raw.nbytes]}
+        offset += raw.nbytes
+        data.append(raw.data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors pads
+    return [len(text).to_bytes(8, "little"), text, *data]
 
 
 def decode_state(data: bytes, digest: str) -> CohortState:
     """The state in `data`, which must be a complete state of the cohort named `digest`
     (`state_digest`); `StateMismatch` saying why not otherwise."""
-    head, sep, payload = data.partition(b"\n")
-    parts = head.split(b" ")
-    if not sep or len(parts) != 3 or parts[0] != _MAGIC:
+    end = data.find(b"\n", 0, 200)
+    parts = data[:max(end, 0)].split(b" ")
+    if end < 0 or len(parts) != 3 or parts[0] != _MAGIC:
         raise StateMismatch("not a cohort state")
+    payload = data[end + 1:]
     if parts[1] != str(FORMAT).encode():
         raise StateMismatch(f"state format {parts[1].decode(errors='replace')}, "
                             f"this version reads {FORMAT}")
