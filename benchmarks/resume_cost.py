@@ -107,6 +107,7 @@ def main() -> None:
     timed = Timed(engine_train.encode_state)
     engine_train.encode_state = timed  # type: ignore[assignment]
     plain, saving, per_save, sizes, epochs = [], [], [], [], []
+    encodes, writes = [], []
     with tempfile.TemporaryDirectory() as scratch:
         states = CohortStates(Path(scratch))
         write_s = [0.0]
@@ -130,6 +131,8 @@ def main() -> None:
                          on_state=on_state)
             saving.append(time.perf_counter() - t0)
             per_save.append((timed.seconds + write_s[0]) / len(saves))
+            encodes.append(timed.seconds / len(saves))
+            writes.append(write_s[0] / len(saves))
             sizes.extend(saves)
 
     size, save_s, epoch_s = statistics.median(sizes), statistics.median(per_save), \
@@ -137,7 +140,8 @@ def main() -> None:
     full_epoch_s = epoch_s * FULL_EPOCH / args.images
     overhead = (statistics.median(saving) - statistics.median(plain)) / statistics.median(plain)
     print(f"state size: {size / 2**20:.1f} MiB ({size / len(seeds) / 2**20:.2f} MiB a replica)")
-    print(f"save: {save_s:.3f} s (encode and write, median); epoch {epoch_s:.2f} s here: "
+    print(f"save: {save_s:.3f} s (median; encode {statistics.median(encodes):.3f} s, atomic "
+          f"write {statistics.median(writes):.3f} s); epoch {epoch_s:.2f} s here: "
           f"{100 * save_s / epoch_s:.2f}% of an epoch at {args.images} images; projected to a "
           f"full epoch ({FULL_EPOCH} images, ~{full_epoch_s:.0f} s): "
           f"{100 * save_s / full_epoch_s:.2f}%")

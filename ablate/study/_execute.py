@@ -31,7 +31,7 @@ from ablate.errors import Interrupted, UserError
 from ablate.metric import METRICS
 from ablate.store import Store
 from ablate.study._plan import CohortTask, Plan, Replica, train_images
-from ablate.study._resume import CohortStates, kept_text
+from ablate.study._resume import SAVE_EVERY, CohortStates, kept_text
 
 __all__ = [
     "CohortEvents", "CohortOutcome", "Executed", "Executor", "InProcessExecutor",
@@ -87,7 +87,8 @@ class InProcessExecutor:
                     on_step=lambda k, t=task: progress.advanced(t, k),  # type: ignore[misc]
                     on_epoch=lambda e, t=task: progress.epoch(t, e),  # type: ignore[misc]
                     resume=None if task.resume is None else task.resume.data,
-                    on_state=lambda s, t=task: progress.saved(t, s))  # type: ignore[misc]
+                    on_state=lambda s, t=task: progress.saved(t, s),  # type: ignore[misc]
+                    save_every=SAVE_EVERY)
             except Exception as exc:  # a runtime failure: the driver records it
                 result = exc
             yield task, result

@@ -42,6 +42,7 @@ from ablate.engine import (
 from ablate.errors import UserError
 from ablate.study._execute import CohortOutcome, TrainingEvents
 from ablate.study._plan import CohortTask
+from ablate.study._resume import SAVE_EVERY
 
 __all__ = ["DataMismatch", "RayExecutor", "RayOptions", "verify_data"]
 
@@ -108,7 +109,8 @@ def _train(job: _Job, mnist: Mnist, reporter: Any) -> CohortResult:
                         on_step=lambda k: reporter.advanced.remote(job.key, k),
                         on_epoch=lambda e: reporter.epoch.remote(job.key, e),
                         resume=None if job.task.resume is None else job.task.resume.data,
-                        on_state=lambda s: reporter.saved.remote(job.key, s))
+                        on_state=lambda s: reporter.saved.remote(job.key, s),
+                        save_every=SAVE_EVERY)
 
 
 class _Reporter:

@@ -24,6 +24,7 @@ import torch
 
 from ablate.engine import (
     SavedState,
+    SaveEvery,
     StateMismatch,
     decode_state,
     state_digest,
@@ -33,9 +34,12 @@ from ablate.files import atomic_write
 from ablate.store import STATES_DIR
 from ablate.study._plan import CohortTask, Plan, Resume
 
-__all__ = ["SUFFIX", "CohortStates", "kept_text", "resuming_text", "state_key"]
+__all__ = ["SAVE_EVERY", "SUFFIX", "CohortStates", "kept_text", "resuming_text", "state_key"]
 
 SUFFIX = ".state"
+# After every epoch, and inside one that runs longer than 10 minutes (a slow machine's
+# full-size epoch) every 10 minutes: a save takes well under a second.
+SAVE_EVERY = SaveEvery(epochs=1, seconds=600.0)
 
 
 def state_key(task: CohortTask) -> str:
