@@ -8,6 +8,7 @@ The oracle is the uninterrupted study in another run directory: every stored num
 """
 
 import hashlib
+import io
 import os
 import re
 import sqlite3
@@ -18,13 +19,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
 from ablate.cli import app
 from ablate.design import load_study
 from ablate.metric import METRICS
 from ablate.store import DB_NAME, STATES_DIR, Store
-from ablate.study import CohortTask, Replica, _resume, plan_study
+from ablate.study import CohortTask, Plan, Replica, StudyProgress, _resume, plan_study
+from ablate.study._plan import Resume
 from ablate.study._resume import CohortStates
 from tests.study_harness import TINY_STUDY, SubsetCliRunner
 
@@ -278,3 +281,20 @@ def test_the_state_key_names_the_runs_in_order(study_file: Path) -> None:
     assert key(CohortTask((a, b), on)) == key(CohortTask((a, b), on))
     assert key(CohortTask((a, b), on)) != key(CohortTask((b, a), on))
     assert key(CohortTask((a, b), on)) != key(CohortTask((a, Replica("x", 1, config, "g")), on))
+
+
+def test_a_resumed_cohort_shows_its_saved_steps_as_done_not_as_throughput(
+        study_file: Path) -> None:
+    """50,000 images in batches of 100: 500 steps an epoch; resumed after 3 epochs and 20
+    steps of the 4th, the cohort shows epoch 4, step 20, and 1,520 of 2,000 steps done."""
+    study = load_study(study_file).with_overrides(epochs=int(EPOCHS))
+    task = CohortTask(tuple(Replica(study.arms[0].name, s, study.arms[0].run_config)
+                            for s in study.seeds), METRICS["val_accuracy"],
+                      resume=Resume(3, 20, b""))
+    shown = StudyProgress(Plan((task,), 0, 50_000, {}), Console(file=io.StringIO()),
+                          live=False)
+    shown.started(task)
+    assert shown.done == 3 * 500 + 20 and shown.work == 0
+    assert shown.cohorts[task].position == (4, 20)
+    shown.advanced(task, 20)
+    assert shown.done == 1540 and shown.work == 20
