@@ -88,8 +88,9 @@ class CohortStates:
                 if path.name.endswith(".tmp"):  # a write a kill cut short
                     path.unlink(missing_ok=True)
                 elif path.name not in wanted:
-                    say(f"warning: a saved cohort state ({path.name}) belongs to no "
-                             "cohort of this plan (its seeds or settings changed); removed")
+                    say(f"warning: a saved cohort state ({path.name}) fits no cohort "
+                        "still to train (its runs finished, or their seeds or settings "
+                        "changed); removed")
                     path.unlink(missing_ok=True)
         return replace(plan, cohorts=tuple(cohorts))
 

@@ -215,7 +215,7 @@ def test_a_corrupted_or_foreign_state_is_ignored_with_a_warning_and_the_cohort_r
             "altered (its checksum differs); the cohort trains from its first epoch") in text
     assert (f"warning: the saved state of cohort 2 ({second.name}) is ignored: saved by "
             "another cohort") in text
-    assert f"a saved cohort state ({stray.name}) belongs to no cohort of this plan" in text
+    assert f"a saved cohort state ({stray.name}) fits no cohort still to train" in text
     assert "resuming" not in text
     assert stored(run_dir) == reference  # never mixed: both cohorts trained from the start
     assert _states(run_dir) == []
