@@ -10,7 +10,8 @@ instance sized to this machine; with one (`auto` or HOST:PORT) it joins that clu
   against the driver's sha256s before training, so a worker with different data fails
   loudly instead of training on it.
 - Faults: a worker process that dies mid-cohort (OOM killer, SIGKILL, a lost node) is
-  retried by Ray up to `max_retries` times and recorded once, when a result lands; a
+  retried by Ray up to `max_retries` times, from the last training state the cohort
+  reported (the progress actor keeps it), and recorded once, when a result lands; a
   cohort that keeps failing comes back as its error (recorded `failed`) and the rest
   of the study goes on. An exception raised by training itself is not retried (it
   would repeat). A killed driver takes its tasks with it; rerunning resumes.
@@ -103,12 +104,16 @@ def _train(job: _Job, mnist: Mnist, reporter: Any) -> CohortResult:
     device = resolve_device(job.device)
     data = prepare_data(mnist, job.validation, job.subset, device)
     reporter.started.remote(job.key, os.getpid())
+    import ray
+
+    latest: SavedState | None = ray.get(reporter.latest.remote(job.key))  # set on a retry
+    resume = job.task.resume.data if job.task.resume is not None else None
     replicas = job.task.replicas
     return train_cohort([r.config for r in replicas], [r.seed for r in replicas], data,
                         select_on=job.task.select_on,
                         on_step=lambda k: reporter.advanced.remote(job.key, k),
                         on_epoch=lambda e: reporter.epoch.remote(job.key, e),
-                        resume=None if job.task.resume is None else job.task.resume.data,
+                        resume=latest.data if latest is not None else resume,
                         on_state=lambda s: reporter.saved.remote(job.key, s),
                         save_every=SAVE_EVERY)
 
@@ -118,6 +123,7 @@ class _Reporter:
 
     def __init__(self) -> None:
         self.events: list[tuple[str, int, Any]] = []
+        self.states: dict[int, SavedState] = {}  # each cohort's latest, for a retry
 
     def started(self, key: int, pid: int) -> None:
         self.events.append(("started", key, pid))
@@ -131,6 +137,13 @@ class _Reporter:
     def saved(self, key: int, saved: SavedState) -> None:
         self.events = [e for e in self.events if e[:2] != ("saved", key)]  # the latest only
         self.events.append(("saved", key, saved))
+        self.states[key] = saved
+
+    def latest(self, key: int) -> SavedState | None:
+        return self.states.get(key)
+
+    def forget(self, key: int) -> None:
+        self.states.pop(key, None)
 
     def drain(self) -> list[tuple[str, int, Any]]:
         out, self.events = self.events, []
@@ -191,6 +204,7 @@ class RayExecutor:
                 self._relay(ray.get(reporter.drain.remote()), tasks, progress)
                 for ref in ready:
                     key, task = refs.pop(ref)
+                    reporter.forget.remote(key)
                     self._relay(ray.get(reporter.drain.remote()), tasks, progress)
                     yield task, self._outcome(ref)
         finally:

@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -298,3 +299,31 @@ def test_a_resumed_cohort_shows_its_saved_steps_as_done_not_as_throughput(
     assert shown.cohorts[task].position == (4, 20)
     shown.advanced(task, 20)
     assert shown.done == 1540 and shown.work == 20
+
+
+@pytest.mark.ray
+def test_a_worker_killed_after_reporting_a_state_is_retried_from_it(
+        cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker is killed as the driver writes its first state, which the progress
+    actor therefore holds: the retry reports no epoch twice before that state's."""
+    from tests.study import test_ray as on_ray
+
+    reference = on_ray._stored(on_ray._study(tmp_path, "in-process", on_ray._in_process,
+                                             on_ray.Quiet()))
+    box: list = []
+    real = CohortStates.write
+    killed: list[CohortTask] = []
+
+    def write(self: CohortStates, task: CohortTask, saved: object) -> None:
+        real(self, task, saved)  # type: ignore[arg-type]
+        if not killed:
+            os.kill(box[0].worker_pids[task], signal.SIGKILL)
+            killed.append(task)
+
+    monkeypatch.setattr(CohortStates, "write", write)
+    progress = on_ray.Quiet()
+    got = on_ray._stored(on_ray._study(tmp_path, "killed", on_ray._killing(2, box), progress))
+    assert killed and len(progress.starts) == 3  # two cohorts, one of them started twice
+    firsts = [e for t, e in progress.epochs if t == killed[0] and e == 1]
+    assert firsts == [1]  # epoch 1 was not trained again: the retry resumed
+    assert got == reference
