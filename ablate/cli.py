@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperCommand, TyperGroup
 
-from ablate.errors import UserError, cli_words
+from ablate.errors import Interrupted, UserError, cli_words
 from ablate.options import StudyOptions
 
 __all__ = ["app"]
@@ -73,6 +73,9 @@ def _guard(fn: Callable[[], Any]) -> Any:
     except UserError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    except Interrupted as exc:  # during training: it says what was kept
+        err.print(f"{exc}.", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     except KeyboardInterrupt:
         err.print("interrupted: finished runs are stored; rerun the same command to go on.")
         raise typer.Exit(130) from None

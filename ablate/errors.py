@@ -2,7 +2,8 @@
 
 The CLI turns a `UserError` into one clear line on stderr and exit code 2; anything
 else is a runtime failure (exit 1). Messages say what is wrong and how to fix it;
-`suggest` adds a "did you mean" for a misspelt name.
+`suggest` adds a "did you mean" for a misspelt name. `Interrupted` is Ctrl-C during
+training, saying what was kept.
 
 A message that names an option says it twice: in the CLI's words (`--wait`, the
 message itself) and in the Python API's (`wait=True`, `UserError.api`), since a
@@ -15,7 +16,7 @@ import contextvars
 import difflib
 from collections.abc import Iterator
 
-__all__ = ["UserError", "cli_words", "speaking_cli", "suggest"]
+__all__ = ["Interrupted", "UserError", "cli_words", "speaking_cli", "suggest"]
 
 _CLI = contextvars.ContextVar("ablate_cli_words", default=False)
 
@@ -47,6 +48,12 @@ class UserError(Exception):
     def in_api_words(self) -> "UserError":
         """This error as the Python API raises it: its message in the API's words."""
         return UserError(self.api)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C while a study trained; `str(error)` is one line saying what was kept and how
+    to go on ("interrupted: 3 of 20 epochs of cohort 1 kept; rerun the same command to
+    continue")."""
 
 
 def suggest(key: str, allowed: tuple[str, ...] | list[str]) -> str:

@@ -1,7 +1,8 @@
 """What trains: the resolved `RunConfig` (and the optimizer registry), the random streams
 per (seed, purpose), the cohort layers and model (S replicas as one batched model), the
 optimizers' update rules, `train_cohort` and the data it trains on, the device and its
-provenance, and the single-model `Network` the service answers with.
+provenance, a cohort's whole training state (`_state`: what an interrupted cohort
+resumes from), and the single-model `Network` the service answers with.
 
 Store-agnostic and study-agnostic: a cohort's configs, seeds and data in, its results out.
 """
@@ -68,6 +69,15 @@ from ablate.engine._optimizers import (
 )
 from ablate.engine._results import CohortResult, Epoch
 from ablate.engine._rng import seed_generator
+from ablate.engine._state import (
+    SavedState,
+    SaveEvery,
+    StateMismatch,
+    decode_state,
+    encode_state,
+    state_digest,
+    state_position,
+)
 from ablate.engine._step import replica_losses
 from ablate.engine._train import train_cohort
 
@@ -99,6 +109,9 @@ __all__ = [
     "Optimizer",
     "OptimizerConfig",
     "RunConfig",
+    "SaveEvery",
+    "SavedState",
+    "StateMismatch",
     "TensorMismatch",
     "init_bias",
     "init_weight",
@@ -109,6 +122,8 @@ __all__ = [
     "ablate_version",
     "check_full_precision",
     "cohort_key",
+    "decode_state",
+    "encode_state",
     "crossfit",
     "free_memory",
     "matmul_flops",
@@ -129,6 +144,8 @@ __all__ = [
     "StreamSeeds",
     "scale",
     "seed_generator",
+    "state_digest",
+    "state_position",
     "summary_rows",
     "train_cohort",
     "visible",

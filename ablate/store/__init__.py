@@ -14,12 +14,13 @@ from ablate.store._configs import (
     varied_fields,
 )
 from ablate.store._lease import STALE_AFTER_S, Holder, LeaseHeld, LeaseLost
-from ablate.store._store import DB_NAME, Run, Store, describe
+from ablate.store._store import DB_NAME, STATES_DIR, Run, Store, describe
 
 __all__ = [
     "ANATOMY_FILE",
     "DB_NAME",
     "STALE_AFTER_S",
+    "STATES_DIR",
     "UNKNOWN",
     "Holder",
     "LeaseHeld",

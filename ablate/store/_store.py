@@ -33,9 +33,11 @@ from ablate.predictions import Predictions, PredictionSet, decode, encode
 from ablate.store._lease import SCHEMA as LEASE_SCHEMA
 from ablate.store._lease import Holder, Lease, LeaseHeld, holder
 
-__all__ = ["DB_NAME", "FINISHED", "HALF_COLUMNS", "STATUSES", "Run", "Store", "describe"]
+__all__ = ["DB_NAME", "FINISHED", "HALF_COLUMNS", "STATES_DIR", "STATUSES", "Run", "Store",
+           "describe"]
 
 DB_NAME = "runs.sqlite"
+STATES_DIR = "resume"  # the saved states of cohorts in training (`ablate.study._resume`)
 STATUSES = ("pending", "running", "done", "failed", "diverged")
 FINISHED = ("done", "diverged")  # a rerun with the same config does not repeat these
 # Per-epoch metrics of the two validation halves (A, B), for cross-fitting.
@@ -172,6 +174,7 @@ class Store:
             for table in ("runs", "epochs", "study", "meta"):
                 db.execute(f"DELETE FROM {table}")
         shutil.rmtree(self.dir / "checkpoints", ignore_errors=True)
+        shutil.rmtree(self.dir / STATES_DIR, ignore_errors=True)
 
     def holder(self) -> Holder | None:
         """Who holds the lease now, if anyone (live or not)."""

@@ -2,7 +2,8 @@
 
 It takes the run directory's lease (one driver per directory), checks that the directory
 holds no runs of another configuration (its name and that check: `_directory`), writes
-the study record, plans the runs still to do, hands their cohorts to an executor (in
+the study record, plans the runs still to do (a cohort interrupted earlier continues
+from its saved state, `_resume`), hands their cohorts to an executor (in
 process, or Ray) and records each result as it lands (`_execute`). A sequential study
 trains in rounds: after each, the driver asks the analysis
 (`ablate.analysis.sequential_state`, the code the report's verdicts come from) whether
@@ -56,6 +57,7 @@ from ablate.study._plan import (
     queue_plan,
 )
 from ablate.study._progress import StudyProgress
+from ablate.study._resume import CohortStates, resuming_text
 from ablate.study._summary import print_outcome, print_reach
 
 __all__ = ["Runtime", "StudyRun", "check_targets", "run_study", "study_device"]
@@ -176,6 +178,8 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
     planned = trained = failed = 0
     while True:
         plan = plan_study(study, store, options.subset, device, per_gpu=_per_gpu(options))
+        plan = CohortStates(store.dir).attach(plan, lambda line: console.print(
+            line, markup=False, highlight=False), tidy=not options.dry_run)
         console.print(_plan_table(study, plan, console.width))
         planned = plan.runs + plan.skipped
         if options.dry_run:
@@ -185,7 +189,8 @@ def _run(study: Study, store: Store, options: StudyOptions, device: torch.device
             when = (f"estimated {est / 60:.1f} min{more}" if est is not None else
                     f"no time estimate: this process sees no {device.type} device to "
                     f"measure (the workers train){more}")
-            console.print(f"{plan.runs} runs to train in {_cohorts(plan)} "
+            console.print(f"{plan.runs} runs to train in {_cohorts(plan)}"
+                          f"{resuming_text(plan)} "
                           f"({plan.skipped} already done) on {device}, into "
                           f"{run_dir(study.name, options)}/; {when}. Dry run: nothing "
                           "trained.", highlight=False)
@@ -270,7 +275,7 @@ class _Trainer:
             self._record(study)
             self.executor = _executor(options, study, self.device, mnist, self.checksums)
         assert self.checksums is not None
-        self.console.print(f"training {plan.runs} runs in {_cohorts(plan)}"
+        self.console.print(f"training {plan.runs} runs in {_cohorts(plan)}{resuming_text(plan)}"
                            + (f" on Ray ({options.ray_address or 'local'})"
                               if options.executor == "ray" else f" on {self.device}"))
         with StudyProgress(plan, self.console) as shown:

@@ -1,9 +1,11 @@
 """Execute a plan: hand cohorts to an executor and record each result as it lands.
 
 The boundary to an executor is narrow: `CohortTask`s in (picklable: a resolved config
-and seeds), `(task, CohortResult | error)` out, in any order, plus progress events. So an
-executor on other machines (Ray, `_ray.py`) needs nothing else, and the driver stays
-the store's only writer. The in-process executor is the default.
+and seeds), `(task, CohortResult | error)` out, in any order, plus progress events and
+each cohort's saved training state as training hands it on. So an executor on other
+machines (Ray, `_ray.py`) needs nothing else, and the driver stays the only writer of
+the store and of the saved states (`_resume`), which it removes once a cohort's runs are
+stored. The in-process executor is the default.
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -19,18 +21,21 @@ from ablate.engine import (
     CohortResult,
     DeviceData,
     Epoch,
+    SavedState,
+    StateMismatch,
     crossfit,
     prepare_data,
     train_cohort,
 )
-from ablate.errors import UserError
+from ablate.errors import Interrupted, UserError
 from ablate.metric import METRICS
 from ablate.store import Store
 from ablate.study._plan import CohortTask, Plan, Replica, train_images
+from ablate.study._resume import SAVE_EVERY, CohortStates, kept_text
 
 __all__ = [
     "CohortEvents", "CohortOutcome", "Executed", "Executor", "InProcessExecutor",
-    "check_subset", "execute", "load_data",
+    "TrainingEvents", "check_subset", "execute", "load_data",
 ]
 
 
@@ -47,13 +52,21 @@ class CohortEvents(Protocol):
         """The task finished an epoch; `record` has each replica's metrics."""
 
 
+class TrainingEvents(CohortEvents, Protocol):
+    """What an executor tells the driver: progress, and each saved training state."""
+
+    def saved(self, task: CohortTask, saved: SavedState) -> None:
+        """The task's training state as of `saved.epoch` epochs (`saved.steps` more steps)."""
+
+
 CohortOutcome = CohortResult | Exception  # an exception: the cohort failed, with this error
 
 
 class Executor(Protocol):
-    def run(self, tasks: Sequence[CohortTask], progress: CohortEvents
+    def run(self, tasks: Sequence[CohortTask], progress: TrainingEvents
             ) -> Iterator[tuple[CohortTask, CohortOutcome]]:
-        """Train every task; yield each with its result (or its error) as it lands."""
+        """Train every task (from `task.resume` where set); yield each with its result (or
+        its error) as it lands."""
         ...
 
 
@@ -63,7 +76,7 @@ class InProcessExecutor:
     def __init__(self, data: DeviceData) -> None:
         self.data = data
 
-    def run(self, tasks: Sequence[CohortTask], progress: CohortEvents
+    def run(self, tasks: Sequence[CohortTask], progress: TrainingEvents
             ) -> Iterator[tuple[CohortTask, CohortOutcome]]:
         for task in tasks:
             progress.started(task)
@@ -72,7 +85,10 @@ class InProcessExecutor:
                     [r.config for r in task.replicas], [r.seed for r in task.replicas],
                     self.data, select_on=task.select_on,
                     on_step=lambda k, t=task: progress.advanced(t, k),  # type: ignore[misc]
-                    on_epoch=lambda e, t=task: progress.epoch(t, e))  # type: ignore[misc]
+                    on_epoch=lambda e, t=task: progress.epoch(t, e),  # type: ignore[misc]
+                    resume=None if task.resume is None else task.resume.data,
+                    on_state=lambda s, t=task: progress.saved(t, s),  # type: ignore[misc]
+                    save_every=SAVE_EVERY)
             except Exception as exc:  # a runtime failure: the driver records it
                 result = exc
             yield task, result
@@ -87,10 +103,13 @@ class Executed:
 def execute(study: Study, store: Store, plan: Plan, executor: Executor,
             checksums: dict[str, str], progress: CohortEvents,
             on_cohort: Callable[[CohortTask, CohortOutcome], None] | None = None) -> Executed:
-    """Run every cohort of `plan`, recording each result the moment it lands. A failed
-    cohort is recorded with its error and the rest go on. Ctrl-C (or any other escape)
-    puts every run not yet recorded back to pending, then re-raises."""
-    driver = _Recording(store, progress)
+    """Run every cohort of `plan` (each from its saved state where it has one), recording
+    each result the moment it lands and then removing its saved state. A failed cohort is
+    recorded with its error and the rest go on. Ctrl-C (or any other escape) puts every
+    run not yet recorded back to pending, then re-raises; Ctrl-C as `Interrupted`, saying
+    what was kept."""
+    states = CohortStates(store.dir)
+    driver = _Recording(store, progress, states)
     pending = {id(t): t for t in plan.cohorts}
     recorded: list[Replica] = []  # of the cohort being recorded
     trained = failed = 0
@@ -98,32 +117,54 @@ def execute(study: Study, store: Store, plan: Plan, executor: Executor,
         for task, outcome in executor.run(plan.cohorts, driver):
             recorded.clear()
             if isinstance(outcome, Exception):
-                _mark(store, task.replicas, "failed",
-                      error=f"{type(outcome).__name__}: {outcome}")
+                error = f"{type(outcome).__name__}: {outcome}"
+                if isinstance(outcome, StateMismatch):  # never again: it trains from scratch
+                    states.remove(task)
+                    error += " (the saved state is removed; rerun to train it from the start)"
+                _mark(store, task.replicas, "failed", error=error)
                 failed += len(task.replicas)
             else:
                 _record(study, store, task, outcome, checksums, recorded)
-                trained += len(task.replicas)
+                driver.stored.add(id(task))  # a state reported late is not written
+                states.remove(task)
             del pending[id(task)]
+            if not isinstance(outcome, Exception):
+                trained += len(task.replicas)
             if on_cohort is not None:
                 on_cohort(task, outcome)
-    except BaseException:
+    except BaseException as exc:
         done = {(r.arm, r.seed) for r in recorded}
-        for task in pending.values():
-            _mark(store, [r for r in task.replicas if (r.arm, r.seed) not in done], "pending")
+        # runs recorded: whole cohorts, and those of one cut short in its recording
+        stored = trained + (len(recorded) if recorded and id(task) in pending else 0)
+        for waiting in pending.values():
+            _mark(store, [r for r in waiting.replicas if (r.arm, r.seed) not in done],
+                  "pending")
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+            index = {id(t): i for i, t in enumerate(plan.cohorts, 1)}
+            raise Interrupted(kept_text(plan, stored, {index[k] for k in pending},
+                                        {index[id(t)] for t in driver.began}, states)
+                              ) from None
         raise
     return Executed(trained, failed)
 
 
 class _Recording:
-    """The events, for the driver: marks a task's runs running in the store, then passes on."""
+    """The events, for the driver: marks a task's runs running in the store and writes
+    its saved states (noting what each holds), then passes progress on."""
 
-    def __init__(self, store: Store, inner: CohortEvents) -> None:
-        self.store, self.inner = store, inner
+    def __init__(self, store: Store, inner: CohortEvents, states: CohortStates) -> None:
+        self.store, self.inner, self.states = store, inner, states
+        self.began: list[CohortTask] = []  # the tasks that began training
+        self.stored: set[int] = set()  # ids of the tasks whose runs are recorded
 
     def started(self, task: CohortTask) -> None:
         _mark(self.store, task.replicas, "running")
+        self.began.append(task)
         self.inner.started(task)
+
+    def saved(self, task: CohortTask, saved: SavedState) -> None:
+        if id(task) not in self.stored:
+            self.states.write(task, saved)
 
     def advanced(self, task: CohortTask, steps: int) -> None:
         self.inner.advanced(task, steps)

@@ -10,7 +10,7 @@ config, and a run left `running` or `failed` by an earlier driver, go back to pe
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import torch
@@ -31,7 +31,7 @@ from ablate.metric import Metric
 from ablate.store import Store
 
 __all__ = [
-    "CUDA_MEMORY_SHARE", "MAX_COHORT", "CohortTask", "Plan", "Replica", "chunks",
+    "CUDA_MEMORY_SHARE", "MAX_COHORT", "CohortTask", "Plan", "Replica", "Resume", "chunks",
     "cohort_limit", "data_settings", "estimate_seconds", "plan_study", "queue_plan",
     "seed_range", "select_metric", "train_images",
 ]
@@ -63,11 +63,22 @@ class Replica:
 
 
 @dataclass(frozen=True)
+class Resume:
+    """A cohort's saved training state (`ablate.study._resume`), which it continues from."""
+
+    epoch: int  # epochs complete
+    steps: int  # steps done of the epoch after them
+    data: bytes = field(repr=False)  # the state, as `ablate.engine.encode_state` wrote it
+
+
+@dataclass(frozen=True)
 class CohortTask:
     """What an executor trains as one batched model; result i is replicas[i]'s."""
 
     replicas: tuple[Replica, ...]  # configs sharing one `cohort_key`
     select_on: Metric  # the validation metric that picks each run's kept epoch
+    # where an interrupted earlier training of this cohort stopped (not part of its identity)
+    resume: Resume | None = field(default=None, compare=False, repr=False)
 
     @property
     def epochs(self) -> int:

@@ -210,12 +210,13 @@ class _Cohort:
         self.per_epoch = total // task.epochs  # steps per epoch (one count per cohort)
         self.steps = 0
         self.last: Epoch | None = None
+        self.resumed = 0 if task.resume is None else task.resume.epoch  # epochs done before
 
     @property
     def position(self) -> tuple[int, int]:
         """(epoch in training, 1-based; its steps done), from the epochs reported: while
         an epoch's evaluation runs its steps show complete."""
-        epoch = min(self.task.epochs, (self.last.epoch if self.last else 0) + 1)
+        epoch = min(self.task.epochs, (self.last.epoch if self.last else self.resumed) + 1)
         return epoch, min(self.per_epoch, max(0, self.steps - (epoch - 1) * self.per_epoch))
 
 
@@ -330,8 +331,11 @@ class StudyProgress:
             old = self.cohorts.get(task)
             if old is not None:  # a retried cohort starts over
                 self.done -= old.steps
-            self.cohorts[task] = _Cohort(task, self.index.get(task, 0), self.plan.steps(task),
-                                         self.clock())
+            c = self.cohorts[task] = _Cohort(task, self.index.get(task, 0),
+                                             self.plan.steps(task), self.clock())
+            if task.resume is not None:  # its saved steps count as done, not as trained now
+                c.steps = task.resume.epoch * c.per_epoch + task.resume.steps
+                self.done += c.steps
         if not self.live:
             what = "; ".join(f"{arm}, {seed_range(s)}" for arm, s in task.arms.items())
             again = " again" if old is not None else ""

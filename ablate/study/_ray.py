@@ -10,12 +10,14 @@ instance sized to this machine; with one (`auto` or HOST:PORT) it joins that clu
   against the driver's sha256s before training, so a worker with different data fails
   loudly instead of training on it.
 - Faults: a worker process that dies mid-cohort (OOM killer, SIGKILL, a lost node) is
-  retried by Ray up to `max_retries` times and recorded once, when a result lands; a
+  retried by Ray up to `max_retries` times, from the last training state the cohort
+  reported (the progress actor keeps it), and recorded once, when a result lands; a
   cohort that keeps failing comes back as its error (recorded `failed`) and the rest
   of the study goes on. An exception raised by training itself is not retried (it
   would repeat). A killed driver takes its tasks with it; rerunning resumes.
 - Progress: tasks report steps and epochs to a small actor that the driver polls, so
-  the progress bar and ETA cover every worker.
+  the progress bar and ETA cover every worker; each saved training state goes the same
+  way, and the driver writes it (a cohort resumes on any worker, or in process).
 - Same seed, same device type: the same numbers as the in-process executor (bitwise on
   the CPU; a test proves it), because a task runs the same `train_cohort` on the same
   data, which trains at the configs' torch thread count (`RunConfig.threads`) whatever
@@ -31,10 +33,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablate.data import Mnist
-from ablate.engine import CohortResult, Epoch, prepare_data, resolve_device, train_cohort
+from ablate.engine import (
+    CohortResult,
+    Epoch,
+    SavedState,
+    prepare_data,
+    resolve_device,
+    train_cohort,
+)
 from ablate.errors import UserError
-from ablate.study._execute import CohortEvents, CohortOutcome
+from ablate.study._execute import CohortOutcome, TrainingEvents
 from ablate.study._plan import CohortTask
+from ablate.study._resume import SAVE_EVERY
 
 __all__ = ["DataMismatch", "RayExecutor", "RayOptions", "verify_data"]
 
@@ -95,11 +105,18 @@ def _train(job: _Job, mnist: Mnist, reporter: Any) -> CohortResult:
     device = resolve_device(job.device)
     data = prepare_data(mnist, job.validation, job.subset, device)
     reporter.started.remote(job.key, os.getpid())
+    import ray
+
+    latest: SavedState | None = ray.get(reporter.latest.remote(job.key))  # set on a retry
+    resume = job.task.resume.data if job.task.resume is not None else None
     replicas = job.task.replicas
     return train_cohort([r.config for r in replicas], [r.seed for r in replicas], data,
                         select_on=job.task.select_on,
                         on_step=lambda k: reporter.advanced.remote(job.key, k),
-                        on_epoch=lambda e: reporter.epoch.remote(job.key, e))
+                        on_epoch=lambda e: reporter.epoch.remote(job.key, e),
+                        resume=latest.data if latest is not None else resume,
+                        on_state=lambda s: reporter.saved.remote(job.key, s),
+                        save_every=SAVE_EVERY)
 
 
 class _Reporter:
@@ -107,6 +124,7 @@ class _Reporter:
 
     def __init__(self) -> None:
         self.events: list[tuple[str, int, Any]] = []
+        self.states: dict[int, SavedState] = {}  # each cohort's latest, for a retry
 
     def started(self, key: int, pid: int) -> None:
         self.events.append(("started", key, pid))
@@ -116,6 +134,17 @@ class _Reporter:
 
     def epoch(self, key: int, record: Epoch) -> None:
         self.events.append(("epoch", key, record))
+
+    def saved(self, key: int, saved: SavedState) -> None:
+        self.events = [e for e in self.events if e[:2] != ("saved", key)]  # the latest only
+        self.events.append(("saved", key, saved))
+        self.states[key] = saved
+
+    def latest(self, key: int) -> SavedState | None:
+        return self.states.get(key)
+
+    def forget(self, key: int) -> None:
+        self.states.pop(key, None)
 
     def drain(self) -> list[tuple[str, int, Any]]:
         out, self.events = self.events, []
@@ -152,7 +181,7 @@ class RayExecutor:
                             "check ray_address ('HOST:PORT' of the head node, or 'auto')"
                             ) from None
 
-    def run(self, tasks: Sequence[CohortTask], progress: CohortEvents
+    def run(self, tasks: Sequence[CohortTask], progress: TrainingEvents
             ) -> Iterator[tuple[CohortTask, CohortOutcome]]:
         ray = self.ray
         self._connect()
@@ -176,6 +205,7 @@ class RayExecutor:
                 self._relay(ray.get(reporter.drain.remote()), tasks, progress)
                 for ref in ready:
                     key, task = refs.pop(ref)
+                    reporter.forget.remote(key)
                     self._relay(ray.get(reporter.drain.remote()), tasks, progress)
                     yield task, self._outcome(ref)
         finally:
@@ -184,13 +214,15 @@ class RayExecutor:
             ray.kill(reporter)
 
     def _relay(self, events: list[tuple[str, int, Any]], tasks: Sequence[CohortTask],
-               progress: CohortEvents) -> None:
+               progress: TrainingEvents) -> None:
         for kind, key, value in events:
             if kind == "started":
                 self.worker_pids[tasks[key]] = value
                 progress.started(tasks[key])
             elif kind == "advanced":
                 progress.advanced(tasks[key], value)
+            elif kind == "saved":
+                progress.saved(tasks[key], value)
             else:
                 progress.epoch(tasks[key], value)
 

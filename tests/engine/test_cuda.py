@@ -228,3 +228,21 @@ def test_a_step_captured_on_the_second_gpu_trains_as_the_eager_one() -> None:
     data = prepare_data(load_npz(SUBSET), validation=400, subset=600,
                         device=torch.device("cuda:1"))
     _captured(data, "sgd")
+
+
+@pytest.mark.parametrize(("optimizer", "capture"), [("adam", False), ("momentum", True)])
+def test_a_cohort_resumed_on_the_gpu_equals_the_uninterrupted_one(
+        gpu_data: DeviceData, optimizer: str, capture: bool) -> None:
+    """The state goes through the CPU (saved with `.cpu()`, restored with `copy_`), and a
+    captured step is captured again after a resume: neither may change a number."""
+    from tests.engine.test_state import assert_same_run
+
+    config = _config(optimizer, dropout=0.3, epochs=3)
+    saved = []
+    plain = train_cohort(config, SEEDS, gpu_data, select_on=METRICS["val_accuracy"],
+                         capture=capture, on_state=saved.append)
+    assert [s.epoch for s in saved] == [1, 2]
+    for s in saved:
+        resumed = train_cohort(config, SEEDS, gpu_data, select_on=METRICS["val_accuracy"],
+                               capture=capture, resume=s.data)
+        assert_same_run(plain, resumed)
