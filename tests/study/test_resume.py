@@ -93,7 +93,9 @@ def reference(study_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     assert result.exit_code == 0, result.output
     got = stored(out / "tiny")
     assert len(got["runs"]) == 4 and {r["status"] for r in got["runs"]} == {"done"}  # type: ignore[index]
-    assert len(got["epochs"]) == 16 and len(got["checkpoints"]) == 8  # type: ignore[arg-type]
+    # per run: weights, their JSON sidecar and the per-image predictions
+    assert len(got["epochs"]) == 16 and len(got["checkpoints"]) == 12  # type: ignore[arg-type]
+    assert sum(p.endswith(".predictions.npz") for p in got["checkpoints"]) == 4  # type: ignore[union-attr]
     return got
 
 
