@@ -8,9 +8,10 @@ them into the `Analysis`:
 2. each arm's outcome per seed and the study's contrasts, paired per contrast
    (`_contrasts`): a diverged run is the worst outcome, a failed or unfinished one is
    missing from its own contrasts only;
-3. the decisions: `ablate.stats.decide` for a fixed design (Holm per claim over the
-   contrasts; a 2x2 whose interaction is decided adds its simple effects as a second
-   family), or, for a sequential study, `ablate.stats.sequential_verdicts` over the
+3. the decisions: `ablate.stats.decide` for a fixed design (each claim type controlled
+   over the contrasts; a 2x2's main effects, interaction and simple effects are one
+   family, the simple effects shown when the interaction is decided), or, for a
+   sequential study, `ablate.stats.sequential_verdicts` over the
    seeds run so far (`_sequential`), whose decisions and repeated intervals replace
    the fixed-sample ones;
 4. what the numbers rest on: per-arm summaries and selection optimism, the Friedman
@@ -26,6 +27,7 @@ contrast's name: the same runs always give the same report.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +66,7 @@ from ablate.stats import (
     decide,
     sequential_verdicts,
 )
-from ablate.store import STALE_AFTER_S, Run, Store
+from ablate.store import STALE_AFTER_S, Store
 
 __all__ = ["ALPHA", "Analysis", "StudyData", "analyse", "load", "sequential_of"]
 
@@ -201,17 +203,30 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
                 intervals=False).verdicts}
         return {name: d for name, d in other.items() if d != actual[name]}
 
-    family = decided(contrasts, power and result is None)
     pairs = {c.name: c for c in contrasts}
-    changed = undiverged(contrasts, family)
     simple = None
-    if f is not None and result is None and family.contrasts[2].decision == "interaction":
+    if f is not None and result is None:
+        # One family: the main effects, the interaction and both simple effects, so
+        # every claim the report can show is controlled together; the simple effects
+        # are shown only when the interaction is decided.
         simple_data, simple_effects = simple_contrasts(f, inputs.outcomes, seeds,
                                                        est.resolution)
-        simple = decided(simple_data, power)
-        effects.update(simple_effects)
-        pairs.update({c.name: c for c in simple_data})
-        changed.update(undiverged(simple_data, simple))
+        whole = decided([*contrasts, *simple_data], power)
+        changed = undiverged([*contrasts, *simple_data], whole)
+        k = len(contrasts)
+        family = dataclasses.replace(whole, contrasts=whole.contrasts[:k],
+                                     n=max(c.n for c in whole.contrasts[:k]))
+        if family.contrasts[2].decision == "interaction":
+            simple = dataclasses.replace(whole, contrasts=whole.contrasts[k:], friedman=None,
+                                         n=max(c.n for c in whole.contrasts[k:]),
+                                         warnings=())
+            effects.update(simple_effects)
+            pairs.update({c.name: c for c in simple_data})
+        else:
+            changed = {name: d for name, d in changed.items() if name in pairs}
+    else:
+        family = decided(contrasts, power and result is None)
+        changed = undiverged(contrasts, family)
     if result is not None:
         family = seq.apply(family, result)
     used = set(seeds)

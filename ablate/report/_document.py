@@ -89,7 +89,7 @@ def why(a: Analysis, c: Contrast) -> str:
     verdict = None
     if a.sequential is not None:
         verdict = next(v for v in a.sequential.verdicts if v.arm == c.arm)
-    return why_sentence(c, units(a), len(a.family_of(c).contrasts), verdict=verdict,
+    return why_sentence(c, units(a), a.family_of(c).size, verdict=verdict,
                         result=a.sequential, undiverged=a.undiverged.get(c.arm))
 
 
@@ -156,15 +156,13 @@ def warning_list(a: Analysis) -> list[str]:
 
 
 def floor_warnings(a: Analysis) -> list[str]:
-    """What the floor of exact tests ruled out, per family of a fixed design."""
-    out = []
-    for fam in (a.family, a.simple):
-        if fam is None or a.sequential is not None:
-            continue
-        n = min(c.n for c in fam.contrasts)
-        if floor := floor_sentence(n, len(fam.contrasts), fam.alpha):
-            out.append(floor)
-    return out
+    """What the floor of exact tests ruled out in a fixed design (a 2x2's simple effects
+    are part of its one family)."""
+    if a.sequential is not None:
+        return []
+    n = min(c.n for c in a.contrasts)
+    floor = floor_sentence(n, a.family.size, a.family.alpha)
+    return [floor] if floor else []
 
 
 def _lost_reason(a: Analysis, arm: str) -> str:

@@ -7,6 +7,8 @@ name (`stream`). The analysis (`ablate.analysis`) imports from here.
 """
 
 from ablate.stats._contrast import (
+    ESTIMAND_JOINT,
+    ESTIMAND_MEAN,
     MULTIPLICITY,
     Contrast,
     Family,
@@ -18,6 +20,7 @@ from ablate.stats._divergence import Divergence, divergence, rank_p
 from ablate.stats._effects import Wins, d_z, t_p, wilcoxon_p, wins
 from ablate.stats._family import holm
 from ablate.stats._grid import grid_label, to_grid
+from ablate.stats._joint import JOINT_EXACT_MAX_SEEDS, Joint, step_down
 from ablate.stats._outcomes import (
     DIVERGED,
     ContrastData,
@@ -60,6 +63,10 @@ __all__ = [
     "DECISIONS",
     "DIVERGED",
     "INTERACTION_DECISIONS",
+    "ESTIMAND_JOINT",
+    "ESTIMAND_MEAN",
+    "JOINT_EXACT_MAX_SEEDS",
+    "Joint",
     "MULTIPLICITY",
     "Contrast",
     "ContrastData",
@@ -95,6 +102,7 @@ __all__ = [
     "sequential_verdicts",
     "sign_flip",
     "simple_effects",
+    "step_down",
     "stream",
     "t_p",
     "grid_label",
