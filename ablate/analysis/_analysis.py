@@ -62,8 +62,10 @@ from ablate.stats import (
     ContrastData,
     Family,
     Friedman,
+    Outliers,
     SequentialResult,
     decide,
+    outliers,
     sequential_verdicts,
 )
 from ablate.store import STALE_AFTER_S, Store
@@ -111,6 +113,8 @@ class Analysis:
     training_seconds: float
     lost: tuple[str, ...] = ()  # arms with no outcome at all (fixed design), left out
     convergence: tuple[Convergence, ...] = ()  # per arm: still improving at its budget?
+    outliers: Mapping[str, Outliers] = dataclasses.field(default_factory=dict)  # per arm:
+    # seeds far from its bulk (generalized ESD on its finished outcomes); flags only
 
     @property
     def study(self) -> Study:
@@ -246,7 +250,15 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
         friedman=rank_summary(outcomes, usable, study, alpha)
         if f is None and result is None and len(usable) > 2 else None,
         training_seconds=float(sum(r.seconds or 0.0 for r in data.runs)), lost=lost,
-        convergence=convergence(study, runs, data.epochs))
+        convergence=convergence(study, runs, data.epochs),
+        outliers={a: _outliers_of(outcomes[a]) for a in usable})
+
+
+def _outliers_of(per_seed: Mapping[int, object]) -> Outliers:
+    """An arm's seeds far from its bulk, over its finished outcomes."""
+    done = [(s, float(v)) for s, v in per_seed.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)]
+    return outliers([v for _, v in done], [s for s, _ in done])
 
 
 

@@ -139,6 +139,7 @@ def warning_list(a: Analysis) -> list[str]:
     if budget := budget_sentence(a):
         out.append(budget)
     out += floor_warnings(a)
+    out += outlier_warnings(a)
     for c in a.contrasts:
         out += [s for s in (missing_sentence(c),
                             divergence_sentence(c, sequential=a.sequential is not None))
@@ -152,6 +153,20 @@ def warning_list(a: Analysis) -> list[str]:
     if a.study.design == "factorial" and a.factorial is None:
         out.append("This factorial is not analysed as a 2x2 (it is not 2x2, or a cell has no "
                    "finished run), so each arm is compared with the baseline arm.")
+    return out
+
+
+def outlier_warnings(a: Analysis) -> list[str]:
+    """Seeds far from their arm's bulk (they decide nothing; the reader should see them)."""
+    u = units(a)
+    out = []
+    for arm, o in a.outliers.items():
+        if o.seeds:
+            listed = ", ".join(f"seed {s} ({u.level(v)})" for s, v in
+                               zip(o.seeds, o.values, strict=True))
+            out.append(f"{arm}: {listed} far from the arm's other seeds (median "
+                       f"{u.level(o.median)}; generalized ESD test at {o.alpha:g}): an "
+                       "unstable seed the verdict includes; see its training curve.")
     return out
 
 

@@ -38,7 +38,7 @@ __all__ = ["FIGURE_NAMES", "SCHEMA", "make_plots", "report_json", "write_report_
 SCHEMA = 3  # bump when report.json's keys change meaning (3: the joint step-down and
 # divergence as an outcome: study.multiplicity_description, family_size, joint_exact,
 # joint_mc_se; per contrast estimand, divergence.arm_seeds / baseline_seeds; p_*_holm
-# hold the claims' family-adjusted p under study.multiplicity)
+# hold the claims' family-adjusted p under study.multiplicity; outliers per arm)
 FIGURE_NAMES = frozenset({"forest", "slopes", "distributions", "learning_curves", "grad_norms",
                           "interaction", "critical_difference", "sequential_path"})
 
@@ -173,6 +173,10 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
             "study_file": r.study_file,
         },
         "arms": [s.to_dict() for s in a.arms],
+        "outliers": {arm: {"seeds": list(o.seeds), "values": list(o.values),
+                           "median": o.median, "alpha": o.alpha,
+                           "method": "generalized ESD (Rosner 1983)"}
+                     for arm, o in a.outliers.items()},
         "selection_optimism": [o.to_dict() for o in a.optimism],
         "outcomes": {arm: {str(s): o for s, o in per.items()}
                      for arm, per in a.outcomes.items()},

@@ -29,6 +29,7 @@ from ablate.stats._outcomes import (
     pair,
     simple_effects,
 )
+from ablate.stats._outliers import OUTLIER_ALPHA, Outliers, outliers
 from ablate.stats._pairing import Pairing, pairing
 from ablate.stats._power import (
     MAX_SEEDS,
@@ -68,6 +69,9 @@ __all__ = [
     "JOINT_EXACT_MAX_SEEDS",
     "Joint",
     "MULTIPLICITY",
+    "OUTLIER_ALPHA",
+    "Outliers",
+    "outliers",
     "Contrast",
     "ContrastData",
     "Divergence",
