@@ -56,14 +56,14 @@ MULTIPLICITY_WORDS = {
 
 def p_against(p: float, level: float) -> str:
     """p as `fmt_p` writes it, with more digits where the rounded value would read as
-    equal to the level it is compared with, or on its other side."""
+    equal to the level it is compared with (when it is not), or on its other side."""
     text = fmt_p(p)
-    for digits in (3, 4, 6):
-        shown = float(text) if text[0].isdigit() else p
-        if p == level or ((shown <= level) == (p <= level) and shown != level):
+    for digits in (3, 4, 6, 17):
+        shown = p if not text[0].isdigit() else float(text)
+        if (shown <= level) == (p <= level) and (shown != level or p == level):
             return text
         text = f"{p:.{digits}g}"
-    return repr(p)
+    return text
 
 
 # -- pieces --------------------------------------------------------------------------
@@ -311,23 +311,33 @@ def power_sentence(c: Contrast, u: Units) -> str:
     toward = "" if interaction or c.higher_is_better else " (lower is better)"
     size = f"a true {'interaction' if interaction else 'improvement'} of {u.amount(pw.effect)}"
 
-    def seeds(k: int | None) -> str:
-        return f"more than {MAX_SEEDS} seeds" if k is None else plural(k, "seed")
+    def seeds(k: int | None, rng: tuple[int | None, int | None] = (None, None)) -> str:
+        text = f"more than {MAX_SEEDS} seeds" if k is None else plural(k, "seed")
+        lo, hi = rng
+        if lo is None and hi is None or lo == hi == k:
+            return text
+        ends = [str(x) if x is not None else f"more than {MAX_SEEDS}" for x in (lo, hi)]
+        return f"{text} ({ends[0]} to {ends[1]} within 2 Monte Carlo SE)"
 
     mde = (f"the smallest {'interaction' if interaction else 'improvement'} it calls "
            f"'{claim}' with probability 0.8 with these seeds is {u.amount(pw.mde)}"
            if math.isfinite(pw.mde) else
            f"with {pw.n} seeds no {'interaction' if interaction else 'improvement'} is called "
            f"'{claim}' with probability 0.8")
-    level = (f", each at Holm's first level over {pw.m} contrasts (so lower bounds)"
+    level = (f", each at Holm's first level over {pw.m} contrasts (so lower bounds: the "
+             "step-down is never stricter)"
              if pw.m > 1 else "")
     return (f"Power of this verdict ({pw.simulations} simulated studies, SE {pw.mc_se:.2f}"
             f"{level}): planning with normal per-seed differences and the sd's 80% upper "
-            f"bound, {u.amount(pw.sd_upper)} (observed {u.amount(pw.sd)} over {pw.n} seeds), "
+            f"bound, {u.amount(pw.sd_upper)} (observed {u.amount(pw.sd)} over {pw.n} seeds; "
+            "a normal-theory bound: under heavy-tailed differences it covers the true sd "
+            "only about half the time, so these plans are then optimistic), "
             f"the rule says '{claim}' with probability {pw.power_better:.2f} at {size}"
-            f"{toward} ({pw.effect_rule}) and would need {seeds(pw.seeds_better)} for 0.8; "
+            f"{toward} ({pw.effect_rule}) and would need "
+            f"{seeds(pw.seeds_better, pw.seeds_better_range)} for 0.8; "
             f"it says '{null}' with probability {pw.power_equivalent:.2f} at no difference "
-            f"and would need {seeds(pw.seeds_equivalent)} for 0.8; {mde}.")
+            f"and would need {seeds(pw.seeds_equivalent, pw.seeds_equivalent_range)} for "
+            f"0.8; {mde}.")
 
 
 def divergence_sentence(c: Contrast, *, sequential: bool = False) -> str:

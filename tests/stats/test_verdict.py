@@ -211,3 +211,18 @@ def test_compare_contrasts_takes_vectors_and_kinds() -> None:
     assert fam.contrasts[0].pairing is None  # no sides: nothing to say about pairing
     assert math.isnan(decide([one([5])], metric="m", rope=ROPE, power=False)
                       .contrasts[0].sd_diff)
+
+
+def test_an_inconclusive_reason_never_rounds_a_p_onto_its_level() -> None:
+    # The case: p = 0.0508 for 'equivalent' (level 0.05) printed as "0.05".
+    from ablate.metric import METRICS
+    from ablate.report._format import Units
+    from ablate.report._text import p_against, why_sentence
+    c = decide([one([-9, 4, -11, 6, 5, 15, 26, 34])], metric="m", rope=ROPE,
+               power=False).contrasts[0]
+    assert c.decision == "inconclusive" and 0.05 < c.p_equivalent_holm < 0.0505 + 0.001
+    text = why_sentence(c, Units.for_metric(METRICS["val_accuracy"]), 1)
+    assert "0.05 for 'equivalent'" not in text
+    assert f"{p_against(c.p_equivalent_holm, 0.05)} for 'equivalent'" in text
+    assert float(p_against(c.p_equivalent_holm, 0.05)) > 0.05
+    assert p_against(0.0312, 0.025) == "0.03" and p_against(0.025, 0.025) == "0.025"
