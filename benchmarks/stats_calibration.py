@@ -77,6 +77,7 @@ from ablate.stats import (
     sign_flip,
     simple_effects,
 )
+from ablate.stats._divergence import improvement_scores, rank_scores
 from ablate.stats._power import claim_power
 from ablate.stats._sequential import crossing
 
@@ -287,12 +288,18 @@ def divergence_rates(rng: np.random.Generator, sims: int, n: int,
     3 x ROPE better; the joint outcome is below -ROPE, so 'better' is false (was 0.122
     sequential). (c) A fully diverging arm: P('worse') (power, not an error)."""
     seeds = list(range(design.max_seeds))
-    b_fix, b_seq, b_issue_fix, b_issue_seq, worse_all = (np.zeros(sims) for _ in range(5))
+    b_fix, b_seq, b_issue_fix, b_issue_seq, worse_all, cond = (np.zeros(sims)
+                                                                for _ in range(6))
     for i in range(sims):
         arm, base = _diverging(rng, n, ROPE, 0.2, 0.2)
         c = pair(arm, base, list(range(n)), name="arm", reference="base", resolution=H)
         b_fix[i] = decide([c], metric="acc", rope=ROPE * H, power=False).contrasts[0] \
             .decision == "better"
+        # Given the joint outcome's magnitudes about the truth, its signs are fair coins:
+        # the signed-rank test's exact size (twice the midranks are integers).
+        u = improvement_scores(c, higher_is_better=True)
+        cond[i] = size(np.rint(rank_scores(u, ROPE * H, resolution=H)).astype(np.int64),
+                       ALPHA / 2)
         arm, base = _diverging(rng, design.max_seeds, ROPE, 0.2, 0.2)
         c = pair(arm, base, seeds, name="arm", reference="base", resolution=H)
         b_seq[i] = sequential_verdicts(design, [c], seeds, intervals=False).verdicts[0] \
@@ -310,7 +317,7 @@ def divergence_rates(rng: np.random.Generator, sims: int, n: int,
             .decision == "worse"
     return [
         Rate(f"P('better'), both sides diverge at 0.2, finished on +ROPE, fixed n={n}",
-             ALPHA / 2, *share(b_fix)),
+             ALPHA / 2, *share(b_fix), *share(cond)),
         Rate("P('better'), both sides diverge at 0.2, finished on +ROPE, sequential",
              ALPHA / 2, *share(b_seq)),
         # Outside the guarantee: the joint outcome is far from symmetric (a point mass at
