@@ -401,6 +401,9 @@ def test_contrast_numbers_match_independent_oracles(worse: tuple[Path, dict, dic
     assert c["estimand"] == "pseudo-median of the joint outcome (diverged = worst)"
     assert c["p_worse"] == pytest.approx(rank_brute(u, -0.002, upper=False), abs=1e-12)
     assert c["p_worse_holm"] == c["p_worse"] and c["decision"] == "worse"
+    assert c["divergence"]["arm_seeds"] == [7] and c["divergence"]["baseline_seeds"] == []
+    assert "dropout=off on seed 7" in c["divergence_sentence"]
+    assert "joint outcome per seed" in c["divergence_sentence"]
     assert c["ci_low"] is None and c["ci90_low"] is None
     half = c["resolution"] / 2
     for hi, a in ((c["ci_high"], 0.025), (c["ci90_high"], 0.05)):
