@@ -1,7 +1,7 @@
 """Calibration of the verdict: every error rate the report's claims rest on, simulated.
 
-    python benchmarks/stats_calibration.py            # ~10 minutes on 2 cores
-    python benchmarks/stats_calibration.py --quick    # ~1 minute, for development
+    python benchmarks/stats_calibration.py            # ~15 minutes on 2 shared cores
+    python benchmarks/stats_calibration.py --quick    # ~3 minutes, for development
 
 Simulated studies look like real ones: accuracy differences on the grid 1/10000
 (10,000 validation images), sd of the paired differences 25 grid units (0.25 points),
@@ -473,7 +473,7 @@ def coverage_lines(rates: list[Rate]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer simulations (~1 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer simulations (~3 min)")
     parser.add_argument("--seed", type=int, default=20260601)
     args = parser.parse_args()
     scale = 0.1 if args.quick else 1.0
