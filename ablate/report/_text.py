@@ -353,11 +353,18 @@ def divergence_sentence(c: Contrast, *, sequential: bool = False) -> str:
     which = "; ".join(f"{who} on seed{'s' if len(ss) > 1 else ''} {', '.join(map(str, ss))}"
                       for who, ss in ((c.arm, dv.arm_seeds), (c.baseline, dv.baseline_seeds))
                       if ss)
-    how = ("its decision and its 95% CI are those of the joint outcome per seed (a diverged "
-           "run below every finished one: the exact signed-rank test and its inversion, "
-           "about the outcome's pseudo-median), while the mean difference above is over "
-           "the seeds where both finished" if c.estimand != ESTIMAND_MEAN else
-           "a diverged run counts as the worst outcome")
+    if sequential:
+        how = ("from the first look with a diverged seed, its claims come from the joint "
+               "outcome per seed (a diverged run below every finished one) by the exact "
+               "signed-rank test, each look spending only its share of the level; the "
+               "repeated CI is of the differences where both finished")
+    elif c.estimand != ESTIMAND_MEAN:
+        how = ("its decision and its 95% CI are those of the joint outcome per seed (a "
+               "diverged run below every finished one: the exact signed-rank test and its "
+               "inversion, about the outcome's pseudo-median), while the mean difference "
+               "above is over the seeds where both finished")
+    else:
+        how = "a diverged run counts as the worst outcome"
     return (f"Divergence: {c.arm} diverged on {dv.arm_only + dv.both} and {c.baseline} on "
             f"{dv.baseline_only + dv.both} of {dv.paired} paired seeds ({dv.both} on both"
             f"{'; ' + which if which else ''}); {test}. A diverged run is an outcome: {how}.")
@@ -602,6 +609,10 @@ def methods_paragraph(a: Analysis) -> str:
              "out of the contrasts of its arm only. A diverged run is an outcome, the worst "
              "one: a contrast with a diverged seed is decided on its joint outcome per seed "
              "(diverged below every finished run) by the exact signed-rank test, its "
-             "estimand that outcome's pseudo-median and its intervals the test's inversion, "
-             "so divergence alone can make an arm 'worse'.")
+             "estimand that outcome's pseudo-median" + (
+                 ", from the first look with a diverged seed, each look spending only its "
+                 "share of the level (the repeated intervals stay those of the differences "
+                 "where both finished)" if a.sequential is not None else
+                 " and its intervals the test's inversion")
+             + ", so divergence alone can make an arm 'worse'.")
     return text
