@@ -8,9 +8,10 @@ them into the `Analysis`:
 2. each arm's outcome per seed and the study's contrasts, paired per contrast
    (`_contrasts`): a diverged run is the worst outcome, a failed or unfinished one is
    missing from its own contrasts only;
-3. the decisions: `ablate.stats.decide` for a fixed design (Holm per claim over the
-   contrasts; a 2x2 whose interaction is decided adds its simple effects as a second
-   family), or, for a sequential study, `ablate.stats.sequential_verdicts` over the
+3. the decisions: `ablate.stats.decide` for a fixed design (each claim type controlled
+   over the contrasts; a 2x2's main effects, interaction and simple effects are one
+   family, the simple effects shown when the interaction is decided), or, for a
+   sequential study, `ablate.stats.sequential_verdicts` over the
    seeds run so far (`_sequential`), whose decisions and repeated intervals replace
    the fixed-sample ones;
 4. what the numbers rest on: per-arm summaries and selection optimism, the Friedman
@@ -26,6 +27,7 @@ contrast's name: the same runs always give the same report.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,8 +68,10 @@ from ablate.stats import (
     ContrastData,
     Family,
     Friedman,
+    Outliers,
     SequentialResult,
     decide,
+    outliers,
     sequential_verdicts,
 )
 from ablate.store import STALE_AFTER_S, Store
@@ -123,6 +127,8 @@ class Analysis:
     convergence: tuple[Convergence, ...] = ()  # per arm: still improving at its budget?
     where: Where | None = None  # per-image: where the differences live, seed ensembles
     anatomy: Mapping[str, Any] | None = None  # anatomy.json as stored (`--anatomy`), if any
+    outliers: Mapping[str, Outliers] = dataclasses.field(default_factory=dict)  # per arm:
+    # seeds far from its bulk (generalized ESD on its finished outcomes); flags only
 
     @property
     def study(self) -> Study:
@@ -234,17 +240,30 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
                 intervals=False).verdicts}
         return {name: d for name, d in other.items() if d != actual[name]}
 
-    family = decided(contrasts, power and result is None)
     pairs = {c.name: c for c in contrasts}
-    changed = undiverged(contrasts, family)
     simple = None
-    if f is not None and result is None and family.contrasts[2].decision == "interaction":
+    if f is not None and result is None:
+        # One family: the main effects, the interaction and both simple effects, so
+        # every claim the report can show is controlled together; the simple effects
+        # are shown only when the interaction is decided.
         simple_data, simple_effects = simple_contrasts(f, inputs.outcomes, seeds,
                                                        est.resolution)
-        simple = decided(simple_data, power)
-        effects.update(simple_effects)
-        pairs.update({c.name: c for c in simple_data})
-        changed.update(undiverged(simple_data, simple))
+        whole = decided([*contrasts, *simple_data], power)
+        changed = undiverged([*contrasts, *simple_data], whole)
+        k = len(contrasts)
+        family = dataclasses.replace(whole, contrasts=whole.contrasts[:k],
+                                     n=max(c.n for c in whole.contrasts[:k]))
+        if family.contrasts[2].decision == "interaction":
+            simple = dataclasses.replace(whole, contrasts=whole.contrasts[k:], friedman=None,
+                                         n=max(c.n for c in whole.contrasts[k:]),
+                                         warnings=())
+            effects.update(simple_effects)
+            pairs.update({c.name: c for c in simple_data})
+        else:
+            changed = {name: d for name, d in changed.items() if name in pairs}
+    else:
+        family = decided(contrasts, power and result is None)
+        changed = undiverged(contrasts, family)
     if result is not None:
         family = seq.apply(family, result)
     used = set(seeds)
@@ -265,7 +284,8 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
         if f is None and result is None and len(usable) > 2 else None,
         training_seconds=float(sum(r.seconds or 0.0 for r in data.runs)), lost=lost,
         convergence=convergence(study, runs, data.epochs),
-        where=_where(data, arm_names, seeds))
+        where=_where(data, arm_names, seeds),
+        outliers={a: _outliers_of(outcomes[a]) for a in usable})
 
 
 def _where(data: StudyData, arms: Sequence[str], seeds: Sequence[int]) -> Where | None:
@@ -284,6 +304,11 @@ def _where(data: StudyData, arms: Sequence[str], seeds: Sequence[int]) -> Where 
                  [k for k in data.no_predictions if k[1] in used], pixels, rope=rope)
 
 
+def _outliers_of(per_seed: Mapping[int, object]) -> Outliers:
+    """An arm's seeds far from its bulk, over its finished outcomes."""
+    done = [(s, float(v)) for s, v in per_seed.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)]
+    return outliers([v for _, v in done], [s for s, _ in done])
 
 
 def _nothing_to_compare(study: Study, data: StudyData, lost: Sequence[str]) -> UserError:

@@ -1,12 +1,15 @@
 """Can a design decide at all? Before anything trains: with n paired seeds no exact
-one-sided sign-flip p is below 1/2^n, so a claim whose level (after the family's
-multiplicity adjustment at its first step) is below that is impossible whatever the
-data. The dry run says so, with the fewest seeds that make each claim possible.
+one-sided sign-flip p is below 1/2^n, so a claim whose smallest possible adjusted p is
+above its level is impossible whatever the data. The dry run says so, with the fewest
+seeds that make each claim possible.
 
-The levels are those `analyse` decides at: 'better' or 'worse' at alpha/2 and
-'equivalent' at alpha, each over the study's family of contrasts. The fewest seeds
-come from `ablate.stats` (`min_seeds_for_sign_flip`, `floor_seeds`), the functions the
-multiplicity procedure defines, so they follow it if it changes.
+The levels are those `analyse` decides at: 'better' or 'worse' at alpha/2 by the joint
+step-down over the shared seeds, whose adjusted p reaches the floor 1/2^n itself when
+every contrast's seeds agree in sign (so 6 seeds at alpha 0.05, whatever the number of
+contrasts; Holm's bound, 1/2^n <= alpha/(2m), is the seeds that make the claim
+possible whatever the other contrasts show); 'equivalent' at alpha by Holm, whose
+first step is alpha/m. The fewest seeds come from `ablate.stats` (`floor_seeds`,
+`min_seeds_for_sign_flip`), so they follow the procedure if it changes.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ class Reach:
     seeds: int  # paired seeds per arm the design plans (a sequential design: its max)
     contrasts: int  # the family the claims are adjusted over
     alpha: float
-    directional: int  # fewest seeds at which 'better' or 'worse' is possible
+    directional: int  # fewest seeds at which 'better' or 'worse' is possible (the
+    # contrasts' seeds agreeing in sign)
     equivalent: int  # fewest seeds at which 'equivalent' is possible
+    directional_any: int = 0  # fewest at which it is possible whatever the others show
 
     @property
     def floor(self) -> float:
@@ -51,9 +56,9 @@ class Reach:
 
 
 def family_size(study: Study) -> int:
-    """The contrasts decided as one family: a 2x2 factorial's two main effects and its
-    interaction, else each arm against the baseline."""
-    return 3 if Factorial.of(study) is not None else len(study.arms) - 1
+    """The contrasts decided as one family: a 2x2 factorial's two main effects, its
+    interaction and its two simple effects, else each arm against the baseline."""
+    return 5 if Factorial.of(study) is not None else len(study.arms) - 1
 
 
 def reach(study: Study, alpha: float = ALPHA) -> Reach:
@@ -61,7 +66,7 @@ def reach(study: Study, alpha: float = ALPHA) -> Reach:
     m = max(1, family_size(study))
     seeds = study.sequential.max if study.sequential is not None else len(study.seeds)
     # 'equivalent' is tested at alpha (two one-sided tests), so its first Holm step is
-    # alpha / m: the same floor as a directional claim at twice the level.
-    return Reach(seeds=seeds, contrasts=m, alpha=alpha,
-                 directional=min_seeds_for_sign_flip(alpha, m),
-                 equivalent=floor_seeds(alpha / m))
+    # alpha / m.
+    return Reach(seeds=seeds, contrasts=m, alpha=alpha, directional=floor_seeds(alpha / 2),
+                 equivalent=floor_seeds(alpha / m),
+                 directional_any=min_seeds_for_sign_flip(alpha, m))

@@ -90,7 +90,7 @@ def why(a: Analysis, c: Contrast) -> str:
     verdict = None
     if a.sequential is not None:
         verdict = next(v for v in a.sequential.verdicts if v.arm == c.arm)
-    return why_sentence(c, units(a), len(a.family_of(c).contrasts), verdict=verdict,
+    return why_sentence(c, units(a), a.family_of(c).size, verdict=verdict,
                         result=a.sequential, undiverged=a.undiverged.get(c.arm))
 
 
@@ -144,6 +144,7 @@ def warning_list(a: Analysis) -> list[str]:
     if budget := budget_sentence(a):
         out.append(budget)
     out += floor_warnings(a)
+    out += outlier_warnings(a)
     for c in a.contrasts:
         out += [s for s in (missing_sentence(c),
                             divergence_sentence(c, sequential=a.sequential is not None))
@@ -160,16 +161,28 @@ def warning_list(a: Analysis) -> list[str]:
     return out
 
 
-def floor_warnings(a: Analysis) -> list[str]:
-    """What the floor of exact tests ruled out, per family of a fixed design."""
+def outlier_warnings(a: Analysis) -> list[str]:
+    """Seeds far from their arm's bulk (they decide nothing; the reader should see them)."""
+    u = units(a)
     out = []
-    for fam in (a.family, a.simple):
-        if fam is None or a.sequential is not None:
-            continue
-        n = min(c.n for c in fam.contrasts)
-        if floor := floor_sentence(n, len(fam.contrasts), fam.alpha):
-            out.append(floor)
+    for arm, o in a.outliers.items():
+        if o.seeds:
+            listed = ", ".join(f"seed {s} ({u.level(v)})" for s, v in
+                               zip(o.seeds, o.values, strict=True))
+            out.append(f"{arm}: {listed} far from the arm's other seeds (median "
+                       f"{u.level(o.median)}; generalized ESD test at {o.alpha:g}): an "
+                       "unstable seed the verdict includes; see its training curve.")
     return out
+
+
+def floor_warnings(a: Analysis) -> list[str]:
+    """What the floor of exact tests ruled out in a fixed design (a 2x2's simple effects
+    are part of its one family)."""
+    if a.sequential is not None:
+        return []
+    n = min(c.n for c in a.contrasts)
+    floor = floor_sentence(n, a.family.size, a.family.alpha)
+    return [floor] if floor else []
 
 
 def _lost_reason(a: Analysis, arm: str) -> str:

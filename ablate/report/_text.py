@@ -3,7 +3,7 @@
 Every sentence takes a `Contrast` (or another record of the analysis) and says only
 what those numbers show: a direction from the sign of the mean difference, an
 interval's relation to the ROPE from its ends (`ci_vs_rope`), a claim from its
-Holm-adjusted p against its level. Nothing is worded in advance of the numbers, so a
+family-adjusted p against its level. Nothing is worded in advance of the numbers, so a
 sentence cannot claim a direction, interval or decision the numbers do not carry.
 """
 
@@ -23,6 +23,7 @@ from ablate.report._format import (
     units,
 )
 from ablate.stats import (
+    ESTIMAND_MEAN,
     MAX_SEEDS,
     Contrast,
     Pairing,
@@ -42,7 +43,27 @@ __all__ = [
     "verdict_line", "why_sentence",
 ]
 
-MULTIPLICITY_WORDS = {"holm": "Holm's method (holm), applied to each claim type separately"}
+MULTIPLICITY_WORDS = {
+    "holm": "Holm's method (holm), applied to each claim type separately",
+    "joint step-down": (
+        "for 'better' and for 'worse', the min-p step-down over the joint sign flips of "
+        "the shared seeds (Westfall-Young; each seed's differences in every contrast "
+        "flipped together, so the dependence between contrasts that share seeds and a "
+        "baseline is used rather than bounded); for 'equivalent', Holm's method on the "
+        "TOST p values"),
+}
+
+
+def p_against(p: float, level: float) -> str:
+    """p as `fmt_p` writes it, with more digits where the rounded value would read as
+    equal to the level it is compared with (when it is not), or on its other side."""
+    text = fmt_p(p)
+    for digits in (3, 4, 6, 17):
+        shown = p if not text[0].isdigit() else float(text)
+        if (shown <= level) == (p <= level) and (shown != level or p == level):
+            return text
+        text = f"{p:.{digits}g}"
+    return text
 
 
 # -- pieces --------------------------------------------------------------------------
@@ -153,7 +174,8 @@ def _made(c: Contrast, claim: str, u: Units) -> str:
     r, word = c.rope, _sentence(c.decision)
     what = "interaction" if c.kind == "interaction" else "difference"
     if claim == "equivalent":
-        return (f"{word}: its Holm-adjusted TOST {p_clause(c.p_equivalent_holm)} against "
+        return (f"{word}: its Holm-adjusted TOST {p_clause(c.p_equivalent_holm)}"
+                f"{_of_joint(c)} against "
                 f"|Δ| ≥ {u.amount(r)} is at most {c.alpha:g}, and its 90% CI, "
                 f"{interval_text(c.ci90_low, c.ci90_high, u)}, "
                 f"{ci_vs_rope(c.ci90_low, c.ci90_high, r, u)}: any {what} is too small to "
@@ -161,15 +183,25 @@ def _made(c: Contrast, claim: str, u: Units) -> str:
     up = (claim == "better") == (c.higher_is_better or c.kind == "interaction")
     null = f"Δ ≤ +{u.amount(r)}" if up else f"Δ ≥ -{u.amount(r)}"
     p = c.p_better_holm if claim == "better" else c.p_worse_holm
-    return (f"{word}: its Holm-adjusted {p_clause(p)} against {null} is at most "
+    return (f"{word}: its step-down-adjusted {p_clause(p)}{_of_joint(c)} against {null} is "
+            f"at most "
             f"{c.alpha / 2:g}, and its 95% CI, {interval_text(c.ci_low, c.ci_high, u)}, "
             f"{ci_vs_rope(c.ci_low, c.ci_high, r, u)}: {'an' if c.kind == 'interaction' else 'a'} "
             f"{what} real and large enough to matter.")
 
 
+def _of_joint(c: Contrast) -> str:
+    """' of the joint outcome (diverged = worst)' for a contrast decided on it."""
+    if c.estimand == ESTIMAND_MEAN:
+        return ""
+    return f" of the {c.estimand.removeprefix('pseudo-median of the ')}"
+
+
 def floor_sentence(n: int, m: int, alpha: float) -> str:
     """What the floor of exact one-sided p values (1/2^n) rules out with n seeds and m
-    contrasts ('' when it rules out nothing at Holm's first level)."""
+    contrasts ('' when it rules out nothing). 'Better' and 'worse' (the joint
+    step-down) reach the floor itself when every contrast's seeds agree; 'equivalent'
+    (Holm) needs 1/2^n <= alpha / m to pass at its first step."""
     floor = 2.0 ** -n
     head = (f"With {plural(n, 'paired seed')} no one-sided exact p can be below "
             f"1/2^{n} = {floor:.3g}")
@@ -181,10 +213,10 @@ def floor_sentence(n: int, m: int, alpha: float) -> str:
     if floor > alpha / 2:
         return (f"{head}, above the {alpha / 2:g} a 'better' or 'worse' claim needs: those "
                 f"claims were impossible whatever the data; use at least {need} seeds.")
-    if m > 1 and floor > alpha / (2 * m):
-        return (f"{head}, above Holm's first level for 'better' or 'worse' over {m} "
-                f"contrasts, {alpha / (2 * m):.3g}: such a claim here could pass only after "
-                f"another contrast's had; {floor_seeds(alpha / (2 * m))} seeds would remove "
+    if m > 1 and floor > alpha / m:
+        return (f"{head}, above Holm's first level for 'equivalent' over {m} "
+                f"contrasts, {alpha / m:.3g}: that claim here could pass only after "
+                f"another contrast's had; {floor_seeds(alpha / m)} seeds would remove "
                 "that limit.")
     return ""
 
@@ -205,9 +237,11 @@ def why_sentence(c: Contrast, u: Units, m: int, *, verdict: SequentialVerdict | 
         up, down, none = (("'interaction' (positive)", "'interaction' (negative)",
                            "'no interaction'") if c.kind == "interaction" else
                           ("'better'", "'worse'", "'equivalent'"))
-        text = (f"Inconclusive: no claim reached its level (Holm-adjusted p "
-                f"{fmt_p(c.p_better_holm)} for {up} and {fmt_p(c.p_worse_holm)} for {down}, "
-                f"each needing at most {c.alpha / 2:g}; {fmt_p(c.p_equivalent_holm)} for "
+        half = c.alpha / 2
+        text = (f"Inconclusive: no claim reached its level (adjusted p{_of_joint(c)} "
+                f"{p_against(c.p_better_holm, half)} for {up} and "
+                f"{p_against(c.p_worse_holm, half)} for {down}, each needing at most "
+                f"{half:g}; {p_against(c.p_equivalent_holm, c.alpha)} for "
                 f"{none}, needing at most {c.alpha:g}); its 95% CI, "
                 f"{interval_text(c.ci_low, c.ci_high, u)}, "
                 f"{ci_vs_rope(c.ci_low, c.ci_high, c.rope, u)}.")
@@ -277,23 +311,33 @@ def power_sentence(c: Contrast, u: Units) -> str:
     toward = "" if interaction or c.higher_is_better else " (lower is better)"
     size = f"a true {'interaction' if interaction else 'improvement'} of {u.amount(pw.effect)}"
 
-    def seeds(k: int | None) -> str:
-        return f"more than {MAX_SEEDS} seeds" if k is None else plural(k, "seed")
+    def seeds(k: int | None, rng: tuple[int | None, int | None] = (None, None)) -> str:
+        text = f"more than {MAX_SEEDS} seeds" if k is None else plural(k, "seed")
+        lo, hi = rng
+        if lo is None and hi is None or lo == hi == k:
+            return text
+        ends = [str(x) if x is not None else f"more than {MAX_SEEDS}" for x in (lo, hi)]
+        return f"{text} ({ends[0]} to {ends[1]} within 2 Monte Carlo SE)"
 
     mde = (f"the smallest {'interaction' if interaction else 'improvement'} it calls "
            f"'{claim}' with probability 0.8 with these seeds is {u.amount(pw.mde)}"
            if math.isfinite(pw.mde) else
            f"with {pw.n} seeds no {'interaction' if interaction else 'improvement'} is called "
            f"'{claim}' with probability 0.8")
-    level = (f", each at Holm's first level over {pw.m} contrasts (so lower bounds)"
+    level = (f", each at Holm's first level over {pw.m} contrasts (so lower bounds: the "
+             "step-down is never stricter)"
              if pw.m > 1 else "")
     return (f"Power of this verdict ({pw.simulations} simulated studies, SE {pw.mc_se:.2f}"
             f"{level}): planning with normal per-seed differences and the sd's 80% upper "
-            f"bound, {u.amount(pw.sd_upper)} (observed {u.amount(pw.sd)} over {pw.n} seeds), "
+            f"bound, {u.amount(pw.sd_upper)} (observed {u.amount(pw.sd)} over {pw.n} seeds; "
+            "a normal-theory bound: under heavy-tailed differences it covers the true sd "
+            "only about half the time, so these plans are then optimistic), "
             f"the rule says '{claim}' with probability {pw.power_better:.2f} at {size}"
-            f"{toward} ({pw.effect_rule}) and would need {seeds(pw.seeds_better)} for 0.8; "
+            f"{toward} ({pw.effect_rule}) and would need "
+            f"{seeds(pw.seeds_better, pw.seeds_better_range)} for 0.8; "
             f"it says '{null}' with probability {pw.power_equivalent:.2f} at no difference "
-            f"and would need {seeds(pw.seeds_equivalent)} for 0.8; {mde}.")
+            f"and would need {seeds(pw.seeds_equivalent, pw.seeds_equivalent_range)} for "
+            f"0.8; {mde}.")
 
 
 def divergence_sentence(c: Contrast, *, sequential: bool = False) -> str:
@@ -306,10 +350,24 @@ def divergence_sentence(c: Contrast, *, sequential: bool = False) -> str:
     test = (f"the exact test of equal divergence rates on the {plural(k, 'discordant seed')} "
             f"gives {p_clause(dv.p_value)}{label}" if k else
             "no seed diverged on one side only, so the rates cannot differ")
+    which = "; ".join(f"{who} on seed{'s' if len(ss) > 1 else ''} {', '.join(map(str, ss))}"
+                      for who, ss in ((c.arm, dv.arm_seeds), (c.baseline, dv.baseline_seeds))
+                      if ss)
+    if sequential:
+        how = ("from the first look with a diverged seed, its claims come from the joint "
+               "outcome per seed (a diverged run below every finished one) by the exact "
+               "signed-rank test, each look spending only its share of the level; the "
+               "repeated CI is of the differences where both finished")
+    elif c.estimand != ESTIMAND_MEAN:
+        how = ("its decision and its 95% CI are those of the joint outcome per seed (a "
+               "diverged run below every finished one: the exact signed-rank test and its "
+               "inversion, about the outcome's pseudo-median), while the mean difference "
+               "above is over the seeds where both finished")
+    else:
+        how = "a diverged run counts as the worst outcome"
     return (f"Divergence: {c.arm} diverged on {dv.arm_only + dv.both} and {c.baseline} on "
-            f"{dv.baseline_only + dv.both} of {dv.paired} paired seeds ({dv.both} on both); "
-            f"{test}. A diverged run counts as the worst outcome: each claim also needed "
-            "the exact signed-rank test with diverged = worst to agree.")
+            f"{dv.baseline_only + dv.both} of {dv.paired} paired seeds ({dv.both} on both"
+            f"{'; ' + which if which else ''}); {test}. A diverged run is an outcome: {how}.")
 
 
 def missing_sentence(c: Contrast) -> str:
@@ -496,7 +554,7 @@ def answer_paragraph(a: Analysis) -> str:
 def methods_paragraph(a: Analysis) -> str:
     """How the verdicts were reached: the test, the interval, the rule, multiplicity."""
     fam = a.family
-    alpha, m = fam.alpha, len(fam.contrasts)
+    alpha, m = fam.alpha, fam.size
     u = units(a)
     intervals = sorted({c.interval for c in a.contrasts})
     rope = u.rope(fam.rope)
@@ -505,14 +563,19 @@ def methods_paragraph(a: Analysis) -> str:
             f"symmetric about the true difference Δ; intervals: {join(intervals)}. ")
     if a.sequential is None:
         how = MULTIPLICITY_WORDS.get(fam.multiplicity, fam.multiplicity)
-        text += (f"'Better' is claimed when the Holm-adjusted p against Δ within the ROPE "
+        counted = ("every joint sign pattern counted" if fam.joint_exact else
+                   f"random joint sign patterns, Monte Carlo standard error of an adjusted p "
+                   f"at most {fam.joint_mc_se:.2g}")
+        text += (f"'Better' is claimed when the adjusted p against Δ within the ROPE "
                  f"({rope}) on that side is at most {alpha / 2:g}, so the whole 95% CI lies "
                  f"beyond the ROPE; 'worse' likewise on the other side; 'equivalent' when the "
                  f"Holm-adjusted TOST p (two one-sided tests against |Δ| ≥ {u.amount(fam.rope)}) "
                  f"is at most {alpha:g}, so the 90% CI lies inside the ROPE; otherwise "
-                 f"'inconclusive'. Multiplicity: {how}"
-                 f" over the {plural(m, 'contrast')}, so each kind of false claim is controlled "
-                 "family-wise.")
+                 f"'inconclusive'. Multiplicity: {how} ({counted})"
+                 f", over the {plural(m, 'contrast')}, so each kind of false claim is controlled "
+                 "family-wise. The step-down assumes that each seed's vector of differences "
+                 "is symmetric jointly, which a shared baseline with skewed noise breaks; "
+                 "the calibration measures it.")
     else:
         d = a.sequential.design
         text += (f"Seeds were added in rounds of {d.step} per arm, looking at "
@@ -531,17 +594,25 @@ def methods_paragraph(a: Analysis) -> str:
                  + join([f"{c.arm} vs {c.baseline} (its p of no difference has Monte Carlo "
                          f"standard error {c.mc_se:.2g})" for c in mc])
                  + ": their p values and intervals come from random sign patterns.")
-    if a.simple is not None:
-        text += (" The interaction was decided, so the effect of the first factor at each "
-                 "level of the second (the simple effects) is decided as a second family "
-                 "of two, with the same rule and Holm within it.")
+    if a.factorial is not None and a.sequential is None:
+        text += (" The main effects, the interaction and the effect of the first factor at "
+                 "each level of the second (the simple effects) are one family of "
+                 f"{m}; the simple effects are shown "
+                 + ("because the interaction was decided." if a.simple is not None else
+                    "only when the interaction is decided (it was not)."))
     text += (f" Floor: with n paired seeds no one-sided exact p is below 1/2^n, so 'better' "
-             f"or 'worse' needs at least {floor_seeds(alpha / 2)} seeds and 'equivalent' at "
-             f"least {floor_seeds(alpha)}" + (
-                 f"; at Holm's first level over {m} contrasts, "
-                 f"{floor_seeds(alpha / (2 * m))} and {floor_seeds(alpha / m)}"
+             f"or 'worse' is possible from {floor_seeds(alpha / 2)} seeds (where every "
+             f"contrast's seeds agree in sign, the step-down's adjusted p is that floor; "
+             f"Holm's would be m/2^n) and 'equivalent' from {floor_seeds(alpha)}" + (
+                 f", {floor_seeds(alpha / m)} at Holm's first level over {m} contrasts"
                  if m > 1 else "") + ". A seed whose run failed or did not finish is left "
-             "out of the contrasts of its arm only; a diverged run is the worst outcome, and "
-             "a contrast with a diverged seed needs the exact signed-rank test with diverged "
-             "= worst to agree before any claim.")
+             "out of the contrasts of its arm only. A diverged run is an outcome, the worst "
+             "one: a contrast with a diverged seed is decided on its joint outcome per seed "
+             "(diverged below every finished run) by the exact signed-rank test, its "
+             "estimand that outcome's pseudo-median" + (
+                 ", from the first look with a diverged seed, each look spending only its "
+                 "share of the level (the repeated intervals stay those of the differences "
+                 "where both finished)" if a.sequential is not None else
+                 " and its intervals the test's inversion")
+             + ", so divergence alone can make an arm 'worse'.")
     return text

@@ -24,6 +24,7 @@ from ablate.report._document import Document, Verdict, build
 from ablate.report._format import units
 from ablate.report._render import FILES_DIR, html, markdown
 from ablate.report._text import (
+    MULTIPLICITY_WORDS,
     divergence_sentence,
     headline,
     pairing_sentence,
@@ -35,7 +36,10 @@ from ablate.stats import TARGET_POWER, Contrast, Outcome
 
 __all__ = ["FIGURE_NAMES", "SCHEMA", "make_plots", "report_json", "write_report_files"]
 
-SCHEMA = 2  # bump when report.json's keys change meaning
+SCHEMA = 3  # bump when report.json's keys change meaning (3: the joint step-down and
+# divergence as an outcome: study.multiplicity_description, family_size, joint_exact,
+# joint_mc_se; per contrast estimand, divergence.arm_seeds / baseline_seeds; p_*_holm
+# hold the claims' family-adjusted p under study.multiplicity; outliers per arm)
 FIGURE_NAMES = frozenset({"forest", "slopes", "distributions", "learning_curves", "grad_norms",
                           "interaction", "critical_difference", "sequential_path"}
                          ) | WHERE_FIGURES
@@ -141,6 +145,10 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
                   "higher_is_better": a.higher_is_better, "rope": fam.rope,
                   "alpha": fam.alpha, "interval": fam.interval,
                   "multiplicity": fam.multiplicity,
+                  "multiplicity_description": MULTIPLICITY_WORDS.get(fam.multiplicity,
+                                                                     fam.multiplicity),
+                  "family_size": fam.size, "joint_exact": fam.joint_exact,
+                  "joint_mc_se": fam.joint_mc_se,
                   "design": "fixed" if a.sequential is None else "sequential"},
         "estimand": {"metric": est.metric.name, "study_metric": a.study.metric.name,
                      "resolution": est.resolution, "optimistic": est.optimistic,
@@ -167,6 +175,10 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
             "study_file": r.study_file,
         },
         "arms": [s.to_dict() for s in a.arms],
+        "outliers": {arm: {"seeds": list(o.seeds), "values": list(o.values),
+                           "median": o.median, "alpha": o.alpha,
+                           "method": "generalized ESD (Rosner 1983)"}
+                     for arm, o in a.outliers.items()},
         "selection_optimism": [o.to_dict() for o in a.optimism],
         "outcomes": {arm: {str(s): o for s, o in per.items()}
                      for arm, per in a.outcomes.items()},

@@ -9,6 +9,8 @@ name (`stream`). The analysis (`ablate.analysis`) imports from here.
 
 from ablate.stats._anatomy import Anatomy, Source, anatomy
 from ablate.stats._contrast import (
+    ESTIMAND_JOINT,
+    ESTIMAND_MEAN,
     MULTIPLICITY,
     Contrast,
     Family,
@@ -20,6 +22,7 @@ from ablate.stats._divergence import Divergence, divergence, rank_p
 from ablate.stats._effects import Wins, d_z, t_p, wilcoxon_p, wins
 from ablate.stats._family import holm
 from ablate.stats._grid import grid_label, to_grid
+from ablate.stats._joint import JOINT_EXACT_MAX_SEEDS, Joint, step_down
 from ablate.stats._outcomes import (
     DIVERGED,
     ContrastData,
@@ -28,6 +31,7 @@ from ablate.stats._outcomes import (
     pair,
     simple_effects,
 )
+from ablate.stats._outliers import OUTLIER_ALPHA, Outliers, outliers
 from ablate.stats._pairing import Pairing, pairing
 from ablate.stats._power import (
     MAX_SEEDS,
@@ -63,7 +67,14 @@ __all__ = [
     "DECISIONS",
     "DIVERGED",
     "INTERACTION_DECISIONS",
+    "ESTIMAND_JOINT",
+    "ESTIMAND_MEAN",
+    "JOINT_EXACT_MAX_SEEDS",
+    "Joint",
     "MULTIPLICITY",
+    "OUTLIER_ALPHA",
+    "Outliers",
+    "outliers",
     "Contrast",
     "ContrastData",
     "Divergence",
@@ -98,6 +109,7 @@ __all__ = [
     "sequential_verdicts",
     "sign_flip",
     "simple_effects",
+    "step_down",
     "stream",
     "t_p",
     "grid_label",

@@ -29,18 +29,29 @@ from typing import Any
 import numpy as np
 
 from ablate.files import jsonable
-from ablate.stats._divergence import Divergence, divergence, improvement_scores, rank_p
+from ablate.stats._divergence import (
+    Divergence,
+    divergence,
+    improvement_scores,
+    rank_interval,
+    rank_p,
+    rank_scores,
+)
 from ablate.stats._effects import d_z, t_p, wilcoxon_p, wins
 from ablate.stats._family import holm
+from ablate.stats._grid import to_grid
+from ablate.stats._joint import step_down
 from ablate.stats._outcomes import ContrastData, Kind, Outcome, pair
 from ablate.stats._pairing import Pairing, pairing
-from ablate.stats._power import SIMULATIONS, Power, min_seeds_for_sign_flip, power_for
+from ablate.stats._power import SIMULATIONS, Power, floor_seeds, power_for
 from ablate.stats._ranks import Friedman, friedman
 from ablate.stats._signflip import SignFlip, sign_flip
 from ablate.stats._streams import stream
-from ablate.stats._verdict import Case, ClaimTests, claim_tests, combine, decide_claims
+from ablate.stats._verdict import Case, ClaimTests, claim_tests, decide_claims
 
 __all__ = [
+    "ESTIMAND_JOINT",
+    "ESTIMAND_MEAN",
     "MULTIPLICITY",
     "Contrast",
     "Family",
@@ -49,7 +60,11 @@ __all__ = [
     "decide",
 ]
 
-MULTIPLICITY = "holm"  # per claim: better and worse at alpha/2, equivalent at alpha
+# better and worse (at alpha/2 each): the min-p step-down over the joint sign flips of
+# the shared seeds (`_joint`); equivalent (at alpha): Holm on the TOST p values.
+MULTIPLICITY = "joint step-down"
+ESTIMAND_MEAN = "mean difference"
+ESTIMAND_JOINT = "pseudo-median of the joint outcome (diverged = worst)"
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,8 @@ class Contrast:
     p_better_holm: float  # ... Holm-adjusted per claim type
     p_worse_holm: float
     p_equivalent_holm: float
-    multiplicity: str  # "holm": Holm per claim type
+    multiplicity: str  # MULTIPLICITY: the joint step-down (directional), Holm (equivalent)
+    estimand: str  # what the decision and interval are about: ESTIMAND_MEAN or _JOINT
     p_wilcoxon: float  # for reference only: Wilcoxon signed-rank, two-sided
     p_t: float  # for reference only: paired t, two-sided
     d_z: float  # mean_diff / sd_diff
@@ -111,18 +127,28 @@ class Family:
     n: int  # the most seeds any contrast has (each Contrast carries its own n)
     rope: float
     alpha: float
-    multiplicity: str  # "holm": Holm per claim type (see _verdict)
+    multiplicity: str  # MULTIPLICITY (see _verdict)
     interval: str  # the interval method of the contrasts (the first one's, if they differ)
     higher_is_better: bool
     contrasts: tuple[Contrast, ...]
     friedman: Friedman | None  # omnibus over all arms when there are more than two
     warnings: tuple[str, ...]  # sentences the report must show
+    family_size: int = 0  # contrasts decided as one family (>= len(contrasts) when the
+    # report shows a part of it: a 2x2's simple effects); 0: len(contrasts)
+    joint_exact: bool = True  # the step-down counted every joint sign pattern
+    joint_mc_se: float = 0.0  # else: the largest Monte Carlo SE of its adjusted p
+
+    @property
+    def size(self) -> int:
+        """The number of contrasts the claims were adjusted over."""
+        return self.family_size or len(self.contrasts)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; `contrasts` is the list report.json carries."""
         out = {k: jsonable(getattr(self, k)) for k in
                ("metric", "n", "rope", "alpha", "multiplicity", "interval",
-                "higher_is_better", "warnings")}
+                "higher_is_better", "warnings", "joint_exact", "joint_mc_se")}
+        out["family_size"] = self.size
         out["contrasts"] = [c.to_dict() for c in self.contrasts]
         out["friedman"] = None if self.friedman is None else {
             k: jsonable(v) for k, v in dataclasses.asdict(self.friedman).items()}
@@ -145,12 +171,11 @@ class _Tested:
 def _test(data: ContrastData, rope: float, higher: bool, key: str) -> _Tested:
     sign = 1.0 if higher or data.kind == "interaction" else -1.0
     d = data.diffs
-    if d.size == 0:
-        return _Tested(data, sign, d, None, None, None, None)
-    dist = sign_flip(sign * d, resolution=data.resolution, rng=stream(key, data.name, "p"))
-    metric = claim_tests(dist, rope)
+    dist = None if d.size == 0 else sign_flip(
+        sign * d, resolution=data.resolution, rng=stream(key, data.name, "p"))
+    metric = None if dist is None else claim_tests(dist, rope)
     rank = None
-    if data.any_divergence:
+    if data.any_divergence:  # the joint outcome decides (module doc of _verdict)
         u = improvement_scores(data, higher_is_better=sign > 0)
         r = data.resolution
         pb, pw = rank_p(u, rope, upper=True, resolution=r), rank_p(u, -rope, upper=False,
@@ -158,16 +183,58 @@ def _test(data: ContrastData, rope: float, higher: bool, key: str) -> _Tested:
         pe = max(rank_p(u, -rope, upper=True, resolution=r),
                  rank_p(u, rope, upper=False, resolution=r))
         n_rank = int(np.count_nonzero(~np.isnan(u)))
-        rank = ClaimTests(pb, pw, pe, floor=2.0 ** -n_rank)
-    tests = metric if rank is None else combine(metric, rank)
+        rank = ClaimTests(pb, pw, pe, floor=2.0 ** -n_rank) if n_rank else None
+    tests = metric if rank is None else rank
     return _Tested(data, sign, d, dist, metric, rank, tests)
 
 
+def _scores(t: _Tested, claim: str, rope: float) -> dict[int, float]:
+    """seed -> this contrast's score for a directional claim, oriented so that a large
+    sum is evidence (the joint step-down flips these; `_joint`)."""
+    data = t.data
+    if t.tests is None:
+        return {}
+    up = claim == "better"
+    delta0 = rope if up else -rope
+    if t.rank is not None:
+        u = improvement_scores(data, higher_is_better=t.sign > 0)
+        y = rank_scores(u, delta0, resolution=data.resolution)
+        seeds = data.seeds
+    else:
+        h = data.resolution
+        x = to_grid(t.sign * t.d, h).astype(np.float64) if h is not None else t.sign * t.d
+        y = np.round(x - delta0 / (h or 1.0), 9)
+        seeds = tuple(s for s, ok in zip(data.seeds, data.both_done, strict=True) if ok)
+    y = y if up else -y
+    return dict(zip(seeds, y.tolist(), strict=True))
+
+
+def _joint_adjusted(tested: Sequence[_Tested], rope: float, key: str
+                    ) -> tuple[dict[str, np.ndarray], bool, float]:
+    """The step-down adjusted p of 'better' and 'worse' over the family's joint sign
+    flips; whether every pattern was counted, and the largest Monte Carlo SE."""
+    out, exact, se = {}, True, 0.0
+    for claim in ("better", "worse"):
+        per = [_scores(t, claim, rope) for t in tested]
+        seeds = sorted({s for p in per for s in p})
+        y = np.array([[p.get(s, 0.0) for p in per] for s in seeds]).reshape(len(seeds),
+                                                                           len(per))
+        joint = step_down(y, rng=stream(key, "joint", claim))
+        out[claim] = joint.adjusted
+        exact, se = exact and joint.exact, max(se, joint.mc_se)
+    return out, exact, se
+
+
 def _interval(t: _Tested, confidence: float) -> tuple[float, float]:
-    """(low, high) of arm - baseline; the improvement interval mirrored for a loss."""
-    if t.dist is None:
+    """(low, high) of arm - baseline; the improvement interval mirrored for a loss. A
+    contrast with a diverged side: the joint outcome's (`rank_interval`)."""
+    if t.rank is not None:
+        u = improvement_scores(t.data, higher_is_better=t.sign > 0)
+        lo, hi = rank_interval(u, confidence, resolution=t.data.resolution)
+    elif t.dist is None:
         return math.nan, math.nan
-    lo, hi = t.dist.interval(confidence)
+    else:
+        lo, hi = t.dist.interval(confidence)
     return (lo, hi) if t.sign > 0 else (-hi, -lo)
 
 
@@ -200,7 +267,9 @@ def decide(
     cases = [Case(n=t.d.size, kind=t.data.kind, higher_is_better=higher_is_better,
                   ci95=_interval(t, 0.95), ci90=_interval(t, 0.90), metric=t.metric,
                   rank=t.rank) for t in tested]
-    decided = decide_claims([t.tests for t in tested], cases, rope=rope, alpha=alpha)
+    joint, joint_exact, joint_se = _joint_adjusted(tested, rope, key)
+    decided = decide_claims([t.tests for t in tested], cases, rope=rope, alpha=alpha,
+                            adjusted=joint)
     p_two = [1.0 if t.dist is None else t.dist.p_two_sided(0.0) for t in tested]
     p_holm = holm(p_two)
     out = []
@@ -213,7 +282,8 @@ def decide(
     return Family(
         metric=metric, n=n, rope=float(rope), alpha=alpha, multiplicity=MULTIPLICITY,
         interval=out[0].interval, higher_is_better=higher_is_better, contrasts=tuple(out),
-        friedman=None, warnings=tuple(_warnings(out, alpha)),
+        friedman=None, warnings=tuple(_warnings(out, alpha)), family_size=m,
+        joint_exact=joint_exact, joint_mc_se=joint_se,
     )
 
 
@@ -245,6 +315,7 @@ def _contrast(t: _Tested, case: Case, decision: str, reason: str,
         p_better=raw.better, p_worse=raw.worse, p_equivalent=raw.equivalent,
         p_better_holm=adjusted["better"], p_worse_holm=adjusted["worse"],
         p_equivalent_holm=adjusted["equivalent"], multiplicity=MULTIPLICITY,
+        estimand=ESTIMAND_JOINT if t.rank is not None else ESTIMAND_MEAN,
         p_wilcoxon=wilcoxon_p(d), p_t=t_p(d), d_z=d_z(d) if n else math.nan,
         wins=w.wins, ties=w.ties, wins_ci=w.ci, rope=float(rope), alpha=alpha,
         higher_is_better=higher, resolution=data.resolution, decision=decision,
@@ -256,15 +327,14 @@ def _contrast(t: _Tested, case: Case, decision: str, reason: str,
 
 def _warnings(contrasts: Sequence[Contrast], alpha: float) -> list[str]:
     out: list[str] = []
-    m = len(contrasts)
-    need = min_seeds_for_sign_flip(alpha, m)
-    short = [c for c in contrasts if c.n < need]
+    need = floor_seeds(alpha / 2)
+    short = [c for c in contrasts if c.n_paired < need]
     if short:
-        n_min = min(c.n for c in short)
+        n_min = min(c.n_paired for c in short)
         out.append(
             f"with {n_min} seeds the smallest one-sided sign-flip p is 1/2^{n_min} = "
-            f"{2.0 ** -n_min:.3g}, above Holm's first level {alpha / 2:g}/{m} = "
-            f"{alpha / (2 * m):.3g} for 'better' or 'worse': use at least {need} seeds")
+            f"{2.0 ** -n_min:.3g}, above the {alpha / 2:g} a 'better' or 'worse' claim "
+            f"needs: use at least {need} seeds")
     for c in contrasts:
         if c.missing:
             listed = ", ".join(f"{s} ({why})" for s, why in c.missing)
@@ -272,11 +342,16 @@ def _warnings(contrasts: Sequence[Contrast], alpha: float) -> list[str]:
                        f"{listed}")
         dv = c.divergence
         if dv.arm_only or dv.baseline_only or dv.both:
+            which = "; ".join(f"{who} on seed{'s' if len(ss) > 1 else ''} "
+                              f"{', '.join(map(str, ss))}" for who, ss in
+                              (("the arm", dv.arm_seeds), ("the baseline", dv.baseline_seeds))
+                              if ss)
             out.append(
                 f"{c.arm} vs {c.baseline}: diverged on {dv.arm_only + dv.both} "
                 f"(arm) and {dv.baseline_only + dv.both} (baseline) of {dv.paired} paired "
-                f"seeds; exact test of equal divergence rates p = {dv.p_value:.3g}; claims "
-                "also required the rank test with diverged = worst")
+                f"seeds ({which}); exact test of equal divergence rates p = "
+                f"{dv.p_value:.3g}; the contrast was decided on the joint outcome per seed "
+                "(diverged = worst)")
     return out
 
 

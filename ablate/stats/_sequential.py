@@ -32,11 +32,14 @@ Claims and family: as in `_verdict` (better / worse at alpha/2, equivalent by tw
 one-sided tests at alpha, each claim type family-wise), with Holm's method made
 sequential by recycling: a contrast's claim is tested at alpha_c / (number of its
 claim type's hypotheses not yet rejected); when one is rejected its level passes to
-the rest, which may then reject at any look so far (Maurer & Bretz 2013). A contrast
-with a diverged side also needs the exact rank test with diverged = worst (fixed at
-the look, from `_divergence`) to agree at the same level. A contrast is settled by its
-first claim; at `max_seeds` every contrast is settled, "inconclusive" if no claim was
-made. A contrast near the ROPE edge therefore keeps the study going up to max_seeds.
+the rest, which may then reject at any look so far (Maurer & Bretz 2013). Divergence is
+an outcome: from the first look at which a contrast has a diverged side, that
+contrast is decided on its joint outcome (diverged = worst) by the exact signed-rank
+test, at each look spending only that look's share of the claim's level (see
+`_claim_looks`), so looking again never re-tests divergence at the full level. A
+contrast is settled by its first claim; at `max_seeds` every contrast is settled,
+"inconclusive" if no claim was made. A contrast near the ROPE edge therefore keeps
+the study going up to max_seeds.
 
 Losses have no grid: their differences are rounded to 1/100 of the ROPE (moving none
 by more than 0.5% of the ROPE), and exactness holds for the rounded differences.
@@ -309,26 +312,46 @@ def _edge(value_units: float) -> int:
 
 def _claim_looks(p: _Prepared, claim: str, level: float, design: SequentialDesign
                  ) -> int:
-    """First look by which `claim` is made for this contrast at this level."""
+    """First look by which `claim` is made for this contrast at this level.
+
+    Until a diverged side appears, the group-sequential test of the differences; from
+    the first look with one (k*), the joint outcome decides: the exact signed-rank test
+    with diverged = worst at look k spends only that look's share of the level,
+    spend(k) - spend(k - 1) (a look whose floor blocks it passes its share on), so the
+    looks before k* and the rank looks after it together spend at most `level` (a
+    union bound; which look k* is does not depend on the signs)."""
     looks = design.looks
+    spend = design.spending(level)
     r = design.rope / p.h
+    inf = np.isinf(p.u)
+    first_div = next((k for k, n in enumerate(looks) if inf[:n].any()), len(looks))
+    pre, pre_spend = looks[:first_div], spend[:first_div]
     if claim == "better":
-        first = claim_look(p.x2, p.valid, _edge(r), looks, design.spending(level))
-        rank = [(+1, design.rope)]
+        sides = [(+1, design.rope)]
+        first = claim_look(p.x2, p.valid, _edge(r), pre, pre_spend) if pre else 0
     elif claim == "worse":
-        first = claim_look(-p.x2, p.valid, _edge(r), looks, design.spending(level))
-        rank = [(-1, -design.rope)]
+        sides = [(-1, -design.rope)]
+        first = claim_look(-p.x2, p.valid, _edge(r), pre, pre_spend) if pre else 0
     else:
-        spend = design.spending(level)
-        first = max(claim_look(p.x2, p.valid, _edge(-r), looks, spend),
-                    claim_look(-p.x2, p.valid, _edge(-r), looks, spend))
-        rank = [(+1, -design.rope), (-1, design.rope)]
-    if first >= len(looks) or not np.any(np.isinf(p.u)):
+        sides = [(+1, -design.rope), (-1, design.rope)]
+        first = max(claim_look(p.x2, p.valid, _edge(-r), pre, pre_spend),
+                    claim_look(-p.x2, p.valid, _edge(-r), pre, pre_spend)) if pre else 0
+    if pre and first < len(pre):
         return first
-    # A diverged side: the rank test with diverged = worst must agree at the same look.
-    for k in range(first, len(looks)):
+    carry = 0.0
+    n_done = int(min(p.u.size, looks[-1]))
+    for k in range(first_div, len(looks)):
+        if looks[k] > n_done:
+            break
+        share = carry + spend[k] - (spend[k - 1] if k > 0 else 0.0)
         u = p.u[:looks[k]]
-        if all(rank_p(u, delta, upper=up > 0, resolution=p.h) <= level for up, delta in rank):
+        n_rank = int(np.count_nonzero(~np.isnan(u)))
+        if 2.0 ** -n_rank > share:
+            carry = share  # no rejection possible here: the share carries forward
+            continue
+        carry = 0.0
+        if all(rank_p(u, delta, upper=up > 0, resolution=p.h) <= share
+               for up, delta in sides):
             return k
     return len(looks)
 

@@ -10,32 +10,37 @@ sign-flip p values (`_signflip`):
 - equivalent: reject both H: Delta <= -r and H: Delta >= +r (TOST),
               p_equivalent = max(p_greater(-r), p_less(+r)),     at alpha.
 
-Each claim type is controlled family-wise over the study's contrasts by Holm's method
-on that claim's p values: a claim is made when its Holm-adjusted p is <= its level.
-So P(any false "better") <= alpha / 2, P(any false "worse") <= alpha / 2 and
-P(any false "equivalent") <= alpha, under any dependence between the contrasts (they
-share a baseline). The claims exclude each other: "better" needs the 95% interval's
-lower end above +r, "equivalent" the 90% interval's upper end below +r, and the 90%
-interval lies inside the 95% one. Neither claim made: "inconclusive".
+Each claim type is controlled family-wise over the study's contrasts: "better" and
+"worse" by the min-p step-down over the joint sign flips of the shared seeds
+(`_joint`, Westfall-Young), "equivalent" by Holm's method on the TOST p values; a claim
+is made when its adjusted p is <= its level. So P(any false "better") <= alpha / 2,
+P(any false "worse") <= alpha / 2 and P(any false "equivalent") <= alpha (the
+step-down assumes each seed's vector of shifted differences is jointly symmetric; Holm
+holds under any dependence). The claims exclude each other: "better" needs the 95%
+interval's lower end above +r, "equivalent" the 90% interval's upper end below +r, and
+the 90% interval lies inside the 95% one. Neither claim made: "inconclusive".
 
 An interaction contrast says "interaction" (better or worse: u is the interaction in
 metric units, either sign) or "no interaction" (equivalent); a simple or main effect
 uses the arm's words.
 
-Diverged runs: when any paired seed of a contrast has a diverged side, each claim's p
-is the larger of the metric test's (seeds where both finished) and the rank test's
-with diverged = worst (`_divergence`). A claim then needs both tests to agree (an
-intersection-union test, valid because each test is), so an arm that diverges is never
-called better or equivalent on the seeds where it happened to survive.
+Diverged runs are an outcome: when any paired seed of a contrast has a diverged side,
+the contrast is decided on its joint outcome per seed (the improvement, -inf where only
+the arm diverged, +inf where only the baseline did, a tie where both did) by the exact
+signed-rank test of symmetry about the shift (`_divergence.rank_p`); its estimand is
+the joint outcome's pseudo-median, and its intervals invert the same test. So an arm
+that diverges where the baseline does not can be "worse" from divergence alone, and is
+never "better" or "equivalent" on the seeds where it happened to survive.
 
 The floor: with n paired seeds no one-sided p is below 1/2^n. When even that smallest p
-could not pass Holm, the reason says so instead of implying a near miss.
+could not pass the claim's level (for "equivalent": Holm's, given the other contrasts'
+p's), the reason says so instead of implying a near miss.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,73 +135,86 @@ def decide_claims(
     *,
     rope: float,
     alpha: float,
+    adjusted: Mapping[str, np.ndarray] | None = None,
 ) -> list[tuple[str, str, dict[str, float]]]:
-    """Holm per claim over the family, then each contrast's decision and reason.
+    """Each contrast's decision and reason from the family's adjusted p values.
 
-    tests: per contrast, the claims' p values (combined with the rank test where a
-    side diverged), or None when nothing could be tested. Returns per contrast
-    (decision, reason, {claim: Holm-adjusted p}).
+    tests: per contrast, the claims' p values (of the joint outcome where a side
+    diverged), or None when nothing could be tested. adjusted: claim -> (m,) adjusted p
+    values (the joint step-down's for "better" and "worse"); a claim not given is
+    adjusted by Holm. Returns per contrast (decision, reason, {claim: adjusted p}).
     """
-    m = len(tests)
     lv = levels(alpha)
     raw = {c: np.array([1.0 if t is None else t.get(c) for t in tests]) for c in CLAIMS}
-    adj = {c: holm(raw[c]) for c in CLAIMS}
+    given = dict(adjusted or {})
+    adj = {c: np.asarray(given[c]) if c in given else holm(raw[c]) for c in CLAIMS}
+    joint = {c for c in CLAIMS if c in given}
     out = []
     for j, (t, case) in enumerate(zip(tests, cases, strict=True)):
-        adjusted = {c: float(adj[c][j]) for c in CLAIMS}
-        made = [c for c in CLAIMS if t is not None and adjusted[c] <= lv[c]]
+        adjusted_j = {c: float(adj[c][j]) for c in CLAIMS}
+        made = [c for c in CLAIMS if t is not None and adjusted_j[c] <= lv[c]]
         claim = made[0] if len(made) == 1 else None
         if len(made) > 1:  # impossible by the nesting of the intervals; kept honest
             reason = f"conflicting claims {made}: no decision"
         elif claim is not None:
-            reason = _made(claim, adjusted[claim], case, rope, lv[claim])
+            reason = _made(claim, adjusted_j[claim], case, rope, lv[claim])
         else:
-            reason = _not_made(j, t, case, raw, adjusted, rope, lv, m)
-        out.append((label(claim, case.kind), reason, adjusted))
+            reason = _not_made(j, t, case, raw, adjusted_j, rope, lv, joint)
+        out.append((label(claim, case.kind), reason, adjusted_j))
     return out
 
 
 def _made(claim: str, p: float, case: Case, rope: float, level: float) -> str:
     sign = 1.0 if case.higher_is_better or case.kind == "interaction" else -1.0
+    of = " of the joint outcome (diverged = worst)" if case.rank is not None else ""
     if claim == "equivalent":
         word = "no interaction" if case.kind == "interaction" else "equivalent"
-        return (f"{word}: TOST Holm p = {p:.3g} <= {level:g} against |Delta| >= {rope:g}; "
-                f"the 90% CI {_ci(case.ci90)} lies inside +-{rope:g}")
+        return (f"{word}: TOST{of} Holm p = {_p(p)} <= {level:g} against |Delta| >= "
+                f"{rope:g}; the 90% CI {_ci(case.ci90)} lies inside +-{rope:g}")
     up = (claim == "better") == (sign > 0)  # the raw difference lies above +r
     null = f"Delta <= +{rope:g}" if up else f"Delta >= -{rope:g}"
     side = f"above +{rope:g}" if up else f"below -{rope:g}"
     word = "interaction" if case.kind == "interaction" else claim
-    return (f"{word}: Holm p = {p:.3g} <= {level:g} against H: {null}; the 95% CI "
-            f"{_ci(case.ci95)} lies {side}")
+    return (f"{word}: step-down p{of} = {_p(p)} <= {level:g} against H: {null}; the 95% "
+            f"CI {_ci(case.ci95)} lies {side}")
+
+
+def _p(p: float) -> str:
+    """A p value with enough digits that it never reads as equal to a level it is not."""
+    text = f"{p:.3g}"
+    for digits in (4, 6, 17):
+        if float(text) != p and any(float(text) == lv for lv in (0.025, 0.05, 0.01)):
+            text = f"{p:.{digits}g}"
+    return text
 
 
 def _not_made(j: int, t: ClaimTests | None, case: Case, raw: dict[str, np.ndarray],
-              adjusted: dict[str, float], rope: float, lv: dict[str, float], m: int) -> str:
-    if t is None or case.metric is None:
+              adjusted: dict[str, float], rope: float, lv: dict[str, float],
+              joint: set[str]) -> str:
+    if t is None:
         return "inconclusive: no seed where both sides finished, so there is nothing to test"
-    # Could the smallest p these seeds allow pass Holm, given the other contrasts' p's?
+    # Could the smallest p these seeds allow pass? For the joint step-down its smallest
+    # adjusted p is the floor itself (every contrast's seeds agreeing); Holm's depends on
+    # the other contrasts' p's.
     blocked = []
     for c in CLAIMS:
+        if c in joint:
+            if t.floor > lv[c]:
+                blocked.append(c)
+            continue
         best = raw[c].copy()
         best[j] = t.floor
         if holm(best)[j] > lv[c]:
             blocked.append(c)
     which = "any claim" if len(blocked) == len(CLAIMS) else " or ".join(
         f"{c!r} (level {lv[c]:g})" for c in blocked)
-    floor = (f"with {case.n} seeds the smallest one-sided p is {t.floor:.3g}, which Holm "
-             f"over {m} contrast{'s' if m > 1 else ''} cannot accept for {which}")
+    floor = (f"with {case.n} seeds the smallest one-sided p is {t.floor:.3g}, which the "
+             f"family's adjustment cannot accept for {which}")
     if len(blocked) == len(CLAIMS):
         return f"inconclusive: no claim was possible: {floor}"
-    metric, rank = case.metric, case.rank
-    if rank is not None:
-        lost = [c for c in CLAIMS if metric.get(c) <= lv[c] < rank.get(c)]
-        if lost:
-            c = lost[0]
-            return (f"inconclusive: the metric test alone gives p = {metric.get(c):.3g} for "
-                    f"{c!r}, but with diverged runs counted as worst the rank test gives "
-                    f"p = {rank.get(c):.3g}; a claim needs both")
-    ps = ", ".join(f"{c} {adjusted[c]:.3g}" for c in CLAIMS)
+    ps = ", ".join(f"{c} {_p(adjusted[c])}" for c in CLAIMS)
     note = f"; out of reach: {floor}" if blocked else ""
-    return (f"inconclusive: no claim reached its Holm level (adjusted p: {ps}; levels "
+    of = " of the joint outcome (diverged = worst)" if case.rank is not None else ""
+    return (f"inconclusive: no claim reached its level (adjusted p{of}: {ps}; levels "
             f"{lv['better']:g}, {lv['worse']:g}, {lv['equivalent']:g}); 95% CI "
             f"{_ci(case.ci95)}, 90% CI {_ci(case.ci90)}, ROPE +-{rope:g}{note}")

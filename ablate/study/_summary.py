@@ -22,8 +22,11 @@ __all__ = ["outcome_lines", "print_outcome", "print_reach", "reach_lines"]
 
 def _claims(r: Reach) -> str:
     over = f" over {r.contrasts} contrasts" if r.contrasts > 1 else ""
-    return (f"'better' or 'worse' needs at least {r.directional} seeds{over} and "
-            f"'equivalent' at least {r.equivalent}")
+    agree = (f" (where the contrasts' seeds agree in sign; {r.directional_any} whatever "
+             "the others show)" if r.contrasts > 1 and r.directional_any > r.directional
+             else "")
+    return (f"'better' or 'worse' needs at least {r.directional} seeds{agree} and "
+            f"'equivalent' at least {r.equivalent}{over}")
 
 
 def reach_lines(study: Study) -> list[str]:

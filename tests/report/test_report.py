@@ -344,7 +344,7 @@ def test_writes_three_files_with_the_required_keys(worse: tuple[Path, dict, dict
                     "p_value", "p_holm", "decision"):
             assert key in c, key
     assert report["study"]["interval"] == "exact sign-flip inversion (grid 1/10000)"
-    assert report["study"]["multiplicity"] == "holm"
+    assert report["study"]["multiplicity"] == "joint step-down"
     assert report["study"]["metric"] == "crossfit_val_accuracy"
     for key in ("design", "arms", "friedman", "warnings", "failed", "diverged",
                 "seeds_needed", "answer", "selection_optimism", "sequential"):
@@ -393,14 +393,22 @@ def test_contrast_numbers_match_independent_oracles(worse: tuple[Path, dict, dic
     assert c["p_wilcoxon"] == pytest.approx(st.wilcoxon(d).pvalue, rel=1e-9)
     assert c["p_value"] == pytest.approx(sign_flip_brute(d), abs=1e-12)
     assert c["p_holm"] == c["p_value"]  # a family of one
-    assert (c["ci_low"], c["ci_high"]) == pytest.approx(hartigan(d, 0.95), abs=1e-12)
-    assert (c["ci90_low"], c["ci90_high"]) == pytest.approx(hartigan(d, 0.90), abs=1e-12)
-    # 'worse' rejects Δ >= -ROPE; seed 7 diverged in the arm, so the claim also needs
-    # the signed-rank test with the arm's divergence as its worst outcome (-inf).
+    # Seed 7 diverged in the arm, so the contrast is decided on the joint outcome per
+    # seed (the arm's divergence is -inf): 'worse' rejects Δ >= -ROPE by the exact
+    # signed-rank test, and the intervals invert that test (its lower end is -inf:
+    # a diverged run bounds nothing from below).
     u = np.array([*d[:6], -math.inf, d[6]])  # paired seeds 0..8 without 3
-    metric, rank = one_sided_brute(d + 0.002, upper=False), rank_brute(u, -0.002, upper=False)
-    assert c["p_worse"] == pytest.approx(max(metric, rank), abs=1e-12)
+    assert c["estimand"] == "pseudo-median of the joint outcome (diverged = worst)"
+    assert c["p_worse"] == pytest.approx(rank_brute(u, -0.002, upper=False), abs=1e-12)
     assert c["p_worse_holm"] == c["p_worse"] and c["decision"] == "worse"
+    assert c["divergence"]["arm_seeds"] == [7] and c["divergence"]["baseline_seeds"] == []
+    assert "dropout=off on seed 7" in c["divergence_sentence"]
+    assert "joint outcome per seed" in c["divergence_sentence"]
+    assert c["ci_low"] is None and c["ci90_low"] is None
+    half = c["resolution"] / 2
+    for hi, a in ((c["ci_high"], 0.025), (c["ci90_high"], 0.05)):
+        assert rank_brute(u, hi, upper=False) > a  # the end is not rejected ...
+        assert rank_brute(u, hi + half, upper=False) <= a  # ... the next shift is
     assert c["wins"] == int((d > 0).sum())
 
 
@@ -567,9 +575,10 @@ def test_factorial_main_effects_and_interaction_by_hand(
             assert c["diffs"] == pytest.approx(d.tolist(), abs=1e-12)
             assert c["mean_diff"] == pytest.approx(d.mean(), abs=1e-12)
             assert c["p_value"] == pytest.approx(sign_flip_brute(d), abs=1e-12)
-        # Holm within each family: three effects, then the two simple effects.
-        assert [by_arm[k]["p_holm"] for k in family] == pytest.approx(
-            holm_by_hand([by_arm[k]["p_value"] for k in family]))
+    # One family of five: the three effects and the two simple effects.
+    everything = [*effects, *simple]
+    assert [by_arm[k]["p_holm"] for k in everything] == pytest.approx(
+        holm_by_hand([by_arm[k]["p_value"] for k in everything]))
     assert [by_arm[k]["family"] for k in by_arm] == ["effects"] * 3 + ["simple effects"] * 2
     assert by_arm["dropout=off (main effect)"]["baseline"] == "dropout=on"
     assert report["design"]["analysis"] == "factorial_2x2"
@@ -602,14 +611,15 @@ def test_prose_tables_and_plots_agree_with_the_decision(
     size = f"{abs(c['mean_diff']) * 100:.2f} points"
     assert c["sentence"].startswith(
         f"Turning dropout off lowers cross-fitted validation accuracy by {size}")
-    lo, hi = sorted((abs(c["ci_low"]), abs(c["ci_high"])))
-    assert f"95% CI {points(lo)} to {points(hi)} points" in c["sentence"]
+    assert c["ci_low"] is None  # the joint outcome's interval: a diverged seed
+    assert f"{points(abs(c['ci_high']))} points" in c["sentence"]
     p = c["p_holm"]
     shown = f"{p:.3f}" if p < 0.01 else f"{p:.2f}"  # 3 decimals below 0.01, else 2
     assert f"p = {shown} for no difference, after Holm" in c["sentence"]
     # The reason names the claim's own Holm p, its level, and where the 95% CI lies.
-    assert c["why"].startswith(f"Worse: its Holm-adjusted p = {c['p_worse_holm']:.3f} against "
-                               "Δ ≥ -0.20 points is at most 0.025")
+    assert c["why"].startswith(f"Worse: its step-down-adjusted p = {c['p_worse_holm']:.3f} of "
+                               "the joint outcome (diverged = worst) against Δ ≥ -0.20 points "
+                               "is at most 0.025")
     assert c["ci_high"] < -0.002 and "lies below -0.20 points" in c["why"]
     assert report["answer"].startswith("Yes, it matters.")
     assert "Verdict: worse." in report["answer"]
@@ -633,9 +643,13 @@ def test_methods_paragraph_names_the_interval_the_multiplicity_and_the_floor(
     md = (run_dir / "report.md").read_text()
     methods = next(line for line in md.splitlines() if line.startswith("Each contrast's "))
     assert "exact sign-flip inversion (grid 1/10000)" in methods
-    assert "Holm's method (holm), applied to each claim type separately" in methods
+    assert ("the min-p step-down over the joint sign flips of the shared seeds "
+            "(Westfall-Young" in methods)
+    assert "Holm's method on the TOST p values (every joint sign pattern counted)" in methods
     assert "no one-sided exact p is below 1/2^n" in methods
-    assert "'better' or 'worse' needs at least 6 seeds and 'equivalent' at least 5" in methods
+    assert "'better' or 'worse' is possible from 6 seeds" in methods
+    assert "'equivalent' from 5." in methods
+    assert "decided on its joint outcome per seed" in methods
     assert 2.0**-6 <= 0.025 < 2.0**-5 and 2.0**-5 <= 0.05 < 2.0**-4  # the floor, by hand
 
 
@@ -733,7 +747,10 @@ def test_an_arm_with_no_finished_run_is_left_out_but_a_diverging_one_is_not(
     write_report(run_dir, power=False)  # power is not under test here
     report = read_json(run_dir / "report.json")
     (c,) = report["contrasts"]
-    assert c["arm"] == "optimizer=momentum" and c["decision"] == "inconclusive"
+    # Divergence is an outcome: an arm that diverged on every seed is "worse" (every
+    # seed at the bottom of the joint outcome: p = 1/2^6 <= 0.025).
+    assert c["arm"] == "optimizer=momentum" and c["decision"] == "worse"
+    assert c["p_worse"] == 2.0 ** -6
     assert (c["n"], c["n_paired"], c["divergence"]["arm_only"]) == (0, 6, 6)
     assert report["excluded_arms"] == ["optimizer=adam"]
     assert len(report["diverged"]) == 6 and len(report["failed"]) == 6

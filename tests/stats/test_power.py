@@ -66,3 +66,29 @@ def test_power_for_names_its_effect_and_stays_consistent() -> None:
     assert "says 'better' with probability" in pw.sentence()
     assert power_for(float("nan"), 1, rope=0.002, alpha=0.05, m=1, resolution=1e-4,
                      rng=np.random.default_rng(0)) is None
+
+
+def test_seeds_needed_carry_their_monte_carlo_range() -> None:
+    import numpy as np
+    pw = power_for(0.0025, 10, rope=0.002, alpha=0.05, m=1, resolution=1e-4,
+                   rng=np.random.default_rng(3), simulations=400)
+    assert pw is not None
+    lo, hi = pw.seeds_better_range
+    assert lo is not None and hi is not None and pw.seeds_better is not None
+    assert lo <= pw.seeds_better <= hi and lo < hi  # 2 SE of 400 draws: a real spread
+    assert "within 2 Monte Carlo SE" in pw.sentence()
+
+
+def test_sd_bound_covers_80_percent_under_normal_noise_only() -> None:
+    # The plan's sd bound is normal-theory: ~0.80 under normal differences; under t(3)
+    # it covers about half the time (the report and README say so).
+    import math
+
+    import numpy as np
+    rng = np.random.default_rng(0)
+    n, sims = 10, 4000
+    normal = rng.standard_normal((sims, n)).std(ddof=1, axis=1)
+    heavy = (rng.standard_t(3, (sims, n)) / math.sqrt(3)).std(ddof=1, axis=1)
+    cover = [float(np.mean([sd_upper(s, n) >= 1.0 for s in x])) for x in (normal, heavy)]
+    assert abs(cover[0] - 0.8) < 0.03
+    assert 0.40 < cover[1] < 0.60

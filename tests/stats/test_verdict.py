@@ -85,21 +85,26 @@ def test_a_decision_is_consistent_with_its_interval() -> None:
         assert c.ci_low <= c.ci90_low <= c.ci90_high <= c.ci_high
 
 
-def test_holm_runs_per_claim_type() -> None:
-    # Two contrasts with 6 seeds each beyond r: p_better = 1/64 each; Holm at 0.025
-    # needs the smaller <= 0.0125: neither passes (2/64 = 0.031). With 7 seeds,
-    # 2/128 = 0.0156 <= 0.025: both pass.
+def test_directional_claims_use_the_joint_step_down() -> None:
+    # Two contrasts with 6 shared seeds, every seed beyond r in both: the only sign
+    # pattern at least as extreme in either is the observed one, so the step-down's
+    # adjusted p is 1/64 (Holm would give 2/64 > 0.025): both are "better".
     six = [one([60, 70, 65, 80, 55, 75], "a"), one([61, 71, 66, 81, 56, 76], "b")]
     fam = decide(six, metric="m", rope=ROPE, power=False)
-    assert [c.p_better_holm for c in fam.contrasts] == [2 / 64, 2 / 64]
-    assert {c.decision for c in fam.contrasts} == {"inconclusive"}
-    # Equivalence was possible (2/64 <= 0.05), so only better/worse are out of reach.
-    assert all("cannot accept for 'better' (level 0.025) or 'worse' (level 0.025)" in c.reason
-               for c in fam.contrasts)
-    seven = [one([60, 70, 65, 80, 55, 75, 90], "a"), one([61, 71, 66, 81, 56, 76, 91], "b")]
-    fam = decide(seven, metric="m", rope=ROPE, power=False)
+    assert [c.p_better_holm for c in fam.contrasts] == [1 / 64, 1 / 64]
     assert {c.decision for c in fam.contrasts} == {"better"}
-    # The equivalence family is adjusted separately: its p's do not touch "better".
+    assert fam.multiplicity == "joint step-down" and fam.size == 2 and fam.joint_exact
+    # Seed 0 of the second contrast is below r (-5 - 20 = -25 units after the shift):
+    # b's raw p is 2/64 (the observed pattern and the one flipping seed 0 reach its
+    # observed sum), a's is 1/64. Step 1 (a) counts the patterns where either contrast
+    # is at its own 1/64: the observed one (a) and the seed-0 flip (b's largest sum):
+    # 2/64. Step 2 (b alone): its own p, 2/64. Holm would give 2/64 and 2/64 too here.
+    mixed = [one([60, 70, 65, 80, 55, 75], "a"), one([-5, 71, 66, 81, 56, 76], "b")]
+    fam = decide(mixed, metric="m", rope=ROPE, power=False)
+    a_, b_ = fam.contrasts
+    assert a_.p_better == 1 / 64 and b_.p_better == 2 / 64
+    assert a_.p_better_holm == 2 / 64 and b_.p_better_holm == 2 / 64
+    # The equivalence family is adjusted by Holm on the TOST p values.
     raw = [c.p_equivalent for c in fam.contrasts]
     assert [c.p_equivalent_holm for c in fam.contrasts] == holm(raw).tolist()
 
@@ -108,7 +113,7 @@ def test_the_floor_is_named_when_no_claim_was_possible() -> None:
     decision, reason = verdict([60, 70, 65, 80])  # n = 4: 1/16 > 0.05 > 0.025
     assert decision == "inconclusive"
     assert reason == ("inconclusive: no claim was possible: with 4 seeds the smallest "
-                      "one-sided p is 0.0625, which Holm over 1 contrast cannot accept for "
+                      "one-sided p is 0.0625, which the family's adjustment cannot accept for "
                       "any claim")
     decision, reason = verdict([60, 70, 65, 80, 55])  # n = 5: 1/32 > 0.025, < 0.05
     assert decision == "inconclusive"
@@ -128,7 +133,8 @@ def test_an_interaction_has_its_own_words() -> None:
 
 def test_a_diverging_arm_is_never_favoured() -> None:
     # The arm beats the baseline by far on the 8 seeds where it finished, but diverged
-    # on 4 more. Metric test alone: "better"; with divergence as worst: not.
+    # on 4 more. Metric test alone: "better"; on the joint outcome (diverged = worst):
+    # not, and its interval reaches -inf (divergence bounds nothing from below).
     seeds = list(range(12))
     base = {s: 0.9800 for s in seeds}
     arm: dict[int, float | str] = {s: 0.9800 + (60 + s) * H for s in seeds[:8]}
@@ -137,7 +143,9 @@ def test_a_diverging_arm_is_never_favoured() -> None:
                metric="m", rope=ROPE, power=False).contrasts[0]
     assert c.n == 8 and c.n_paired == 12
     assert c.decision == "inconclusive"
-    assert "rank test" in c.reason
+    assert "joint outcome (diverged = worst)" in c.reason
+    assert c.estimand == "pseudo-median of the joint outcome (diverged = worst)"
+    assert c.ci_low == -math.inf and c.ci_high > ROPE
     assert (c.divergence.arm_only, c.divergence.baseline_only) == (4, 0)
     assert c.divergence.p_value == 2 / 16  # exact binomial: 4 of 4 discordant
     # The same arm with the baseline diverging instead: now "better" stands.
@@ -182,7 +190,7 @@ def test_to_dict_is_strict_json_with_the_contract_keys() -> None:
     fam = compare({"base": np.zeros(7), "same": np.zeros(7), "up": np.ones(7) * 0.01},
                   "base", "acc", ROPE, resolution=H, simulations=100)
     out = json.loads(json.dumps(fam.to_dict(), allow_nan=False))
-    assert out["multiplicity"] == "holm"
+    assert out["multiplicity"] == "joint step-down"
     assert out["interval"] == "exact sign-flip inversion (grid 1/10000)"
     for c in out["contrasts"]:
         for key in ("arm", "baseline", "metric", "n", "mean_diff", "ci_low", "ci_high",
@@ -203,3 +211,18 @@ def test_compare_contrasts_takes_vectors_and_kinds() -> None:
     assert fam.contrasts[0].pairing is None  # no sides: nothing to say about pairing
     assert math.isnan(decide([one([5])], metric="m", rope=ROPE, power=False)
                       .contrasts[0].sd_diff)
+
+
+def test_an_inconclusive_reason_never_rounds_a_p_onto_its_level() -> None:
+    # The case: p = 0.0508 for 'equivalent' (level 0.05) printed as "0.05".
+    from ablate.metric import METRICS
+    from ablate.report._format import Units
+    from ablate.report._text import p_against, why_sentence
+    c = decide([one([-9, 4, -11, 6, 5, 15, 26, 34])], metric="m", rope=ROPE,
+               power=False).contrasts[0]
+    assert c.decision == "inconclusive" and 0.05 < c.p_equivalent_holm < 0.0505 + 0.001
+    text = why_sentence(c, Units.for_metric(METRICS["val_accuracy"]), 1)
+    assert "0.05 for 'equivalent'" not in text
+    assert f"{p_against(c.p_equivalent_holm, 0.05)} for 'equivalent'" in text
+    assert float(p_against(c.p_equivalent_holm, 0.05)) > 0.05
+    assert p_against(0.0312, 0.025) == "0.03" and p_against(0.025, 0.025) == "0.025"
