@@ -55,7 +55,6 @@ __all__ = [
     "INTERACTION_DECISIONS",
     "ClaimTests",
     "claim_tests",
-    "combine",
     "decide_claims",
     "label",
     "levels",
@@ -87,12 +86,6 @@ def claim_tests(dist: SignFlip, rope: float) -> ClaimTests:
         equivalent=max(dist.p_greater(-rope), dist.p_less(rope)),
         floor=dist.floor,
     )
-
-
-def combine(metric: ClaimTests, rank: ClaimTests) -> ClaimTests:
-    """Intersection-union: a claim needs both tests, so its p is the larger one."""
-    better, worse, equivalent = (max(metric.get(c), rank.get(c)) for c in CLAIMS)
-    return ClaimTests(better, worse, equivalent, floor=max(metric.floor, rank.floor))
 
 
 def levels(alpha: float) -> dict[str, float]:
