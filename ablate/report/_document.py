@@ -250,9 +250,11 @@ def _contrast_table(a: Analysis) -> Table:
         for c in cs)
     return Table(
         ("contrast", "n", f"Δ{unit}", f"95% CI{unit}", f"90% CI{unit}", "wins",
-         "Holm p (Δ = 0)", "Holm p: better / worse / equivalent", "decision"), rows,
-        caption=caption + f" Claims: better or worse at Holm p ≤ {a.family.alpha / 2:g}, "
-        f"equivalent at Holm p ≤ {a.family.alpha:g}.", marks=tuple(c.decision for c in cs))
+         "Holm p (Δ = 0)", "adjusted p: better / worse / equivalent", "decision"), rows,
+        caption=caption + " Claims: better or worse at a step-down-adjusted p ≤ "
+        f"{a.family.alpha / 2:g} (the min-p step-down over the shared seeds' joint sign "
+        f"flips), equivalent at a Holm-adjusted TOST p ≤ {a.family.alpha:g}.",
+        marks=tuple(c.decision for c in cs))
 
 
 def _sequential_section(a: Analysis, by_name: dict[str, Plot]) -> Section:
