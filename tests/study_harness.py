@@ -39,6 +39,30 @@ levels.low = { dropout = 0.1 }
 """
 
 
+
+def dropout_study(name: str, question: str, *, seeds: int, width: int, dropout: float,
+                  epochs: int = 3) -> str:
+    """A small dropout on/off study (Adam, one hidden layer of `width`) on the subset."""
+    return f"""
+name = "{name}"
+question = "{question}"
+seeds = {seeds}
+validation = 400
+rope = 0.01
+
+[base]
+layers = [{width}]
+dropout = {dropout}
+optimizer = {{ name = "adam" }}
+batch_size = 100
+epochs = {epochs}
+
+[factors.dropout]
+baseline = "on"
+levels.on = {{}}
+levels.off = {{ dropout = 0.0 }}
+"""
+
 def load_subset(**_: object) -> data.Mnist:
     return data.load_npz(SUBSET, subset_expected())
 

@@ -14,27 +14,10 @@ from ablate.data import split, validation_halves
 from ablate.predictions import COLUMNS, GRID, Predictions, SplitPredictions, decode, encode
 from ablate.store import Store
 from tests.data_fixtures import SUBSET
-from tests.study_harness import SUBSET_RUNTIME
+from tests.study_harness import SUBSET_RUNTIME, dropout_study
 
-STUDY = """
-name = "preds"
-question = "Does dropout change validation accuracy on a tiny MLP?"
-seeds = 2
-validation = 400
-rope = 0.01
-
-[base]
-layers = [32]
-dropout = 0.3
-optimizer = { name = "adam" }
-batch_size = 100
-epochs = 3
-
-[factors.dropout]
-baseline = "on"
-levels.on = {}
-levels.off = { dropout = 0.0 }
-"""
+STUDY = dropout_study("preds", "Does dropout change validation accuracy on a tiny MLP?",
+                      seeds=2, width=32, dropout=0.3)
 
 
 @pytest.fixture(scope="module")

@@ -14,27 +14,10 @@ import pytest
 
 import ablate
 from tests.data_fixtures import SUBSET
-from tests.study_harness import SUBSET_RUNTIME
+from tests.study_harness import SUBSET_RUNTIME, dropout_study
 
-STUDY = """
-name = "where"
-question = "Where does turning dropout off change the digits?"
-seeds = 6
-validation = 400
-rope = 0.01
-
-[base]
-layers = [64]
-dropout = 0.5
-optimizer = { name = "adam" }
-batch_size = 100
-epochs = 3
-
-[factors.dropout]
-baseline = "on"
-levels.on = {}
-levels.off = { dropout = 0.0 }
-"""
+STUDY = dropout_study("where", "Where does turning dropout off change the digits?",
+                      seeds=6, width=64, dropout=0.5)
 
 
 @pytest.fixture(scope="module")

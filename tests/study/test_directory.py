@@ -22,22 +22,9 @@ from ablate.errors import UserError
 from ablate.options import StudyOptions
 from ablate.store import DB_NAME
 from ablate.study._directory import run_dir
-from tests.study_harness import TINY_STUDY, SubsetCliRunner
 
 ROOT = Path(__file__).parents[2]
 LEGACY_RUN = ROOT / "tests" / "data" / "legacy_run"
-
-
-@pytest.fixture
-def study_file(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY_STUDY)
-    return path
-
-
-@pytest.fixture
-def cli() -> CliRunner:
-    return SubsetCliRunner()
 
 
 def _rows(run_dir: Path) -> list[tuple]:

@@ -58,11 +58,6 @@ def study_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def cli() -> CliRunner:
-    return SubsetCliRunner()
-
-
 def _args(study_file: Path, out: Path, *extra: str) -> list[str]:
     return ["study", str(study_file), "--out", str(out), "--epochs", EPOCHS, "--no-report",
             *extra]

@@ -22,22 +22,10 @@ from typer.testing import CliRunner
 from ablate.cli import app
 from ablate.faults import ENV
 from ablate.store import DB_NAME
-from tests.study_harness import TINY_STUDY, SubsetCliRunner
+from tests.study_harness import TINY_STUDY
 
 ROOT = Path(__file__).parents[2]
 ARMS = ["dropout=on", "dropout=off", "dropout=high", "dropout=low"]
-
-
-@pytest.fixture
-def study_file(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY_STUDY)
-    return path
-
-
-@pytest.fixture
-def cli() -> CliRunner:
-    return SubsetCliRunner()
 
 
 def _rows(run_dir: Path) -> list[tuple]:

@@ -44,13 +44,6 @@ def _fewest(level: float) -> int:
     return math.ceil(math.log2(1 / level) - 1e-12)
 
 
-@pytest.fixture
-def study_file(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY_STUDY)
-    return path
-
-
 @pytest.mark.parametrize(("seeds", "decides"), [(3, False), (5, False), (6, True), (10, True)])
 def test_the_dry_run_says_whether_its_seeds_can_decide(study_file: Path, tmp_path: Path,
                                                        seeds: int, decides: bool) -> None:
