@@ -223,7 +223,8 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
 
     def decided(cs: Sequence[ContrastData], with_power: bool) -> Family:
         return decide(cs, metric=est.metric.name, rope=study.rope, higher_is_better=higher,
-                      alpha=alpha, key=study.name, power=with_power)
+                      alpha=alpha, key=study.name, power=with_power,
+                      estimand=study.estimand)
 
     def undiverged(cs: Sequence[ContrastData], fam: Family) -> dict[str, str]:
         """Decisions had the diverged runs been dropped, where they differ."""

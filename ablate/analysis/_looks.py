@@ -43,7 +43,7 @@ def design(study: Study, alpha: float) -> SequentialDesign:
     if seq is None:
         raise ValueError(f"study {study.name!r} has a fixed design, not a sequential one")
     return SequentialDesign(min_seeds=seq.min, max_seeds=seq.max, step=seq.step,
-                            alpha=alpha, rope=study.rope)
+                            alpha=alpha, rope=study.rope, estimand=study.estimand)
 
 
 def seed_order(study: Study) -> tuple[int, ...]:

@@ -37,15 +37,15 @@ from ablate.engine import (
 )
 from ablate.errors import UserError, suggest
 from ablate.metric import METRICS, STUDY_METRICS
-from ablate.stats import FIRST_LOOK, LAST_LOOK
+from ablate.stats import ESTIMANDS, FIRST_LOOK, LAST_LOOK
 
 __all__ = [
     "BASE_KEYS", "FACTOR_KEYS", "LAYER_KEYS", "METRIC_ALIASES", "STUDY_KEYS",
     "SpecError", "load_study", "parse_study",
 ]
 
-STUDY_KEYS = ("name", "question", "seeds", "metric", "rope", "validation", "design", "base",
-              "factors", "anatomy")
+STUDY_KEYS = ("name", "question", "seeds", "metric", "rope", "estimand", "validation",
+              "design", "base", "factors", "anatomy")
 BASE_KEYS = ("conventions", "layers", "activation", "leaky_slope", "batch_norm", "bn_momentum",
              "bn_eps", "dropout", "init", "init_scale", "optimizer", "epochs", "batch_size",
              "threads")
@@ -147,6 +147,7 @@ def parse_study(text: str, source: str = "<study>") -> Study:
     asked = top.str_("metric", "crossfit_val_accuracy", STUDY_METRICS + tuple(METRIC_ALIASES))
     metric = METRICS[METRIC_ALIASES.get(asked, asked)]
     rope = top.float_("rope", 0.002)
+    estimand = top.str_("estimand", "median", ESTIMANDS)
     validation = top.int_("validation", VALIDATION_IMAGES)
     if validation >= TRAIN_IMAGES:
         top.fail("validation", f"expected fewer than {TRAIN_IMAGES} images, got {validation}")
@@ -166,7 +167,7 @@ def parse_study(text: str, source: str = "<study>") -> Study:
     return Study(name=name, question=question, seeds=seeds, metric=metric, rope=rope,
                  validation=validation, design=design, factors=tuple(f for f, _ in factors),
                  arms=arms, source=source, sequential=sequential,
-                 anatomy=_anatomy(top, tuple(a.name for a in arms)))
+                 anatomy=_anatomy(top, tuple(a.name for a in arms)), estimand=estimand)
 
 
 def _anatomy(top: _Table, arms: tuple[str, ...]) -> AnatomyPlan | None:

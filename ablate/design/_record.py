@@ -47,7 +47,8 @@ class StudyRecord:
             "format": RECORD_FORMAT,
             "study": {
                 "name": s.name, "question": s.question, "seeds": list(s.seeds),
-                "metric": s.metric.name, "rope": s.rope, "validation": s.validation,
+                "metric": s.metric.name, "rope": s.rope, "estimand": s.estimand,
+                "validation": s.validation,
                 "design": s.design, "source": s.source,
                 "sequential": None if s.sequential is None else {
                     "min": s.sequential.min, "max": s.sequential.max,
@@ -81,7 +82,9 @@ class StudyRecord:
                                None if a["config"] is None else run_config_from_dict(a["config"]))
                            for a in s["arms"]),
                 source=s["source"],
-                sequential=Sequential(**s["sequential"]) if s.get("sequential") else None)
+                sequential=Sequential(**s["sequential"]) if s.get("sequential") else None,
+                # records written before the study key existed were decided on the mean
+                estimand=str(s.get("estimand", "mean")))
             return cls(study=study, study_file=d["study_file"], source=d["source"],
                        subset=d["subset"], device=d["device"], provenance=d["provenance"],
                        data_sha256=d["data_sha256"])
@@ -111,6 +114,7 @@ def legacy_record(meta: Mapping[str, Any], configs: Mapping[str, Mapping[str, An
         study = replace(study, metric=metric(str(meta["metric"])))
     if meta.get("rope") is not None:
         study = replace(study, rope=float(meta["rope"]))
+    study = replace(study, estimand="mean")  # what these old stores were decided on
     study = replace(study, arms=tuple(
         replace(a, config=run_config_from_dict(dict(configs[a.name])))
         if a.name in configs else a for a in study.arms))

@@ -79,6 +79,8 @@ class Study:
     source: str  # the file it came from
     sequential: Sequential | None = None  # None: a fixed design on `seeds`
     anatomy: AnatomyPlan | None = None  # the study key `anatomy`; not part of the record
+    estimand: str = "median"  # what the verdict is about (`ablate.stats.ESTIMANDS`): the
+    # median (sign test, any shape of seed noise) or the mean (sign-flip, symmetric noise)
 
     @property
     def baseline(self) -> Arm:

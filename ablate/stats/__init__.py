@@ -11,6 +11,8 @@ from ablate.stats._anatomy import Anatomy, Source, anatomy
 from ablate.stats._contrast import (
     ESTIMAND_JOINT,
     ESTIMAND_MEAN,
+    ESTIMAND_MEDIAN,
+    ESTIMANDS,
     MULTIPLICITY,
     Contrast,
     Family,
@@ -69,6 +71,8 @@ __all__ = [
     "INTERACTION_DECISIONS",
     "ESTIMAND_JOINT",
     "ESTIMAND_MEAN",
+    "ESTIMAND_MEDIAN",
+    "ESTIMANDS",
     "JOINT_EXACT_MAX_SEEDS",
     "Joint",
     "MULTIPLICITY",

@@ -21,6 +21,9 @@ on planned data:
 - the design effect Delta* = 2 x ROPE (a difference clearly beyond the ROPE; half an
   sd_u when the ROPE is 0), fixed in advance rather than the observed effect, whose
   "observed power" would only restate its p value;
+- the test of the study's estimand: the sign-flip test of the mean, or the sign test
+  of the median (its p from the binomial count of seeds beyond the edge; a seed on the
+  edge counts against), both on the same simulated differences;
 - m contrasts: the claim's level is Holm's first step, alpha / (2m) for "better" and
   alpha / m for "equivalent", so the power stated is a lower bound for Holm.
 
@@ -111,26 +114,35 @@ def _p_greater(y: np.ndarray) -> float:
     return float(st.norm.sf((float(y.sum()) - 1.0) / scale))
 
 
+def _p_sign(y: np.ndarray) -> float:
+    """The sign test's p_greater(0) of shifted differences y: (n,): P(Bin(n, 1/2) >= K),
+    K the seeds above 0 (a seed at 0 counts against)."""
+    k = int(np.count_nonzero(y > 0))
+    return 1.0 if k == 0 else float(st.binom.sf(k - 1, y.size, 0.5))
+
+
 def claim_power(z: np.ndarray, *, effect: float, sd: float, rope: float, h: float,
-                level: float, claim: str) -> float:
+                level: float, claim: str, test: str = "mean") -> float:
     """Share of simulated studies that make `claim`.
 
     z: (sims, n) standard normal draws; the differences are effect + sd z (metric
     units). Each test sees the differences shifted by its null edge and rounded to the
     planning grid h: better, p_greater(+r) of d <= level; equivalent, p_greater(-r) of d
-    and p_greater(-r) of -d (= p_less(+r) of d) both <= level.
+    and p_greater(-r) of -d (= p_less(+r) of d) both <= level. test: "mean" (sign-flip)
+    or "median" (sign test).
     """
+    p_greater = _p_sign if test == "median" else _p_greater
     n = z.shape[1]
     if 2.0 ** -n > level:
         return 0.0
     hits = 0
     if claim == "better":
         y = np.rint((effect - rope + sd * z) / h).astype(np.int64)  # (sims, n)
-        hits = sum(int(_p_greater(row) <= level) for row in y)
+        hits = sum(int(p_greater(row) <= level) for row in y)
     else:
         lo = np.rint((effect + rope + sd * z) / h).astype(np.int64)
         hi = np.rint((rope - effect - sd * z) / h).astype(np.int64)
-        hits = sum(int(_p_greater(a) <= level and _p_greater(b) <= level)
+        hits = sum(int(p_greater(a) <= level and p_greater(b) <= level)
                    for a, b in zip(lo, hi, strict=True))
     return hits / len(z)
 
@@ -187,9 +199,11 @@ def power_for(
     resolution: float | None,
     rng: np.random.Generator,
     simulations: int = SIMULATIONS,
+    test: str = "mean",
 ) -> Power | None:
     """Power of the verdict for a contrast whose differences have sample sd `sd` over
-    n seeds; None when n < 2 (no sd). rng: a stream keyed by the contrast's name."""
+    n seeds; None when n < 2 (no sd). rng: a stream keyed by the contrast's name.
+    test: "mean" (the sign-flip test) or "median" (the sign test)."""
     if n < 2 or not math.isfinite(sd):
         return None
     sd_u = sd_upper(sd, n)
@@ -205,11 +219,11 @@ def power_for(
 
     def better(k: int, eff: float) -> float:
         return claim_power(z[:, :k], effect=eff, sd=sd_u, rope=rope, h=h, level=lv_b,
-                           claim="better")
+                           claim="better", test=test)
 
     def equivalent(k: int) -> float:
         return claim_power(z[:, :k], effect=0.0, sd=sd_u, rope=rope, h=h, level=lv_e,
-                           claim="equivalent")
+                           claim="equivalent", test=test)
 
     se = math.sqrt(TARGET_POWER * (1 - TARGET_POWER) / simulations)
     lo_t, hi_t = TARGET_POWER - 2 * se, TARGET_POWER + 2 * se

@@ -41,6 +41,15 @@ contrast is settled by its first claim; at `max_seeds` every contrast is settled
 "inconclusive" if no claim was made. A contrast near the ROPE edge therefore keeps
 the study going up to max_seeds.
 
+The median (the default estimand, `_median`): each seed steps the walk by +1 where its
+joint outcome (diverged = worst) lies beyond the claim's edge and -1 otherwise (a tie
+counts against; a seed with no outcome steps 0). Under H: median <= r the steps are
++1 with probability at most 1/2 whatever the law of the outcomes, and a walk of fair
++-1 steps crosses the same boundaries at least as often, so every look's test is
+exact without symmetry, divergence included (no separate rank test, no carried
+level). The count at r is monotone in the shift, so the composite null needs no sweep.
+Its repeated interval is the hull of the shifts not rejected, found at the outcomes.
+
 Losses have no grid: their differences are rounded to 1/100 of the ROPE (moving none
 by more than 0.5% of the ROPE), and exactness holds for the rounded differences.
 
@@ -50,6 +59,7 @@ recomputes the same looks, boundaries and verdicts.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,6 +71,7 @@ import numpy as np
 from ablate.files import jsonable
 from ablate.stats._divergence import improvement_scores, rank_p
 from ablate.stats._grid import to_grid
+from ablate.stats._median import joint_outcome, sign_scores
 from ablate.stats._outcomes import ContrastData
 from ablate.stats._power import min_seeds_for_sign_flip
 from ablate.stats._verdict import CLAIMS, label, levels
@@ -97,6 +108,7 @@ class SequentialDesign:
     alpha: float = 0.05
     rope: float = 0.002  # metric units, as the study's rope
     rho: float = 1.0  # spending exponent: 1 is linear in the seeds
+    estimand: str = "median"  # "median" (sign test) or "mean" (sign-flip test)
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_seeds <= self.max_seeds <= _MAX_SEEDS_LIMIT:
@@ -106,6 +118,8 @@ class SequentialDesign:
             raise ValueError(f"step must be >= 1 seed per round, got {self.step}")
         if not (0 < self.alpha < 1 and self.rope >= 0 and self.rho > 0):
             raise ValueError("need 0 < alpha < 1, rope >= 0 and rho > 0")
+        if self.estimand not in ("median", "mean"):
+            raise ValueError(f"estimand must be 'median' or 'mean', got {self.estimand!r}")
 
     @property
     def looks(self) -> tuple[int, ...]:
@@ -222,9 +236,10 @@ class Look:
     n: int  # seeds per arm planned by this look
     n_paired: int  # of them, paired seeds with a metric difference for this contrast
     mean_diff: float  # arm - baseline over those seeds (metric units)
-    ci_low: float  # 95% repeated confidence interval (per contrast, metric units)
+    ci_low: float  # 95% repeated confidence interval of the estimand (metric units)
     ci_high: float
     decision: str  # the verdict as of this look
+    median_diff: float = math.nan  # median of the joint outcome over the paired seeds
 
     def to_dict(self) -> dict[str, Any]:
         return {k: jsonable(getattr(self, k)) for k in self.__dataclass_fields__}
@@ -279,6 +294,16 @@ class _Prepared:
     u: np.ndarray  # (n_slots,) improvements with +-inf for divergence, NaN for none
     h: float  # the grid used
     sign: float  # +1: improvement = arm - baseline; -1 for a loss
+    joint: np.ndarray  # (n_slots,) the joint outcome (both diverged: 0), NaN if unpaired
+
+    @property
+    def paired(self) -> np.ndarray:
+        return np.asarray(~np.isnan(self.joint))
+
+    def walk(self, delta0: float, *, upper: bool) -> np.ndarray:
+        """(n_slots,) the median's +-1 steps at delta0 (0 where a seed has no outcome)."""
+        return np.where(self.paired, sign_scores(self.joint, delta0, upper=upper),
+                        0).astype(np.int64)
 
 
 def _prepare(data: ContrastData, seeds: Sequence[int], rope: float, higher: bool) -> _Prepared:
@@ -302,7 +327,9 @@ def _prepare(data: ContrastData, seeds: Sequence[int], rope: float, higher: bool
     x2[rows[done]] = 2 * (np.rint(d / h).astype(np.int64) if data.resolution is None
                           else to_grid(d, h))
     valid[rows[done]] = True
-    return _Prepared(data, x2, valid, u, h, sign)
+    joint = np.full(n, np.nan)
+    joint[rows] = joint_outcome(u[rows])
+    return _Prepared(data, x2, valid, u, h, sign, joint)
 
 
 def _edge(value_units: float) -> int:
@@ -322,6 +349,11 @@ def _claim_looks(p: _Prepared, claim: str, level: float, design: SequentialDesig
     union bound; which look k* is does not depend on the signs)."""
     looks = design.looks
     spend = design.spending(level)
+    if design.estimand == "median":
+        rope = design.rope
+        walks = {"better": [p.walk(rope, upper=True)], "worse": [p.walk(-rope, upper=False)],
+                 "equivalent": [p.walk(-rope, upper=True), p.walk(rope, upper=False)]}
+        return max(first_crossing(w, looks, spend) for w in walks[claim])
     r = design.rope / p.h
     inf = np.isinf(p.u)
     first_div = next((k for k, n in enumerate(looks) if inf[:n].any()), len(looks))
@@ -356,10 +388,36 @@ def _claim_looks(p: _Prepared, claim: str, level: float, design: SequentialDesig
     return len(looks)
 
 
+def _median_lower_ends(p: _Prepared, design: SequentialDesign, n_looks: int, sign: int
+                       ) -> list[float]:
+    """Per look, the smallest shift the median's upper test (on sign x the outcomes) has
+    not rejected by then. The count is constant from one outcome up to the next, so
+    the outcomes themselves (and one point below them all) are the shifts to try."""
+    looks, spend = design.looks, design.spending(design.alpha / 2)
+    joint = sign * p.joint
+    values = np.unique(joint[np.isfinite(joint)])
+    below = float(values[0]) - 1.0 if values.size else 0.0
+    mirrored = dataclasses.replace(p, joint=joint)
+    found: list[float | None] = [None] * n_looks
+    for i, delta in enumerate([below, *values.tolist()]):
+        k_cross = first_crossing(mirrored.walk(delta, upper=True), looks, spend)
+        for k in range(min(k_cross, n_looks)):
+            if found[k] is None:
+                found[k] = -math.inf if i == 0 else float(delta)
+        if k_cross >= n_looks:
+            break
+    return [math.inf if f is None else f for f in found]
+
+
 def _interval_path(p: _Prepared, design: SequentialDesign, n_looks: int
                    ) -> list[tuple[float, float]]:
     """Per look, the 95% repeated CI (improvement units) from the one-sided tests at
-    alpha / 2: the hull of the half-grid shifts not rejected by that look."""
+    alpha / 2: the hull of the half-grid shifts not rejected by that look (for the
+    median: of the shifts at the outcomes)."""
+    if design.estimand == "median":
+        lows = _median_lower_ends(p, design, n_looks, +1)
+        highs = _median_lower_ends(p, design, n_looks, -1)
+        return [(lo, -hi) for lo, hi in zip(lows, highs, strict=True)]
     looks, spend = design.looks, design.spending(design.alpha / 2)
     present = p.x2[p.valid]
     if present.size == 0:
@@ -468,14 +526,20 @@ def sequential_verdicts(
             raw = (lo, hi) if p.sign > 0 else (-hi, -lo)
             claimed = by_look[k].get(j)
             word = label(None if claimed == "conflict" else claimed, p.data.kind)
+            joint = p.joint[:looks[k]]
+            joint = joint[~np.isnan(joint)]
+            with np.errstate(invalid="ignore"):
+                median = p.sign * float(np.median(joint)) if joint.size else math.nan
             path.append(Look(looks[k], int(sel.sum()), float(d.mean()) if d.size else math.nan,
-                             raw[0], raw[1], word))
+                             raw[0], raw[1], word, median))
         settled_k = first_claim.get(j)
         decision = path[-1].decision
         if settled_k is not None and settled_k[1] != "conflict":
             settled, at = True, looks[settled_k[0]]
+            test = "sign test of the median" if design.estimand == "median" else \
+                "sign-flip test"
             reason = (f"{decision}: claimed at the look with {at} seeds per arm (group-"
-                      f"sequential sign-flip test, {len(looks)} planned looks, spending "
+                      f"sequential {test}, {len(looks)} planned looks, spending "
                       f"alpha t^{design.rho:g}, Holm per claim over {m} contrast"
                       f"{'s' if m > 1 else ''})")
         elif at_max:

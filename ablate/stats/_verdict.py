@@ -2,8 +2,10 @@
 
 Units: the *improvement* u of a contrast is arm - baseline for a higher-is-better
 metric and baseline - arm for a loss, so "better" always means u > 0. r >= 0 is the
-ROPE half-width and alpha the study's level. Per contrast, with exact one-sided
-sign-flip p values (`_signflip`):
+ROPE half-width and alpha the study's level. Delta is the study's estimand: the median
+of the joint outcome per seed (the default; exact one-sided sign-test p values,
+`_median`) or the mean difference (exact one-sided sign-flip p values, `_signflip`).
+Per contrast:
 
 - better:     reject H: Delta <= +r,  p_better = p_greater(+r), at alpha / 2;
 - worse:      reject H: Delta >= -r,  p_worse  = p_less(-r),    at alpha / 2;
@@ -24,11 +26,12 @@ An interaction contrast says "interaction" (better or worse: u is the interactio
 metric units, either sign) or "no interaction" (equivalent); a simple or main effect
 uses the arm's words.
 
-Diverged runs are an outcome: when any paired seed of a contrast has a diverged side,
-the contrast is decided on its joint outcome per seed (the improvement, -inf where only
-the arm diverged, +inf where only the baseline did, a tie where both did) by the exact
-signed-rank test of symmetry about the shift (`_divergence.rank_p`); its estimand is
-the joint outcome's pseudo-median, and its intervals invert the same test. So an arm
+Diverged runs are an outcome: the joint outcome per seed is the improvement, -inf
+where only the arm diverged, +inf where only the baseline did, a tie where both did.
+The median's sign test counts it directly. Under the mean, a contrast with a diverged
+paired seed is decided on that joint outcome by the exact signed-rank test of symmetry
+about the shift (`_divergence.rank_p`); its estimand is then the joint outcome's
+pseudo-median, and its intervals invert the same test. So an arm
 that diverges where the baseline does not can be "worse" from divergence alone, and is
 never "better" or "equivalent" on the seeds where it happened to survive.
 
@@ -46,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ablate.stats._family import holm
+from ablate.stats._median import SignTest
 from ablate.stats._signflip import SignFlip
 
 __all__ = [
@@ -78,8 +82,8 @@ class ClaimTests:
         return float(getattr(self, claim))
 
 
-def claim_tests(dist: SignFlip, rope: float) -> ClaimTests:
-    """The three claims' p values from the sign-flip distribution of the improvements."""
+def claim_tests(dist: SignFlip | SignTest, rope: float) -> ClaimTests:
+    """The three claims' p values from the test of the improvements' estimand."""
     return ClaimTests(
         better=dist.p_greater(rope),
         worse=dist.p_less(-rope),
@@ -119,7 +123,8 @@ class Case:
     ci95: tuple[float, float]
     ci90: tuple[float, float]
     metric: ClaimTests | None  # None: no seed where both sides finished
-    rank: ClaimTests | None  # None: no divergence among the paired seeds
+    rank: ClaimTests | None  # None: no divergence among the paired seeds (or the median)
+    estimand: str = ""  # the Contrast's estimand label; "" reads as the mean
 
 
 def decide_claims(
@@ -159,7 +164,7 @@ def decide_claims(
 
 def _made(claim: str, p: float, case: Case, rope: float, level: float) -> str:
     sign = 1.0 if case.higher_is_better or case.kind == "interaction" else -1.0
-    of = " of the joint outcome (diverged = worst)" if case.rank is not None else ""
+    of = _of(case)
     if claim == "equivalent":
         word = "no interaction" if case.kind == "interaction" else "equivalent"
         return (f"{word}: TOST{of} Holm p = {_p(p)} <= {level:g} against |Delta| >= "
@@ -170,6 +175,13 @@ def _made(claim: str, p: float, case: Case, rope: float, level: float) -> str:
     word = "interaction" if case.kind == "interaction" else claim
     return (f"{word}: step-down p{of} = {_p(p)} <= {level:g} against H: {null}; the 95% "
             f"CI {_ci(case.ci95)} lies {side}")
+
+
+def _of(case: Case) -> str:
+    """What the p values are of, where it is not the mean difference."""
+    if case.rank is not None:
+        return " of the joint outcome (diverged = worst)"
+    return " of the median (sign test)" if case.estimand.startswith("median") else ""
 
 
 def _p(p: float) -> str:
@@ -207,7 +219,7 @@ def _not_made(j: int, t: ClaimTests | None, case: Case, raw: dict[str, np.ndarra
         return f"inconclusive: no claim was possible: {floor}"
     ps = ", ".join(f"{c} {_p(adjusted[c])}" for c in CLAIMS)
     note = f"; out of reach: {floor}" if blocked else ""
-    of = " of the joint outcome (diverged = worst)" if case.rank is not None else ""
+    of = _of(case)
     return (f"inconclusive: no claim reached its level (adjusted p{of}: {ps}; levels "
             f"{lv['better']:g}, {lv['worse']:g}, {lv['equivalent']:g}); 95% CI "
             f"{_ci(case.ci95)}, 90% CI {_ci(case.ci90)}, ROPE +-{rope:g}{note}")

@@ -11,6 +11,7 @@ an unadjusted TOST, t-test power, peeking at a fixed-sample test) fail by a wide
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -24,6 +25,11 @@ from ablate.stats import (
     sequential_verdicts,
     sign_flip,
 )
+
+# These tests check the mean's sign-flip machinery (estimand = "mean"); the
+# median's sign test, the default, is tested in test_median.py.
+decide = functools.partial(decide, estimand="mean")
+compare = functools.partial(compare, estimand="mean")
 
 H = 1e-4
 SD, ROPE = 25, 20  # grid units
@@ -105,7 +111,7 @@ def test_sequential_design_keeps_its_levels_when_peeking_every_round() -> None:
     # Looks after every round of 2 seeds from 6 to 30: 13 looks. Peeking at a fixed
     # test this often would multiply its false claims.
     rng = np.random.default_rng(4)
-    design = SequentialDesign(rope=ROPE * H)
+    design = SequentialDesign(estimand="mean", rope=ROPE * H)
     sims = 500
     better = equivalent = 0
     for row in diffs(rng, sims, 30, ROPE):
@@ -119,7 +125,7 @@ def test_sequential_design_keeps_its_levels_when_peeking_every_round() -> None:
 def test_near_the_rope_edge_the_study_runs_to_max_seeds() -> None:
     # Delta = 0.9 r: neither claim is likely early, so most studies use every seed.
     rng = np.random.default_rng(5)
-    design = SequentialDesign(rope=ROPE * H)
+    design = SequentialDesign(estimand="mean", rope=ROPE * H)
     settled_at = [sequential_verdicts(design, [one(row)], list(range(30)),
                                       intervals=False).verdicts[0].settled_at
                   for row in diffs(rng, 100, 30, 18)]
@@ -199,7 +205,7 @@ def test_divergence_on_both_sides_keeps_the_level() -> None:
     # their shares of the level).
     from ablate.stats import DIVERGED, pair
     rng = np.random.default_rng(19)
-    design = SequentialDesign(min_seeds=6, max_seeds=14, step=2, rope=ROPE * H)
+    design = SequentialDesign(estimand="mean", min_seeds=6, max_seeds=14, step=2, rope=ROPE * H)
     sims, n = 300, design.max_seeds
     seeds = list(range(n))
     fixed = seq = 0

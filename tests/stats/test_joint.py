@@ -7,6 +7,7 @@ pattern, each contrast's p counted by comparing sums one by one), Holm's adjuste
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -24,6 +25,10 @@ from ablate.stats import (
 )
 from ablate.stats._divergence import improvement_scores, rank_p
 from ablate.stats._joint import step_down
+
+# These tests check the mean's sign-flip machinery (estimand = "mean"); the
+# median's sign test, the default, is tested in test_median.py.
+compare = functools.partial(compare, estimand="mean")
 
 H = 1e-4
 ROPE = 20 * H
@@ -123,7 +128,7 @@ def test_divergence_alone_makes_worse_and_the_rank_interval_agrees() -> None:
 def test_sequential_divergence_spends_its_level_across_looks() -> None:
     # An arm that diverges on seed 0 only, then is far better: at each look the rank
     # test gets only that look's share of alpha/2, not the full level.
-    design = SequentialDesign(min_seeds=6, max_seeds=12, step=2, rope=ROPE)
+    design = SequentialDesign(estimand="mean", min_seeds=6, max_seeds=12, step=2, rope=ROPE)
     seeds = list(range(12))
     base = {s: 0.98 for s in seeds}
     arm: dict[int, float | str] = {s: 0.98 + 300 * H for s in seeds}

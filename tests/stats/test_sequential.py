@@ -7,6 +7,7 @@ the comparison with level * 2^n is exact).
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -14,6 +15,10 @@ import pytest
 
 from ablate.stats import DIVERGED, ContrastData, SequentialDesign, pair, sequential_verdicts
 from ablate.stats._sequential import claim_look, crossing, first_crossing
+
+# These tests check the mean's sign-flip machinery (estimand = "mean"); the
+# median's sign test, the default, is tested in test_median.py.
+SequentialDesign = functools.partial(SequentialDesign, estimand="mean")
 
 H = 1e-4
 ROPE = 20 * H

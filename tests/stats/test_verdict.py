@@ -6,6 +6,7 @@ advance; p values are exact counts, compared with ==.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -22,6 +23,12 @@ from ablate.stats import (
     pair,
     sign_flip,
 )
+
+# These tests check the mean's sign-flip machinery (estimand = "mean"); the
+# median's sign test, the default, is tested in test_median.py.
+decide = functools.partial(decide, estimand="mean")
+compare = functools.partial(compare, estimand="mean")
+compare_contrasts = functools.partial(compare_contrasts, estimand="mean")
 
 H = 1e-4
 ROPE = 20 * H
