@@ -45,7 +45,7 @@ class SeedCurves:
 
     def curve(self, seed: int) -> np.ndarray:
         """(n_epochs,) one seed's values."""
-        return self.values[self.seeds.index(seed)]
+        return np.asarray(self.values[self.seeds.index(seed)], dtype=np.float64)
 
     def last_epoch(self, seed: int) -> int | None:
         """The last epoch with a finite value (a diverged run stopped after it)."""
