@@ -129,9 +129,9 @@ def _figure(a: Analysis, arm: str, colour: str) -> Plot:
     title = curve_caption(a, arm)  # the caption; the figure's own title is shorter
     leaves = [f"seed {s} from epoch {k}" for s, k in zip(c.flagged, c.departs, strict=True)
               if k is not None]
-    put_title(fig, f"{arm}: {_series(c)} per epoch, flagged {plural(len(c.flagged), 'seed')}"
-              f" {seed_list(c.flagged)}" + (f"; outside the others' range: {join(leaves)}"
-                                            if leaves else ""), 10)
+    word = "seed" if len(c.flagged) == 1 else "seeds"
+    put_title(fig, f"{arm}: {_series(c)} per epoch, flagged {word} {seed_list(c.flagged)}"
+              + (f"; outside the others' range: {join(leaves)}" if leaves else ""), 10)
     flagged = seed_list(c.flagged)
     return Plot(figure_name(a, arm), title,
                 f"{_series(c).capitalize()} per epoch of every seed of {arm}, the flagged "
