@@ -18,6 +18,7 @@ from ablate.analysis._external import analyse_source, read_analysis_file, sequen
 from ablate.analysis._reach import Reach, family_size, reach
 from ablate.analysis._run_dir import analyse_run_dir, sequential_state
 from ablate.analysis._summaries import ArmSummary, Band, Curves, Failure
+from ablate.analysis._unstable import SeedCurves
 from ablate.analysis._where import DigitDifference, Ensemble, Flip, Where, WhereContrast
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Flip",
     "Optimism",
     "Reach",
+    "SeedCurves",
     "Where",
     "WhereContrast",
     "analyse_run_dir",

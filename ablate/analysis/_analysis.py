@@ -15,8 +15,9 @@ them into the `Analysis`:
    seeds run so far (`_sequential`), whose decisions and repeated intervals replace
    the fixed-sample ones;
 4. what the numbers rest on: per-arm summaries and selection optimism, the Friedman
-   rank summary against the baseline (more than two arms, fixed design), and the
-   verdict each contrast would have had if its diverged runs had been dropped.
+   rank summary against the baseline (more than two arms, fixed design), the
+   verdict each contrast would have had if its diverged runs had been dropped, and the
+   seeds far from their arm's bulk with the epoch curves that show why (`_unstable`).
 
 `sequential_of` is the same path stopped at step 3, for the study driver: its
 stopping decision and the report cannot disagree. Every number the report shows comes
@@ -58,6 +59,7 @@ from ablate.analysis._summaries import (
     rank_summary,
     run_failures,
 )
+from ablate.analysis._unstable import SeedCurves, seed_curves
 from ablate.analysis._where import Where, where
 from ablate.data import cache_file, load_npz
 from ablate.design import Study, StudyRecord, read_record
@@ -129,6 +131,8 @@ class Analysis:
     anatomy: Mapping[str, Any] | None = None  # anatomy.json as stored (`--anatomy`), if any
     outliers: Mapping[str, Outliers] = dataclasses.field(default_factory=dict)  # per arm:
     # seeds far from its bulk (generalized ESD on its finished outcomes); flags only
+    unstable: Mapping[str, SeedCurves] = dataclasses.field(default_factory=dict)  # per arm
+    # with a flagged seed and epoch rows: every seed's curve, where each flagged one departs
 
     @property
     def study(self) -> Study:
@@ -272,6 +276,10 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
     outcomes = {a: {s: o for s, o in per.items() if s in used}
                 for a, per in inputs.outcomes.items()}
     usable = [a for a in arm_names if a not in lost]
+    flags = {a: _outliers_of(outcomes[a]) for a in usable}
+    quantity = est.metric.quantity
+    unstable = {a: c for a in usable if (c := seed_curves(
+        a, data.epochs.get(a, ()), outcomes[a], flags[a].seeds, quantity)) is not None}
     return Analysis(
         record=data.record, estimand=est, family=family, simple=simple, sequential=result,
         effects=effects, pairs=pairs, undiverged=changed,
@@ -286,7 +294,7 @@ def analyse(data: StudyData, *, alpha: float = ALPHA, power: bool = True) -> Ana
         training_seconds=float(sum(r.seconds or 0.0 for r in data.runs)), lost=lost,
         convergence=convergence(study, runs, data.epochs),
         where=_where(data, arm_names, seeds),
-        outliers={a: _outliers_of(outcomes[a]) for a in usable})
+        outliers=flags, unstable=unstable)
 
 
 def _where(data: StudyData, arms: Sequence[str], seeds: Sequence[int]) -> Where | None:

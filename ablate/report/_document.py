@@ -37,9 +37,8 @@ from ablate.report._text import (
 from ablate.stats import MAX_SEEDS, Contrast, Friedman, grid_label
 
 __all__ = [
-    "Document", "Section", "Table", "Verdict", "build", "floor_warnings", "rank_sentences",
-    "verdicts",
-    "warning_list", "why",
+    "Document", "Section", "Table", "Verdict", "build", "floor_warnings", "outlier_flag",
+    "rank_sentences", "unstable_title", "verdicts", "warning_list", "why",
 ]
 
 
@@ -163,16 +162,29 @@ def warning_list(a: Analysis) -> list[str]:
 
 def outlier_warnings(a: Analysis) -> list[str]:
     """Seeds far from their arm's bulk (they decide nothing; the reader should see them)."""
-    u = units(a)
     out = []
     for arm, o in a.outliers.items():
         if o.seeds:
-            listed = ", ".join(f"seed {s} ({u.level(v)})" for s, v in
-                               zip(o.seeds, o.values, strict=True))
-            out.append(f"{arm}: {listed} far from the arm's other seeds (median "
-                       f"{u.level(o.median)}; generalized ESD test at {o.alpha:g}): an "
-                       "unstable seed the verdict includes; see its training curve.")
+            where = (f"see its epoch curves in the section '{unstable_title(arm)}'"
+                     if arm in a.unstable else "see its training curve")
+            out.append(f"{outlier_flag(a, arm)}; {where}.")
     return out
+
+
+def outlier_flag(a: Analysis, arm: str) -> str:
+    """'dropout=on: seed 7 (91.20%) far from the arm's other seeds (median ...): an
+    unstable seed the verdict includes' (no full stop)."""
+    u = units(a)
+    o = a.outliers[arm]
+    listed = ", ".join(f"seed {s} ({u.level(v)})" for s, v in
+                       zip(o.seeds, o.values, strict=True))
+    return (f"{arm}: {listed} far from the arm's other seeds (median {u.level(o.median)}; "
+            f"generalized ESD test at {o.alpha:g}): an unstable seed the verdict includes")
+
+
+def unstable_title(arm: str) -> str:
+    """The title of an arm's section of flagged seeds and their epoch curves."""
+    return f"Seeds far from the bulk: {arm}"
 
 
 def floor_warnings(a: Analysis) -> list[str]:

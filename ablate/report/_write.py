@@ -31,6 +31,7 @@ from ablate.report._text import (
     power_sentence,
     sequential_sentence,
 )
+from ablate.report._unstable import UNSTABLE_PREFIX, unstable_json, unstable_plots, with_unstable
 from ablate.report._where import WHERE_FIGURES, where_json, where_plots, with_where
 from ablate.stats import TARGET_POWER, Contrast, Outcome
 
@@ -53,7 +54,7 @@ def write_report_files(a: Analysis, run_dir: Path) -> list[Path]:
     """
     run_dir = Path(run_dir)
     figures = make_plots(a)
-    doc = with_where(build(a, figures), a, figures)
+    doc = with_where(with_unstable(build(a, figures), a, figures), a, figures)
 
     files = run_dir / FILES_DIR
     files.mkdir(exist_ok=True)
@@ -63,6 +64,10 @@ def write_report_files(a: Analysis, run_dir: Path) -> list[Path]:
         # A figure an earlier report drew but this one does not (e.g. an arm now left
         # out): remove it so report_files/ matches report.md.
         (files / f"{stale}.png").unlink(missing_ok=True)
+    drawn = {f"{p.name}.png" for p in figures}
+    for old in sorted(files.glob(f"{UNSTABLE_PREFIX}*.png")):  # one per flagged arm
+        if old.name not in drawn:
+            old.unlink(missing_ok=True)
     paths = [run_dir / "report.md", run_dir / "report.html", run_dir / "report.json"]
     atomic_write(paths[0], markdown(doc).encode())
     atomic_write(paths[1], html(doc).encode())
@@ -106,7 +111,7 @@ def make_plots(a: Analysis) -> list[plots.Plot]:
                                     {c.arm: c.decision for c in a.family.contrasts}))
     if a.sequential is not None:
         out.append(plots.sequential_path(a.sequential, a.study.rope, u))
-    return out + where_plots(a)
+    return out + unstable_plots(a) + where_plots(a)
 
 
 def _contrast_json(a: Analysis, c: Contrast, verdict: Verdict) -> dict[str, Any]:
@@ -137,6 +142,7 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
         key = f.status if f.status in ("failed", "diverged") else "unfinished"
         by_status[key].append(f.to_dict())
     powered = [c for c in a.contrasts if c.power is not None]
+    curves = unstable_json(a)
     return dict(jsonable({
         "schema": SCHEMA,
         "study": {"name": a.study.name, "question": a.study.question,
@@ -175,9 +181,12 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
             "study_file": r.study_file,
         },
         "arms": [s.to_dict() for s in a.arms],
+        # per arm; a flagged arm with epoch rows adds its curves' figure, the series
+        # drawn and each flagged seed's departure epoch (`_unstable.unstable_json`)
         "outliers": {arm: {"seeds": list(o.seeds), "values": list(o.values),
                            "median": o.median, "alpha": o.alpha,
-                           "method": "generalized ESD (Rosner 1983)"}
+                           "method": "generalized ESD (Rosner 1983)",
+                           **curves.get(arm, {})}
                      for arm, o in a.outliers.items()},
         "selection_optimism": [o.to_dict() for o in a.optimism],
         "outcomes": {arm: {str(s): o for s, o in per.items()}

@@ -119,7 +119,8 @@ def write_report(run_dir: Path, *, power: bool = True) -> Analysis:
 def make_store(run_dir: Path, source: str, scores: Mapping[str, Mapping[int, float]],
                broken: Mapping[tuple[str, int], str] | None = None, seed: int = 0,
                legacy: bool = False, optimism: Mapping[str, float] | None = None,
-               crossfit: bool = True, seeds: Sequence[int] | None = None) -> Path:
+               crossfit: bool = True, seeds: Sequence[int] | None = None,
+               curves: Mapping[tuple[str, int], Sequence[float]] | None = None) -> Path:
     """Write a finished study's store with the given compared metric per (arm, seed).
 
     scores are the cross-fitted values; the best-epoch validation value is the score
@@ -131,7 +132,10 @@ def make_store(run_dir: Path, source: str, scores: Mapping[str, Mapping[int, flo
     key-value `meta` table). crossfit=False: a store written before the cross-fit
     existed: val_* is the score, the cross-fitted columns are NULL, and the record asks
     for val_* as such stores did. seeds: the seeds run (default: the study's; a
-    sequential study's later rounds use 0..max-1 in order).
+    sequential study's later rounds use 0..max-1 in order). curves: (arm, seed) -> the
+    run's per-epoch value of the compared quantity on validation (val_accuracy or
+    val_loss; NaN: not logged, as after divergence), one per epoch, in place of the
+    default curve; every run has as many epochs as the curves given (default EPOCHS).
     """
     broken = broken or {}
     study = parse_study(source, "studies/synthetic.toml")
@@ -152,6 +156,8 @@ def make_store(run_dir: Path, source: str, scores: Mapping[str, Mapping[int, flo
                                        PROVENANCE, checksums).to_json())
     accuracy = study.metric.quantity == "accuracy"
     sign = 1.0 if accuracy else -1.0
+    curves = curves or {}
+    n_epochs = max((len(c) for c in curves.values()), default=EPOCHS)
     for arm in study.arms:
         n_layers = len(arm.config.layers) + 1
         for s in study.seeds if seeds is None else seeds:
@@ -164,11 +170,16 @@ def make_store(run_dir: Path, source: str, scores: Mapping[str, Mapping[int, flo
                 continue
             final = scores[arm.name][s]
             epochs = []
-            for e in range(1, EPOCHS + 1):
-                shrink = (EPOCHS - e) / EPOCHS  # 0 at the last epoch
+            for e in range(1, n_epochs + 1):
+                shrink = (n_epochs - e) / n_epochs  # 0 at the last epoch
                 val_acc = final - 0.02 * shrink if accuracy else 0.9 + 0.05 * rng.random()
                 val_loss = (0.1 + 0.1 * shrink if accuracy else final + 0.1 * shrink)
-                if status == "diverged" and e > 1:
+                if (arm.name, s) in curves:
+                    planted = float(curves[arm.name, s][e - 1])
+                    val_acc, val_loss = (planted, val_loss) if accuracy else (val_acc, planted)
+                    if not math.isfinite(planted):
+                        val_loss = val_acc = math.nan
+                elif status == "diverged" and e > 1:
                     val_loss = val_acc = math.nan
                 epochs.append({
                     "epoch": e, "train_loss": 0.3 / e + 0.01 * rng.random(),
@@ -191,7 +202,7 @@ def make_store(run_dir: Path, source: str, scores: Mapping[str, Mapping[int, flo
                 metrics = {**metrics, "val_loss": math.nan, "val_accuracy": 0.098,
                            f"crossfit_val_{quantity}": math.nan}
             store.finish(arm.name, s, status=status, seconds=2.0, epochs=epochs,
-                         best_epoch=EPOCHS, metrics=metrics, checkpoint=None)
+                         best_epoch=n_epochs, metrics=metrics, checkpoint=None)
     store.close()
     return run_dir
 
