@@ -244,6 +244,10 @@ def _joint_adjusted(tested: Sequence[_Tested], rope: float, key: str
     """The step-down adjusted p of 'better' and 'worse' over the family's joint sign
     flips; whether every pattern was counted, and the largest Monte Carlo SE."""
     out, exact, se = {}, True, 0.0
+    if len(tested) == 1:  # a family of one: the step-down is the contrast's own test
+        t = tested[0]
+        return ({c: np.array([1.0 if t.tests is None else t.tests.get(c)])
+                 for c in ("better", "worse")}, True, 0.0)
     for claim in ("better", "worse"):
         per = [_scores(t, claim, rope) for t in tested]
         seeds = sorted({s for p in per for s in p})
