@@ -16,7 +16,7 @@ from ablate.analysis import Analysis
 from ablate.engine import layers_text, optimizer_text
 from ablate.report._anatomy import ANATOMY_TITLE, anatomy_paragraphs, anatomy_table
 from ablate.report._figures import Plot
-from ablate.report._format import fmt_float, fmt_p, p_clause, plural, seed_list, units
+from ablate.report._format import estimate, fmt_float, fmt_p, p_clause, plural, seed_list, units
 from ablate.report._text import (
     answer_paragraph,
     budget_sentence,
@@ -241,12 +241,15 @@ def _contrast_table(a: Analysis) -> Table:
     def ci(lo: float, hi: float) -> str:
         return f"[{u.signed(lo)}, {u.signed(hi)}]"
 
-    caption = (f"Δ = mean over seeds of (arm − reference) in {u.name}; n = seeds where "
+    of = "median over seeds of the joint outcome (arm − reference, a diverged run " \
+        "below every finished one)" if a.study.estimand == "median" else \
+        "mean over seeds of (arm − reference)"
+    caption = (f"Δ = {of} in {u.name}; n = seeds where "
                f"both sides finished; wins = seeds where the arm did better; ROPE "
                f"{u.rope(a.family.rope)}.")
     if a.sequential is not None:
         settled = {v.arm: v.settled_at for v in a.sequential.verdicts}
-        looked = tuple((f"{c.arm} vs {c.baseline}", str(c.n), u.signed(c.mean_diff),
+        looked = tuple((f"{c.arm} vs {c.baseline}", str(c.n), u.signed(estimate(c)),
                         ci(c.ci_low, c.ci_high), wins(c),
                         "-" if settled[c.arm] is None else str(settled[c.arm]), c.decision)
                        for c in cs)
@@ -255,7 +258,7 @@ def _contrast_table(a: Analysis) -> Table:
                      caption=caption + " Sequential study: no fixed-sample p value is shown.",
                      marks=tuple(c.decision for c in cs))
     rows = tuple(
-        (f"{c.arm} vs {c.baseline}", str(c.n), u.signed(c.mean_diff), ci(c.ci_low, c.ci_high),
+        (f"{c.arm} vs {c.baseline}", str(c.n), u.signed(estimate(c)), ci(c.ci_low, c.ci_high),
          ci(c.ci90_low, c.ci90_high), wins(c), fmt_p(c.p_holm),
          " / ".join(fmt_p(p) for p in (c.p_better_holm, c.p_worse_holm,
                                         c.p_equivalent_holm)), c.decision)
@@ -278,7 +281,8 @@ def _sequential_section(a: Analysis, by_name: dict[str, Plot]) -> Section:
         tables.append(Table(
             ("seeds per arm", "paired seeds", f"Δ{' (points)' if u.accuracy else ''}",
              "95% repeated CI", "decision as of this look"),
-            tuple((str(look.n), str(look.n_paired), u.signed(look.mean_diff),
+            tuple((str(look.n), str(look.n_paired), u.signed(
+                look.median_diff if res.design.estimand == "median" else look.mean_diff),
                    interval_text(look.ci_low, look.ci_high, u), look.decision)
                   for look in v.path),
             caption=f"{v.arm} vs {v.baseline}: {v.reason}",

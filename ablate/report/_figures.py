@@ -41,7 +41,13 @@ from matplotlib.ticker import (  # noqa: E402
 )
 
 from ablate.analysis import ArmSummary, Curves, Factorial  # noqa: E402
-from ablate.report._format import DECISION_COLOURS, Units, join, p_clause  # noqa: E402
+from ablate.report._format import (  # noqa: E402
+    DECISION_COLOURS,
+    Units,
+    estimate,
+    join,
+    p_clause,
+)
 from ablate.stats import Contrast, Friedman, SequentialResult  # noqa: E402
 
 DPI = 100  # 9-inch-wide figures -> 900 px, sharp in a 1000 px page column
@@ -97,7 +103,7 @@ def forest(contrasts: Sequence[Contrast], u: Units, title: str, *,
     ys = np.arange(k)[::-1]  # first contrast on top
     ends = [-rope * 1.5, rope * 1.5]
     for c in contrasts:
-        ends += [x * u.scale for x in (c.ci_low, c.ci_high, c.mean_diff) if math.isfinite(x)]
+        ends += [x * u.scale for x in (c.ci_low, c.ci_high, estimate(c)) if math.isfinite(x)]
     lo_all, hi_all = min(ends), max(ends)
     pad = 0.08 * (hi_all - lo_all) or 1.0  # rope 0 and no spread: avoid a singular axis
     left, right = lo_all - pad, hi_all + pad
@@ -110,12 +116,12 @@ def forest(contrasts: Sequence[Contrast], u: Units, title: str, *,
             for end, x, mark in ((lo, a, "<"), (hi, b, ">")):
                 if math.isinf(end):
                     ax.plot([x], [y], marker=mark, ms=10, color=colour)
-        if math.isfinite(c.mean_diff):
-            ax.plot([c.mean_diff * u.scale], [y], marker="D", ms=9, color=colour,
+        if math.isfinite(estimate(c)):
+            ax.plot([estimate(c) * u.scale], [y], marker="D", ms=9, color=colour,
                     mec="white", mew=1.2)
         side.text(0.02, y + 0.12, c.decision.upper(), color=colour, weight="bold",
                   va="bottom", fontsize=11)
-        side.text(0.02, y + 0.08, f"Δ {u.signed(c.mean_diff)}  {interval} "
+        side.text(0.02, y + 0.08, f"Δ {u.signed(estimate(c))}  {interval} "
                   f"[{u.signed(c.ci_low)}, {u.signed(c.ci_high)}]  n = {c.n}", va="top",
                   fontsize=9)
     ax.set_xlim(left, right)
@@ -419,7 +425,7 @@ def interaction(cells: Mapping[tuple[str, str], ArmSummary], f: Factorial,
     ax.legend(fontsize=9, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     c = contrast
-    title = (f"Interaction, {c.decision}: {u.signed(c.mean_diff)}"
+    title = (f"Interaction, {c.decision}: {u.signed(estimate(c))}"
              f"{' points' if u.accuracy else ''} ({interval} {u.signed(c.ci_low)} to "
              f"{u.signed(c.ci_high)}); parallel lines = additive")
     put_title(fig, title)
@@ -439,12 +445,14 @@ def sequential_path(result: SequentialResult, rope: float, u: Units) -> Plot:
     for ax, v in zip(axes, vs, strict=True):
         ax.axhspan(-r, r, color="#4575b4", alpha=0.12, lw=0, label=f"ROPE {u.rope(rope)}")
         ax.axhline(0, color="#555555", lw=1)
-        finite = [x * u.scale for look in v.path
-                  for x in (look.ci_low, look.ci_high, look.mean_diff) if math.isfinite(x)]
+        point = [look.median_diff if result.design.estimand == "median" else look.mean_diff
+                 for look in v.path]
+        finite = [x * u.scale for look, m in zip(v.path, point, strict=True)
+                  for x in (look.ci_low, look.ci_high, m) if math.isfinite(x)]
         lo_all, hi_all = min([-1.5 * r, *finite]), max([1.5 * r, *finite])
         pad = 0.1 * (hi_all - lo_all) or 1.0
         bottom, top = lo_all - pad, hi_all + pad
-        for look in v.path:
+        for look, m in zip(v.path, point, strict=True):
             colour = DECISION_COLOURS[look.decision]
             lo, hi = look.ci_low * u.scale, look.ci_high * u.scale
             a, b = max(lo, bottom), min(hi, top)
@@ -452,8 +460,8 @@ def sequential_path(result: SequentialResult, rope: float, u: Units) -> Plot:
             for end, y, mark in ((lo, a, "v"), (hi, b, "^")):
                 if math.isinf(end):
                     ax.plot([look.n], [y], marker=mark, ms=9, color=colour)
-            if math.isfinite(look.mean_diff):
-                ax.plot([look.n], [look.mean_diff * u.scale], marker="D", ms=7, color=colour,
+            if math.isfinite(m):
+                ax.plot([look.n], [m * u.scale], marker="D", ms=7, color=colour,
                         mec="white", mew=1)
         if v.settled_at is not None:
             ax.axvline(v.settled_at, color=DECISION_COLOURS[v.decision], ls="--", lw=1.5,

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from ablate.analysis import Analysis
 from ablate.metric import Metric
+from ablate.stats import ESTIMAND_MEDIAN, Contrast
 
 __all__ = [
+    "estimate",
     "DECISION_COLOURS", "Units", "fmt_float", "fmt_p", "join", "p_clause", "plural",
     "seed_list", "units",
 ]
@@ -139,3 +141,9 @@ def seed_list(seeds: Sequence[int]) -> str:
 def units(a: Analysis) -> Units:
     """How the analysis's compared metric is shown."""
     return Units.for_metric(a.estimand.metric)
+
+
+def estimate(c: Contrast) -> float:
+    """The point estimate of what the verdict is about: the median of the joint outcome
+    under the median estimand, else the mean difference."""
+    return c.median_diff if c.estimand == ESTIMAND_MEDIAN else c.mean_diff

@@ -16,6 +16,7 @@ from ablate.analysis import LAST_EPOCHS, SLOPE_SE, Analysis, Effect, Optimism
 from ablate.report._format import (
     DECISION_COLOURS,
     Units,
+    estimate,
     fmt_p,
     join,
     p_clause,
@@ -24,6 +25,7 @@ from ablate.report._format import (
 )
 from ablate.stats import (
     ESTIMAND_MEAN,
+    ESTIMAND_MEDIAN,
     MAX_SEEDS,
     Contrast,
     Pairing,
@@ -37,7 +39,8 @@ __all__ = [
     "MULTIPLICITY_WORDS", "agreeing_seeds", "answer_paragraph", "budget_clause",
     "budget_sentence", "budget_text", "change_phrase",
     "ci_clause", "ci_vs_rope", "counts", "direction_word", "divergence_sentence",
-    "effect_sentence", "estimand_sentence", "floor_sentence", "headline",
+    "effect_sentence", "estimand_method", "estimand_sentence", "floor_sentence",
+    "headline",
     "interval_text", "methods_paragraph", "missing_sentence", "optimism_sentence",
     "pairing_sentence", "power_sentence", "sequential_sentence", "subject",
     "verdict_line", "why_sentence",
@@ -85,15 +88,17 @@ def subject(c: Contrast, e: Effect) -> str:
 
 
 def direction_word(c: Contrast) -> str:
-    """'raises' / 'lowers' / 'does not change': the sign of the mean difference."""
-    return "raises" if c.mean_diff > 0 else "lowers" if c.mean_diff < 0 else "does not change"
+    """'raises' / 'lowers' / 'does not change': the sign of the estimate."""
+    e = estimate(c)
+    return "raises" if e > 0 else "lowers" if e < 0 else "does not change"
 
 
 def agreeing_seeds(c: Contrast) -> int:
-    """Seeds whose difference has the sign of the mean difference."""
-    if c.mean_diff == 0:
+    """Seeds whose difference has the sign of the estimate."""
+    e = estimate(c)
+    if e == 0 or math.isnan(e):
         return c.ties
-    up = c.mean_diff > 0
+    up = e > 0
     # wins count seeds that moved the better way; flip for the other direction.
     return c.wins if up == c.higher_is_better else c.n - c.wins - c.ties
 
@@ -122,8 +127,8 @@ def ci_clause(c: Contrast, u: Units, name: str = "95% CI") -> str:
     lo, hi = c.ci_low, c.ci_high
     if math.isinf(lo) and math.isinf(hi):
         return f"{name} unbounded: too few seeds"
-    if math.isfinite(lo) and math.isfinite(hi) and c.mean_diff != 0 and (
-            lo > 0 if c.mean_diff > 0 else hi < 0):
+    e = estimate(c)
+    if math.isfinite(lo) and math.isfinite(hi) and e != 0 and (lo > 0 if e > 0 else hi < 0):
         # The whole interval lies on the mean's side: give it as magnitudes, small first.
         a, b = sorted((abs(lo), abs(hi)))
         return f"{name} {u.number(a)} to {u.amount(b)}"
@@ -146,17 +151,27 @@ def effect_sentence(c: Contrast, e: Effect, u: Units, *, sequential: bool = Fals
     if e.kind == "interaction" and e.other is not None:
         factor, old, new = e.changes[0]
         mod, m_old, m_new = e.other
-        more = "higher" if c.mean_diff > 0 else "lower" if c.mean_diff < 0 else "no different"
-        size = f"{u.amount(c.mean_diff)} {more}" if c.mean_diff else more
+        x = estimate(c)
+        more = "higher" if x > 0 else "lower" if x < 0 else "no different"
+        size = f"{u.amount(x)} {more}" if x else more
         return (f"Interaction: the effect of {change_phrase(factor, old, new)} on {u.name} is "
                 f"{size} with {mod}={m_new} than with {mod}={m_old} ({stats}; "
                 f"same sign on {agreeing_seeds(c)} of {c.n} seeds).")
-    if c.mean_diff == 0:
-        return _sentence(f"{subject(c, e)} does not change {u.name} on average ({stats}).")
-    side = "higher" if c.mean_diff > 0 else "lower"
-    return _sentence(f"{subject(c, e)} {direction_word(c)} {u.name} by "
-                     f"{u.amount(c.mean_diff)} ({stats}; {side} on {agreeing_seeds(c)} of "
-                     f"{c.n} seeds).")
+    x = estimate(c)
+    median = c.estimand == ESTIMAND_MEDIAN
+    typical = "for the median seed" if median else "on average"
+    if x == 0:
+        return _sentence(f"{subject(c, e)} does not change {u.name} {typical} ({stats}).")
+    if math.isnan(x):
+        return _sentence(f"{subject(c, e)}: the median seed has no value (as many seeds "
+                         f"diverged on each side as the middle needs) ({stats}).")
+    side = "higher" if x > 0 else "lower"
+    by = f"a median of {u.amount(x)}" if median else u.amount(x)
+    if median and math.isinf(x):
+        by = "divergence on most seeds"
+    mean = f"; mean {u.signed(c.mean_diff)}" if median and math.isfinite(c.mean_diff) else ""
+    return _sentence(f"{subject(c, e)} {direction_word(c)} {u.name} by {by} ({stats}{mean}; "
+                     f"{side} on {agreeing_seeds(c)} of {c.n} seeds).")
 
 
 def _claim(c: Contrast) -> str | None:
@@ -194,7 +209,28 @@ def _of_joint(c: Contrast) -> str:
     """' of the joint outcome (diverged = worst)' for a contrast decided on it."""
     if c.estimand == ESTIMAND_MEAN:
         return ""
+    if c.estimand == ESTIMAND_MEDIAN:
+        return " of the median (sign test)"
     return f" of the {c.estimand.removeprefix('pseudo-median of the ')}"
+
+
+def estimand_method(estimand: str) -> str:
+    """What the verdict is about and which exact test decides it, and why."""
+    if estimand == "median":
+        return ("The verdict is about the median of each contrast's per-seed difference (a "
+                "diverged run below every finished one): the difference a typical seed "
+                "makes. The exact sign test decides it (the seeds beyond a shift counted "
+                "against Binomial(n, 1/2)), which assumes independent seeds and nothing "
+                "about the shape of their spread: an arm with a bad seed now and then, or "
+                "a skewed spread, keeps every error rate, where the mean's sign-flip test "
+                "makes false claims at about 3 times its level (benchmarks/"
+                "stats_calibration.py). The study key estimand = \"mean\" decides on the "
+                "mean instead, with more power when the differences are symmetric.")
+    return ("The verdict is about the mean per-seed difference (study key estimand = "
+            "\"mean\"), tested with the exact paired sign-flip test, which assumes "
+            "independent seeds whose differences are symmetric about the true difference "
+            "Δ; a lopsided arm (a bad seed now and then) breaks that, and the default "
+            "estimand, the median, does not need it.")
 
 
 def floor_sentence(n: int, m: int, alpha: float) -> str:
@@ -358,6 +394,10 @@ def divergence_sentence(c: Contrast, *, sequential: bool = False) -> str:
                "outcome per seed (a diverged run below every finished one) by the exact "
                "signed-rank test, each look spending only its share of the level; the "
                "repeated CI is of the differences where both finished")
+    elif c.estimand == ESTIMAND_MEDIAN:
+        how = ("its decision and its 95% CI are those of the joint outcome's median per "
+               "seed (a diverged run below every finished one), by the exact sign test, "
+               "while the mean difference is over the seeds where both finished")
     elif c.estimand != ESTIMAND_MEAN:
         how = ("its decision and its 95% CI are those of the joint outcome per seed (a "
                "diverged run below every finished one: the exact signed-rank test and its "
@@ -558,9 +598,7 @@ def methods_paragraph(a: Analysis) -> str:
     u = units(a)
     intervals = sorted({c.interval for c in a.contrasts})
     rope = u.rope(fam.rope)
-    text = (f"Each contrast's per-seed differences are tested with the exact paired "
-            f"sign-flip test, which assumes independent seeds whose differences are "
-            f"symmetric about the true difference Δ; intervals: {join(intervals)}. ")
+    text = estimand_method(a.study.estimand) + f" Intervals: {join(intervals)}. "
     if a.sequential is None:
         how = MULTIPLICITY_WORDS.get(fam.multiplicity, fam.multiplicity)
         counted = ("every joint sign pattern counted" if fam.joint_exact else
@@ -578,10 +616,11 @@ def methods_paragraph(a: Analysis) -> str:
                  "the calibration measures it.")
     else:
         d = a.sequential.design
+        test = "sign test" if d.estimand == "median" else "sign-flip test"
         text += (f"Seeds were added in rounds of {d.step} per arm, looking at "
                  f"{join([str(n) for n in d.looks])} seeds per arm. Each claim ('better' or "
                  f"'worse' at {alpha / 2:g}, 'equivalent' by two one-sided tests at "
-                 f"{alpha:g}) is an exact group-sequential sign-flip test spending its level "
+                 f"{alpha:g}) is an exact group-sequential {test} spending its level "
                  f"as (n/{d.max_seeds})^{d.rho:g}, conditional on the observed magnitudes; a "
                  "look where no rejection is possible spends nothing. Multiplicity: "
                  f"{fam.multiplicity}, over the {plural(m, 'contrast')}. The 95% repeated "
@@ -606,7 +645,15 @@ def methods_paragraph(a: Analysis) -> str:
              f"Holm's would be m/2^n) and 'equivalent' from {floor_seeds(alpha)}" + (
                  f", {floor_seeds(alpha / m)} at Holm's first level over {m} contrasts"
                  if m > 1 else "") + ". A seed whose run failed or did not finish is left "
-             "out of the contrasts of its arm only. A diverged run is an outcome, the worst "
+             "out of the contrasts of its arm only. ")
+    if a.study.estimand == "median":
+        return text + (
+            "A diverged run is an outcome, the worst one: the sign test counts a seed where "
+            "only the arm diverged as below any shift, one where only the reference did "
+            "as above, and one where both did as no difference, so divergence alone can "
+            "make an arm 'worse'" + (", at every look within the same spending"
+                                     if a.sequential is not None else "") + ".")
+    text += ("A diverged run is an outcome, the worst "
              "one: a contrast with a diverged seed is decided on its joint outcome per seed "
              "(diverged below every finished run) by the exact signed-rank test, its "
              "estimand that outcome's pseudo-median" + (

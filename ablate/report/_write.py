@@ -26,6 +26,7 @@ from ablate.report._render import FILES_DIR, html, markdown
 from ablate.report._text import (
     MULTIPLICITY_WORDS,
     divergence_sentence,
+    estimand_method,
     headline,
     pairing_sentence,
     power_sentence,
@@ -153,6 +154,8 @@ def report_json(a: Analysis, doc: Document) -> dict[str, Any]:
                   "multiplicity": fam.multiplicity,
                   "multiplicity_description": MULTIPLICITY_WORDS.get(fam.multiplicity,
                                                                      fam.multiplicity),
+                  "estimand": a.study.estimand,
+                  "estimand_description": estimand_method(a.study.estimand),
                   "family_size": fam.size, "joint_exact": fam.joint_exact,
                   "joint_mc_se": fam.joint_mc_se,
                   "design": "fixed" if a.sequential is None else "sequential"},

@@ -195,9 +195,9 @@ def _test(data: ContrastData, rope: float, higher: bool, key: str, estimand: str
         finite = np.isfinite(joint)
         joint[finite] = to_grid(joint[finite], data.resolution) * data.resolution
     if estimand == "median":
-        dist = sign_test(joint) if joint.size else None
-        tests = None if dist is None else claim_tests(dist, rope)
-        return _Tested(data, sign, d, joint, dist, tests, None, tests)
+        signs = sign_test(joint) if joint.size else None
+        tests = None if signs is None else claim_tests(signs, rope)
+        return _Tested(data, sign, d, joint, signs, tests, None, tests)
     dist = None if d.size == 0 else sign_flip(
         sign * d, resolution=data.resolution, rng=stream(key, data.name, "p"))
     metric = None if dist is None else claim_tests(dist, rope)

@@ -44,6 +44,7 @@ question = "Does dropout change validation accuracy?"
 seeds = {seeds}
 metric = "val_accuracy"
 rope = 0.002
+estimand = "mean"  # these tests check the mean's oracles; test_median_report the default
 validation = 10000
 
 [base]
@@ -64,6 +65,7 @@ question = "Which optimizer gives the lowest validation loss?"
 seeds = 10
 metric = "val_loss"
 rope = 0.01
+estimand = "mean"
 validation = 10000
 
 [base]
@@ -84,6 +86,7 @@ question = "Do dropout and batch norm matter, and do they interact?"
 seeds = 8
 metric = "val_accuracy"
 rope = 0.002
+estimand = "mean"  # these tests check the mean's oracles; test_median_report the default
 validation = 10000
 design = "factorial"
 
@@ -652,7 +655,10 @@ def test_methods_paragraph_names_the_interval_the_multiplicity_and_the_floor(
         worse: tuple[Path, dict, dict]) -> None:
     run_dir, _, _ = worse
     md = (run_dir / "report.md").read_text()
-    methods = next(line for line in md.splitlines() if line.startswith("Each contrast's "))
+    methods = next(line for line in md.splitlines()
+                   if line.startswith("The verdict is about the mean"))
+    assert "exact paired sign-flip test, which assumes" in methods
+    assert "the default estimand, the median, does not need it" in methods
     assert "exact sign-flip inversion (grid 1/10000)" in methods
     assert ("the min-p step-down over the joint sign flips of the shared seeds "
             "(Westfall-Young" in methods)
@@ -829,7 +835,8 @@ def _oracle(scores: Mapping[str, Mapping[int, float]], run: Sequence[int]) -> An
     out = {arm: {s: scores[arm][s] for s in run} for arm in scores}
     c = pair(out["dropout=off"], out["dropout=on"], list(run), name="dropout=off",
              reference="dropout=on", resolution=1e-4)
-    return sequential_verdicts(SequentialDesign(6, 14, 2, rope=0.002), [c], list(run))
+    return sequential_verdicts(SequentialDesign(6, 14, 2, rope=0.002, estimand="mean"), [c],
+                               list(run))
 
 
 def test_a_sequential_store_reports_its_path_and_stops_where_the_design_says(

@@ -299,3 +299,21 @@ def test_the_thread_count_is_a_study_key_and_an_override() -> None:
     assert {a.run_config.threads for a in study.with_overrides(threads=3).arms} == {3}
     with pytest.raises(UserError, match="--threads must be at least 1"):
         study.with_overrides(threads=0)
+
+
+def test_estimand_defaults_to_the_median_and_round_trips_through_the_record() -> None:
+    from ablate.design import StudyRecord
+
+    study = parse_study(VALID, "s.toml")
+    assert study.estimand == "median"
+    mean = parse_study(VALID.replace("seeds = 3", 'seeds = 3\nestimand = "mean"'), "s.toml")
+    assert mean.estimand == "mean"
+    with pytest.raises(SpecError, match="estimand"):
+        parse_study(VALID.replace("seeds = 3", 'seeds = 3\nestimand = "trimmed"'), "s.toml")
+    record = StudyRecord(study=mean, study_file="s.toml", source=VALID, subset=None,
+                         device="cpu", provenance={})
+    assert StudyRecord.from_json(record.to_json()).study.estimand == "mean"
+    # A record written before the key existed was decided on the mean, and still is.
+    old = record.to_json().replace('"estimand": "mean",', "")
+    assert '"estimand"' not in old
+    assert StudyRecord.from_json(old).study.estimand == "mean"
