@@ -1034,3 +1034,35 @@ def test_an_old_run_directory_reports_as_it_did(tmp_path: Path) -> None:
     assert "rerun" in now["where"]["note"] and now["where"]["runs_without_predictions"]
     md = (tmp_path / "report.md").read_text()
     assert "## Where the difference lives" in md and "per-image predictions" in md
+
+
+def test_median_report_names_its_estimand_and_its_numbers_are_the_sign_tests(
+        tmp_path: Path) -> None:
+    """The default study decides on the median: report.json says so, the interval is the
+    order-statistic one and the p values SciPy's exact binomial test, counted by hand
+    from the per-seed differences the report carries; the methods say why."""
+    import scipy.stats as st
+
+    source = ONE_AT_A_TIME.format(seeds=12).replace(
+        'estimand = "mean"  # these tests check the mean\'s oracles; test_median_report the '
+        'default\n', "")
+    assert "estimand" not in source
+    scores = draw({"dropout=on": 0.0, "dropout=off": 0.004}, range(12), base=0.97,
+                  sd_seed=0.002, sd_noise=0.0015, seed=4)
+    run_dir = make_store(tmp_path, source, scores)
+    write_report(run_dir)
+    report = read_json(run_dir / "report.json")
+    (c,) = report["contrasts"]
+    assert report["study"]["estimand"] == "median"
+    assert c["estimand"] == "median of the joint outcome (diverged = worst)"
+    d = np.sort(np.round(np.array(c["diffs"]) / 1e-4)) * 1e-4
+    n = d.size
+    k = next(k for k in range(n + 1) if st.binom.sf(k - 1, n, 0.5) <= 0.025)  # 10 of 12
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx((d[n - k], d[k - 1]), abs=1e-12)
+    above = int(np.sum(d > 0.002 + 1e-12))
+    assert c["p_better"] == pytest.approx(
+        st.binomtest(above, n, 0.5, alternative="greater").pvalue)
+    assert c["median_diff"] == pytest.approx(float(np.median(d)), abs=1e-12)
+    md = (run_dir / "report.md").read_text()
+    assert "The verdict is about the median of each contrast's per-seed difference" in md
+    assert "by a median of" in c["sentence"]
