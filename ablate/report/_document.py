@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ablate.analysis import Analysis
@@ -82,6 +82,16 @@ class Document:
     answer: str
     sections: tuple[Section, ...] = field(default=())
     warnings: tuple[str, ...] = ()  # everything a reader must not miss (a section too)
+
+    def before_warnings(self, new: list[Section]) -> Document:
+        """The document with `new` sections placed before the warnings section."""
+        if not new:
+            return self
+        sections = list(self.sections)
+        at = next((i for i, s in enumerate(sections) if s.title.startswith("Warnings")),
+                  len(sections))
+        sections[at:at] = new
+        return replace(self, sections=tuple(sections))
 
 
 def why(a: Analysis, c: Contrast) -> str:

@@ -14,7 +14,6 @@ gets no figure and no section (its flags stay in the warnings).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
@@ -164,13 +163,7 @@ def with_unstable(doc: Document, a: Analysis, plots: list[Plot]) -> Document:
     by_name = {p.name: p for p in plots}
     new = [_section(a, arm.name, by_name[figure_name(a, arm.name)]) for arm in a.study.arms
            if arm.name in a.unstable and figure_name(a, arm.name) in by_name]
-    if not new:
-        return doc
-    sections = list(doc.sections)
-    at = next((i for i, s in enumerate(sections) if s.title.startswith("Warnings")),
-              len(sections))
-    sections[at:at] = new
-    return dataclasses.replace(doc, sections=tuple(sections))
+    return doc.before_warnings(new)
 
 
 def unstable_json(a: Analysis) -> dict[str, dict[str, Any]]:

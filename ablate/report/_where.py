@@ -9,7 +9,6 @@ diverging map centred at 0 (red: the arm makes that mistake more often, blue: le
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -290,10 +289,4 @@ def _contrast_json(c: WhereContrast) -> dict[str, Any]:
 def with_where(doc: Document, a: Analysis, plots: list[Plot]) -> Document:
     """The document with the section placed before the warnings (after training)."""
     new = [s for s in (where_section(a, {p.name: p for p in plots}), seeds_section(a)) if s]
-    if not new:
-        return doc
-    sections = list(doc.sections)
-    at = next((i for i, s in enumerate(sections) if s.title.startswith("Warnings")),
-              len(sections))
-    sections[at:at] = new
-    return dataclasses.replace(doc, sections=tuple(sections))
+    return doc.before_warnings(new)

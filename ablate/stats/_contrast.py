@@ -45,7 +45,14 @@ from ablate.stats._effects import d_z, t_p, wilcoxon_p, wins
 from ablate.stats._family import holm
 from ablate.stats._grid import to_grid
 from ablate.stats._joint import step_down
-from ablate.stats._median import SignTest, joint_outcome, sign_scores, sign_test
+from ablate.stats._median import (
+    ESTIMAND_MEDIAN,
+    SignTest,
+    joint_median,
+    joint_outcome,
+    sign_scores,
+    sign_test,
+)
 from ablate.stats._outcomes import ContrastData, Kind, Outcome, pair
 from ablate.stats._pairing import Pairing, pairing
 from ablate.stats._power import SIMULATIONS, Power, floor_seeds, power_for
@@ -72,7 +79,6 @@ __all__ = [
 MULTIPLICITY = "joint step-down"
 ESTIMAND_MEAN = "mean difference"
 ESTIMAND_JOINT = "pseudo-median of the joint outcome (diverged = worst)"
-ESTIMAND_MEDIAN = "median of the joint outcome (diverged = worst)"
 # What a study's verdict is about (study key `estimand`): "median", the default, is
 # decided by the sign test, exact for any shape of seed-to-seed noise; "mean" by the
 # sign-flip test, exact only where each seed's difference is symmetric (lopsided arms,
@@ -353,7 +359,7 @@ def _contrast(t: _Tested, case: Case, decision: str, reason: str,
         n_paired=len(data.seeds), seeds=tuple(s for s, ok in zip(data.seeds, done,
                                                                  strict=True) if ok),
         mean_diff=float(d.mean()) if n else math.nan,
-        median_diff=t.sign * sign_test(t.u).median if t.u.size else math.nan, sd_diff=sd,
+        median_diff=t.sign * joint_median(t.u) if t.u.size else math.nan, sd_diff=sd,
         ci_low=case.ci95[0], ci_high=case.ci95[1], ci90_low=case.ci90[0],
         ci90_high=case.ci90[1], interval=label,
         exact=t.dist is None or t.dist.exact,

@@ -37,8 +37,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.stats as st
 
-__all__ = ["SIGN_METHOD", "SignTest", "joint_outcome", "sign_scores", "sign_test"]
+__all__ = ["ESTIMAND_MEDIAN", "SIGN_METHOD", "SignTest", "joint_median", "joint_outcome",
+           "sign_scores", "sign_test"]
 
+ESTIMAND_MEDIAN = "median of the joint outcome (diverged = worst)"
 SIGN_METHOD = "exact sign-test inversion (order statistics)"
 # Ties with delta0: on a grid u and delta0 are multiples of its step; compared with a
 # tolerance far below one step and far above float error.
@@ -49,6 +51,13 @@ def joint_outcome(u: np.ndarray) -> np.ndarray:
     """The improvement scores of `_divergence.improvement_scores` (NaN where both sides
     diverged) with both-diverged seeds as 0: equal outcomes, a tie at no difference."""
     return np.where(np.isnan(u), 0.0, u)
+
+
+def joint_median(u: np.ndarray) -> float:
+    """The sample median of joint outcomes `u: (n,)`, n >= 1: the midpoint of the middle
+    two for an even n (infinite where a middle one is; NaN for -inf and +inf)."""
+    with np.errstate(invalid="ignore"):
+        return float(np.median(u))
 
 
 def _above(u: np.ndarray, delta0: float) -> np.ndarray:
@@ -91,7 +100,6 @@ class SignTest:
     n: int
     method: str = SIGN_METHOD
     exact: bool = True
-    n_resamples: int = 0
 
     def p_greater(self, delta0: float = 0.0) -> float:
         """p value of H: median <= delta0 against median > delta0."""
@@ -125,14 +133,6 @@ class SignTest:
     def interval(self, confidence: float) -> tuple[float, float]:
         a = (1.0 - confidence) / 2.0
         return self.lower_bound(a), self.upper_bound(a)
-
-    @property
-    def median(self) -> float:
-        """The sample median of the joint outcome: the midpoint of the middle two for an
-        even n (infinite where a middle one is; NaN for -inf and +inf)."""
-        lo, hi = self.u[(self.n - 1) // 2], self.u[self.n // 2]
-        with np.errstate(invalid="ignore"):  # -inf and +inf in the middle: no median
-            return float((lo + hi) / 2)
 
 
 def sign_test(u: object) -> SignTest:

@@ -71,7 +71,7 @@ import numpy as np
 from ablate.files import jsonable
 from ablate.stats._divergence import improvement_scores, rank_p
 from ablate.stats._grid import to_grid
-from ablate.stats._median import joint_outcome, sign_scores
+from ablate.stats._median import joint_median, joint_outcome, sign_scores
 from ablate.stats._outcomes import ContrastData
 from ablate.stats._power import min_seeds_for_sign_flip
 from ablate.stats._verdict import CLAIMS, label, levels
@@ -528,8 +528,7 @@ def sequential_verdicts(
             word = label(None if claimed == "conflict" else claimed, p.data.kind)
             joint = p.joint[:looks[k]]
             joint = joint[~np.isnan(joint)]
-            with np.errstate(invalid="ignore"):
-                median = p.sign * float(np.median(joint)) if joint.size else math.nan
+            median = p.sign * joint_median(joint) if joint.size else math.nan
             path.append(Look(looks[k], int(sel.sum()), float(d.mean()) if d.size else math.nan,
                              raw[0], raw[1], word, median))
         settled_k = first_claim.get(j)

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ablate.stats._family import holm
-from ablate.stats._median import SignTest
+from ablate.stats._median import ESTIMAND_MEDIAN, SignTest
 from ablate.stats._signflip import SignFlip
 
 __all__ = [
@@ -181,7 +181,7 @@ def _of(case: Case) -> str:
     """What the p values are of, where it is not the mean difference."""
     if case.rank is not None:
         return " of the joint outcome (diverged = worst)"
-    return " of the median (sign test)" if case.estimand.startswith("median") else ""
+    return " of the median (sign test)" if case.estimand == ESTIMAND_MEDIAN else ""
 
 
 def _p(p: float) -> str:
