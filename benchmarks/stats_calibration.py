@@ -32,8 +32,16 @@ Two estimates per error rate:
   a sequential claim needs every shift up to the edge rejected), the simulated share
   of studies where the test rejected but no claim was made is subtracted, which keeps
   it unbiased.
-The last line, `worst error rate / alpha`, is the largest conditional estimate (direct
-where there is none: the five-arm family) divided by its own nominal level (0.05 for
+- exact (the median's one-contrast rows): the sign test's claims are counts of seeds
+  beyond a shift, so at the noise model's exact probabilities (P(u > +ROPE) etc., from
+  its distribution function; the direct share beside it checks them) a fixed claim's
+  rate is a binomial or trinomial tail, and a sequential one the probability that a
+  +-1 walk with that step probability crosses the design's boundaries (built exactly
+  as `_sequential.crossing` builds them: at step probability 1/2 it reproduces that
+  function's size, checked on every run). No Monte Carlo error; for sequential
+  'equivalent' it is an upper bound (the half of the test whose null holds).
+The last line, `worst error rate / alpha`, is the largest conditional or exact estimate
+(direct where there is none: the families, divergence) divided by its own nominal level (0.05 for
 non-coverage and "equivalent", 0.025 for "better"), over the symmetric cases.
 
 The sequential design: looks after every round of 2 seeds from 6 to 30, spending
@@ -70,6 +78,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -131,18 +140,37 @@ def noise(rng: np.random.Generator, kind: str, shape: tuple[int, ...]) -> np.nda
     return sign * (rng.gamma(k, 1.0, shape) - k) / math.sqrt(k)
 
 
+def noise_cdf(kind: str, x: float) -> float:
+    """P(SD * noise(kind) <= x), x in grid units: the noise model's exact law."""
+    z = x / SD
+    if kind == "normal":
+        return float(st.norm.cdf(z))
+    if kind == "heavy":
+        return float(st.t.cdf(z * math.sqrt(3.0), 3))
+    if kind == "bad seeds":  # SD z - BAD_UNITS (bad - BAD_P)
+        shift = BAD_P * BAD_UNITS
+        return float((1 - BAD_P) * st.norm.cdf((x - shift) / SD)
+                     + BAD_P * st.norm.cdf((x + BAD_UNITS - shift) / SD))
+    k = _shape(kind)
+    if "+" in kind:
+        return float(st.gamma.cdf(k + z * math.sqrt(k), k))
+    return float(st.gamma.sf(k - z * math.sqrt(k), k))
+
+
 def noise_median(kind: str) -> float:
     """The median of SD * noise(kind), grid units (0 for the symmetric kinds)."""
     if kind in SYMMETRIC:
         return 0.0
-    if kind == "bad seeds":
-        def cdf(x: float) -> float:
-            return float((1 - BAD_P) * st.norm.cdf(x / SD - BAD_P * BAD_UNITS / SD)
-                         + BAD_P * st.norm.cdf((x + BAD_UNITS) / SD - BAD_P * BAD_UNITS / SD))
-        return float(optimize.brentq(lambda x: cdf(x) - 0.5, -3 * SD, 3 * SD, xtol=1e-10))
-    k = _shape(kind)
-    sign = 1.0 if "+" in kind else -1.0
-    return SD * sign * (float(st.gamma.median(k)) - k) / math.sqrt(k)
+    return float(optimize.brentq(lambda x: noise_cdf(kind, x) - 0.5, -3 * SD, 3 * SD,
+                                 xtol=1e-10))
+
+
+def edge_probabilities(kind: str) -> tuple[float, float, float]:
+    """For median_units(kind, delta=ROPE), u = rint(ROPE - m + SD noise): the exact
+    P(u > ROPE), P(u < ROPE) and P(u <= -ROPE) (a value rounds up from .5 on)."""
+    m = noise_median(kind)
+    return (1.0 - noise_cdf(kind, m + 0.5), noise_cdf(kind, m - 0.5),
+            noise_cdf(kind, m - 2 * ROPE + 0.5))
 
 
 def median_units(rng: np.random.Generator, kind: str, sims: int, n: int, delta: int
@@ -233,11 +261,74 @@ def median_fixed_rates(rng: np.random.Generator, kind: str, n: int, sims: int
         miss[i] = not c.ci_low <= ROPE * H <= c.ci_high
         better[i] = c.decision == "better"
         equiv[i] = c.decision == "equivalent"
-    return [Rate(f"median: {label}, {kind}, n={n}", nominal, *share(direct))
-            for label, nominal, direct in (
+    exact = median_exact(kind, n)
+    return [Rate(f"median: {label}, {kind}, n={n}", nominal, *share(direct), value, 0.0)
+            for (label, nominal, direct), value in zip((
                 ("non-coverage of the 95% CI", ALPHA, miss),
                 ("P('better') at median = +ROPE", ALPHA / 2, better),
-                ("P('equivalent') at median = +ROPE", ALPHA, equiv))]
+                ("P('equivalent') at median = +ROPE", ALPHA, equiv)), exact, strict=True)]
+
+
+def critical(n: int, a: float) -> int | None:
+    """The smallest count c with P(Binomial(n, 1/2) >= c) <= a (None if even n fails),
+    from SciPy: the sign test's rejection count, independent of ablate's."""
+    return next((c for c in range(n + 1) if st.binom.sf(c - 1, n, 0.5) <= a + 1e-15),
+                None)
+
+
+def _binom_tail(n: int, q: float, c: int | None) -> float:
+    """P(Binomial(n, q) >= c); 0 when no count is rare enough (c None)."""
+    return 0.0 if c is None else float(st.binom.sf(c - 1, n, q))
+
+
+def median_exact(kind: str, n: int) -> tuple[float, float, float]:
+    """The exact rates of median_fixed_rates' three errors at the noise model's edge
+    probabilities (no simulation): the sign test's claims are counts of seeds beyond a
+    shift, so each is a binomial (or trinomial) tail. Non-coverage: c_{alpha/2} seeds
+    above +ROPE or c_{alpha/2} below it; 'better': the first alone; 'equivalent': at
+    most n - c_alpha seeds at or above +ROPE and at most n - c_alpha at or below -ROPE."""
+    q_up, q_down, q_low = edge_probabilities(kind)
+    c2, c1 = critical(n, ALPHA / 2), critical(n, ALPHA)
+    better = _binom_tail(n, q_up, c2)
+    miss = better + _binom_tail(n, q_down, c2)
+    equiv = 0.0
+    if c1 is not None:
+        q_high = 1.0 - q_down  # u >= +ROPE
+        for x1 in range(n - c1 + 1):
+            for x3 in range(min(n - c1, n - x1) + 1):
+                equiv += float(st.multinomial.pmf([x1, x3, n - x1 - x3], n,
+                                                      [q_low, q_high, 1 - q_low - q_high]))
+    return miss, better, equiv
+
+
+def walk_rate(q: float, looks: tuple[int, ...], spend: tuple[float, ...]) -> float:
+    """P(a walk of +1 (probability q) / -1 steps crosses the median's sequential
+    boundaries by the last look): the boundaries built as `_sequential.crossing` builds
+    them for fair +-1 steps (the fair counts), the biased probability carried beside
+    them. At q = 1/2 it is crossing's own size (checked in main)."""
+    n = looks[-1]
+    fair = np.zeros(2 * n + 1, dtype=np.int64)  # index s + n holds partial sum s
+    prob = np.zeros(2 * n + 1)
+    fair[n], prob[n] = 1, 1.0
+    spent, rate, i = 0, 0.0, 0
+    for k, n_k in enumerate(looks):
+        while i < n_k:
+            fair = np.roll(fair, 1) + np.roll(fair, -1)
+            prob = q * np.roll(prob, 1) + (1 - q) * np.roll(prob, -1)
+            spent *= 2
+            i += 1
+        budget = math.floor(Fraction(spend[k]) * 2**n_k) - spent
+        if budget < 1:
+            continue
+        tail = np.cumsum(fair[::-1])  # from the top down
+        fits = int(np.searchsorted(tail, budget, side="right"))
+        if fits == 0:
+            continue
+        b = fair.size - fits
+        spent += int(tail[fits - 1])
+        rate += float(prob[b:].sum())
+        fair[b:], prob[b:] = 0, 0.0
+    return rate
 
 
 def power_rates(rng: np.random.Generator, sims: int, n: int) -> list[Rate]:
@@ -481,11 +572,15 @@ def sequential_rates(rng: np.random.Generator, kind: str, sims: int,
         cond_b[i] = up.size - ((up.look < k_all) and not better[i])
         cond_e[i] = down.size - ((down.look < k_all) and not equiv[i])
     sym = kind in SYMMETRIC
+    if not mean:  # the walk's crossing probability at the model's edge probabilities:
+        q_up, q_down, _ = edge_probabilities(kind)  # exact for 'better' alone, and an
+        bounds = (walk_rate(q_up, looks, design.spending(ALPHA / 2)),  # upper bound
+                  walk_rate(q_down, looks, design.spending(ALPHA)))  # for 'equivalent'
     out = []
-    for claim, nominal, direct, cond in (("better", ALPHA / 2, better, cond_b),
-                                         ("equivalent", ALPHA, equiv, cond_e)):
+    for j, (claim, nominal, direct, cond) in enumerate((("better", ALPHA / 2, better, cond_b),
+                                                        ("equivalent", ALPHA, equiv, cond_e))):
         d, d_se = share(direct)
-        c, c_se = share(cond) if sym and mean else (None, None)
+        c, c_se = (share(cond) if sym else (None, None)) if mean else (bounds[j], 0.0)
         out.append(Rate(f"{estimand}: sequential P('{claim}') at +ROPE, peeking every "
                         f"round, {kind}", nominal, d, d_se, c, c_se,
                         guaranteed=sym or not mean))
@@ -656,7 +751,7 @@ def se_text(value: float, se: float) -> str:
 
 
 def table(rates: list[Rate]) -> list[str]:
-    lines = [f"  {'error rate':<64} {'nominal':>7} {'direct':>14} {'conditional':>16} "
+    lines = [f"  {'error rate':<64} {'nominal':>7} {'direct':>14} {'cond. or exact':>16} "
              f"{'/nominal':>8}"]
     for r in rates:
         cond = "" if r.conditional is None or r.conditional_se is None else \
@@ -700,6 +795,10 @@ def main() -> None:
 
     rng = np.random.default_rng(args.seed)
     design = SequentialDesign(rope=ROPE * H)
+    for level in (ALPHA / 2, ALPHA):  # the exact walk rates use crossing's boundaries
+        fair = crossing(np.ones(design.max_seeds, dtype=np.int64), design.looks,
+                        design.spending(level), to_the_end=True).size
+        assert walk_rate(0.5, design.looks, design.spending(level)) == fair
     start = time.perf_counter()
     median, mean = "median", "mean"
     sections: list[tuple[str, Callable[[], list[Rate]]]] = [
@@ -744,7 +843,8 @@ def main() -> None:
           f"{', quick' if args.quick else ''}")
     print("columns: nominal level; direct share of simulated studies (its SE); "
           "conditional estimate (its SE), exact given each study's magnitudes, symmetric "
-          "noise only; the estimate used divided by the nominal level")
+          "noise only, or the median's exact rate at the noise model's probabilities; "
+          "the estimate used divided by the nominal level")
     every: list[Rate] = []
     for title, run in sections:
         rates = run()

@@ -506,13 +506,15 @@ def budget_sentence(a: Analysis, *, rule: bool = True) -> str:
 
 def verdict_line(a: Analysis, c: Contrast) -> str:
     """One line per contrast for a terminal: 'dropout=off vs dropout=on: better,
-    +0.74 points (95% CI 0.63 to 0.85 points)'."""
+    median +0.76 points (95% CI 0.69 to 0.78 points)' (the estimand's estimate: 'mean'
+    under estimand = "mean")."""
     if c.n == 0:
         return f"{c.arm} vs {c.baseline}: {c.decision} (no seed where both sides finished)"
     u = units(a)
     name = "95% repeated CI" if a.sequential is not None else "95% CI"
     unit = f" {u.unit}" if u.unit else ""
-    return (f"{c.arm} vs {c.baseline}: {c.decision}, {u.signed(c.mean_diff)}{unit} "
+    which = "median" if c.estimand == ESTIMAND_MEDIAN else "mean"
+    return (f"{c.arm} vs {c.baseline}: {c.decision}, {which} {u.signed(estimate(c))}{unit} "
             f"({ci_clause(c, u, name)})")
 
 

@@ -15,8 +15,8 @@ with every stream varied; `additivity` (their sum over that variance) says how f
 The shares rank the sources; they are not a decomposition of the total.
 
 The advice: with the arm's sd, how many seeds a contrast of two such arms needs for
-P("better") >= 0.8 at 2 x ROPE (`power_for`, the verdict's own power) when the arms'
-outcomes are uncorrelated (sd of the difference sqrt(2) sd), and how many if pairing
+P("better") >= 0.8 at 2 x ROPE (`power_for`, the verdict's own power, by the test of
+the study's estimand) when the arms' outcomes are uncorrelated (sd of the difference sqrt(2) sd), and how many if pairing
 removed the dominant stream's variance entirely (the most pairing can buy from it: the
 arms of a contrast share every stream by seed, but only outcomes that follow the shared
 stream alike correlate; the report's realized correlation says how much they did).
@@ -101,13 +101,15 @@ def _points(x: float) -> str:
 def anatomy(values: Mapping[str, object], *, arm: str, metric: str, rope: float,
             rng: np.random.Generator, all_streams: object | None = None,
             alpha: float = 0.05, resolution: float | None = None,
-            simulations: int = 400, images: int | None = None) -> Anatomy:
+            simulations: int = 400, images: int | None = None,
+            estimand: str = "median") -> Anatomy:
     """The anatomy of `values` (stream -> (n_k,) metric of the runs varying it alone).
 
     rope, resolution: the study's (metric units). rng: a stream keyed by the study and
     arm (the bootstrap and the power simulation draw from it). Metric values in metric
     units; the advice's sentence writes them in points (x 100: an accuracy). images: for
-    an accuracy, the images it is measured on (gives `image_sd`).
+    an accuracy, the images it is measured on (gives `image_sd`). estimand: the study's
+    ("median": the sign test plans the seeds; "mean": the sign-flip test).
     """
     if len(values) < 1:
         raise ValueError("anatomy needs at least one varied stream")
@@ -143,7 +145,8 @@ def anatomy(values: Mapping[str, object], *, arm: str, metric: str, rope: float,
 
     def seeds(v: float) -> int | None:
         pw = power_for(math.sqrt(2.0 * v), n_plan, rope=rope, alpha=alpha, m=1,
-                       resolution=resolution, rng=rng, simulations=simulations)
+                       resolution=resolution, rng=rng, simulations=simulations,
+                       test=estimand)
         return None if pw is None else pw.seeds_better
 
     unpaired, paired = seeds(var_arm), seeds(min(rest, var_arm))

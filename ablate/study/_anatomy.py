@@ -146,7 +146,7 @@ def _anatomy(study: Study, arm: str, runs: Sequence[AnatomyRun]) -> Anatomy | No
     return anatomy(groups, arm=arm, metric=name, rope=study.rope,
                    rng=stream(study.name, arm, "anatomy"), all_streams=every,
                    resolution=1.0 / study.validation if accuracy else None,
-                   images=study.validation if accuracy else None)
+                   images=study.validation if accuracy else None, estimand=study.estimand)
 
 
 def write_anatomy(run_dir: Path, result: AnatomyStudy) -> Path:

@@ -32,6 +32,7 @@ from ablate.metric import METRICS
 from ablate.report import anatomy_markdown
 from ablate.stats import anatomy
 from ablate.stats._anatomy import variance_interval
+from ablate.stats._power import power_for
 from ablate.store import Store, read_anatomy
 from ablate.study._anatomy import (
     anatomy_arm,
@@ -161,6 +162,29 @@ def test_anatomy_statistics_against_scipy() -> None:
     # One run's accuracy on 10,000 images: binomial sd at the all-streams mean accuracy.
     acc = every.mean()
     assert a.image_sd == pytest.approx(math.sqrt(acc * (1 - acc) / 10_000), rel=1e-12)
+
+
+
+def test_anatomy_plans_with_the_studys_estimand() -> None:
+    # The advice's seed counts are the verdict's own power for the study's estimand (its
+    # own simulation draws: within that power's 2-Monte-Carlo-SE range of seeds): the
+    # sign test (median) needs more seeds than the sign-flip test (mean) at normal spread.
+    rng = np.random.default_rng(2)
+    values = {"init": rng.normal(0.98, 0.0024, 12), "order": rng.normal(0.98, 0.0008, 12)}
+    every = rng.normal(0.98, 0.0022, 12)
+    need: dict[str, int] = {}
+    for estimand in ("median", "mean"):
+        a = anatomy(values, arm="x", metric="test_accuracy", rope=0.002,
+                    rng=np.random.default_rng(1), all_streams=every, resolution=1e-4,
+                    simulations=200, estimand=estimand)
+        pw = power_for(math.sqrt(2.0 * every.var(ddof=1)), 12, rope=0.002, alpha=0.05, m=1,
+                       resolution=1e-4, rng=np.random.default_rng(1), simulations=200,
+                       test=estimand)
+        assert pw is not None and a.seeds_unpaired is not None
+        lo, hi = pw.seeds_better_range
+        assert lo <= a.seeds_unpaired <= hi
+        need[estimand] = a.seeds_unpaired
+    assert need["median"] > need["mean"]
 
 
 CLI_STUDY = STUDY.replace('name = "tiny-anatomy"', 'name = "cli-anatomy"')

@@ -94,6 +94,8 @@ def test_the_end_of_a_study_prints_each_verdict_and_what_next(study_file: Path,
     for c in report["contrasts"]:  # one line each, with its decision
         mine = [s for s in lines if s.startswith(f"  {c['arm']} vs {c['baseline']}: ")]
         assert len(mine) == 1 and mine[0].split(": ", 1)[1].startswith(f"{c['decision']}, ")
+        # The estimate shown is the estimand's (the median by default), in points.
+        assert f"{c['decision']}, median {100 * c['median_diff']:+.2f} points" in mine[0]
     assert any(s.startswith("With 2 paired seeds no one-sided exact p") for s in lines)
     assert f"Report: {run_dir / 'report.html'} (and report.md, report.json)" in lines
     assert any(s.startswith("Next: ") and f"`ablate serve {run_dir}`" in s for s in lines)
