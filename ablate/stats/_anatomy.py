@@ -16,10 +16,11 @@ The shares rank the sources; they are not a decomposition of the total.
 
 The advice: with the arm's sd, how many seeds a contrast of two such arms needs for
 P("better") >= 0.8 at 2 x ROPE (`power_for`, the verdict's own power, by the test of
-the study's estimand) when the arms' outcomes are uncorrelated (sd of the difference sqrt(2) sd), and how many if pairing
-removed the dominant stream's variance entirely (the most pairing can buy from it: the
-arms of a contrast share every stream by seed, but only outcomes that follow the shared
-stream alike correlate; the report's realized correlation says how much they did).
+the study's estimand) when the arms' outcomes are uncorrelated (sd of the difference
+sqrt(2) sd), and how many if pairing removed the dominant stream's variance entirely
+(the most pairing can buy from it: the arms of a contrast share every stream by seed,
+but only outcomes that follow the shared stream alike correlate; the report's realized
+correlation says how much they did).
 """
 
 from __future__ import annotations
