@@ -223,8 +223,8 @@ def estimand_method(estimand: str) -> str:
                 "against Binomial(n, 1/2)), which assumes independent seeds and nothing "
                 "about the shape of their spread: an arm with a bad seed now and then, or "
                 "a skewed spread, keeps every error rate, where the mean's sign-flip test "
-                "makes false claims at about 3 times its level (benchmarks/"
-                "stats_calibration.py). The study key estimand = \"mean\" decides on the "
+                "said 'better' falsely at 2.7 times its level (a seed 1 point worse with "
+                "probability 0.10, 10 seeds; benchmarks/stats_calibration.py). The study key estimand = \"mean\" decides on the "
                 "mean instead, with more power when the differences are symmetric.")
     return ("The verdict is about the mean per-seed difference (study key estimand = "
             "\"mean\"), tested with the exact paired sign-flip test, which assumes "
