@@ -224,8 +224,9 @@ def estimand_method(estimand: str) -> str:
                 "about the shape of their spread: an arm with a bad seed now and then, or "
                 "a skewed spread, keeps every error rate, where the mean's sign-flip test "
                 "said 'better' falsely at 2.7 times its level (a seed 1 point worse with "
-                "probability 0.10, 10 seeds; benchmarks/stats_calibration.py). The study key estimand = \"mean\" decides on the "
-                "mean instead, with more power when the differences are symmetric.")
+                "probability 0.10, 10 seeds; benchmarks/stats_calibration.py). The study "
+                "key estimand = \"mean\" decides on the mean instead, with more power when "
+                "the differences are symmetric.")
     return ("The verdict is about the mean per-seed difference (study key estimand = "
             "\"mean\"), tested with the exact paired sign-flip test, which assumes "
             "independent seeds whose differences are symmetric about the true difference "
