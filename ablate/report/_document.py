@@ -108,7 +108,8 @@ def verdicts(a: Analysis) -> tuple[Verdict, ...]:
     sequential = a.sequential is not None
     return tuple(
         Verdict(c.arm, f"{c.arm} vs {c.baseline}", c.decision,
-                effect_sentence(c, a.effects[c.arm], units(a), sequential=sequential),
+                effect_sentence(c, a.effects[c.arm], units(a), sequential=sequential,
+                                family=a.family_of(c).size),
                 why(a, c))
         for c in a.contrasts) + tuple(
         Verdict(arm, arm, "excluded", f"{arm}: no finished run, so it is in no contrast.",

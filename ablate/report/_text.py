@@ -141,11 +141,13 @@ def _sentence(text: str) -> str:
 
 
 # -- the effect and its verdict ------------------------------------------------------
-def effect_sentence(c: Contrast, e: Effect, u: Units, *, sequential: bool = False) -> str:
-    """The estimate with its interval, the p of no difference (fixed designs only) and
-    the seeds that agree."""
+def effect_sentence(c: Contrast, e: Effect, u: Units, *, sequential: bool = False,
+                    family: int = 2) -> str:
+    """The estimate with its interval, the p of no difference (fixed designs only; Holm
+    over the family when it has more than one contrast) and the seeds that agree."""
     ci = ci_clause(c, u, "95% repeated CI" if sequential else "95% CI")
-    stats = ci if sequential else f"{ci}; {p_clause(c.p_holm)} for no difference, after Holm"
+    after = ", after Holm" if family > 1 else ""
+    stats = ci if sequential else f"{ci}; {p_clause(c.p_holm)} for no difference{after}"
     if c.n == 0:
         return _sentence(f"{subject(c, e)}: no seed where both sides finished.")
     if e.kind == "interaction" and e.other is not None:
@@ -570,12 +572,14 @@ def answer_paragraph(a: Analysis) -> str:
     sequential = a.sequential is not None
     if len(cs) == 1:
         c = cs[0]
-        body = [_lead(a, c), effect_sentence(c, a.effects[c.arm], u, sequential=sequential),
+        body = [_lead(a, c), effect_sentence(c, a.effects[c.arm], u, sequential=sequential,
+                                             family=a.family_of(c).size),
                 f"Verdict: {c.decision}."]
     else:
         body = [f"Of {len(cs)} contrasts, {counts(cs)}."]
         for c in cs:
-            body += [effect_sentence(c, a.effects[c.arm], u, sequential=sequential),
+            body += [effect_sentence(c, a.effects[c.arm], u, sequential=sequential,
+                                     family=a.family_of(c).size),
                      f"Verdict: {c.decision}."]
     if a.sequential is not None:
         body.append(sequential_sentence(a.sequential))

@@ -629,7 +629,9 @@ def test_prose_tables_and_plots_agree_with_the_decision(
     assert f"{points(abs(c['ci_high']))} points" in c["sentence"]
     p = c["p_holm"]
     shown = f"{p:.3f}" if p < 0.01 else f"{p:.2f}"  # 3 decimals below 0.01, else 2
-    assert f"p = {shown} for no difference, after Holm" in c["sentence"]
+    # One contrast: no family to adjust over, so no "after Holm".
+    assert f"p = {shown} for no difference;" in c["sentence"]
+    assert "after Holm" not in c["sentence"]
     # The reason names the claim's own Holm p, its level, and where the 95% CI lies.
     assert c["why"].startswith(f"Worse: its step-down-adjusted p = {c['p_worse_holm']:.3f} of "
                                "the joint outcome (diverged = worst) against Δ ≥ -0.20 points "
