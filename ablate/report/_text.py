@@ -141,10 +141,11 @@ def _sentence(text: str) -> str:
 
 
 # -- the effect and its verdict ------------------------------------------------------
-def effect_sentence(c: Contrast, e: Effect, u: Units, *, sequential: bool = False,
-                    family: int = 2) -> str:
+def effect_sentence(c: Contrast, e: Effect, u: Units, *, family: int,
+                    sequential: bool = False) -> str:
     """The estimate with its interval, the p of no difference (fixed designs only; Holm
-    over the family when it has more than one contrast) and the seeds that agree."""
+    over the family when it has more than one contrast: `family`, its size) and the
+    seeds that agree."""
     ci = ci_clause(c, u, "95% repeated CI" if sequential else "95% CI")
     after = ", after Holm" if family > 1 else ""
     stats = ci if sequential else f"{ci}; {p_clause(c.p_holm)} for no difference{after}"

@@ -164,7 +164,6 @@ def test_anatomy_statistics_against_scipy() -> None:
     assert a.image_sd == pytest.approx(math.sqrt(acc * (1 - acc) / 10_000), rel=1e-12)
 
 
-
 def test_anatomy_plans_with_the_studys_estimand() -> None:
     # The advice's seed counts are the verdict's own power for the study's estimand (its
     # own simulation draws: within that power's 2-Monte-Carlo-SE range of seeds): the
