@@ -609,15 +609,20 @@ def sequential_rates(rng: np.random.Generator, kind: str, sims: int,
         cond_b[i] = up.size - ((up.look < k_all) and not better[i])
         cond_e[i] = down.size - ((down.look < k_all) and not equiv[i])
     sym = kind in SYMMETRIC
-    if not mean:  # the walk's crossing probability at the model's edge probabilities:
-        q_up, q_down, _ = edge_probabilities(kind)  # exact for 'better' alone, and an
-        bounds = (walk_rate(q_up, looks, design.spending(ALPHA / 2)),  # upper bound
-                  walk_rate(q_down, looks, design.spending(ALPHA)))  # for 'equivalent'
+    estimates: list[tuple[float | None, float | None]]
+    if mean:  # conditional given the magnitudes, under symmetry only
+        estimates = [share(cond) if sym else (None, None) for cond in (cond_b, cond_e)]
+    else:
+        # The walk's crossing probability at the model's edge probabilities: exact for
+        # 'better', an upper bound for 'equivalent' (the half whose null holds).
+        q_up, q_down, _ = edge_probabilities(kind)
+        estimates = [(walk_rate(q_up, looks, design.spending(ALPHA / 2)), 0.0),
+                     (walk_rate(q_down, looks, design.spending(ALPHA)), 0.0)]
     out = []
-    for j, (claim, nominal, direct, cond) in enumerate((("better", ALPHA / 2, better, cond_b),
-                                                        ("equivalent", ALPHA, equiv, cond_e))):
+    for (claim, nominal, direct), (c, c_se) in zip(
+            (("better", ALPHA / 2, better), ("equivalent", ALPHA, equiv)), estimates,
+            strict=True):
         d, d_se = share(direct)
-        c, c_se = (share(cond) if sym else (None, None)) if mean else (bounds[j], 0.0)
         out.append(Rate(f"{estimand}: sequential P('{claim}') at +ROPE, peeking every "
                         f"round, {kind}", nominal, d, d_se, c, c_se,
                         guaranteed=sym or not mean))
